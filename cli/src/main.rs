@@ -1,0 +1,66 @@
+//! `tern`: the command-line front end of the tern toolkit.
+
+mod cmd;
+mod npy;
+mod progress;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// tern: co-design ternary-LLM accelerators for FPGAs.
+#[derive(Parser, Debug)]
+#[command(name = "tern", version, about, long_about = None)]
+struct Cli {
+    /// Log filter (tracing syntax), e.g. `info` or `tern=debug`; also TERN_LOG.
+    #[arg(long, global = true)]
+    log: Option<String>,
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check, show and list array configurations.
+    #[command(subcommand)]
+    Config(cmd::config::ConfigCmd),
+    /// Convert a trit matrix between packed layouts (files in, files out).
+    Pack(cmd::pack::PackArgs),
+    /// Unpack a packed trit matrix to one trit per byte (i8 or .npy).
+    Unpack(cmd::pack::UnpackArgs),
+    /// Run the bit-exact reference GEMM on a random Scaled-Ternary-Block layer.
+    Gemm(cmd::gemm::GemmArgs),
+    /// The main job on the embedded default config, with a short readable report.
+    Demo(cmd::demo::DemoArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_tracing(cli.log.as_deref());
+    progress::install_interrupt_handler();
+    if let Err(e) = run(cli.cmd) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Config(c) => cmd::config::run(c),
+        Command::Pack(a) => cmd::pack::run_pack(a),
+        Command::Unpack(a) => cmd::pack::run_unpack(a),
+        Command::Gemm(a) => cmd::gemm::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
+    }
+}
+
+fn init_tracing(filter: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = filter
+        .map(str::to_string)
+        .or_else(|| std::env::var("TERN_LOG").ok())
+        .unwrap_or_else(|| "warn".to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,227 @@
+//! The `tern` binary end to end: every subcommand that exists, its JSON, and its errors.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn tern(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(args)
+        .output()
+        .expect("run tern")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = tern(args);
+    assert!(
+        o.status.success(),
+        "tern {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let o = tern(args);
+    assert!(!o.status.success(), "tern {args:?} should fail");
+    String::from_utf8(o.stderr).unwrap()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tern-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+#[test]
+fn config_show_check_list() {
+    let v = json(&ok(&["config", "show", "--json", "--ranges"]));
+    assert_eq!(v["config"]["array"]["rows"], 16);
+    assert_eq!(v["derived"]["required_acc_bits"], 39);
+    assert!(v["ranges"]["activation.bits"]
+        .as_str()
+        .unwrap()
+        .contains("4..=8"));
+    let text = ok(&["config", "show", "small"]);
+    assert!(text.contains("rows = 8"), "{text}");
+    let list = json(&ok(&["config", "list", "--json"]));
+    assert_eq!(list.as_array().unwrap().len(), 3);
+
+    let good = tmp("good.toml");
+    std::fs::write(
+        &good,
+        ok(&["config", "show", "large"])
+            .split("\n#")
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let v = json(&ok(&["config", "check", good.to_str().unwrap(), "--json"]));
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["name"], "large");
+
+    let bad = tmp("bad.toml");
+    let text = std::fs::read_to_string(&good)
+        .unwrap()
+        .replace("bits = 8", "bits = 12");
+    std::fs::write(&bad, text).unwrap();
+    let e = fails(&["config", "check", bad.to_str().unwrap()]);
+    assert!(
+        e.contains("bad.toml")
+            && e.contains("activation.bits")
+            && e.contains("= 12")
+            && e.contains("4..=8"),
+        "{e}"
+    );
+    let e = fails(&["config", "check", "/nonexistent.toml"]);
+    assert!(e.contains("/nonexistent.toml"), "{e}");
+}
+
+#[test]
+fn gemm_reports_and_is_deterministic() {
+    let args = [
+        "gemm", "--m", "3", "--k", "200", "--n", "70", "--seed", "9", "--json",
+    ];
+    let a = json(&ok(&args));
+    let b = json(&ok(&args));
+    assert_eq!(a["checksum"], b["checksum"]);
+    assert_eq!(a["within_bound"], true);
+    assert_eq!(a["macs"], 3 * 200 * 70);
+    assert_eq!(
+        a["adds"].as_u64().unwrap() + a["subs"].as_u64().unwrap() + a["holds"].as_u64().unwrap(),
+        3 * 200 * 70
+    );
+    assert_eq!(a["scaler_mults"], 3 * 70 * 4); // ceil(200/64) = 4 block columns
+    let c = json(&ok(&[
+        "gemm", "--m", "3", "--k", "200", "--n", "70", "--seed", "10", "--json",
+    ]));
+    assert_ne!(a["checksum"], c["checksum"]);
+    let e = json(&ok(&[
+        "gemm", "--block", "1x128", "--scales", "extreme", "--k", "300", "--n", "5", "--json",
+    ]));
+    assert_eq!(e["within_bound"], true);
+    assert_eq!(e["block"], "1x128");
+    let err = fails(&["gemm", "--block", "1x32", "--k", "64"]);
+    assert!(err.contains("block.k") && err.contains("64"), "{err}");
+    let err = fails(&["gemm", "--k", "40000"]);
+    assert!(err.contains("max_k"), "{err}");
+    let err = fails(&["gemm", "--block", "64by64"]);
+    assert!(err.contains("NxK"), "{err}");
+}
+
+#[test]
+fn demo_runs() {
+    let out = ok(&["demo"]);
+    assert!(out.contains("inside"), "{out}");
+    let v = json(&ok(&["demo", "--json"]));
+    assert_eq!(v["layer"]["within_bound"], true);
+}
+
+#[test]
+fn pack_unpack_all_layouts() {
+    // a 4 × 256 trit matrix through every layout and back, raw and .npy
+    let trits: Vec<u8> = (0..4 * 256)
+        .map(|i| [0u8, 1, 255][(i * 7 + i / 3) % 3])
+        .collect();
+    let src = tmp("w.i8");
+    std::fs::write(&src, &trits).unwrap();
+    for layout in ["i8", "tern2", "tern5", "tq2_0", "tq1_0", "i2_s", "hf"] {
+        let packed = tmp(&format!("w.{layout}"));
+        let back = tmp(&format!("w.{layout}.i8"));
+        let v = json(&ok(&[
+            "pack",
+            src.to_str().unwrap(),
+            packed.to_str().unwrap(),
+            "--shape",
+            "4x256",
+            "--to",
+            layout,
+            "--json",
+        ]));
+        assert_eq!(
+            v["bytes_out"].as_u64().unwrap() as usize,
+            std::fs::metadata(&packed).unwrap().len() as usize
+        );
+        ok(&[
+            "unpack",
+            packed.to_str().unwrap(),
+            back.to_str().unwrap(),
+            "--shape",
+            "4x256",
+            "--from",
+            layout,
+        ]);
+        assert_eq!(std::fs::read(&back).unwrap(), trits, "{layout}");
+    }
+    // .npy in and out, with scales
+    let npy = tmp("w.npy");
+    ok(&[
+        "unpack",
+        src.to_str().unwrap(),
+        npy.to_str().unwrap(),
+        "--shape",
+        "4x256",
+        "--from",
+        "i8",
+    ]);
+    let tq = tmp("w2.tq2_0");
+    ok(&[
+        "pack",
+        npy.to_str().unwrap(),
+        tq.to_str().unwrap(),
+        "--to",
+        "tq2_0",
+        "--scale",
+        "0.25",
+    ]);
+    let sc = tmp("s.npy");
+    let v = json(&ok(&[
+        "unpack",
+        tq.to_str().unwrap(),
+        tmp("w2.i8").to_str().unwrap(),
+        "--shape",
+        "4x256",
+        "--from",
+        "tq2_0",
+        "--scales-out",
+        sc.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(v["scale_count"], 4);
+    // errors name the problem
+    let e = fails(&[
+        "pack",
+        src.to_str().unwrap(),
+        tmp("x").to_str().unwrap(),
+        "--shape",
+        "4x100",
+        "--to",
+        "tq2_0",
+    ]);
+    assert!(e.contains("1024") || e.contains("400"), "{e}");
+    let e = fails(&[
+        "pack",
+        src.to_str().unwrap(),
+        tmp("x").to_str().unwrap(),
+        "--shape",
+        "4x256",
+        "--to",
+        "nope",
+    ]);
+    assert!(e.contains("nope"), "{e}");
+    let e = fails(&[
+        "pack",
+        src.to_str().unwrap(),
+        tmp("x").to_str().unwrap(),
+        "--shape",
+        "4x256",
+        "--to",
+        "tern2",
+        "--scale",
+        "2",
+    ]);
+    assert!(e.contains("carries no scales"), "{e}");
+}
