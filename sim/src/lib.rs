@@ -1,0 +1,8 @@
+//! # tern-sim: co-simulation of tern's hardware
+//!
+//! [`verilator`] builds any Verilog top under Verilator at run time (no build script: a
+//! config the user invents is built on demand), wraps it in a generated C++ shim, loads the
+//! result as a shared library and drives its ports from Rust. Builds are cached by a hash of
+//! everything that goes into them, so nothing is rebuilt when nothing changed.
+
+pub mod verilator;
