@@ -4,5 +4,10 @@
 //! config the user invents is built on demand), wraps it in a generated C++ shim, loads the
 //! result as a shared library and drives its ports from Rust. Builds are cached by a hash of
 //! everything that goes into them, so nothing is rebuilt when nothing changed.
+//!
+//! [`case`] defines one stimulus that regenerates from a few numbers, [`engine`] the
+//! `Engine` trait every simulator implements and the bit-for-bit comparison.
 
+pub mod case;
+pub mod engine;
 pub mod verilator;

@@ -48,7 +48,10 @@ fn case(seed: u64, m: usize, n: usize, k: usize, block: BlockShape, bits: u32, d
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    // 200 cases by default; `make verify-long` raises it through PROPTEST_CASES.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200)
+    ))]
     #[test]
     fn random_cases_within_bound(
         seed in any::<u64>(),
