@@ -1,0 +1,278 @@
+//! The core: the controller, the shared activation register and `rows` lanes. Its ports are
+//! per element (`w$i`, `act$c`, `scale$r`, `out$r`); the clean wrapper ([`crate::emit`])
+//! packs them into buses.
+
+use crate::ctrl::{Controller, CtrlShape};
+use crate::lane::{Lane, LaneShape};
+use crate::params::Params;
+use crate::vlog::{decl, pack, slice, wire_eq, Text};
+use rust_hdl::prelude::*;
+
+/// The core block: `A` activation bits, `MB` mantissa bits.
+#[derive(LogicBlock)]
+pub struct Core<const A: usize, const MB: usize> {
+    pub clock: Signal<In, Clock>,
+    pub rst: Signal<In, Bit>,
+    pub start: Signal<In, Bit>,
+    pub cmd_k: Signal<In, Bits<32>>,
+    pub cmd_n: Signal<In, Bits<32>>,
+    pub cmd_m: Signal<In, Bits<32>>,
+    pub busy: Signal<Out, Bit>,
+    pub done: Signal<Out, Bit>,
+    pub err: Signal<Out, Bit>,
+    pub w_valid: Signal<In, Bit>,
+    pub w_ready: Signal<Out, Bit>,
+    /// Trit codes, lane-major: `w[r * cols + c]`.
+    pub w: Vec<Signal<In, Bits<2>>>,
+    pub act_valid: Signal<In, Bit>,
+    pub act_ready: Signal<Out, Bit>,
+    pub act: Vec<Signal<In, Bits<A>>>,
+    pub scale_valid: Signal<In, Bit>,
+    pub scale_ready: Signal<Out, Bit>,
+    pub scale: Vec<Signal<In, Bits<MB>>>,
+    pub out_valid: Signal<Out, Bit>,
+    pub out_ready: Signal<In, Bit>,
+    pub out: Vec<Signal<Out, Bits<64>>>,
+    pub out_token: Signal<Out, Bits<16>>,
+    pub out_n: Signal<Out, Bits<32>>,
+    pub out_last: Signal<Out, Bit>,
+    pub ctrl: Controller,
+    pub lanes: Vec<Lane<A, MB>>,
+    _p: Params,
+    _cols: usize,
+    _x_reg: Vec<Bits<A>>,
+}
+
+impl<const A: usize, const MB: usize> Core<A, MB> {
+    pub fn new(p: &Params) -> Self {
+        assert_eq!(p.act_bits as usize, A);
+        assert_eq!(p.mant_bits as usize, MB);
+        let (r, c) = (p.rows as usize, p.cols as usize);
+        let lane = LaneShape::of(p);
+        Core {
+            clock: Default::default(),
+            rst: Default::default(),
+            start: Default::default(),
+            cmd_k: Default::default(),
+            cmd_n: Default::default(),
+            cmd_m: Default::default(),
+            busy: Default::default(),
+            done: Default::default(),
+            err: Default::default(),
+            w_valid: Default::default(),
+            w_ready: Default::default(),
+            w: sigs(r * c),
+            act_valid: Default::default(),
+            act_ready: Default::default(),
+            act: sigs(c),
+            scale_valid: Default::default(),
+            scale_ready: Default::default(),
+            scale: sigs(r),
+            out_valid: Default::default(),
+            out_ready: Default::default(),
+            out: sigs(r),
+            out_token: Default::default(),
+            out_n: Default::default(),
+            out_last: Default::default(),
+            ctrl: Controller::new(CtrlShape::of(p)),
+            lanes: (0..r).map(|_| Lane::new(lane.clone())).collect(),
+            _p: p.clone(),
+            _cols: c,
+            _x_reg: vec![Bits::default(); c],
+        }
+    }
+}
+
+fn sigs<D: Direction, T: Synth>(n: usize) -> Vec<Signal<D, T>> {
+    (0..n).map(|_| Signal::default()).collect()
+}
+
+/// Controller inputs driven from core ports, and core outputs driven by the controller.
+const CTRL_IN: [&str; 10] = [
+    "clock",
+    "rst",
+    "start",
+    "cmd_k",
+    "cmd_n",
+    "cmd_m",
+    "w_valid",
+    "act_valid",
+    "scale_valid",
+    "out_ready",
+];
+const CTRL_OUT: [&str; 10] = [
+    "busy",
+    "done",
+    "err",
+    "w_ready",
+    "act_ready",
+    "scale_ready",
+    "out_valid",
+    "out_token",
+    "out_n",
+    "out_last",
+];
+/// Lane control inputs driven by the controller's outputs of the same name.
+const LANE_CTRL: [&str; 10] = [
+    "s0_load",
+    "ps_valid",
+    "ps_first",
+    "sc_take",
+    "sc_mload",
+    "acc_we",
+    "acc_first",
+    "out_load",
+    "en",
+    "en",
+];
+
+/// The core's Verilog body.
+pub fn core_verilog(p: &Params) -> String {
+    let (r, c, a) = (p.rows, p.cols, p.act_bits);
+    let xw = c * a;
+    let mut t = Text::default();
+    t.comment("the activation register, shared by all lanes (loaded when a beat is issued)");
+    let acts: Vec<String> = (0..c).map(|i| format!("act${i}")).collect();
+    t.line(wire_eq(xw, "act_in", &pack(&acts)));
+    t.line(decl("reg", xw, "x_reg"));
+    t.open("always @(posedge clock) begin");
+    t.line("if (ctrl$x_load) x_reg <= act_in;");
+    t.close("end");
+    t.open("always @(*) begin");
+    for n in CTRL_IN {
+        t.line(format!("ctrl${n} = {n};"));
+    }
+    for n in CTRL_OUT {
+        t.line(format!("{n} = ctrl${n};"));
+    }
+    for l in 0..r {
+        t.comment(format!("lane {l}"));
+        t.line(format!("lanes${l}$clock = clock;"));
+        for n in &LANE_CTRL[..9] {
+            t.line(format!("lanes${l}${n} = ctrl${n};"));
+        }
+        if p.ring {
+            t.line(format!("lanes${l}$s0_replay$0 = ctrl$s0_replay$0;"));
+            t.line(format!("lanes${l}$s0_pad$0 = ctrl$s0_pad$0;"));
+        }
+        for b in 0..p.tok_bits {
+            t.line(format!("lanes${l}$acc_addr${b} = ctrl$acc_addr${b};"));
+        }
+        for i in 0..c {
+            t.line(format!("lanes${l}$w${i} = w${};", l * c + i));
+            t.line(format!("lanes${l}$x${i} = {};", slice("x_reg", i * a, a)));
+        }
+        t.line(format!("lanes${l}$scale = scale${l};"));
+        t.line(format!("out${l} = lanes${l}$out;"));
+    }
+    t.close("end");
+    t.finish()
+}
+
+impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
+    fn update(&mut self) {
+        let cl = &mut self.ctrl;
+        cl.clock.next = self.clock.val();
+        cl.rst.next = self.rst.val();
+        cl.start.next = self.start.val();
+        cl.cmd_k.next = self.cmd_k.val();
+        cl.cmd_n.next = self.cmd_n.val();
+        cl.cmd_m.next = self.cmd_m.val();
+        cl.w_valid.next = self.w_valid.val();
+        cl.act_valid.next = self.act_valid.val();
+        cl.scale_valid.next = self.scale_valid.val();
+        cl.out_ready.next = self.out_ready.val();
+        self.busy.next = cl.busy.val();
+        self.done.next = cl.done.val();
+        self.err.next = cl.err.val();
+        self.w_ready.next = cl.w_ready.val();
+        self.act_ready.next = cl.act_ready.val();
+        self.scale_ready.next = cl.scale_ready.val();
+        self.out_valid.next = cl.out_valid.val();
+        self.out_token.next = cl.out_token.val();
+        self.out_n.next = cl.out_n.val();
+        self.out_last.next = cl.out_last.val();
+        let c = self._cols;
+        for (l, lane) in self.lanes.iter_mut().enumerate() {
+            let cl = &self.ctrl;
+            lane.clock.next = self.clock.val();
+            lane.en.next = cl.en.val();
+            lane.s0_load.next = cl.s0_load.val();
+            for (d, s) in lane.s0_replay.iter_mut().zip(cl.s0_replay.iter()) {
+                d.next = s.val();
+            }
+            for (d, s) in lane.s0_pad.iter_mut().zip(cl.s0_pad.iter()) {
+                d.next = s.val();
+            }
+            lane.ps_valid.next = cl.ps_valid.val();
+            lane.ps_first.next = cl.ps_first.val();
+            lane.sc_take.next = cl.sc_take.val();
+            lane.sc_mload.next = cl.sc_mload.val();
+            lane.acc_we.next = cl.acc_we.val();
+            lane.acc_first.next = cl.acc_first.val();
+            for (d, s) in lane.acc_addr.iter_mut().zip(cl.acc_addr.iter()) {
+                d.next = s.val();
+            }
+            lane.out_load.next = cl.out_load.val();
+            for i in 0..c {
+                lane.w[i].next = self.w[l * c + i].val();
+                lane.x[i].next = self._x_reg[i];
+            }
+            lane.scale.next = self.scale[l].val();
+            self.out[l].next = lane.out.val();
+        }
+        // Registers last: the children see this edge one delta later (their clocks are
+        // copies), so they must still read the pre-edge values driven above, as the Verilog
+        // (non-blocking assignments) gives them.
+        if self.clock.pos_edge() && self.ctrl.x_load.val() {
+            for (i, x) in self._x_reg.iter_mut().enumerate() {
+                *x = self.act[i].val();
+            }
+        }
+    }
+    fn connect(&mut self) {
+        let cl = &mut self.ctrl;
+        cl.clock.connect();
+        cl.rst.connect();
+        cl.start.connect();
+        cl.cmd_k.connect();
+        cl.cmd_n.connect();
+        cl.cmd_m.connect();
+        cl.w_valid.connect();
+        cl.act_valid.connect();
+        cl.scale_valid.connect();
+        cl.out_ready.connect();
+        self.busy.connect();
+        self.done.connect();
+        self.err.connect();
+        self.w_ready.connect();
+        self.act_ready.connect();
+        self.scale_ready.connect();
+        self.out_valid.connect();
+        self.out_token.connect();
+        self.out_n.connect();
+        self.out_last.connect();
+        self.out.iter_mut().for_each(|o| o.connect());
+        for lane in self.lanes.iter_mut() {
+            lane.clock.connect();
+            lane.en.connect();
+            lane.s0_load.connect();
+            lane.s0_replay.iter_mut().for_each(|x| x.connect());
+            lane.s0_pad.iter_mut().for_each(|x| x.connect());
+            lane.ps_valid.connect();
+            lane.ps_first.connect();
+            lane.sc_take.connect();
+            lane.sc_mload.connect();
+            lane.acc_we.connect();
+            lane.acc_first.connect();
+            lane.acc_addr.iter_mut().for_each(|x| x.connect());
+            lane.out_load.connect();
+            lane.w.iter_mut().for_each(|x| x.connect());
+            lane.x.iter_mut().for_each(|x| x.connect());
+            lane.scale.connect();
+        }
+    }
+    fn hdl(&self) -> Verilog {
+        Verilog::Custom(core_verilog(&self._p))
+    }
+}

@@ -1,0 +1,854 @@
+//! The array controller: command registers, the K/N/token loop counters, the stream
+//! handshakes, the flag pipeline that tells every lane stage what its data is, and the
+//! output handshake.
+//!
+//! Loop order per command (K, N, M ≤ token_tile): for each N tile (`rows` outputs), for each
+//! k-block, for each token, for each beat of the block. A beat is *issued* (`fire`) when the
+//! activation beat is valid and, for the first token of a block (or always when
+//! token_tile = 1), the weight beat is valid too; later tokens replay the block's weights from
+//! the lanes' rings. With M > 1, a partial last block is completed with pad beats (zero
+//! trits, no stream data) so that the ring stays aligned.
+//!
+//! `go` (the clock enable of every datapath register) drops only when the output register
+//! holds an unaccepted vector, or when the scaler must take a block's first mantissa and the
+//! scale stream has none: the whole pipeline freezes, so nothing is lost or duplicated.
+
+use crate::params::{Params, CMD_BITS, OUT_WORD_BITS, TOKEN_FIELD_BITS};
+use crate::vlog::{bit, decl, lit, wire_eq, zext, Text};
+use rust_hdl::prelude::*;
+
+/// Runtime shape of the controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CtrlShape {
+    pub rows: u32,
+    pub cols: u32,
+    pub block_k: u32,
+    pub bpb: u32,
+    pub token_tile: u32,
+    pub tok_bits: u32,
+    pub k_bits: u32,
+    pub n_bits: u32,
+    pub j_bits: u32,
+    pub tree_lat: u32,
+    pub max_k: u64,
+    pub max_n: u64,
+}
+
+impl CtrlShape {
+    pub fn of(p: &Params) -> Self {
+        assert!(p.k_bits <= CMD_BITS && p.n_bits <= CMD_BITS);
+        CtrlShape {
+            rows: p.rows,
+            cols: p.cols,
+            block_k: p.block_k,
+            bpb: p.bpb,
+            token_tile: p.token_tile,
+            tok_bits: p.tok_bits,
+            k_bits: p.k_bits,
+            n_bits: p.n_bits,
+            j_bits: p.j_bits,
+            tree_lat: p.tree_lat(),
+            max_k: p.max_k,
+            max_n: p.max_n,
+        }
+    }
+    fn ring(&self) -> bool {
+        self.token_tile > 1
+    }
+}
+
+/// Inputs of the controller in one cycle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CtrlIn {
+    pub rst: bool,
+    pub start: bool,
+    pub cmd_k: u64,
+    pub cmd_n: u64,
+    pub cmd_m: u64,
+    pub w_valid: bool,
+    pub act_valid: bool,
+    pub scale_valid: bool,
+    pub out_ready: bool,
+}
+
+/// Outputs of the controller in one cycle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CtrlOut {
+    pub busy: bool,
+    pub done: bool,
+    pub err: bool,
+    pub w_ready: bool,
+    pub act_ready: bool,
+    pub scale_ready: bool,
+    pub en: bool,
+    pub s0_load: bool,
+    pub s0_replay: bool,
+    pub s0_pad: bool,
+    pub x_load: bool,
+    pub ps_valid: bool,
+    pub ps_first: bool,
+    pub sc_take: bool,
+    pub sc_mload: bool,
+    pub acc_we: bool,
+    pub acc_first: bool,
+    pub acc_addr: u64,
+    pub out_load: bool,
+    pub out_valid: bool,
+    pub out_token: u64,
+    pub out_n: u64,
+    pub out_last: bool,
+}
+
+/// Flags of one beat as it travels down the pipeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Flags {
+    v: bool,
+    first: bool,
+    last: bool,
+    tf: bool,
+    kbf: bool,
+    kbl: bool,
+    t: u64,
+}
+
+/// Cycle model of the controller (the same registers as its Verilog).
+#[derive(Debug, Clone)]
+pub struct CtrlModel {
+    s: CtrlShape,
+    busy: bool,
+    issuing: bool,
+    done_q: bool,
+    err_q: bool,
+    k_reg: u64,
+    n_reg: u64,
+    m_last: u64,
+    m_gt1: bool,
+    kb_base: u64,
+    kpos: u64,
+    j: u64,
+    t: u64,
+    n_base: u64,
+    f0: Flags,
+    fd: Vec<Flags>,
+    fp: Flags,
+    fs: Flags,
+    fm: Flags,
+    out_valid: bool,
+    out_tok: u64,
+    out_n: u64,
+    out_last: bool,
+    out_nbase: u64,
+}
+
+struct Comb {
+    stall_out: bool,
+    need_scale: bool,
+    go: bool,
+    need_w: bool,
+    pad: bool,
+    fire: bool,
+    last_beat: bool,
+    t_last: bool,
+    kb_last: bool,
+    n_last: bool,
+    ft: Flags,
+}
+
+impl CtrlModel {
+    pub fn new(s: CtrlShape) -> Self {
+        CtrlModel {
+            s,
+            busy: false,
+            issuing: false,
+            done_q: false,
+            err_q: false,
+            k_reg: 0,
+            n_reg: 0,
+            m_last: 0,
+            m_gt1: false,
+            kb_base: 0,
+            kpos: 0,
+            j: 0,
+            t: 0,
+            n_base: 0,
+            f0: Flags::default(),
+            fd: vec![Flags::default(); s.tree_lat as usize],
+            fp: Flags::default(),
+            fs: Flags::default(),
+            fm: Flags::default(),
+            out_valid: false,
+            out_tok: 0,
+            out_n: 0,
+            out_last: false,
+            out_nbase: 0,
+        }
+    }
+
+    fn comb(&self, i: &CtrlIn) -> Comb {
+        let s = &self.s;
+        let ring = s.ring();
+        let ft = *self.fd.last().unwrap_or(&self.f0);
+        let stall_out = self.out_valid && !i.out_ready;
+        let need_scale = self.fp.v && self.fp.last && (!ring || self.fp.tf);
+        let go = !stall_out && (!need_scale || i.scale_valid);
+        let need_w = !ring || self.t == 0;
+        let pad = ring && self.m_gt1 && self.kpos >= self.k_reg;
+        let can = self.issuing && (pad || (i.act_valid && (!need_w || i.w_valid)));
+        let kpos_c = self.kpos + s.cols as u64;
+        let last_beat =
+            self.j == s.bpb as u64 - 1 || (!(ring && self.m_gt1) && kpos_c >= self.k_reg);
+        Comb {
+            stall_out,
+            need_scale,
+            go,
+            need_w,
+            pad,
+            fire: go && can,
+            last_beat,
+            t_last: !ring || self.t == self.m_last,
+            kb_last: self.kb_base + s.block_k as u64 >= self.k_reg,
+            n_last: self.n_base + s.rows as u64 >= self.n_reg,
+            ft,
+        }
+    }
+
+    /// The outputs in this cycle.
+    pub fn outputs(&self, i: &CtrlIn) -> CtrlOut {
+        let c = self.comb(i);
+        let ring = self.s.ring();
+        CtrlOut {
+            busy: self.busy,
+            done: self.done_q,
+            err: self.err_q,
+            w_ready: c.go && self.issuing && !c.pad && c.need_w && i.act_valid,
+            act_ready: c.go && self.issuing && !c.pad && (!c.need_w || i.w_valid),
+            scale_ready: c.need_scale && !c.stall_out,
+            en: c.go,
+            s0_load: c.fire,
+            s0_replay: ring && self.t != 0,
+            s0_pad: c.pad,
+            x_load: c.fire && !c.pad,
+            ps_valid: c.ft.v,
+            ps_first: c.ft.first,
+            sc_take: self.fp.v && self.fp.last,
+            sc_mload: c.need_scale,
+            acc_we: self.fm.v,
+            acc_first: self.fm.kbf,
+            acc_addr: self.fm.t,
+            out_load: self.fm.v && self.fm.kbl,
+            out_valid: self.out_valid,
+            out_token: self.out_tok,
+            out_n: self.out_n,
+            out_last: self.out_last,
+        }
+    }
+
+    /// One clock edge.
+    pub fn tick(&mut self, i: &CtrlIn) {
+        let s = self.s;
+        let ring = s.ring();
+        if i.rst {
+            self.busy = false;
+            self.issuing = false;
+            self.done_q = false;
+            self.err_q = false;
+            self.f0.v = false;
+            self.fd.iter_mut().for_each(|f| f.v = false);
+            self.fp.v = false;
+            self.fs.v = false;
+            self.fm.v = false;
+            self.out_valid = false;
+            return;
+        }
+        let c = self.comb(i);
+        let cmd_ok = i.cmd_k != 0
+            && i.cmd_k <= s.max_k
+            && i.cmd_n != 0
+            && i.cmd_n <= s.max_n
+            && i.cmd_m != 0
+            && i.cmd_m <= s.token_tile as u64;
+        let start_ok = i.start && !self.busy && cmd_ok;
+        let start_bad = i.start && !self.busy && !cmd_ok;
+        let mut nx = self.clone();
+        nx.done_q = false;
+        if start_ok {
+            nx.busy = true;
+            nx.issuing = true;
+            nx.err_q = false;
+            nx.k_reg = i.cmd_k;
+            nx.n_reg = i.cmd_n;
+            nx.m_last = i.cmd_m - 1;
+            nx.m_gt1 = i.cmd_m != 1;
+            nx.kb_base = 0;
+            nx.kpos = 0;
+            nx.j = 0;
+            nx.t = 0;
+            nx.n_base = 0;
+            nx.out_nbase = 0;
+        }
+        if start_bad {
+            nx.done_q = true;
+            nx.err_q = true;
+        }
+        if c.go {
+            nx.f0 = Flags {
+                v: c.fire,
+                first: self.j == 0,
+                last: c.last_beat,
+                tf: self.t == 0,
+                kbf: self.kb_base == 0,
+                kbl: c.kb_last,
+                t: self.t,
+            };
+            if c.fire {
+                if !c.last_beat {
+                    nx.j = self.j + 1;
+                    nx.kpos = self.kpos + s.cols as u64;
+                } else {
+                    nx.j = 0;
+                    if !c.t_last {
+                        nx.t = self.t + 1;
+                        nx.kpos = self.kb_base;
+                    } else {
+                        nx.t = 0;
+                        if !c.kb_last {
+                            nx.kb_base = self.kb_base + s.block_k as u64;
+                            nx.kpos = nx.kb_base;
+                        } else {
+                            nx.kb_base = 0;
+                            nx.kpos = 0;
+                            if !c.n_last {
+                                nx.n_base = self.n_base + s.rows as u64;
+                            } else {
+                                nx.issuing = false;
+                            }
+                        }
+                    }
+                }
+            }
+            for k in 0..self.fd.len() {
+                nx.fd[k] = if k == 0 { self.f0 } else { self.fd[k - 1] };
+            }
+            nx.fp = c.ft;
+            nx.fs = Flags {
+                v: self.fp.v && self.fp.last,
+                ..self.fp
+            };
+            nx.fm = self.fs;
+            if self.fm.v && self.fm.kbl {
+                let tl = !ring || self.fm.t == self.m_last;
+                nx.out_valid = true;
+                nx.out_tok = self.fm.t;
+                nx.out_n = self.out_nbase;
+                nx.out_last = tl && self.out_nbase + s.rows as u64 >= self.n_reg;
+                if tl {
+                    nx.out_nbase = self.out_nbase + s.rows as u64;
+                }
+            } else if i.out_ready {
+                nx.out_valid = false;
+            }
+        } else if i.out_ready {
+            nx.out_valid = false;
+        }
+        if self.out_valid && i.out_ready && self.out_last {
+            nx.busy = false;
+            nx.done_q = true;
+        }
+        let _ = (c.need_w, c.stall_out);
+        *self = nx;
+    }
+}
+
+/// The controller block (no const generics: every width is runtime).
+#[derive(LogicBlock)]
+pub struct Controller {
+    pub clock: Signal<In, Clock>,
+    pub rst: Signal<In, Bit>,
+    pub start: Signal<In, Bit>,
+    pub cmd_k: Signal<In, Bits<32>>,
+    pub cmd_n: Signal<In, Bits<32>>,
+    pub cmd_m: Signal<In, Bits<32>>,
+    pub w_valid: Signal<In, Bit>,
+    pub act_valid: Signal<In, Bit>,
+    pub scale_valid: Signal<In, Bit>,
+    pub out_ready: Signal<In, Bit>,
+    pub busy: Signal<Out, Bit>,
+    pub done: Signal<Out, Bit>,
+    pub err: Signal<Out, Bit>,
+    pub w_ready: Signal<Out, Bit>,
+    pub act_ready: Signal<Out, Bit>,
+    pub scale_ready: Signal<Out, Bit>,
+    pub en: Signal<Out, Bit>,
+    pub s0_load: Signal<Out, Bit>,
+    pub s0_replay: Vec<Signal<Out, Bit>>,
+    pub s0_pad: Vec<Signal<Out, Bit>>,
+    pub x_load: Signal<Out, Bit>,
+    pub ps_valid: Signal<Out, Bit>,
+    pub ps_first: Signal<Out, Bit>,
+    pub sc_take: Signal<Out, Bit>,
+    pub sc_mload: Signal<Out, Bit>,
+    pub acc_we: Signal<Out, Bit>,
+    pub acc_first: Signal<Out, Bit>,
+    pub acc_addr: Vec<Signal<Out, Bit>>,
+    pub out_load: Signal<Out, Bit>,
+    pub out_valid: Signal<Out, Bit>,
+    pub out_token: Signal<Out, Bits<16>>,
+    pub out_n: Signal<Out, Bits<32>>,
+    pub out_last: Signal<Out, Bit>,
+    _shape: CtrlShape,
+    _m: CtrlModel,
+}
+
+impl Controller {
+    pub fn new(shape: CtrlShape) -> Self {
+        let opt = |on: bool| {
+            (0..on as usize)
+                .map(|_| Signal::default())
+                .collect::<Vec<_>>()
+        };
+        Controller {
+            clock: Default::default(),
+            rst: Default::default(),
+            start: Default::default(),
+            cmd_k: Default::default(),
+            cmd_n: Default::default(),
+            cmd_m: Default::default(),
+            w_valid: Default::default(),
+            act_valid: Default::default(),
+            scale_valid: Default::default(),
+            out_ready: Default::default(),
+            busy: Default::default(),
+            done: Default::default(),
+            err: Default::default(),
+            w_ready: Default::default(),
+            act_ready: Default::default(),
+            scale_ready: Default::default(),
+            en: Default::default(),
+            s0_load: Default::default(),
+            s0_replay: opt(shape.ring()),
+            s0_pad: opt(shape.ring()),
+            x_load: Default::default(),
+            ps_valid: Default::default(),
+            ps_first: Default::default(),
+            sc_take: Default::default(),
+            sc_mload: Default::default(),
+            acc_we: Default::default(),
+            acc_first: Default::default(),
+            acc_addr: (0..shape.tok_bits).map(|_| Default::default()).collect(),
+            out_load: Default::default(),
+            out_valid: Default::default(),
+            out_token: Default::default(),
+            out_n: Default::default(),
+            out_last: Default::default(),
+            _m: CtrlModel::new(shape),
+            _shape: shape,
+        }
+    }
+
+    fn inputs(&self) -> CtrlIn {
+        CtrlIn {
+            rst: self.rst.val(),
+            start: self.start.val(),
+            cmd_k: self.cmd_k.val().to_u64(),
+            cmd_n: self.cmd_n.val().to_u64(),
+            cmd_m: self.cmd_m.val().to_u64(),
+            w_valid: self.w_valid.val(),
+            act_valid: self.act_valid.val(),
+            scale_valid: self.scale_valid.val(),
+            out_ready: self.out_ready.val(),
+        }
+    }
+}
+
+impl Logic for Controller {
+    fn update(&mut self) {
+        let i = self.inputs();
+        if self.clock.pos_edge() {
+            self._m.tick(&i);
+        }
+        let o = self._m.outputs(&i);
+        self.busy.next = o.busy;
+        self.done.next = o.done;
+        self.err.next = o.err;
+        self.w_ready.next = o.w_ready;
+        self.act_ready.next = o.act_ready;
+        self.scale_ready.next = o.scale_ready;
+        self.en.next = o.en;
+        self.s0_load.next = o.s0_load;
+        self.s0_replay.iter_mut().for_each(|x| x.next = o.s0_replay);
+        self.s0_pad.iter_mut().for_each(|x| x.next = o.s0_pad);
+        self.x_load.next = o.x_load;
+        self.ps_valid.next = o.ps_valid;
+        self.ps_first.next = o.ps_first;
+        self.sc_take.next = o.sc_take;
+        self.sc_mload.next = o.sc_mload;
+        self.acc_we.next = o.acc_we;
+        self.acc_first.next = o.acc_first;
+        for (b, x) in self.acc_addr.iter_mut().enumerate() {
+            x.next = (o.acc_addr >> b) & 1 == 1;
+        }
+        self.out_load.next = o.out_load;
+        self.out_valid.next = o.out_valid;
+        self.out_token.next = bits::<16>(o.out_token);
+        self.out_n.next = bits::<32>(o.out_n);
+        self.out_last.next = o.out_last;
+    }
+    fn connect(&mut self) {
+        self.busy.connect();
+        self.done.connect();
+        self.err.connect();
+        self.w_ready.connect();
+        self.act_ready.connect();
+        self.scale_ready.connect();
+        self.en.connect();
+        self.s0_load.connect();
+        self.s0_replay.iter_mut().for_each(|x| x.connect());
+        self.s0_pad.iter_mut().for_each(|x| x.connect());
+        self.x_load.connect();
+        self.ps_valid.connect();
+        self.ps_first.connect();
+        self.sc_take.connect();
+        self.sc_mload.connect();
+        self.acc_we.connect();
+        self.acc_first.connect();
+        self.acc_addr.iter_mut().for_each(|x| x.connect());
+        self.out_load.connect();
+        self.out_valid.connect();
+        self.out_token.connect();
+        self.out_n.connect();
+        self.out_last.connect();
+    }
+    fn hdl(&self) -> Verilog {
+        Verilog::Custom(ctrl_verilog(&self._shape))
+    }
+}
+
+/// The controller's Verilog body.
+pub fn ctrl_verilog(s: &CtrlShape) -> String {
+    let ring = s.ring();
+    let (kw, nw, jw, tw) = (s.k_bits, s.n_bits, s.j_bits, s.tok_bits);
+    let cb = CMD_BITS;
+    let mut t = Text::default();
+    // flag sets per stage: (name, width)
+    let f0: Vec<(&str, u32)> = {
+        let mut v = vec![("v", 1), ("first", 1), ("last", 1), ("kbf", 1), ("kbl", 1)];
+        if ring {
+            v.push(("tf", 1));
+            v.push(("t", tw));
+        }
+        v
+    };
+    t.comment("command registers and loop counters");
+    for (n, w) in [
+        ("busy_q", 1),
+        ("issuing", 1),
+        ("done_q", 1),
+        ("err_q", 1),
+        ("k_reg", kw),
+        ("n_reg", nw),
+        ("kb_base", kw),
+        ("kpos", kw),
+        ("j", jw),
+        ("n_base", nw),
+        ("out_nbase", nw),
+    ] {
+        t.line(decl("reg", w, n));
+    }
+    if ring {
+        t.line(decl("reg", tw, "m_last"));
+        t.line(decl("reg", 1, "m_gt1"));
+        t.line(decl("reg", tw, "t"));
+    }
+    t.comment(format!(
+        "beat flags: issue (0), {} tree stage(s), psum (P), scaler capture (S), multiplier (M)",
+        s.tree_lat
+    ));
+    let stage_names: Vec<String> = std::iter::once("0".to_string())
+        .chain((1..=s.tree_lat).map(|i| format!("d{i}")))
+        .collect();
+    for st in &stage_names {
+        for (n, w) in &f0 {
+            t.line(decl("reg", *w, &format!("{n}{st}")));
+        }
+    }
+    let tstage = stage_names.last().expect("stage 0").clone();
+    let pflags: Vec<(&str, u32)> = {
+        let mut v = vec![("v", 1), ("last", 1), ("kbf", 1), ("kbl", 1)];
+        if ring {
+            v.push(("tf", 1));
+            v.push(("t", tw));
+        }
+        v
+    };
+    for (n, w) in &pflags {
+        t.line(decl("reg", *w, &format!("{n}P")));
+    }
+    let smflags: Vec<(&str, u32)> = {
+        let mut v = vec![("vl", 1), ("kbf", 1), ("kbl", 1)];
+        if ring {
+            v.push(("t", tw));
+        }
+        v
+    };
+    for st in ["S", "M"] {
+        for (n, w) in &smflags {
+            t.line(decl("reg", *w, &format!("{n}{st}")));
+        }
+    }
+    t.comment("output register (the lanes hold the data)");
+    t.line(decl("reg", 1, "out_valid_q"));
+    t.line(decl("reg", 1, "out_last_q"));
+    t.line(decl("reg", nw, "out_n_q"));
+    if ring {
+        t.line(decl("reg", tw, "out_tok_q"));
+    }
+    t.comment("command check: 1 <= K <= max_k, 1 <= N <= max_n, 1 <= M <= token_tile");
+    let z = lit(cb, 0);
+    t.line(wire_eq(
+        1,
+        "cmd_ok",
+        &format!(
+            "(cmd_k != {z}) & (cmd_k <= {}) & (cmd_n != {z}) & (cmd_n <= {}) & (cmd_m != {z}) & (cmd_m <= {})",
+            lit(cb, s.max_k),
+            lit(cb, s.max_n),
+            lit(cb, s.token_tile as u64)
+        ),
+    ));
+    t.line(wire_eq(1, "start_ok", "start & ~busy_q & cmd_ok"));
+    t.line(wire_eq(1, "start_bad", "start & ~busy_q & ~cmd_ok"));
+    t.line(wire_eq(
+        kw,
+        "kpos_c",
+        &format!("kpos + {}", lit(kw, s.cols as u64)),
+    ));
+    t.line(wire_eq(
+        kw,
+        "kb_bk",
+        &format!("kb_base + {}", lit(kw, s.block_k as u64)),
+    ));
+    t.line(wire_eq(
+        nw,
+        "n_r",
+        &format!("n_base + {}", lit(nw, s.rows as u64)),
+    ));
+    t.line(wire_eq(
+        nw,
+        "on_r",
+        &format!("out_nbase + {}", lit(nw, s.rows as u64)),
+    ));
+    t.comment("go: the clock enable of every datapath register");
+    t.line(wire_eq(1, "stall_out", "out_valid_q & ~out_ready"));
+    if ring {
+        t.line(wire_eq(1, "need_scale", "vP & lastP & tfP"));
+    } else {
+        t.line(wire_eq(1, "need_scale", "vP & lastP"));
+    }
+    t.line(wire_eq(
+        1,
+        "go",
+        "~stall_out & ~(need_scale & ~scale_valid)",
+    ));
+    t.comment("issue");
+    if ring {
+        t.line(wire_eq(1, "t_zero", &format!("t == {}", lit(tw, 0))));
+        t.line(wire_eq(1, "need_w", "t_zero"));
+        t.line(wire_eq(1, "pad", "m_gt1 & (kpos >= k_reg)"));
+        t.line(wire_eq(
+            1,
+            "can",
+            "issuing & (pad | (act_valid & (~need_w | w_valid)))",
+        ));
+        t.line(wire_eq(
+            1,
+            "last_beat",
+            &format!(
+                "(j == {}) | (~m_gt1 & (kpos_c >= k_reg))",
+                lit(jw, s.bpb as u64 - 1)
+            ),
+        ));
+        t.line(wire_eq(1, "t_last", "t == m_last"));
+    } else {
+        t.line(wire_eq(1, "can", "issuing & act_valid & w_valid"));
+        t.line(wire_eq(
+            1,
+            "last_beat",
+            &format!("(j == {}) | (kpos_c >= k_reg)", lit(jw, s.bpb as u64 - 1)),
+        ));
+    }
+    t.line(wire_eq(1, "fire", "go & can"));
+    t.line(wire_eq(1, "kb_last", "kb_bk >= k_reg"));
+    t.line(wire_eq(1, "n_last", "n_r >= n_reg"));
+    t.open("always @(posedge clock) begin");
+    t.open("if (rst) begin");
+    let mut resets = vec![
+        "busy_q",
+        "issuing",
+        "done_q",
+        "err_q",
+        "vP",
+        "vlS",
+        "vlM",
+        "out_valid_q",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    for st in &stage_names {
+        resets.push(format!("v{st}"));
+    }
+    for r in &resets {
+        t.line(format!("{r} <= 1'b0;"));
+    }
+    t.close("end else begin");
+    t.indent_more();
+    t.line("done_q <= 1'b0;");
+    t.open("if (start_ok) begin");
+    t.line("busy_q <= 1'b1;");
+    t.line("issuing <= 1'b1;");
+    t.line("err_q <= 1'b0;");
+    t.line(format!("k_reg <= cmd_k[{}:0];", kw - 1));
+    t.line(format!("n_reg <= cmd_n[{}:0];", nw - 1));
+    if ring {
+        t.line(format!("m_last <= cmd_m[{}:0] - {};", tw - 1, lit(tw, 1)));
+        t.line(format!("m_gt1 <= (cmd_m != {});", lit(cb, 1)));
+        t.line(format!("t <= {};", lit(tw, 0)));
+    }
+    for (n, w) in [
+        ("kb_base", kw),
+        ("kpos", kw),
+        ("j", jw),
+        ("n_base", nw),
+        ("out_nbase", nw),
+    ] {
+        t.line(format!("{n} <= {};", lit(w, 0)));
+    }
+    t.close("end");
+    t.open("if (start_bad) begin");
+    t.line("done_q <= 1'b1;");
+    t.line("err_q <= 1'b1;");
+    t.close("end");
+    t.open("if (go) begin");
+    t.line("v0 <= fire;");
+    t.line(format!("first0 <= (j == {});", lit(jw, 0)));
+    t.line("last0 <= last_beat;");
+    t.line(format!("kbf0 <= (kb_base == {});", lit(kw, 0)));
+    t.line("kbl0 <= kb_last;");
+    if ring {
+        t.line("tf0 <= t_zero;");
+        t.line("t0 <= t;");
+    }
+    t.open("if (fire) begin");
+    t.open("if (~last_beat) begin");
+    t.line(format!("j <= j + {};", lit(jw, 1)));
+    t.line("kpos <= kpos_c;");
+    t.close("end else begin");
+    t.indent_more();
+    t.line(format!("j <= {};", lit(jw, 0)));
+    let tile_end = |t: &mut Text| {
+        t.open("if (~kb_last) begin");
+        t.line("kb_base <= kb_bk;");
+        t.line("kpos <= kb_bk;");
+        t.close("end else begin");
+        t.indent_more();
+        t.line(format!("kb_base <= {};", lit(kw, 0)));
+        t.line(format!("kpos <= {};", lit(kw, 0)));
+        t.line("if (~n_last) n_base <= n_r;");
+        t.line("else issuing <= 1'b0;");
+        t.close("end");
+    };
+    if ring {
+        t.open("if (~t_last) begin");
+        t.line(format!("t <= t + {};", lit(tw, 1)));
+        t.line("kpos <= kb_base;");
+        t.close("end else begin");
+        t.indent_more();
+        t.line(format!("t <= {};", lit(tw, 0)));
+        tile_end(&mut t);
+        t.close("end");
+    } else {
+        tile_end(&mut t);
+    }
+    t.close("end");
+    t.close("end");
+    // delay line
+    for (k, st) in stage_names.iter().enumerate().skip(1) {
+        let prev = &stage_names[k - 1];
+        for (n, _) in &f0 {
+            t.line(format!("{n}{st} <= {n}{prev};"));
+        }
+    }
+    for (n, _) in &pflags {
+        t.line(format!("{n}P <= {n}{tstage};"));
+    }
+    t.line("vlS <= vP & lastP;");
+    t.line("kbfS <= kbfP;");
+    t.line("kblS <= kblP;");
+    if ring {
+        t.line("tS <= tP;");
+    }
+    for (n, _) in &smflags {
+        t.line(format!("{n}M <= {n}S;"));
+    }
+    t.open("if (vlM & kblM) begin");
+    t.line("out_valid_q <= 1'b1;");
+    t.line("out_n_q <= out_nbase;");
+    if ring {
+        t.line("out_tok_q <= tM;");
+        t.line("out_last_q <= (tM == m_last) & (on_r >= n_reg);");
+        t.line("if (tM == m_last) out_nbase <= on_r;");
+    } else {
+        t.line("out_last_q <= (on_r >= n_reg);");
+        t.line("out_nbase <= on_r;");
+    }
+    t.close("end else if (out_ready) out_valid_q <= 1'b0;");
+    t.close("end else if (out_ready) out_valid_q <= 1'b0;");
+    t.open("if (out_valid_q & out_ready & out_last_q) begin");
+    t.line("busy_q <= 1'b0;");
+    t.line("done_q <= 1'b1;");
+    t.close("end");
+    t.close("end");
+    t.close("end");
+    t.comment("outputs");
+    t.open("always @(*) begin");
+    t.line("busy = busy_q;");
+    t.line("done = done_q;");
+    t.line("err = err_q;");
+    t.line("en = go;");
+    t.line("s0_load = fire;");
+    if ring {
+        t.line("s0_replay$0 = ~t_zero;");
+        t.line("s0_pad$0 = pad;");
+        t.line("x_load = fire & ~pad;");
+        t.line("w_ready = go & issuing & ~pad & need_w & act_valid;");
+        t.line("act_ready = go & issuing & ~pad & (~need_w | w_valid);");
+    } else {
+        t.line("x_load = fire;");
+        t.line("w_ready = go & issuing & act_valid;");
+        t.line("act_ready = go & issuing & w_valid;");
+    }
+    t.line("scale_ready = need_scale & ~stall_out;");
+    t.line(format!("ps_valid = v{tstage};"));
+    t.line(format!("ps_first = first{tstage};"));
+    t.line("sc_take = vP & lastP;");
+    t.line("sc_mload = need_scale;");
+    t.line("acc_we = vlM;");
+    t.line("acc_first = kbfM;");
+    for b in 0..tw {
+        t.line(format!("acc_addr${b} = {};", bit("tM", tw, b)));
+    }
+    t.line("out_load = vlM & kblM;");
+    t.line("out_valid = out_valid_q;");
+    if ring {
+        t.line(format!(
+            "out_token = {};",
+            zext("out_tok_q", tw, TOKEN_FIELD_BITS)
+        ));
+    } else {
+        t.line(format!("out_token = {};", lit(TOKEN_FIELD_BITS, 0)));
+    }
+    t.line(format!("out_n = {};", zext("out_n_q", nw, CMD_BITS)));
+    t.line("out_last = out_last_q;");
+    t.close("end");
+    let _ = OUT_WORD_BITS;
+    t.finish()
+}

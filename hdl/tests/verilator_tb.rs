@@ -1,0 +1,122 @@
+//! The emitted Verilog under Verilator: whole commands against tern-spec's reference, with
+//! random stalls on every stream, partial blocks and tiles, M = 1 and M > 1.
+
+mod common;
+
+use common::*;
+use tern_hdl::emit::emit;
+use tern_hdl::vtb::{run_testbench, write_testbench, TbCommand};
+use tern_hdl::{HdlOptions, Params};
+
+fn run(
+    cfg: &tern_spec::ArrayConfig,
+    cmds: &[(usize, usize, usize)],
+    refused: bool,
+    stall: u32,
+    tag: &str,
+) -> Vec<u64> {
+    let p = Params::new(cfg, HdlOptions::default()).unwrap();
+    let dir = scratch(tag);
+    let rep = emit(cfg, &dir).unwrap();
+    let mut list = Vec::new();
+    for (i, &(k, n, m)) in cmds.iter().enumerate() {
+        list.push(TbCommand::Run(random_command(
+            &p,
+            cfg,
+            100 + i as u64,
+            k,
+            n,
+            m,
+        )));
+        if refused && i == 0 {
+            list.push(TbCommand::Refused {
+                k: k as u64,
+                n: n as u64,
+                m: 0,
+            });
+            list.push(TbCommand::Refused {
+                k: p.max_k + 1,
+                n: n as u64,
+                m: 1,
+            });
+        }
+    }
+    let expected: usize = list
+        .iter()
+        .map(|c| match c {
+            TbCommand::Run(s) => s.outputs.len(),
+            TbCommand::Refused { .. } => 0,
+        })
+        .sum();
+    write_testbench(&p, &rep.top, &list, stall, &dir).unwrap();
+    let rtl: Vec<_> = rep
+        .files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "v"))
+        .cloned()
+        .collect();
+    let res = run_testbench(&dir, &rtl)
+        .unwrap()
+        .expect("verilator present");
+    assert_eq!(res.errors, 0, "{}", res.log);
+    assert_eq!(res.outputs, expected, "{}", res.log);
+    res.cycles
+}
+
+#[test]
+fn tiny_array_with_stalls_matches_reference() {
+    if !have_tool("verilator", "tiny_array_with_stalls_matches_reference") {
+        return;
+    }
+    // 3 lanes x 4 cols, blocks 2 x 8 (2 beats), token tile 3: partial N tiles, partial
+    // blocks (K = 13, 5), M = 1, 2, 3.
+    let cfg = config("tiny", 3, 4, 3, 2, 8);
+    run(
+        &cfg,
+        &[(13, 7, 2), (5, 3, 1), (16, 4, 3), (21, 2, 1)],
+        true,
+        3,
+        "tb_tiny",
+    );
+}
+
+#[test]
+fn full_rate_cycles_match_the_formula() {
+    if !have_tool("verilator", "full_rate_cycles_match_the_formula") {
+        return;
+    }
+    let cfg = config("rate", 2, 4, 4, 2, 8);
+    let p = Params::new(&cfg, HdlOptions::default()).unwrap();
+    let cmds = [(16, 4, 1), (13, 3, 1), (13, 3, 4), (40, 2, 2)];
+    let cycles = run(&cfg, &cmds, false, 0, "tb_rate");
+    let want: Vec<u64> = cmds
+        .iter()
+        .map(|&(k, n, m)| tern_hdl::host::ideal_cycles(&p, k, n, m) as u64)
+        .collect();
+    assert_eq!(cycles, want);
+}
+
+#[test]
+fn checker_catches_a_wrong_output() {
+    if !have_tool("verilator", "checker_catches_a_wrong_output") {
+        return;
+    }
+    let cfg = config("bad", 2, 2, 2, 2, 4);
+    let p = Params::new(&cfg, HdlOptions::default()).unwrap();
+    let dir = scratch("tb_bad");
+    let rep = emit(&cfg, &dir).unwrap();
+    let mut cs = random_command(&p, &cfg, 7, 8, 4, 2);
+    cs.outputs[1].values[0] += 1;
+    write_testbench(&p, &rep.top, &[TbCommand::Run(cs)], 2, &dir).unwrap();
+    let rtl: Vec<_> = rep
+        .files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "v"))
+        .cloned()
+        .collect();
+    let res = run_testbench(&dir, &rtl)
+        .unwrap()
+        .expect("verilator present");
+    assert_eq!(res.errors, 1, "{}", res.log);
+    assert!(res.log.contains("MISMATCH output 1"), "{}", res.log);
+}
