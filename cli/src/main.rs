@@ -31,6 +31,11 @@ enum Command {
     Gemm(cmd::gemm::GemmArgs),
     /// The main job on the embedded default config, with a short readable report.
     Demo(cmd::demo::DemoArgs),
+    /// Model files: inspect, synthesize, quantize.
+    #[command(subcommand)]
+    Model(cmd::model::ModelCmd),
+    /// Generate text with a model (GGUF or safetensors) on a ternary backend.
+    Run(cmd::run::RunArgs),
 }
 
 fn main() {
@@ -50,6 +55,8 @@ fn run(cmd: Command) -> Result<()> {
         Command::Unpack(a) => cmd::pack::run_unpack(a),
         Command::Gemm(a) => cmd::gemm::run(a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Model(c) => cmd::model::run(c),
+        Command::Run(a) => cmd::run::run(a),
     }
 }
 

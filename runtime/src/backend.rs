@@ -1,0 +1,111 @@
+//! The ternary GEMM backend: every ternary linear layer of a model runs through it.
+//!
+//! A backend receives the model's matrices once ([`TernaryBackend::load`], in registry
+//! order: layer `i`'s Q, K, V, O, gate, up, down have [`LayerId`] `7i .. 7i + 7`) and then
+//! computes exact integer accumulators `acc [M, N]` for quantized activations `[M, K]`
+//! (docs/arithmetic.md §5). The host turns them into f32 with
+//! `tern_spec::reference::output_to_f32`, so every backend that returns the right integers
+//! gives bit-identical logits. Prefill sends all prompt tokens at once (M > 1), decode M = 1.
+
+use ndarray::Array2;
+use tern_spec::{QuantizedActs, ScaledTernaryMatrix};
+use thiserror::Error;
+
+/// Index of a layer in the order it was loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LayerId(pub usize);
+
+#[derive(Debug, Error)]
+pub enum BackendError {
+    #[error("backend {backend}: layer {layer} is not loaded ({loaded} layers are)")]
+    UnknownLayer {
+        backend: String,
+        layer: usize,
+        loaded: usize,
+    },
+    #[error("backend {backend}: layer {layer} ({name}): {problem}")]
+    Layer {
+        backend: String,
+        layer: usize,
+        name: String,
+        problem: String,
+    },
+    #[error("backend {backend}: {problem}")]
+    Other { backend: String, problem: String },
+}
+
+/// A ternary GEMM engine.
+pub trait TernaryBackend {
+    /// Short name, e.g. "cpu".
+    fn name(&self) -> String;
+    /// Takes the model's matrices (name, matrix); `LayerId(i)` is `layers[i]`.
+    fn load(&mut self, layers: &[(&str, &ScaledTernaryMatrix)]) -> Result<(), BackendError>;
+    /// Exact accumulators `acc [M, N]` of layer `layer` for `acts [M, K]`.
+    fn gemm(&mut self, layer: LayerId, acts: &QuantizedActs) -> Result<Array2<i64>, BackendError>;
+}
+
+/// The plain CPU backend: `tern_spec::reference::gemm_acc`, the contract's definition.
+#[derive(Debug, Default)]
+pub struct CpuBackend {
+    layers: Vec<(String, ScaledTernaryMatrix)>,
+}
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl TernaryBackend for CpuBackend {
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+
+    fn load(&mut self, layers: &[(&str, &ScaledTernaryMatrix)]) -> Result<(), BackendError> {
+        self.layers = layers
+            .iter()
+            .map(|(n, w)| (n.to_string(), (*w).clone()))
+            .collect();
+        Ok(())
+    }
+
+    fn gemm(&mut self, layer: LayerId, acts: &QuantizedActs) -> Result<Array2<i64>, BackendError> {
+        let (name, w) = self.layers.get(layer.0).ok_or(BackendError::UnknownLayer {
+            backend: self.name(),
+            layer: layer.0,
+            loaded: self.layers.len(),
+        })?;
+        tern_spec::reference::gemm_acc(w, acts.q.view()).map_err(|e| BackendError::Layer {
+            backend: "cpu".into(),
+            layer: layer.0,
+            name: name.clone(),
+            problem: e.to_string(),
+        })
+    }
+}
+
+/// Backend names `backend_by_name` knows.
+pub const BACKENDS: &[&str] = &["cpu"];
+
+/// A backend by name.
+pub fn backend_by_name(name: &str) -> Result<Box<dyn TernaryBackend>, BackendError> {
+    match name {
+        "cpu" => Ok(Box::new(CpuBackend::new())),
+        _ => Err(BackendError::Other {
+            backend: name.into(),
+            problem: format!("unknown backend (legal: {})", BACKENDS.join(", ")),
+        }),
+    }
+}
+
+impl TernaryBackend for Box<dyn TernaryBackend> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn load(&mut self, layers: &[(&str, &ScaledTernaryMatrix)]) -> Result<(), BackendError> {
+        (**self).load(layers)
+    }
+    fn gemm(&mut self, layer: LayerId, acts: &QuantizedActs) -> Result<Array2<i64>, BackendError> {
+        (**self).gemm(layer, acts)
+    }
+}
