@@ -81,8 +81,13 @@ demo: setup
 
 ## ---- long runs --------------------------------------------------------------------------
 
+# 20,000 cases per property, 100,000,000 co-simulated MACs over five configs, and fuzzing
+# of the three built-in configs through the CLI
 verify-long: setup
-	PROPTEST_CASES=20000 TERN_PYTHON=$(CURDIR)/$(PY) $(CARGO) test --release --workspace
+	PROPTEST_CASES=20000 TERN_COSIM_MACS=100000000 TERN_PYTHON=$(CURDIR)/$(PY) \
+	  $(CARGO) test --release --workspace -- --nocapture
+	$(CARGO) build --release -p tern-cli
+	for c in small default large; do ./target/release/tern sim fuzz --config $$c --cases 2000 --seed 7 --out build/fuzz || exit 1; done
 
 docs:
 	@command -v mdbook >/dev/null || $(CARGO) install mdbook --locked

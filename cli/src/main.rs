@@ -36,9 +36,20 @@ enum Command {
     Model(cmd::model::ModelCmd),
     /// Generate text with a model (GGUF or safetensors) on a ternary backend.
     Run(cmd::run::RunArgs),
+    /// Emit the array's Verilog for a config.
+    #[command(subcommand)]
+    Hdl(cmd::hdl::HdlCmd),
+    /// Co-simulate the array: reference, Verilator and rust-hdl engines, bit for bit.
+    #[command(subcommand)]
+    Sim(cmd::sim::SimCmd),
 }
 
 fn main() {
+    // Behave like a Unix filter when stdout is closed early (`tern … | head`).
+    // SAFETY: restoring the default SIGPIPE disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_tracing(cli.log.as_deref());
     progress::install_interrupt_handler();
@@ -57,6 +68,8 @@ fn run(cmd: Command) -> Result<()> {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Model(c) => cmd::model::run(c),
         Command::Run(a) => cmd::run::run(a),
+        Command::Hdl(c) => cmd::hdl::run(c),
+        Command::Sim(c) => cmd::sim::run(c),
     }
 }
 

@@ -115,7 +115,9 @@ pub fn command_streams(
             for lane in 0..r {
                 let nn = nt * r + lane;
                 if nn < n {
-                    s.put(lane * mb, mb, w.mants[(nn / bn, kb)] as u64);
+                    // the layer's block may span several of the array's k-blocks
+                    let layer_kb = k0 / w.block.k as usize;
+                    s.put(lane * mb, mb, w.mants[(nn / bn, layer_kb)] as u64);
                 }
             }
             out.scales.push(s.words);

@@ -9,5 +9,7 @@
 //! `Engine` trait every simulator implements and the bit-for-bit comparison.
 
 pub mod case;
+pub mod driver;
 pub mod engine;
 pub mod verilator;
+pub mod verilator_engine;

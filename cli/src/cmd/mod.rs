@@ -3,6 +3,8 @@
 pub mod config;
 pub mod demo;
 pub mod gemm;
+pub mod hdl;
 pub mod model;
 pub mod pack;
 pub mod run;
+pub mod sim;

@@ -225,9 +225,8 @@ impl Model {
                 std::io::Error::other(format!("cannot open VCD (code {r})")),
             ));
         }
+        // the next tick (or trace_dump) writes the first sample
         self.tracing = true;
-        // SAFETY: valid handle.
-        unsafe { (self.api.trace_dump)(self.handle, self.time) };
         Ok(())
     }
 
