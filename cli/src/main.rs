@@ -36,6 +36,9 @@ enum Command {
     Model(cmd::model::ModelCmd),
     /// Generate text with a model (GGUF or safetensors) on a ternary backend.
     Run(cmd::run::RunArgs),
+    /// Performance: CPU kernels vs memory bandwidth, model tokens/s.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCmd),
     /// Emit the array's Verilog for a config.
     #[command(subcommand)]
     Hdl(cmd::hdl::HdlCmd),
@@ -68,6 +71,7 @@ fn run(cmd: Command) -> Result<()> {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Model(c) => cmd::model::run(c),
         Command::Run(a) => cmd::run::run(a),
+        Command::Bench(c) => cmd::bench::run(c),
         Command::Hdl(c) => cmd::hdl::run(c),
         Command::Sim(c) => cmd::sim::run(c),
     }

@@ -58,7 +58,7 @@ impl CpuBackend {
 
 impl TernaryBackend for CpuBackend {
     fn name(&self) -> String {
-        "cpu".into()
+        "reference".into()
     }
 
     fn load(&mut self, layers: &[(&str, &ScaledTernaryMatrix)]) -> Result<(), BackendError> {
@@ -76,6 +76,54 @@ impl TernaryBackend for CpuBackend {
             loaded: self.layers.len(),
         })?;
         tern_spec::reference::gemm_acc(w, acts.q.view()).map_err(|e| BackendError::Layer {
+            backend: "reference".into(),
+            layer: layer.0,
+            name: name.clone(),
+            problem: e.to_string(),
+        })
+    }
+}
+
+/// The fast CPU backend: tern-kernels (AVX-512 VNNI / AVX2 / NEON / portable, chosen at
+/// run time; `TERN_KERNEL` forces one), bit-exact with [`CpuBackend`]. Weights are laid
+/// out for the kernel once, at load.
+pub struct KernelBackend {
+    layers: Vec<(String, tern_kernels::PreparedMatrix)>,
+    threads: usize,
+}
+
+impl KernelBackend {
+    /// `threads` = 0 uses every available core.
+    pub fn new(threads: usize) -> Self {
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        Self { layers: Vec::new(), threads }
+    }
+}
+
+impl TernaryBackend for KernelBackend {
+    fn name(&self) -> String {
+        format!("cpu ({}, {} threads)", tern_kernels::detect().name(), self.threads)
+    }
+
+    fn load(&mut self, layers: &[(&str, &ScaledTernaryMatrix)]) -> Result<(), BackendError> {
+        self.layers = layers
+            .iter()
+            .map(|(n, w)| (n.to_string(), tern_kernels::PreparedMatrix::new(w)))
+            .collect();
+        Ok(())
+    }
+
+    fn gemm(&mut self, layer: LayerId, acts: &QuantizedActs) -> Result<Array2<i64>, BackendError> {
+        let (name, w) = self.layers.get(layer.0).ok_or(BackendError::UnknownLayer {
+            backend: "cpu".into(),
+            layer: layer.0,
+            loaded: self.layers.len(),
+        })?;
+        tern_kernels::gemm(w, acts, self.threads).map_err(|e| BackendError::Layer {
             backend: "cpu".into(),
             layer: layer.0,
             name: name.clone(),
@@ -84,17 +132,23 @@ impl TernaryBackend for CpuBackend {
     }
 }
 
-/// Backend names `backend_by_name` knows.
-pub const BACKENDS: &[&str] = &["cpu"];
+/// Backend names `backend_by_name` knows: `cpu` (fast kernels, all cores), `cpu:N`
+/// (N threads), `reference` (the plain contract implementation).
+pub const BACKENDS: &[&str] = &["cpu", "cpu:N", "reference"];
 
 /// A backend by name.
 pub fn backend_by_name(name: &str) -> Result<Box<dyn TernaryBackend>, BackendError> {
+    let unknown = || BackendError::Other {
+        backend: name.into(),
+        problem: format!("unknown backend (legal: {})", BACKENDS.join(", ")),
+    };
     match name {
-        "cpu" => Ok(Box::new(CpuBackend::new())),
-        _ => Err(BackendError::Other {
-            backend: name.into(),
-            problem: format!("unknown backend (legal: {})", BACKENDS.join(", ")),
-        }),
+        "reference" => Ok(Box::new(CpuBackend::new())),
+        "cpu" => Ok(Box::new(KernelBackend::new(0))),
+        _ => match name.strip_prefix("cpu:").map(str::parse::<usize>) {
+            Some(Ok(t)) if t >= 1 => Ok(Box::new(KernelBackend::new(t))),
+            _ => Err(unknown()),
+        },
     }
 }
 
