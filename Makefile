@@ -72,7 +72,7 @@ test: setup
 # the demo and the examples must run as part of the tests
 demo-check:
 	@mkdir -p build
-	$(CARGO) run --quiet --release -p tern-cli -- demo > build/demo.txt
+	$(CARGO) run --quiet -p tern-cli -- demo > build/demo.txt
 	@grep -q "inside" build/demo.txt && echo "demo: ok"
 
 demo: setup
