@@ -7,6 +7,7 @@
 //! ([`reference`]). The prose version is docs/arithmetic.md.
 
 pub mod act;
+pub mod card;
 pub mod config;
 pub mod matrix;
 pub mod pack;

@@ -1,0 +1,4 @@
+//! The card contract (issue: the card and its PCIe host driver): the register map. Command
+//! layouts and the model image follow in the same module.
+
+pub mod regs;
