@@ -1,4 +1,5 @@
 //! The card contract (issue: the card and its PCIe host driver): the register map. Command
 //! layouts and the model image follow in the same module.
 
+pub mod cmd;
 pub mod regs;
