@@ -349,27 +349,88 @@ fn sim_gemm_fuzz_and_mismatch_report() {
 #[test]
 fn model_synth_run_and_bench_agree_across_backends() {
     let g = tmp("tiny.gguf");
-    ok(&["model", "synth", "--preset", "tiny", "--format", "gguf", "--seed", "3", "--out", g.to_str().unwrap()]);
+    ok(&[
+        "model",
+        "synth",
+        "--preset",
+        "tiny",
+        "--format",
+        "gguf",
+        "--seed",
+        "3",
+        "--out",
+        g.to_str().unwrap(),
+    ]);
     let st = tmp("tiny-st");
-    ok(&["model", "synth", "--preset", "tiny", "--format", "safetensors", "--seed", "3", "--out", st.to_str().unwrap()]);
+    ok(&[
+        "model",
+        "synth",
+        "--preset",
+        "tiny",
+        "--format",
+        "safetensors",
+        "--seed",
+        "3",
+        "--out",
+        st.to_str().unwrap(),
+    ]);
     let info = json(&ok(&["model", "inspect", g.to_str().unwrap(), "--json"]));
     assert!(info.to_string().contains("bitnet"), "{info}");
     let mut runs = Vec::new();
     for (m, b) in [(&g, "reference"), (&g, "cpu"), (&g, "cpu:1"), (&st, "cpu")] {
         let v = json(&ok(&[
-            "run", "--model", m.to_str().unwrap(), "--prompt", "ternary weights", "--steps", "5",
-            "--backend", b, "--json",
+            "run",
+            "--model",
+            m.to_str().unwrap(),
+            "--prompt",
+            "ternary weights",
+            "--steps",
+            "5",
+            "--backend",
+            b,
+            "--json",
         ]));
         assert_eq!(v["generated_ids"].as_array().unwrap().len(), 5, "{b}");
-        runs.push((v["generated_ids"].clone(), v["prompt_last_logits_first16"].clone()));
+        runs.push((
+            v["generated_ids"].clone(),
+            v["prompt_last_logits_first16"].clone(),
+        ));
     }
-    assert!(runs.windows(2).all(|w| w[0] == w[1]), "every backend and format gives identical ids and logits: {runs:?}");
-    let b = json(&ok(&["bench", "run", "--model", g.to_str().unwrap(), "--prefill", "8", "--decode", "4", "--json"]));
+    assert!(
+        runs.windows(2).all(|w| w[0] == w[1]),
+        "every backend and format gives identical ids and logits: {runs:?}"
+    );
+    let b = json(&ok(&[
+        "bench",
+        "run",
+        "--model",
+        g.to_str().unwrap(),
+        "--prefill",
+        "8",
+        "--decode",
+        "4",
+        "--json",
+    ]));
     assert_eq!(b["prefill_tokens"], 8);
     assert_eq!(b["decode_tokens"], 4);
     assert!(b["loadavg_before"].is_string());
-    let k = json(&ok(&["bench", "kernels", "--quick", "--threads", "1", "--json"]));
+    let k = json(&ok(&[
+        "bench",
+        "kernels",
+        "--quick",
+        "--threads",
+        "1",
+        "--json",
+    ]));
     assert_eq!(k["verified"], true);
-    let e = fails(&["run", "--model", g.to_str().unwrap(), "--prompt", "x", "--backend", "gpu"]);
+    let e = fails(&[
+        "run",
+        "--model",
+        g.to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--backend",
+        "gpu",
+    ]);
     assert!(e.contains("gpu") && e.contains("reference"), "{e}");
 }

@@ -100,13 +100,20 @@ impl KernelBackend {
         } else {
             threads
         };
-        Self { layers: Vec::new(), threads }
+        Self {
+            layers: Vec::new(),
+            threads,
+        }
     }
 }
 
 impl TernaryBackend for KernelBackend {
     fn name(&self) -> String {
-        format!("cpu ({}, {} threads)", tern_kernels::detect().name(), self.threads)
+        format!(
+            "cpu ({}, {} threads)",
+            tern_kernels::detect().name(),
+            self.threads
+        )
     }
 
     fn load(&mut self, layers: &[(&str, &ScaledTernaryMatrix)]) -> Result<(), BackendError> {

@@ -648,19 +648,29 @@ fn bitnet_2b_shape_writes_and_reads_back() {
 fn fast_cpu_backend_is_bit_identical_to_reference() {
     use tern_runtime::backend::KernelBackend;
     let d = tmp("fastcpu");
-    for (i, variant) in [Variant::BitNet, Variant::LlamaStb(tern_spec::BlockShape { n: 64, k: 64 })]
-        .into_iter()
-        .enumerate()
+    for (i, variant) in [
+        Variant::BitNet,
+        Variant::LlamaStb(tern_spec::BlockShape { n: 64, k: 64 }),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let g = d.join(format!("m{i}.gguf"));
         make(Preset::Tiny, variant, Format::Gguf, 21 + i as u64, None, &g);
         let prompt = "The array adds and subtracts.";
         let (ids, want_gen, want_logits) = greedy(model::load(&g).unwrap(), prompt, 6);
         for threads in [1, 2] {
-            let (mut s, _) = Session::from_model(model::load(&g).unwrap(), KernelBackend::new(threads)).unwrap();
+            let (mut s, _) =
+                Session::from_model(model::load(&g).unwrap(), KernelBackend::new(threads)).unwrap();
             let got = generate(&mut s, &ids, 6, &mut Sampler::greedy(), None, |_| true).unwrap();
-            assert_eq!(got.generated_ids, want_gen, "variant {i}, {threads} threads");
-            assert_eq!(got.prompt_logits, want_logits, "variant {i}, {threads} threads");
+            assert_eq!(
+                got.generated_ids, want_gen,
+                "variant {i}, {threads} threads"
+            );
+            assert_eq!(
+                got.prompt_logits, want_logits,
+                "variant {i}, {threads} threads"
+            );
         }
     }
     std::fs::remove_dir_all(&d).ok();

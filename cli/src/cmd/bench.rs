@@ -47,7 +47,11 @@ pub struct RunBenchArgs {
 
 pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
-        BenchCmd::Kernels { quick, threads, json } => {
+        BenchCmd::Kernels {
+            quick,
+            threads,
+            json,
+        } => {
             if threads.iter().any(|&t| t == 0) {
                 bail!("--threads: thread counts must be ≥ 1");
             }
@@ -82,8 +86,17 @@ fn run_bench(a: RunBenchArgs) -> Result<()> {
     let (mut s, _tok) = Session::from_model(m, be)?;
     let name = s.backend().name();
     // a deterministic prompt of in-vocabulary ids
-    let prompt: Vec<u32> = (0..a.prefill as u32).map(|i| (i * 7919 + 13) % vocab.max(1)).collect();
-    let g = generate(&mut s, &prompt, a.decode, &mut Sampler::greedy(), None, |_| true)?;
+    let prompt: Vec<u32> = (0..a.prefill as u32)
+        .map(|i| (i * 7919 + 13) % vocab.max(1))
+        .collect();
+    let g = generate(
+        &mut s,
+        &prompt,
+        a.decode,
+        &mut Sampler::greedy(),
+        None,
+        |_| true,
+    )?;
     let out = json!({
         "model": a.model, "backend": name,
         "prefill_tokens": prompt.len(), "decode_tokens": g.generated_ids.len(),
