@@ -52,7 +52,7 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
             threads,
             json,
         } => {
-            if threads.iter().any(|&t| t == 0) {
+            if threads.contains(&0) {
                 bail!("--threads: thread counts must be ≥ 1");
             }
             let opts = if quick {
