@@ -296,6 +296,20 @@ fn sim_gemm_fuzz_and_mismatch_report() {
         v["engines"]["verilator"]["checksum"],
         v["engines"]["reference"]["checksum"]
     );
+    // all three engines on one stimulus: same outputs, same cycle counts
+    let all = json(&ok(&[
+        "sim", "gemm", "--config", "small", "--m", "2", "--k", "70", "--n", "9", "--stall", "0.2",
+        "--engine", "all", "--seed", "6", "--json",
+    ]));
+    assert_eq!(all["mismatches"], 0);
+    assert_eq!(
+        all["engines"]["rusthdl"]["checksum"],
+        all["engines"]["reference"]["checksum"]
+    );
+    assert_eq!(
+        all["engines"]["rusthdl"]["cycles"],
+        all["engines"]["verilator"]["cycles"]
+    );
     assert!(v["cycles"].as_u64().unwrap() >= v["ideal_cycles"].as_u64().unwrap());
     let f = json(&ok(&[
         "sim", "fuzz", "--config", "small", "--cases", "8", "--seed", "2", "--json",

@@ -11,5 +11,6 @@
 pub mod case;
 pub mod driver;
 pub mod engine;
+pub mod rusthdl_engine;
 pub mod verilator;
 pub mod verilator_engine;

@@ -129,8 +129,8 @@ fn engines(
     Ok(v)
 }
 
-fn make_rusthdl(_cfg: &ArrayConfig) -> Result<Box<dyn Engine>> {
-    bail!("the rusthdl engine is not built into this binary yet")
+fn make_rusthdl(cfg: &ArrayConfig) -> Result<Box<dyn Engine>> {
+    Ok(Box::new(tern_sim::rusthdl_engine::RustHdlEngine::new(cfg)?))
 }
 
 /// Runs a case on the engines; returns per-engine JSON and the first mismatch.
