@@ -5,7 +5,7 @@
 use crate::ctrl::{Controller, CtrlShape};
 use crate::lane::{Lane, LaneShape};
 use crate::params::Params;
-use crate::vlog::{decl, pack, slice, wire_eq, Text};
+use crate::vlog::{decl, pack, slice, wire_eq, zeros, Text};
 use rust_hdl::prelude::*;
 
 /// The core block: `A` activation bits, `MB` mantissa bits.
@@ -39,8 +39,8 @@ pub struct Core<const A: usize, const MB: usize> {
     pub ctrl: Controller,
     pub lanes: Vec<Lane<A, MB>>,
     _p: Params,
-    _cols: usize,
     _x_reg: Vec<Bits<A>>,
+    _x2: Vec<Bits<A>>,
 }
 
 impl<const A: usize, const MB: usize> Core<A, MB> {
@@ -76,8 +76,8 @@ impl<const A: usize, const MB: usize> Core<A, MB> {
             out_last: Default::default(),
             ctrl: Controller::new(CtrlShape::of(p)),
             lanes: (0..r).map(|_| Lane::new(lane.clone())).collect(),
+            _x2: vec![Bits::default(); lane.followers()],
             _p: p.clone(),
-            _cols: c,
             _x_reg: vec![Bits::default(); c],
         }
     }
@@ -113,31 +113,49 @@ const CTRL_OUT: [&str; 10] = [
     "out_last",
 ];
 /// Lane control inputs driven by the controller's outputs of the same name.
-const LANE_CTRL: [&str; 10] = [
-    "s0_load",
+const LANE_CTRL: [&str; 9] = [
+    "en",
+    "w_we",
     "ps_valid",
-    "ps_first",
+    "ps_clr",
     "sc_take",
     "sc_mload",
     "acc_we",
     "acc_first",
     "out_load",
-    "en",
-    "en",
 ];
 
 /// The core's Verilog body.
 pub fn core_verilog(p: &Params) -> String {
     let (r, c, a) = (p.rows, p.cols, p.act_bits);
     let xw = c * a;
+    let pairs = p.pairs();
+    let followers: Vec<usize> = pairs.iter().filter_map(|&(_, b)| b).collect();
     let mut t = Text::default();
-    t.comment("the activation register, shared by all lanes (loaded when a beat is issued)");
+    t.comment("the activation register, shared by all lanes (loaded when a beat is issued, cleared for a pad beat)");
     let acts: Vec<String> = (0..c).map(|i| format!("act${i}")).collect();
     t.line(wire_eq(xw, "act_in", &pack(&acts)));
     t.line(decl("reg", xw, "x_reg"));
     t.open("always @(posedge clock) begin");
-    t.line("if (ctrl$x_load) x_reg <= act_in;");
+    if p.ring {
+        t.line(format!("if (ctrl$x_zero$0) x_reg <= {};", zeros(xw)));
+        t.line("else if (ctrl$x_load) x_reg <= act_in;");
+    } else {
+        t.line("if (ctrl$x_load) x_reg <= act_in;");
+    }
     t.close("end");
+    if !followers.is_empty() {
+        let fw = followers.len() as u32 * a;
+        t.comment("the follower columns' activations one stage later (the lanes' lead registers hold the leaders')");
+        let parts: Vec<String> = followers
+            .iter()
+            .map(|&f| slice("x_reg", f as u32 * a, a))
+            .collect();
+        t.line(decl("reg", fw, "x_f"));
+        t.open("always @(posedge clock) begin");
+        t.line(format!("if (ctrl$en) x_f <= {};", pack(&parts)));
+        t.close("end");
+    }
     t.open("always @(*) begin");
     for n in CTRL_IN {
         t.line(format!("ctrl${n} = {n};"));
@@ -145,22 +163,34 @@ pub fn core_verilog(p: &Params) -> String {
     for n in CTRL_OUT {
         t.line(format!("{n} = ctrl${n};"));
     }
+    let ab = p.ring_addr_bits();
     for l in 0..r {
         t.comment(format!("lane {l}"));
         t.line(format!("lanes${l}$clock = clock;"));
-        for n in &LANE_CTRL[..9] {
+        for n in &LANE_CTRL {
             t.line(format!("lanes${l}${n} = ctrl${n};"));
         }
-        if p.ring {
-            t.line(format!("lanes${l}$s0_replay$0 = ctrl$s0_replay$0;"));
-            t.line(format!("lanes${l}$s0_pad$0 = ctrl$s0_pad$0;"));
+        for b in 0..ab {
+            t.line(format!("lanes${l}$w_addr${b} = ctrl$w_addr${b};"));
+            t.line(format!("lanes${l}$r_addr${b} = ctrl$r_addr${b};"));
         }
         for b in 0..p.tok_bits {
             t.line(format!("lanes${l}$acc_addr${b} = ctrl$acc_addr${b};"));
         }
         for i in 0..c {
             t.line(format!("lanes${l}$w${i} = w${};", l * c + i));
-            t.line(format!("lanes${l}$x${i} = {};", slice("x_reg", i * a, a)));
+        }
+        for (k, &(la, _)) in pairs.iter().enumerate() {
+            t.line(format!(
+                "lanes${l}$xl${k} = {};",
+                slice("x_reg", la as u32 * a, a)
+            ));
+        }
+        for k in 0..followers.len() {
+            t.line(format!(
+                "lanes${l}$xf${k} = {};",
+                slice("x_f", k as u32 * a, a)
+            ));
         }
         t.line(format!("lanes${l}$scale = scale${l};"));
         t.line(format!("out${l} = lanes${l}$out;"));
@@ -192,20 +222,21 @@ impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
         self.out_token.next = cl.out_token.val();
         self.out_n.next = cl.out_n.val();
         self.out_last.next = cl.out_last.val();
-        let c = self._cols;
+        let c = self._p.cols as usize;
+        let pairs = self._p.pairs();
         for (l, lane) in self.lanes.iter_mut().enumerate() {
             let cl = &self.ctrl;
             lane.clock.next = self.clock.val();
             lane.en.next = cl.en.val();
-            lane.s0_load.next = cl.s0_load.val();
-            for (d, s) in lane.s0_replay.iter_mut().zip(cl.s0_replay.iter()) {
+            lane.w_we.next = cl.w_we.val();
+            for (d, s) in lane.w_addr.iter_mut().zip(cl.w_addr.iter()) {
                 d.next = s.val();
             }
-            for (d, s) in lane.s0_pad.iter_mut().zip(cl.s0_pad.iter()) {
+            for (d, s) in lane.r_addr.iter_mut().zip(cl.r_addr.iter()) {
                 d.next = s.val();
             }
             lane.ps_valid.next = cl.ps_valid.val();
-            lane.ps_first.next = cl.ps_first.val();
+            lane.ps_clr.next = cl.ps_clr.val();
             lane.sc_take.next = cl.sc_take.val();
             lane.sc_mload.next = cl.sc_mload.val();
             lane.acc_we.next = cl.acc_we.val();
@@ -216,7 +247,12 @@ impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
             lane.out_load.next = cl.out_load.val();
             for i in 0..c {
                 lane.w[i].next = self.w[l * c + i].val();
-                lane.x[i].next = self._x_reg[i];
+            }
+            for (k, &(la, _)) in pairs.iter().enumerate() {
+                lane.xl[k].next = self._x_reg[la];
+            }
+            for (k, x) in self._x2.iter().enumerate() {
+                lane.xf[k].next = *x;
             }
             lane.scale.next = self.scale[l].val();
             self.out[l].next = lane.out.val();
@@ -224,9 +260,19 @@ impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
         // Registers last: the children see this edge one delta later (their clocks are
         // copies), so they must still read the pre-edge values driven above, as the Verilog
         // (non-blocking assignments) gives them.
-        if self.clock.pos_edge() && self.ctrl.x_load.val() {
-            for (i, x) in self._x_reg.iter_mut().enumerate() {
-                *x = self.act[i].val();
+        if self.clock.pos_edge() {
+            if self.ctrl.en.val() {
+                let followers = pairs.iter().filter_map(|&(_, b)| b);
+                for (k, f) in followers.enumerate() {
+                    self._x2[k] = self._x_reg[f];
+                }
+            }
+            if self.ctrl.x_zero.first().map(|x| x.val()).unwrap_or(false) {
+                self._x_reg.iter_mut().for_each(|x| *x = Bits::default());
+            } else if self.ctrl.x_load.val() {
+                for (i, x) in self._x_reg.iter_mut().enumerate() {
+                    *x = self.act[i].val();
+                }
             }
         }
     }
@@ -256,11 +302,11 @@ impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
         for lane in self.lanes.iter_mut() {
             lane.clock.connect();
             lane.en.connect();
-            lane.s0_load.connect();
-            lane.s0_replay.iter_mut().for_each(|x| x.connect());
-            lane.s0_pad.iter_mut().for_each(|x| x.connect());
+            lane.w_we.connect();
+            lane.w_addr.iter_mut().for_each(|x| x.connect());
+            lane.r_addr.iter_mut().for_each(|x| x.connect());
             lane.ps_valid.connect();
-            lane.ps_first.connect();
+            lane.ps_clr.connect();
             lane.sc_take.connect();
             lane.sc_mload.connect();
             lane.acc_we.connect();
@@ -268,7 +314,8 @@ impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
             lane.acc_addr.iter_mut().for_each(|x| x.connect());
             lane.out_load.connect();
             lane.w.iter_mut().for_each(|x| x.connect());
-            lane.x.iter_mut().for_each(|x| x.connect());
+            lane.xl.iter_mut().for_each(|x| x.connect());
+            lane.xf.iter_mut().for_each(|x| x.connect());
             lane.scale.connect();
         }
     }

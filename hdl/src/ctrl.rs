@@ -30,6 +30,8 @@ pub struct CtrlShape {
     pub n_bits: u32,
     pub j_bits: u32,
     pub tree_lat: u32,
+    /// Ring index width (0: no ring memory).
+    pub addr_bits: u32,
     pub max_k: u64,
     pub max_n: u64,
 }
@@ -48,6 +50,7 @@ impl CtrlShape {
             n_bits: p.n_bits,
             j_bits: p.j_bits,
             tree_lat: p.tree_lat(),
+            addr_bits: p.ring_addr_bits(),
             max_k: p.max_k,
             max_n: p.max_n,
         }
@@ -81,12 +84,13 @@ pub struct CtrlOut {
     pub act_ready: bool,
     pub scale_ready: bool,
     pub en: bool,
-    pub s0_load: bool,
-    pub s0_replay: bool,
-    pub s0_pad: bool,
+    pub w_we: bool,
+    pub w_addr: u64,
+    pub r_addr: u64,
     pub x_load: bool,
+    pub x_zero: bool,
     pub ps_valid: bool,
-    pub ps_first: bool,
+    pub ps_clr: bool,
     pub sc_take: bool,
     pub sc_mload: bool,
     pub acc_we: bool,
@@ -103,7 +107,6 @@ pub struct CtrlOut {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Flags {
     v: bool,
-    first: bool,
     last: bool,
     tf: bool,
     kbf: bool,
@@ -128,9 +131,10 @@ pub struct CtrlModel {
     j: u64,
     t: u64,
     n_base: u64,
+    ra: u64,
     f0: Flags,
+    /// Lead stage, then one per registered tree level.
     fd: Vec<Flags>,
-    fp: Flags,
     fs: Flags,
     fm: Flags,
     out_valid: bool,
@@ -171,9 +175,9 @@ impl CtrlModel {
             j: 0,
             t: 0,
             n_base: 0,
+            ra: 0,
             f0: Flags::default(),
-            fd: vec![Flags::default(); s.tree_lat as usize],
-            fp: Flags::default(),
+            fd: vec![Flags::default(); s.tree_lat as usize + 1],
             fs: Flags::default(),
             fm: Flags::default(),
             out_valid: false,
@@ -187,9 +191,9 @@ impl CtrlModel {
     fn comb(&self, i: &CtrlIn) -> Comb {
         let s = &self.s;
         let ring = s.ring();
-        let ft = *self.fd.last().unwrap_or(&self.f0);
+        let ft = *self.fd.last().expect("lead stage");
         let stall_out = self.out_valid && !i.out_ready;
-        let need_scale = self.fp.v && self.fp.last && (!ring || self.fp.tf);
+        let need_scale = ft.v && ft.last && (!ring || ft.tf);
         let go = !stall_out && (!need_scale || i.scale_valid);
         let need_w = !ring || self.t == 0;
         let pad = ring && self.m_gt1 && self.kpos >= self.k_reg;
@@ -215,7 +219,6 @@ impl CtrlModel {
     /// The outputs in this cycle.
     pub fn outputs(&self, i: &CtrlIn) -> CtrlOut {
         let c = self.comb(i);
-        let ring = self.s.ring();
         CtrlOut {
             busy: self.busy,
             done: self.done_q,
@@ -224,13 +227,14 @@ impl CtrlModel {
             act_ready: c.go && self.issuing && !c.pad && (!c.need_w || i.w_valid),
             scale_ready: c.need_scale && !c.stall_out,
             en: c.go,
-            s0_load: c.fire,
-            s0_replay: ring && self.t != 0,
-            s0_pad: c.pad,
+            w_we: c.fire && !c.pad && c.need_w,
+            w_addr: self.j,
+            r_addr: self.ra,
             x_load: c.fire && !c.pad,
+            x_zero: c.fire && c.pad,
             ps_valid: c.ft.v,
-            ps_first: c.ft.first,
-            sc_take: self.fp.v && self.fp.last,
+            ps_clr: i.rst || (c.go && c.ft.v && c.ft.last),
+            sc_take: c.ft.v && c.ft.last,
             sc_mload: c.need_scale,
             acc_we: self.fm.v,
             acc_first: self.fm.kbf,
@@ -254,7 +258,6 @@ impl CtrlModel {
             self.err_q = false;
             self.f0.v = false;
             self.fd.iter_mut().for_each(|f| f.v = false);
-            self.fp.v = false;
             self.fs.v = false;
             self.fm.v = false;
             self.out_valid = false;
@@ -291,9 +294,9 @@ impl CtrlModel {
             nx.err_q = true;
         }
         if c.go {
+            nx.ra = self.j;
             nx.f0 = Flags {
                 v: c.fire,
-                first: self.j == 0,
                 last: c.last_beat,
                 tf: self.t == 0,
                 kbf: self.kb_base == 0,
@@ -329,10 +332,9 @@ impl CtrlModel {
             for k in 0..self.fd.len() {
                 nx.fd[k] = if k == 0 { self.f0 } else { self.fd[k - 1] };
             }
-            nx.fp = c.ft;
             nx.fs = Flags {
-                v: self.fp.v && self.fp.last,
-                ..self.fp
+                v: c.ft.v && c.ft.last,
+                ..c.ft
             };
             nx.fm = self.fs;
             if self.fm.v && self.fm.kbl {
@@ -379,12 +381,18 @@ pub struct Controller {
     pub act_ready: Signal<Out, Bit>,
     pub scale_ready: Signal<Out, Bit>,
     pub en: Signal<Out, Bit>,
-    pub s0_load: Signal<Out, Bit>,
-    pub s0_replay: Vec<Signal<Out, Bit>>,
-    pub s0_pad: Vec<Signal<Out, Bit>>,
+    /// Write the beat into the lanes' weight rings.
+    pub w_we: Signal<Out, Bit>,
+    /// Ring write index (the beat in its block), bit per port (empty without a ring memory).
+    pub w_addr: Vec<Signal<Out, Bit>>,
+    /// Ring read index, registered (stage 1).
+    pub r_addr: Vec<Signal<Out, Bit>>,
     pub x_load: Signal<Out, Bit>,
+    /// Clear the activation register (a pad beat; present when token_tile > 1).
+    pub x_zero: Vec<Signal<Out, Bit>>,
     pub ps_valid: Signal<Out, Bit>,
-    pub ps_first: Signal<Out, Bit>,
+    /// Clear the lanes' psum registers (reset, or a block's last beat accumulated).
+    pub ps_clr: Signal<Out, Bit>,
     pub sc_take: Signal<Out, Bit>,
     pub sc_mload: Signal<Out, Bit>,
     pub acc_we: Signal<Out, Bit>,
@@ -424,12 +432,13 @@ impl Controller {
             act_ready: Default::default(),
             scale_ready: Default::default(),
             en: Default::default(),
-            s0_load: Default::default(),
-            s0_replay: opt(shape.ring()),
-            s0_pad: opt(shape.ring()),
+            w_we: Default::default(),
+            w_addr: (0..shape.addr_bits).map(|_| Default::default()).collect(),
+            r_addr: (0..shape.addr_bits).map(|_| Default::default()).collect(),
             x_load: Default::default(),
+            x_zero: opt(shape.ring()),
             ps_valid: Default::default(),
-            ps_first: Default::default(),
+            ps_clr: Default::default(),
             sc_take: Default::default(),
             sc_mload: Default::default(),
             acc_we: Default::default(),
@@ -474,12 +483,17 @@ impl Logic for Controller {
         self.act_ready.next = o.act_ready;
         self.scale_ready.next = o.scale_ready;
         self.en.next = o.en;
-        self.s0_load.next = o.s0_load;
-        self.s0_replay.iter_mut().for_each(|x| x.next = o.s0_replay);
-        self.s0_pad.iter_mut().for_each(|x| x.next = o.s0_pad);
+        self.w_we.next = o.w_we;
+        for (b, x) in self.w_addr.iter_mut().enumerate() {
+            x.next = (o.w_addr >> b) & 1 == 1;
+        }
+        for (b, x) in self.r_addr.iter_mut().enumerate() {
+            x.next = (o.r_addr >> b) & 1 == 1;
+        }
         self.x_load.next = o.x_load;
+        self.x_zero.iter_mut().for_each(|x| x.next = o.x_zero);
         self.ps_valid.next = o.ps_valid;
-        self.ps_first.next = o.ps_first;
+        self.ps_clr.next = o.ps_clr;
         self.sc_take.next = o.sc_take;
         self.sc_mload.next = o.sc_mload;
         self.acc_we.next = o.acc_we;
@@ -501,12 +515,13 @@ impl Logic for Controller {
         self.act_ready.connect();
         self.scale_ready.connect();
         self.en.connect();
-        self.s0_load.connect();
-        self.s0_replay.iter_mut().for_each(|x| x.connect());
-        self.s0_pad.iter_mut().for_each(|x| x.connect());
+        self.w_we.connect();
+        self.w_addr.iter_mut().for_each(|x| x.connect());
+        self.r_addr.iter_mut().for_each(|x| x.connect());
         self.x_load.connect();
+        self.x_zero.iter_mut().for_each(|x| x.connect());
         self.ps_valid.connect();
-        self.ps_first.connect();
+        self.ps_clr.connect();
         self.sc_take.connect();
         self.sc_mload.connect();
         self.acc_we.connect();
@@ -531,7 +546,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     let mut t = Text::default();
     // flag sets per stage: (name, width)
     let f0: Vec<(&str, u32)> = {
-        let mut v = vec![("v", 1), ("first", 1), ("last", 1), ("kbf", 1), ("kbl", 1)];
+        let mut v = vec![("v", 1), ("last", 1), ("kbf", 1), ("kbl", 1)];
         if ring {
             v.push(("tf", 1));
             v.push(("t", tw));
@@ -559,11 +574,15 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line(decl("reg", 1, "m_gt1"));
         t.line(decl("reg", tw, "t"));
     }
+    if s.addr_bits > 0 {
+        t.line(decl("reg", s.addr_bits, "ra_q"));
+    }
     t.comment(format!(
-        "beat flags: issue (0), {} tree stage(s), psum (P), scaler capture (S), multiplier (M)",
+        "beat flags: issue (0), lead registers (l), {} tree stage(s), scaler capture (S), multiplier (M)",
         s.tree_lat
     ));
-    let stage_names: Vec<String> = std::iter::once("0".to_string())
+    let stage_names: Vec<String> = ["0".to_string(), "l".to_string()]
+        .into_iter()
         .chain((1..=s.tree_lat).map(|i| format!("d{i}")))
         .collect();
     for st in &stage_names {
@@ -572,17 +591,6 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         }
     }
     let tstage = stage_names.last().expect("stage 0").clone();
-    let pflags: Vec<(&str, u32)> = {
-        let mut v = vec![("v", 1), ("last", 1), ("kbf", 1), ("kbl", 1)];
-        if ring {
-            v.push(("tf", 1));
-            v.push(("t", tw));
-        }
-        v
-    };
-    for (n, w) in &pflags {
-        t.line(decl("reg", *w, &format!("{n}P")));
-    }
     let smflags: Vec<(&str, u32)> = {
         let mut v = vec![("vl", 1), ("kbf", 1), ("kbl", 1)];
         if ring {
@@ -639,9 +647,17 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.comment("go: the clock enable of every datapath register");
     t.line(wire_eq(1, "stall_out", "out_valid_q & ~out_ready"));
     if ring {
-        t.line(wire_eq(1, "need_scale", "vP & lastP & tfP"));
+        t.line(wire_eq(
+            1,
+            "need_scale",
+            &format!("v{tstage} & last{tstage} & tf{tstage}"),
+        ));
     } else {
-        t.line(wire_eq(1, "need_scale", "vP & lastP"));
+        t.line(wire_eq(
+            1,
+            "need_scale",
+            &format!("v{tstage} & last{tstage}"),
+        ));
     }
     t.line(wire_eq(
         1,
@@ -685,7 +701,6 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         "issuing",
         "done_q",
         "err_q",
-        "vP",
         "vlS",
         "vlM",
         "out_valid_q",
@@ -728,8 +743,11 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.line("err_q <= 1'b1;");
     t.close("end");
     t.open("if (go) begin");
+    if s.addr_bits > 0 {
+        assert_eq!(s.addr_bits, jw);
+        t.line("ra_q <= j;");
+    }
     t.line("v0 <= fire;");
-    t.line(format!("first0 <= (j == {});", lit(jw, 0)));
     t.line("last0 <= last_beat;");
     t.line(format!("kbf0 <= (kb_base == {});", lit(kw, 0)));
     t.line("kbl0 <= kb_last;");
@@ -777,14 +795,11 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
             t.line(format!("{n}{st} <= {n}{prev};"));
         }
     }
-    for (n, _) in &pflags {
-        t.line(format!("{n}P <= {n}{tstage};"));
-    }
-    t.line("vlS <= vP & lastP;");
-    t.line("kbfS <= kbfP;");
-    t.line("kblS <= kblP;");
+    t.line(format!("vlS <= v{tstage} & last{tstage};"));
+    t.line(format!("kbfS <= kbf{tstage};"));
+    t.line(format!("kblS <= kbl{tstage};"));
     if ring {
-        t.line("tS <= tP;");
+        t.line(format!("tS <= t{tstage};"));
     }
     for (n, _) in &smflags {
         t.line(format!("{n}M <= {n}S;"));
@@ -814,22 +829,26 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.line("done = done_q;");
     t.line("err = err_q;");
     t.line("en = go;");
-    t.line("s0_load = fire;");
+    for b in 0..s.addr_bits {
+        t.line(format!("w_addr${b} = {};", bit("j", jw, b)));
+        t.line(format!("r_addr${b} = {};", bit("ra_q", s.addr_bits, b)));
+    }
     if ring {
-        t.line("s0_replay$0 = ~t_zero;");
-        t.line("s0_pad$0 = pad;");
+        t.line("w_we = fire & ~pad & need_w;");
+        t.line("x_zero$0 = fire & pad;");
         t.line("x_load = fire & ~pad;");
         t.line("w_ready = go & issuing & ~pad & need_w & act_valid;");
         t.line("act_ready = go & issuing & ~pad & (~need_w | w_valid);");
     } else {
+        t.line("w_we = fire;");
         t.line("x_load = fire;");
         t.line("w_ready = go & issuing & act_valid;");
         t.line("act_ready = go & issuing & w_valid;");
     }
     t.line("scale_ready = need_scale & ~stall_out;");
     t.line(format!("ps_valid = v{tstage};"));
-    t.line(format!("ps_first = first{tstage};"));
-    t.line("sc_take = vP & lastP;");
+    t.line(format!("ps_clr = rst | (go & v{tstage} & last{tstage});"));
+    t.line(format!("sc_take = v{tstage} & last{tstage};"));
     t.line("sc_mload = need_scale;");
     t.line("acc_we = vlM;");
     t.line("acc_first = kbfM;");

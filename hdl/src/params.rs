@@ -13,7 +13,7 @@ pub const OUT_WORD_BITS: u32 = 64;
 pub const CMD_BITS: u32 = 32;
 /// Width of the `out_token` field.
 pub const TOKEN_FIELD_BITS: u32 = 16;
-/// Activation widths with a const-generic instance (`Pe<A>`, `Lane<A, MB>`, `Core<A, MB>`).
+/// Activation widths with a const-generic instance (`Lane<A, MB>`, `Core<A, MB>`).
 pub const ACT_BITS_SUPPORTED: (u32, u32) = (4, 8);
 /// Mantissa widths with a const-generic instance (`Scaler<MB>`, `Lane<A, MB>`, `Core<A, MB>`).
 pub const MANT_BITS_SUPPORTED: (u32, u32) = (2, 24);
@@ -143,9 +143,25 @@ impl Params {
     }
 
     /// Cycles from the issue of a block's last beat to `out_valid` for that token
-    /// (input register, tree registers, psum, scaler capture, multiplier, output register).
+    /// (input register / ring read, lead registers, tree registers, psum and scaler capture,
+    /// multiplier, output register).
     pub fn issue_to_out(&self) -> u32 {
         self.tree_lat() + 5
+    }
+
+    /// Index width of the lanes' weight ring memory: `j_bits` when the ring holds more than one
+    /// beat (token_tile > 1 and block.k > cols), else 0 (a single register).
+    pub fn ring_addr_bits(&self) -> u32 {
+        if self.ring && self.bpb > 1 {
+            self.j_bits
+        } else {
+            0
+        }
+    }
+
+    /// Column pairs of a lane: (leader, follower).
+    pub fn pairs(&self) -> Vec<(usize, Option<usize>)> {
+        self.tree.pairs()
     }
 }
 

@@ -1,85 +1,80 @@
-//! The processing element: one ternary product, no multiplier.
+//! The processing elements: ternary products without a multiplier, two columns at a time.
 //!
 //! A trit code (bit 0 = non-zero, bit 1 = negative; `10` is reserved and acts as 0) selects
-//! add, subtract or hold of the activation `a`. The PE emits the product in one's complement,
-//! `prod = nz & (a ^ {A{neg}})`, which is `a`, `-a - 1` or `0`, and the correction bit
-//! `corr = nz & neg`; `prod + corr` is the exact product. The lane's adder tree folds every
-//! correction into an adder carry-in, so negation costs no adder of its own.
+//! add, subtract or hold of an activation. The lane pairs its columns `(2i, 2i+1)`: the
+//! *leader* `a` and the *follower* `b`. Their two products are formed as one signed value
+//! `(-1)^s · R` (the tree's sign-factored form, [`crate::tree`]):
+//!
+//! ```text
+//! q = nz_a ? x_a : 0              leader register (flip-flop with synchronous reset)
+//! s = neg_a                       leader sign
+//! t = nz_b ? (-1)^(s ^ neg_b) : 0 follower weight relative to the leader
+//! R = q + t·x_b                   one adder: q + (nz_b & (x_b ^ {s ^ neg_b})) + (nz_b & (s ^ neg_b))
+//! (-1)^s · R = w_a·x_a + w_b·x_b
+//! ```
+//!
+//! The follower's product is a one's complement with its +1 correction as the adder's carry-in,
+//! so a negation costs no adder of its own; the leader costs no logic at all (its zero is the
+//! register's synchronous reset). The identity holds for every code pair, reserved ones
+//! included: a zero leader has `q = 0` and its sign cancels, `(-1)^s · t = w_b`.
 
-use crate::vlog::{to_pattern, wrap_signed, Text};
-use rust_hdl::prelude::*;
+use crate::vlog::{to_pattern, wrap_signed};
 
-/// The PE block (combinational). `A` is the activation width.
-#[derive(LogicBlock)]
-pub struct Pe<const A: usize> {
-    /// 2-bit trit code.
-    pub trit: Signal<In, Bits<2>>,
-    /// Activation code, `A`-bit two's complement.
-    pub act: Signal<In, Bits<A>>,
-    /// One's-complement product, `A`-bit two's complement.
-    pub prod: Signal<Out, Bits<A>>,
-    /// +1 correction (the product is negative).
-    pub corr: Signal<Out, Bit>,
+/// The lead stage's contents for one column pair, as numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PairIn {
+    /// Leader register: `nz_a ? x_a : 0`.
+    pub q: i64,
+    /// Leader sign (`neg_a`).
+    pub s: bool,
+    /// Follower activation (zero when there is no follower).
+    pub xb: i64,
+    pub nzb: bool,
+    pub ngb: bool,
 }
 
-impl<const A: usize> Default for Pe<A> {
-    fn default() -> Self {
-        Pe {
-            trit: Default::default(),
-            act: Default::default(),
-            prod: Default::default(),
-            corr: Default::default(),
+impl PairIn {
+    /// The pair's lead-stage registers for trit codes `code_a`, `code_b` (bit 0 non-zero,
+    /// bit 1 negative) and activations `xa`, `xb`.
+    pub fn of(code_a: u64, xa: i64, follower: Option<(u64, i64)>) -> Self {
+        let (code_b, xb) = follower.unwrap_or((0, 0));
+        PairIn {
+            q: if code_a & 1 == 1 { xa } else { 0 },
+            s: code_a & 2 == 2,
+            xb,
+            nzb: code_b & 1 == 1,
+            ngb: code_b & 2 == 2,
         }
     }
 }
 
-/// The PE's function on bit patterns: `(prod pattern, corr)` for a trit code and an
-/// `a_bits`-bit activation pattern.
-pub fn pe_model(code: u64, act: u64, a_bits: u32) -> (u64, bool) {
-    let nz = code & 1 == 1;
-    let neg = code & 2 == 2;
-    let mask = (1u64 << a_bits) - 1;
-    let prod = if nz {
-        (act ^ if neg { mask } else { 0 }) & mask
-    } else {
+/// The pair's adder: `R = q + t·x_b` (wrapped to `width` bits) and its sign `s`.
+pub fn pair_node(p: &PairIn, width: u32) -> (i64, bool) {
+    let t = if !p.nzb {
         0
+    } else if p.s ^ p.ngb {
+        -1
+    } else {
+        1
     };
-    (prod, nz && neg)
+    (wrap_signed((p.q + t * p.xb) as i128, width), p.s)
 }
 
-/// The exact signed product the PE stands for (`prod + corr`).
-pub fn pe_value(code: u64, act: u64, a_bits: u32) -> i64 {
-    let (p, c) = pe_model(code, act, a_bits);
-    wrap_signed(p as i128, a_bits) + c as i64
-}
-
-/// The PE's Verilog body for activation width `a`.
-pub fn pe_verilog(a: u32) -> String {
-    let mut t = Text::default();
-    t.comment(
-        "ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg",
-    );
-    t.open("always @(*) begin");
-    t.line(format!(
-        "prod = {{{a}{{trit[0]}}}} & (act ^ {{{a}{{trit[1]}}}});"
-    ));
-    t.line("corr = trit[0] & trit[1];");
-    t.close("end");
-    t.finish()
-}
-
-impl<const A: usize> Logic for Pe<A> {
-    fn update(&mut self) {
-        let (p, c) = pe_model(self.trit.val().to_u64(), self.act.val().to_u64(), A as u32);
-        self.prod.next = bits::<A>(p);
-        self.corr.next = c;
+/// The signed value a `(R, s)` pair stands for.
+pub fn signed_value(r: i64, s: bool) -> i64 {
+    if s {
+        -r
+    } else {
+        r
     }
-    fn connect(&mut self) {
-        self.prod.connect();
-        self.corr.connect();
-    }
-    fn hdl(&self) -> Verilog {
-        Verilog::Custom(pe_verilog(A as u32))
+}
+
+/// The product one PE stands for: `w·x` for a trit code (reserved `10` = 0).
+pub fn pe_value(code: u64, act: i64) -> i64 {
+    match code & 3 {
+        1 => act,
+        3 => -act,
+        _ => 0,
     }
 }
 
@@ -91,65 +86,57 @@ pub fn act_pattern(a: i64, a_bits: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree::node_width;
     use tern_spec::reference::pe;
     use tern_spec::trit::trit_to_code;
 
-    /// Exhaustive: every code (including the reserved one) × every activation, A = 4..=8.
+    /// Exhaustive for A = 4..=6 (every code pair, reserved included, × every activation pair)
+    /// and on the extremes for A = 7, 8: the pair is exact and its `R` fits the level-1 width.
     #[test]
-    fn model_matches_reference_pe() {
+    fn pairs_are_exact() {
         for a_bits in 4..=8u32 {
             let lo = -(1i64 << (a_bits - 1));
             let hi = (1i64 << (a_bits - 1)) - 1;
-            for a in lo..=hi {
-                for w in -1i8..=1 {
-                    let code = trit_to_code(w) as u64;
-                    let got = pe_value(code, act_pattern(a, a_bits), a_bits);
-                    assert_eq!(got, pe(0, w, a as i8), "w={w} a={a} bits={a_bits}");
+            let acts: Vec<i64> = if a_bits <= 6 {
+                (lo..=hi).collect()
+            } else {
+                vec![lo, lo + 1, -1, 0, 1, hi - 1, hi]
+            };
+            let w = node_width(2, a_bits);
+            for ca in 0..4u64 {
+                for cb in 0..4u64 {
+                    for &xa in &acts {
+                        for &xb in &acts {
+                            let p = PairIn::of(ca, xa, Some((cb, xb)));
+                            let (r, s) = pair_node(&p, 64);
+                            assert_eq!(wrap_signed(r as i128, w), r, "R fits {w} bits");
+                            assert_eq!(
+                                signed_value(r, s),
+                                pe_value(ca, xa) + pe_value(cb, xb),
+                                "codes {ca} {cb} acts {xa} {xb}"
+                            );
+                        }
+                    }
+                    // a leader without follower
+                    for &xa in &acts {
+                        let (r, s) = pair_node(&PairIn::of(ca, xa, None), a_bits);
+                        assert_eq!(signed_value(r, s), pe_value(ca, xa));
+                    }
                 }
-                assert_eq!(
-                    pe_value(0b10, act_pattern(a, a_bits), a_bits),
-                    0,
-                    "reserved"
-                );
             }
         }
     }
 
-    /// The rust-hdl block, run in rust-hdl's simulator, against the reference PE.
+    /// The trit codes and `pe_value` are the reference's: every trit × every int8 activation.
     #[test]
-    fn block_in_rust_hdl_sim_matches_reference() {
-        let mut uut = Pe::<8>::default();
-        uut.trit.connect();
-        uut.act.connect();
-        uut.connect_all();
-        let mut sim = Simulation::new();
-        sim.add_testbench(move |mut sim: Sim<Pe<8>>| {
-            let mut x = sim.init()?;
-            for a in -128i64..=127 {
-                for w in -1i8..=1 {
-                    x.trit.next = bits::<2>(trit_to_code(w) as u64);
-                    x.act.next = bits::<8>(act_pattern(a, 8));
-                    x = sim.wait(1, x)?;
-                    let v = wrap_signed(x.prod.val().to_u64() as i128, 8) + x.corr.val() as i64;
-                    sim_assert_eq!(sim, v, pe(0, w, a as i8), x);
-                }
-                x.trit.next = bits::<2>(0b10);
-                x = sim.wait(1, x)?;
-                sim_assert_eq!(sim, x.prod.val().to_u64(), 0, x);
-                sim_assert!(sim, !x.corr.val(), x);
+    fn pe_value_matches_reference_pe() {
+        for a in -128i64..=127 {
+            for w in -1i8..=1 {
+                let code = trit_to_code(w) as u64;
+                assert_eq!(pe_value(code, a), pe(0, w, a as i8), "w={w} a={a}");
             }
-            sim.done(x)
-        });
-        sim.run(Box::new(uut), 10_000).unwrap();
-    }
-
-    #[test]
-    fn verilog_body() {
-        let v = pe_verilog(8);
-        assert!(
-            v.contains("prod = {8{trit[0]}} & (act ^ {8{trit[1]}});"),
-            "{v}"
-        );
-        assert!(!v.contains(" * "), "no multiplier in the PE");
+            assert_eq!(pe_value(0b10, a), 0, "reserved");
+            assert_eq!(act_pattern(a, 8), (a as u8) as u64);
+        }
     }
 }

@@ -7,12 +7,14 @@
 //!    `sc_m <= scale` — the mantissa is held for the block's other tokens;
 //! 2. multiply: `prod <= sc_a × sc_m` (signed × unsigned, `psum_bits + mant_bits` bits, one
 //!    DSP for the default widths);
-//! 3. accumulate: `acc[acc_addr] <= (acc_first ? 0 : acc[acc_addr]) + prod` when `acc_we`;
+//! 3. accumulate: `acc[acc_addr] <= acc[{acc_first, acc_addr}] + prod` when `acc_we` (the
+//!    words with `acc_first` set are zero);
 //!    `out_load` also copies the new value to the output register `out` (sign-extended to 64).
 //!
-//! `acc` is a memory of `token_tile` words (one per token of the tile; a plain register when
-//! `token_tile = 1`), read and written once per block per token, so one read-modify-write
-//! cycle has no hazard.
+//! `acc` is a memory of `2^(tok_bits+1)` words: the tile's tokens in the lower half, read and
+//! written once per block per token (one read-modify-write cycle, no hazard); the upper half
+//! is never written and keeps its initial zeros, and the first block of a row reads there
+//! (index bit `acc_first`), so the accumulator's adder needs no masking logic.
 
 use crate::params::{Params, OUT_WORD_BITS};
 use crate::vlog::{decl, pack, sext, to_pattern, wire_eq, wrap_signed, zeros, zext, Text};
@@ -211,31 +213,33 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
     } else {
         sext("prod", pw, acc)
     };
-    if s.token_tile > 1 {
+    // acc_mem: the token's words in the lower half; the upper half is never written and keeps
+    // its initial zeros, so the first block of a row reads 0 through the index bit acc_first
+    // instead of masking the read (no logic on the accumulator's adder).
+    let ab = s.tok_bits + 1;
+    let depth = 1u32 << ab;
+    let (rd, wr) = if s.token_tile > 1 {
         let addr_ports: Vec<String> = (0..s.tok_bits).map(|i| format!("acc_addr${i}")).collect();
         t.line(wire_eq(s.tok_bits, "acc_a", &pack(&addr_ports)));
-        t.line(format!(
-            "reg [{}:0] acc_mem [0:{}];",
-            acc - 1,
-            s.token_tile - 1
-        ));
-        t.line(wire_eq(acc, "acc_old", "acc_mem[acc_a]"));
+        (
+            "{acc_first, acc_a}".to_string(),
+            "{1'b0, acc_a}".to_string(),
+        )
     } else {
-        t.line(decl("reg", acc, "acc_q"));
-        t.line(wire_eq(acc, "acc_old", "acc_q"));
-    }
-    t.line(wire_eq(
-        acc,
-        "acc_new",
-        &format!("(acc_first ? {} : acc_old) + {prod_acc}", zeros(acc)),
+        ("acc_first".to_string(), "1'b0".to_string())
+    };
+    t.line(format!("reg [{}:0] acc_mem [0:{}];", acc - 1, depth - 1));
+    t.line("integer acc_i;");
+    t.line(format!(
+        "initial for (acc_i = 0; acc_i < {depth}; acc_i = acc_i + 1) acc_mem[acc_i[{}:0]] = {};",
+        ab - 1,
+        zeros(acc)
     ));
+    t.line(wire_eq(acc, "acc_old", &format!("acc_mem[{rd}]")));
+    t.line(wire_eq(acc, "acc_new", &format!("acc_old + {prod_acc}")));
     t.line(decl("reg", acc, "out_q"));
     t.open("always @(posedge clock) begin");
-    if s.token_tile > 1 {
-        t.line("if (en & acc_we) acc_mem[acc_a] <= acc_new;");
-    } else {
-        t.line("if (en & acc_we) acc_q <= acc_new;");
-    }
+    t.line(format!("if (en & acc_we) acc_mem[{wr}] <= acc_new;"));
     t.line("if (en & out_load) out_q <= acc_new;");
     t.close("end");
     t.open("always @(*) begin");
@@ -485,6 +489,15 @@ mod tests {
             tok_bits: 0,
             ..SHAPE
         });
-        assert!(single.contains("acc_q <= acc_new") && !single.contains("acc_mem"));
+        assert!(single.contains("acc_mem[1'b0] <= acc_new"), "{single}");
+        assert!(single.contains("acc_mem[acc_first]"));
+        assert!(
+            v.contains("wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];"),
+            "{v}"
+        );
+        assert!(
+            v.contains("wire [39:0] acc_new = acc_old + "),
+            "no mask on the adder"
+        );
     }
 }

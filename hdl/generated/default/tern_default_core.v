@@ -347,12 +347,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  ctrl$act_ready;
     wire  ctrl$scale_ready;
     wire  ctrl$en;
-    wire  ctrl$s0_load;
-    wire  ctrl$s0_replay$0;
-    wire  ctrl$s0_pad$0;
+    wire  ctrl$w_we;
+    wire  ctrl$w_addr$0;
+    wire  ctrl$w_addr$1;
+    wire  ctrl$r_addr$0;
+    wire  ctrl$r_addr$1;
     wire  ctrl$x_load;
+    wire  ctrl$x_zero$0;
     wire  ctrl$ps_valid;
-    wire  ctrl$ps_first;
+    wire  ctrl$ps_clr;
     wire  ctrl$sc_take;
     wire  ctrl$sc_mload;
     wire  ctrl$acc_we;
@@ -368,9 +371,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  ctrl$out_last;
     reg  lanes$0$clock;
     reg  lanes$0$en;
-    reg  lanes$0$s0_load;
-    reg  lanes$0$s0_replay$0;
-    reg  lanes$0$s0_pad$0;
+    reg  lanes$0$w_we;
+    reg  lanes$0$w_addr$0;
+    reg  lanes$0$w_addr$1;
+    reg  lanes$0$r_addr$0;
+    reg  lanes$0$r_addr$1;
     reg  [1:0] lanes$0$w$0;
     reg  [1:0] lanes$0$w$1;
     reg  [1:0] lanes$0$w$2;
@@ -387,24 +392,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  [1:0] lanes$0$w$13;
     reg  [1:0] lanes$0$w$14;
     reg  [1:0] lanes$0$w$15;
-    reg  [7:0] lanes$0$x$0;
-    reg  [7:0] lanes$0$x$1;
-    reg  [7:0] lanes$0$x$2;
-    reg  [7:0] lanes$0$x$3;
-    reg  [7:0] lanes$0$x$4;
-    reg  [7:0] lanes$0$x$5;
-    reg  [7:0] lanes$0$x$6;
-    reg  [7:0] lanes$0$x$7;
-    reg  [7:0] lanes$0$x$8;
-    reg  [7:0] lanes$0$x$9;
-    reg  [7:0] lanes$0$x$10;
-    reg  [7:0] lanes$0$x$11;
-    reg  [7:0] lanes$0$x$12;
-    reg  [7:0] lanes$0$x$13;
-    reg  [7:0] lanes$0$x$14;
-    reg  [7:0] lanes$0$x$15;
+    reg  [7:0] lanes$0$xl$0;
+    reg  [7:0] lanes$0$xl$1;
+    reg  [7:0] lanes$0$xl$2;
+    reg  [7:0] lanes$0$xl$3;
+    reg  [7:0] lanes$0$xl$4;
+    reg  [7:0] lanes$0$xl$5;
+    reg  [7:0] lanes$0$xl$6;
+    reg  [7:0] lanes$0$xl$7;
+    reg  [7:0] lanes$0$xf$0;
+    reg  [7:0] lanes$0$xf$1;
+    reg  [7:0] lanes$0$xf$2;
+    reg  [7:0] lanes$0$xf$3;
+    reg  [7:0] lanes$0$xf$4;
+    reg  [7:0] lanes$0$xf$5;
+    reg  [7:0] lanes$0$xf$6;
+    reg  [7:0] lanes$0$xf$7;
     reg  lanes$0$ps_valid;
-    reg  lanes$0$ps_first;
+    reg  lanes$0$ps_clr;
     reg  lanes$0$sc_take;
     reg  lanes$0$sc_mload;
     reg  [15:0] lanes$0$scale;
@@ -418,9 +423,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  [63:0] lanes$0$out;
     reg  lanes$1$clock;
     reg  lanes$1$en;
-    reg  lanes$1$s0_load;
-    reg  lanes$1$s0_replay$0;
-    reg  lanes$1$s0_pad$0;
+    reg  lanes$1$w_we;
+    reg  lanes$1$w_addr$0;
+    reg  lanes$1$w_addr$1;
+    reg  lanes$1$r_addr$0;
+    reg  lanes$1$r_addr$1;
     reg  [1:0] lanes$1$w$0;
     reg  [1:0] lanes$1$w$1;
     reg  [1:0] lanes$1$w$2;
@@ -437,24 +444,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  [1:0] lanes$1$w$13;
     reg  [1:0] lanes$1$w$14;
     reg  [1:0] lanes$1$w$15;
-    reg  [7:0] lanes$1$x$0;
-    reg  [7:0] lanes$1$x$1;
-    reg  [7:0] lanes$1$x$2;
-    reg  [7:0] lanes$1$x$3;
-    reg  [7:0] lanes$1$x$4;
-    reg  [7:0] lanes$1$x$5;
-    reg  [7:0] lanes$1$x$6;
-    reg  [7:0] lanes$1$x$7;
-    reg  [7:0] lanes$1$x$8;
-    reg  [7:0] lanes$1$x$9;
-    reg  [7:0] lanes$1$x$10;
-    reg  [7:0] lanes$1$x$11;
-    reg  [7:0] lanes$1$x$12;
-    reg  [7:0] lanes$1$x$13;
-    reg  [7:0] lanes$1$x$14;
-    reg  [7:0] lanes$1$x$15;
+    reg  [7:0] lanes$1$xl$0;
+    reg  [7:0] lanes$1$xl$1;
+    reg  [7:0] lanes$1$xl$2;
+    reg  [7:0] lanes$1$xl$3;
+    reg  [7:0] lanes$1$xl$4;
+    reg  [7:0] lanes$1$xl$5;
+    reg  [7:0] lanes$1$xl$6;
+    reg  [7:0] lanes$1$xl$7;
+    reg  [7:0] lanes$1$xf$0;
+    reg  [7:0] lanes$1$xf$1;
+    reg  [7:0] lanes$1$xf$2;
+    reg  [7:0] lanes$1$xf$3;
+    reg  [7:0] lanes$1$xf$4;
+    reg  [7:0] lanes$1$xf$5;
+    reg  [7:0] lanes$1$xf$6;
+    reg  [7:0] lanes$1$xf$7;
     reg  lanes$1$ps_valid;
-    reg  lanes$1$ps_first;
+    reg  lanes$1$ps_clr;
     reg  lanes$1$sc_take;
     reg  lanes$1$sc_mload;
     reg  [15:0] lanes$1$scale;
@@ -468,9 +475,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  [63:0] lanes$1$out;
     reg  lanes$2$clock;
     reg  lanes$2$en;
-    reg  lanes$2$s0_load;
-    reg  lanes$2$s0_replay$0;
-    reg  lanes$2$s0_pad$0;
+    reg  lanes$2$w_we;
+    reg  lanes$2$w_addr$0;
+    reg  lanes$2$w_addr$1;
+    reg  lanes$2$r_addr$0;
+    reg  lanes$2$r_addr$1;
     reg  [1:0] lanes$2$w$0;
     reg  [1:0] lanes$2$w$1;
     reg  [1:0] lanes$2$w$2;
@@ -487,24 +496,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  [1:0] lanes$2$w$13;
     reg  [1:0] lanes$2$w$14;
     reg  [1:0] lanes$2$w$15;
-    reg  [7:0] lanes$2$x$0;
-    reg  [7:0] lanes$2$x$1;
-    reg  [7:0] lanes$2$x$2;
-    reg  [7:0] lanes$2$x$3;
-    reg  [7:0] lanes$2$x$4;
-    reg  [7:0] lanes$2$x$5;
-    reg  [7:0] lanes$2$x$6;
-    reg  [7:0] lanes$2$x$7;
-    reg  [7:0] lanes$2$x$8;
-    reg  [7:0] lanes$2$x$9;
-    reg  [7:0] lanes$2$x$10;
-    reg  [7:0] lanes$2$x$11;
-    reg  [7:0] lanes$2$x$12;
-    reg  [7:0] lanes$2$x$13;
-    reg  [7:0] lanes$2$x$14;
-    reg  [7:0] lanes$2$x$15;
+    reg  [7:0] lanes$2$xl$0;
+    reg  [7:0] lanes$2$xl$1;
+    reg  [7:0] lanes$2$xl$2;
+    reg  [7:0] lanes$2$xl$3;
+    reg  [7:0] lanes$2$xl$4;
+    reg  [7:0] lanes$2$xl$5;
+    reg  [7:0] lanes$2$xl$6;
+    reg  [7:0] lanes$2$xl$7;
+    reg  [7:0] lanes$2$xf$0;
+    reg  [7:0] lanes$2$xf$1;
+    reg  [7:0] lanes$2$xf$2;
+    reg  [7:0] lanes$2$xf$3;
+    reg  [7:0] lanes$2$xf$4;
+    reg  [7:0] lanes$2$xf$5;
+    reg  [7:0] lanes$2$xf$6;
+    reg  [7:0] lanes$2$xf$7;
     reg  lanes$2$ps_valid;
-    reg  lanes$2$ps_first;
+    reg  lanes$2$ps_clr;
     reg  lanes$2$sc_take;
     reg  lanes$2$sc_mload;
     reg  [15:0] lanes$2$scale;
@@ -518,9 +527,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  [63:0] lanes$2$out;
     reg  lanes$3$clock;
     reg  lanes$3$en;
-    reg  lanes$3$s0_load;
-    reg  lanes$3$s0_replay$0;
-    reg  lanes$3$s0_pad$0;
+    reg  lanes$3$w_we;
+    reg  lanes$3$w_addr$0;
+    reg  lanes$3$w_addr$1;
+    reg  lanes$3$r_addr$0;
+    reg  lanes$3$r_addr$1;
     reg  [1:0] lanes$3$w$0;
     reg  [1:0] lanes$3$w$1;
     reg  [1:0] lanes$3$w$2;
@@ -537,24 +548,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  [1:0] lanes$3$w$13;
     reg  [1:0] lanes$3$w$14;
     reg  [1:0] lanes$3$w$15;
-    reg  [7:0] lanes$3$x$0;
-    reg  [7:0] lanes$3$x$1;
-    reg  [7:0] lanes$3$x$2;
-    reg  [7:0] lanes$3$x$3;
-    reg  [7:0] lanes$3$x$4;
-    reg  [7:0] lanes$3$x$5;
-    reg  [7:0] lanes$3$x$6;
-    reg  [7:0] lanes$3$x$7;
-    reg  [7:0] lanes$3$x$8;
-    reg  [7:0] lanes$3$x$9;
-    reg  [7:0] lanes$3$x$10;
-    reg  [7:0] lanes$3$x$11;
-    reg  [7:0] lanes$3$x$12;
-    reg  [7:0] lanes$3$x$13;
-    reg  [7:0] lanes$3$x$14;
-    reg  [7:0] lanes$3$x$15;
+    reg  [7:0] lanes$3$xl$0;
+    reg  [7:0] lanes$3$xl$1;
+    reg  [7:0] lanes$3$xl$2;
+    reg  [7:0] lanes$3$xl$3;
+    reg  [7:0] lanes$3$xl$4;
+    reg  [7:0] lanes$3$xl$5;
+    reg  [7:0] lanes$3$xl$6;
+    reg  [7:0] lanes$3$xl$7;
+    reg  [7:0] lanes$3$xf$0;
+    reg  [7:0] lanes$3$xf$1;
+    reg  [7:0] lanes$3$xf$2;
+    reg  [7:0] lanes$3$xf$3;
+    reg  [7:0] lanes$3$xf$4;
+    reg  [7:0] lanes$3$xf$5;
+    reg  [7:0] lanes$3$xf$6;
+    reg  [7:0] lanes$3$xf$7;
     reg  lanes$3$ps_valid;
-    reg  lanes$3$ps_first;
+    reg  lanes$3$ps_clr;
     reg  lanes$3$sc_take;
     reg  lanes$3$sc_mload;
     reg  [15:0] lanes$3$scale;
@@ -568,9 +579,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  [63:0] lanes$3$out;
     reg  lanes$4$clock;
     reg  lanes$4$en;
-    reg  lanes$4$s0_load;
-    reg  lanes$4$s0_replay$0;
-    reg  lanes$4$s0_pad$0;
+    reg  lanes$4$w_we;
+    reg  lanes$4$w_addr$0;
+    reg  lanes$4$w_addr$1;
+    reg  lanes$4$r_addr$0;
+    reg  lanes$4$r_addr$1;
     reg  [1:0] lanes$4$w$0;
     reg  [1:0] lanes$4$w$1;
     reg  [1:0] lanes$4$w$2;
@@ -587,24 +600,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  [1:0] lanes$4$w$13;
     reg  [1:0] lanes$4$w$14;
     reg  [1:0] lanes$4$w$15;
-    reg  [7:0] lanes$4$x$0;
-    reg  [7:0] lanes$4$x$1;
-    reg  [7:0] lanes$4$x$2;
-    reg  [7:0] lanes$4$x$3;
-    reg  [7:0] lanes$4$x$4;
-    reg  [7:0] lanes$4$x$5;
-    reg  [7:0] lanes$4$x$6;
-    reg  [7:0] lanes$4$x$7;
-    reg  [7:0] lanes$4$x$8;
-    reg  [7:0] lanes$4$x$9;
-    reg  [7:0] lanes$4$x$10;
-    reg  [7:0] lanes$4$x$11;
-    reg  [7:0] lanes$4$x$12;
-    reg  [7:0] lanes$4$x$13;
-    reg  [7:0] lanes$4$x$14;
-    reg  [7:0] lanes$4$x$15;
+    reg  [7:0] lanes$4$xl$0;
+    reg  [7:0] lanes$4$xl$1;
+    reg  [7:0] lanes$4$xl$2;
+    reg  [7:0] lanes$4$xl$3;
+    reg  [7:0] lanes$4$xl$4;
+    reg  [7:0] lanes$4$xl$5;
+    reg  [7:0] lanes$4$xl$6;
+    reg  [7:0] lanes$4$xl$7;
+    reg  [7:0] lanes$4$xf$0;
+    reg  [7:0] lanes$4$xf$1;
+    reg  [7:0] lanes$4$xf$2;
+    reg  [7:0] lanes$4$xf$3;
+    reg  [7:0] lanes$4$xf$4;
+    reg  [7:0] lanes$4$xf$5;
+    reg  [7:0] lanes$4$xf$6;
+    reg  [7:0] lanes$4$xf$7;
     reg  lanes$4$ps_valid;
-    reg  lanes$4$ps_first;
+    reg  lanes$4$ps_clr;
     reg  lanes$4$sc_take;
     reg  lanes$4$sc_mload;
     reg  [15:0] lanes$4$scale;
@@ -618,9 +631,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  [63:0] lanes$4$out;
     reg  lanes$5$clock;
     reg  lanes$5$en;
-    reg  lanes$5$s0_load;
-    reg  lanes$5$s0_replay$0;
-    reg  lanes$5$s0_pad$0;
+    reg  lanes$5$w_we;
+    reg  lanes$5$w_addr$0;
+    reg  lanes$5$w_addr$1;
+    reg  lanes$5$r_addr$0;
+    reg  lanes$5$r_addr$1;
     reg  [1:0] lanes$5$w$0;
     reg  [1:0] lanes$5$w$1;
     reg  [1:0] lanes$5$w$2;
@@ -637,24 +652,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  [1:0] lanes$5$w$13;
     reg  [1:0] lanes$5$w$14;
     reg  [1:0] lanes$5$w$15;
-    reg  [7:0] lanes$5$x$0;
-    reg  [7:0] lanes$5$x$1;
-    reg  [7:0] lanes$5$x$2;
-    reg  [7:0] lanes$5$x$3;
-    reg  [7:0] lanes$5$x$4;
-    reg  [7:0] lanes$5$x$5;
-    reg  [7:0] lanes$5$x$6;
-    reg  [7:0] lanes$5$x$7;
-    reg  [7:0] lanes$5$x$8;
-    reg  [7:0] lanes$5$x$9;
-    reg  [7:0] lanes$5$x$10;
-    reg  [7:0] lanes$5$x$11;
-    reg  [7:0] lanes$5$x$12;
-    reg  [7:0] lanes$5$x$13;
-    reg  [7:0] lanes$5$x$14;
-    reg  [7:0] lanes$5$x$15;
+    reg  [7:0] lanes$5$xl$0;
+    reg  [7:0] lanes$5$xl$1;
+    reg  [7:0] lanes$5$xl$2;
+    reg  [7:0] lanes$5$xl$3;
+    reg  [7:0] lanes$5$xl$4;
+    reg  [7:0] lanes$5$xl$5;
+    reg  [7:0] lanes$5$xl$6;
+    reg  [7:0] lanes$5$xl$7;
+    reg  [7:0] lanes$5$xf$0;
+    reg  [7:0] lanes$5$xf$1;
+    reg  [7:0] lanes$5$xf$2;
+    reg  [7:0] lanes$5$xf$3;
+    reg  [7:0] lanes$5$xf$4;
+    reg  [7:0] lanes$5$xf$5;
+    reg  [7:0] lanes$5$xf$6;
+    reg  [7:0] lanes$5$xf$7;
     reg  lanes$5$ps_valid;
-    reg  lanes$5$ps_first;
+    reg  lanes$5$ps_clr;
     reg  lanes$5$sc_take;
     reg  lanes$5$sc_mload;
     reg  [15:0] lanes$5$scale;
@@ -668,9 +683,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  [63:0] lanes$5$out;
     reg  lanes$6$clock;
     reg  lanes$6$en;
-    reg  lanes$6$s0_load;
-    reg  lanes$6$s0_replay$0;
-    reg  lanes$6$s0_pad$0;
+    reg  lanes$6$w_we;
+    reg  lanes$6$w_addr$0;
+    reg  lanes$6$w_addr$1;
+    reg  lanes$6$r_addr$0;
+    reg  lanes$6$r_addr$1;
     reg  [1:0] lanes$6$w$0;
     reg  [1:0] lanes$6$w$1;
     reg  [1:0] lanes$6$w$2;
@@ -687,24 +704,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  [1:0] lanes$6$w$13;
     reg  [1:0] lanes$6$w$14;
     reg  [1:0] lanes$6$w$15;
-    reg  [7:0] lanes$6$x$0;
-    reg  [7:0] lanes$6$x$1;
-    reg  [7:0] lanes$6$x$2;
-    reg  [7:0] lanes$6$x$3;
-    reg  [7:0] lanes$6$x$4;
-    reg  [7:0] lanes$6$x$5;
-    reg  [7:0] lanes$6$x$6;
-    reg  [7:0] lanes$6$x$7;
-    reg  [7:0] lanes$6$x$8;
-    reg  [7:0] lanes$6$x$9;
-    reg  [7:0] lanes$6$x$10;
-    reg  [7:0] lanes$6$x$11;
-    reg  [7:0] lanes$6$x$12;
-    reg  [7:0] lanes$6$x$13;
-    reg  [7:0] lanes$6$x$14;
-    reg  [7:0] lanes$6$x$15;
+    reg  [7:0] lanes$6$xl$0;
+    reg  [7:0] lanes$6$xl$1;
+    reg  [7:0] lanes$6$xl$2;
+    reg  [7:0] lanes$6$xl$3;
+    reg  [7:0] lanes$6$xl$4;
+    reg  [7:0] lanes$6$xl$5;
+    reg  [7:0] lanes$6$xl$6;
+    reg  [7:0] lanes$6$xl$7;
+    reg  [7:0] lanes$6$xf$0;
+    reg  [7:0] lanes$6$xf$1;
+    reg  [7:0] lanes$6$xf$2;
+    reg  [7:0] lanes$6$xf$3;
+    reg  [7:0] lanes$6$xf$4;
+    reg  [7:0] lanes$6$xf$5;
+    reg  [7:0] lanes$6$xf$6;
+    reg  [7:0] lanes$6$xf$7;
     reg  lanes$6$ps_valid;
-    reg  lanes$6$ps_first;
+    reg  lanes$6$ps_clr;
     reg  lanes$6$sc_take;
     reg  lanes$6$sc_mload;
     reg  [15:0] lanes$6$scale;
@@ -718,9 +735,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  [63:0] lanes$6$out;
     reg  lanes$7$clock;
     reg  lanes$7$en;
-    reg  lanes$7$s0_load;
-    reg  lanes$7$s0_replay$0;
-    reg  lanes$7$s0_pad$0;
+    reg  lanes$7$w_we;
+    reg  lanes$7$w_addr$0;
+    reg  lanes$7$w_addr$1;
+    reg  lanes$7$r_addr$0;
+    reg  lanes$7$r_addr$1;
     reg  [1:0] lanes$7$w$0;
     reg  [1:0] lanes$7$w$1;
     reg  [1:0] lanes$7$w$2;
@@ -737,24 +756,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  [1:0] lanes$7$w$13;
     reg  [1:0] lanes$7$w$14;
     reg  [1:0] lanes$7$w$15;
-    reg  [7:0] lanes$7$x$0;
-    reg  [7:0] lanes$7$x$1;
-    reg  [7:0] lanes$7$x$2;
-    reg  [7:0] lanes$7$x$3;
-    reg  [7:0] lanes$7$x$4;
-    reg  [7:0] lanes$7$x$5;
-    reg  [7:0] lanes$7$x$6;
-    reg  [7:0] lanes$7$x$7;
-    reg  [7:0] lanes$7$x$8;
-    reg  [7:0] lanes$7$x$9;
-    reg  [7:0] lanes$7$x$10;
-    reg  [7:0] lanes$7$x$11;
-    reg  [7:0] lanes$7$x$12;
-    reg  [7:0] lanes$7$x$13;
-    reg  [7:0] lanes$7$x$14;
-    reg  [7:0] lanes$7$x$15;
+    reg  [7:0] lanes$7$xl$0;
+    reg  [7:0] lanes$7$xl$1;
+    reg  [7:0] lanes$7$xl$2;
+    reg  [7:0] lanes$7$xl$3;
+    reg  [7:0] lanes$7$xl$4;
+    reg  [7:0] lanes$7$xl$5;
+    reg  [7:0] lanes$7$xl$6;
+    reg  [7:0] lanes$7$xl$7;
+    reg  [7:0] lanes$7$xf$0;
+    reg  [7:0] lanes$7$xf$1;
+    reg  [7:0] lanes$7$xf$2;
+    reg  [7:0] lanes$7$xf$3;
+    reg  [7:0] lanes$7$xf$4;
+    reg  [7:0] lanes$7$xf$5;
+    reg  [7:0] lanes$7$xf$6;
+    reg  [7:0] lanes$7$xf$7;
     reg  lanes$7$ps_valid;
-    reg  lanes$7$ps_first;
+    reg  lanes$7$ps_clr;
     reg  lanes$7$sc_take;
     reg  lanes$7$sc_mload;
     reg  [15:0] lanes$7$scale;
@@ -768,9 +787,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  [63:0] lanes$7$out;
     reg  lanes$8$clock;
     reg  lanes$8$en;
-    reg  lanes$8$s0_load;
-    reg  lanes$8$s0_replay$0;
-    reg  lanes$8$s0_pad$0;
+    reg  lanes$8$w_we;
+    reg  lanes$8$w_addr$0;
+    reg  lanes$8$w_addr$1;
+    reg  lanes$8$r_addr$0;
+    reg  lanes$8$r_addr$1;
     reg  [1:0] lanes$8$w$0;
     reg  [1:0] lanes$8$w$1;
     reg  [1:0] lanes$8$w$2;
@@ -787,24 +808,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  [1:0] lanes$8$w$13;
     reg  [1:0] lanes$8$w$14;
     reg  [1:0] lanes$8$w$15;
-    reg  [7:0] lanes$8$x$0;
-    reg  [7:0] lanes$8$x$1;
-    reg  [7:0] lanes$8$x$2;
-    reg  [7:0] lanes$8$x$3;
-    reg  [7:0] lanes$8$x$4;
-    reg  [7:0] lanes$8$x$5;
-    reg  [7:0] lanes$8$x$6;
-    reg  [7:0] lanes$8$x$7;
-    reg  [7:0] lanes$8$x$8;
-    reg  [7:0] lanes$8$x$9;
-    reg  [7:0] lanes$8$x$10;
-    reg  [7:0] lanes$8$x$11;
-    reg  [7:0] lanes$8$x$12;
-    reg  [7:0] lanes$8$x$13;
-    reg  [7:0] lanes$8$x$14;
-    reg  [7:0] lanes$8$x$15;
+    reg  [7:0] lanes$8$xl$0;
+    reg  [7:0] lanes$8$xl$1;
+    reg  [7:0] lanes$8$xl$2;
+    reg  [7:0] lanes$8$xl$3;
+    reg  [7:0] lanes$8$xl$4;
+    reg  [7:0] lanes$8$xl$5;
+    reg  [7:0] lanes$8$xl$6;
+    reg  [7:0] lanes$8$xl$7;
+    reg  [7:0] lanes$8$xf$0;
+    reg  [7:0] lanes$8$xf$1;
+    reg  [7:0] lanes$8$xf$2;
+    reg  [7:0] lanes$8$xf$3;
+    reg  [7:0] lanes$8$xf$4;
+    reg  [7:0] lanes$8$xf$5;
+    reg  [7:0] lanes$8$xf$6;
+    reg  [7:0] lanes$8$xf$7;
     reg  lanes$8$ps_valid;
-    reg  lanes$8$ps_first;
+    reg  lanes$8$ps_clr;
     reg  lanes$8$sc_take;
     reg  lanes$8$sc_mload;
     reg  [15:0] lanes$8$scale;
@@ -818,9 +839,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  [63:0] lanes$8$out;
     reg  lanes$9$clock;
     reg  lanes$9$en;
-    reg  lanes$9$s0_load;
-    reg  lanes$9$s0_replay$0;
-    reg  lanes$9$s0_pad$0;
+    reg  lanes$9$w_we;
+    reg  lanes$9$w_addr$0;
+    reg  lanes$9$w_addr$1;
+    reg  lanes$9$r_addr$0;
+    reg  lanes$9$r_addr$1;
     reg  [1:0] lanes$9$w$0;
     reg  [1:0] lanes$9$w$1;
     reg  [1:0] lanes$9$w$2;
@@ -837,24 +860,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  [1:0] lanes$9$w$13;
     reg  [1:0] lanes$9$w$14;
     reg  [1:0] lanes$9$w$15;
-    reg  [7:0] lanes$9$x$0;
-    reg  [7:0] lanes$9$x$1;
-    reg  [7:0] lanes$9$x$2;
-    reg  [7:0] lanes$9$x$3;
-    reg  [7:0] lanes$9$x$4;
-    reg  [7:0] lanes$9$x$5;
-    reg  [7:0] lanes$9$x$6;
-    reg  [7:0] lanes$9$x$7;
-    reg  [7:0] lanes$9$x$8;
-    reg  [7:0] lanes$9$x$9;
-    reg  [7:0] lanes$9$x$10;
-    reg  [7:0] lanes$9$x$11;
-    reg  [7:0] lanes$9$x$12;
-    reg  [7:0] lanes$9$x$13;
-    reg  [7:0] lanes$9$x$14;
-    reg  [7:0] lanes$9$x$15;
+    reg  [7:0] lanes$9$xl$0;
+    reg  [7:0] lanes$9$xl$1;
+    reg  [7:0] lanes$9$xl$2;
+    reg  [7:0] lanes$9$xl$3;
+    reg  [7:0] lanes$9$xl$4;
+    reg  [7:0] lanes$9$xl$5;
+    reg  [7:0] lanes$9$xl$6;
+    reg  [7:0] lanes$9$xl$7;
+    reg  [7:0] lanes$9$xf$0;
+    reg  [7:0] lanes$9$xf$1;
+    reg  [7:0] lanes$9$xf$2;
+    reg  [7:0] lanes$9$xf$3;
+    reg  [7:0] lanes$9$xf$4;
+    reg  [7:0] lanes$9$xf$5;
+    reg  [7:0] lanes$9$xf$6;
+    reg  [7:0] lanes$9$xf$7;
     reg  lanes$9$ps_valid;
-    reg  lanes$9$ps_first;
+    reg  lanes$9$ps_clr;
     reg  lanes$9$sc_take;
     reg  lanes$9$sc_mload;
     reg  [15:0] lanes$9$scale;
@@ -868,9 +891,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  [63:0] lanes$9$out;
     reg  lanes$10$clock;
     reg  lanes$10$en;
-    reg  lanes$10$s0_load;
-    reg  lanes$10$s0_replay$0;
-    reg  lanes$10$s0_pad$0;
+    reg  lanes$10$w_we;
+    reg  lanes$10$w_addr$0;
+    reg  lanes$10$w_addr$1;
+    reg  lanes$10$r_addr$0;
+    reg  lanes$10$r_addr$1;
     reg  [1:0] lanes$10$w$0;
     reg  [1:0] lanes$10$w$1;
     reg  [1:0] lanes$10$w$2;
@@ -887,24 +912,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  [1:0] lanes$10$w$13;
     reg  [1:0] lanes$10$w$14;
     reg  [1:0] lanes$10$w$15;
-    reg  [7:0] lanes$10$x$0;
-    reg  [7:0] lanes$10$x$1;
-    reg  [7:0] lanes$10$x$2;
-    reg  [7:0] lanes$10$x$3;
-    reg  [7:0] lanes$10$x$4;
-    reg  [7:0] lanes$10$x$5;
-    reg  [7:0] lanes$10$x$6;
-    reg  [7:0] lanes$10$x$7;
-    reg  [7:0] lanes$10$x$8;
-    reg  [7:0] lanes$10$x$9;
-    reg  [7:0] lanes$10$x$10;
-    reg  [7:0] lanes$10$x$11;
-    reg  [7:0] lanes$10$x$12;
-    reg  [7:0] lanes$10$x$13;
-    reg  [7:0] lanes$10$x$14;
-    reg  [7:0] lanes$10$x$15;
+    reg  [7:0] lanes$10$xl$0;
+    reg  [7:0] lanes$10$xl$1;
+    reg  [7:0] lanes$10$xl$2;
+    reg  [7:0] lanes$10$xl$3;
+    reg  [7:0] lanes$10$xl$4;
+    reg  [7:0] lanes$10$xl$5;
+    reg  [7:0] lanes$10$xl$6;
+    reg  [7:0] lanes$10$xl$7;
+    reg  [7:0] lanes$10$xf$0;
+    reg  [7:0] lanes$10$xf$1;
+    reg  [7:0] lanes$10$xf$2;
+    reg  [7:0] lanes$10$xf$3;
+    reg  [7:0] lanes$10$xf$4;
+    reg  [7:0] lanes$10$xf$5;
+    reg  [7:0] lanes$10$xf$6;
+    reg  [7:0] lanes$10$xf$7;
     reg  lanes$10$ps_valid;
-    reg  lanes$10$ps_first;
+    reg  lanes$10$ps_clr;
     reg  lanes$10$sc_take;
     reg  lanes$10$sc_mload;
     reg  [15:0] lanes$10$scale;
@@ -918,9 +943,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  [63:0] lanes$10$out;
     reg  lanes$11$clock;
     reg  lanes$11$en;
-    reg  lanes$11$s0_load;
-    reg  lanes$11$s0_replay$0;
-    reg  lanes$11$s0_pad$0;
+    reg  lanes$11$w_we;
+    reg  lanes$11$w_addr$0;
+    reg  lanes$11$w_addr$1;
+    reg  lanes$11$r_addr$0;
+    reg  lanes$11$r_addr$1;
     reg  [1:0] lanes$11$w$0;
     reg  [1:0] lanes$11$w$1;
     reg  [1:0] lanes$11$w$2;
@@ -937,24 +964,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  [1:0] lanes$11$w$13;
     reg  [1:0] lanes$11$w$14;
     reg  [1:0] lanes$11$w$15;
-    reg  [7:0] lanes$11$x$0;
-    reg  [7:0] lanes$11$x$1;
-    reg  [7:0] lanes$11$x$2;
-    reg  [7:0] lanes$11$x$3;
-    reg  [7:0] lanes$11$x$4;
-    reg  [7:0] lanes$11$x$5;
-    reg  [7:0] lanes$11$x$6;
-    reg  [7:0] lanes$11$x$7;
-    reg  [7:0] lanes$11$x$8;
-    reg  [7:0] lanes$11$x$9;
-    reg  [7:0] lanes$11$x$10;
-    reg  [7:0] lanes$11$x$11;
-    reg  [7:0] lanes$11$x$12;
-    reg  [7:0] lanes$11$x$13;
-    reg  [7:0] lanes$11$x$14;
-    reg  [7:0] lanes$11$x$15;
+    reg  [7:0] lanes$11$xl$0;
+    reg  [7:0] lanes$11$xl$1;
+    reg  [7:0] lanes$11$xl$2;
+    reg  [7:0] lanes$11$xl$3;
+    reg  [7:0] lanes$11$xl$4;
+    reg  [7:0] lanes$11$xl$5;
+    reg  [7:0] lanes$11$xl$6;
+    reg  [7:0] lanes$11$xl$7;
+    reg  [7:0] lanes$11$xf$0;
+    reg  [7:0] lanes$11$xf$1;
+    reg  [7:0] lanes$11$xf$2;
+    reg  [7:0] lanes$11$xf$3;
+    reg  [7:0] lanes$11$xf$4;
+    reg  [7:0] lanes$11$xf$5;
+    reg  [7:0] lanes$11$xf$6;
+    reg  [7:0] lanes$11$xf$7;
     reg  lanes$11$ps_valid;
-    reg  lanes$11$ps_first;
+    reg  lanes$11$ps_clr;
     reg  lanes$11$sc_take;
     reg  lanes$11$sc_mload;
     reg  [15:0] lanes$11$scale;
@@ -968,9 +995,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  [63:0] lanes$11$out;
     reg  lanes$12$clock;
     reg  lanes$12$en;
-    reg  lanes$12$s0_load;
-    reg  lanes$12$s0_replay$0;
-    reg  lanes$12$s0_pad$0;
+    reg  lanes$12$w_we;
+    reg  lanes$12$w_addr$0;
+    reg  lanes$12$w_addr$1;
+    reg  lanes$12$r_addr$0;
+    reg  lanes$12$r_addr$1;
     reg  [1:0] lanes$12$w$0;
     reg  [1:0] lanes$12$w$1;
     reg  [1:0] lanes$12$w$2;
@@ -987,24 +1016,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  [1:0] lanes$12$w$13;
     reg  [1:0] lanes$12$w$14;
     reg  [1:0] lanes$12$w$15;
-    reg  [7:0] lanes$12$x$0;
-    reg  [7:0] lanes$12$x$1;
-    reg  [7:0] lanes$12$x$2;
-    reg  [7:0] lanes$12$x$3;
-    reg  [7:0] lanes$12$x$4;
-    reg  [7:0] lanes$12$x$5;
-    reg  [7:0] lanes$12$x$6;
-    reg  [7:0] lanes$12$x$7;
-    reg  [7:0] lanes$12$x$8;
-    reg  [7:0] lanes$12$x$9;
-    reg  [7:0] lanes$12$x$10;
-    reg  [7:0] lanes$12$x$11;
-    reg  [7:0] lanes$12$x$12;
-    reg  [7:0] lanes$12$x$13;
-    reg  [7:0] lanes$12$x$14;
-    reg  [7:0] lanes$12$x$15;
+    reg  [7:0] lanes$12$xl$0;
+    reg  [7:0] lanes$12$xl$1;
+    reg  [7:0] lanes$12$xl$2;
+    reg  [7:0] lanes$12$xl$3;
+    reg  [7:0] lanes$12$xl$4;
+    reg  [7:0] lanes$12$xl$5;
+    reg  [7:0] lanes$12$xl$6;
+    reg  [7:0] lanes$12$xl$7;
+    reg  [7:0] lanes$12$xf$0;
+    reg  [7:0] lanes$12$xf$1;
+    reg  [7:0] lanes$12$xf$2;
+    reg  [7:0] lanes$12$xf$3;
+    reg  [7:0] lanes$12$xf$4;
+    reg  [7:0] lanes$12$xf$5;
+    reg  [7:0] lanes$12$xf$6;
+    reg  [7:0] lanes$12$xf$7;
     reg  lanes$12$ps_valid;
-    reg  lanes$12$ps_first;
+    reg  lanes$12$ps_clr;
     reg  lanes$12$sc_take;
     reg  lanes$12$sc_mload;
     reg  [15:0] lanes$12$scale;
@@ -1018,9 +1047,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  [63:0] lanes$12$out;
     reg  lanes$13$clock;
     reg  lanes$13$en;
-    reg  lanes$13$s0_load;
-    reg  lanes$13$s0_replay$0;
-    reg  lanes$13$s0_pad$0;
+    reg  lanes$13$w_we;
+    reg  lanes$13$w_addr$0;
+    reg  lanes$13$w_addr$1;
+    reg  lanes$13$r_addr$0;
+    reg  lanes$13$r_addr$1;
     reg  [1:0] lanes$13$w$0;
     reg  [1:0] lanes$13$w$1;
     reg  [1:0] lanes$13$w$2;
@@ -1037,24 +1068,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  [1:0] lanes$13$w$13;
     reg  [1:0] lanes$13$w$14;
     reg  [1:0] lanes$13$w$15;
-    reg  [7:0] lanes$13$x$0;
-    reg  [7:0] lanes$13$x$1;
-    reg  [7:0] lanes$13$x$2;
-    reg  [7:0] lanes$13$x$3;
-    reg  [7:0] lanes$13$x$4;
-    reg  [7:0] lanes$13$x$5;
-    reg  [7:0] lanes$13$x$6;
-    reg  [7:0] lanes$13$x$7;
-    reg  [7:0] lanes$13$x$8;
-    reg  [7:0] lanes$13$x$9;
-    reg  [7:0] lanes$13$x$10;
-    reg  [7:0] lanes$13$x$11;
-    reg  [7:0] lanes$13$x$12;
-    reg  [7:0] lanes$13$x$13;
-    reg  [7:0] lanes$13$x$14;
-    reg  [7:0] lanes$13$x$15;
+    reg  [7:0] lanes$13$xl$0;
+    reg  [7:0] lanes$13$xl$1;
+    reg  [7:0] lanes$13$xl$2;
+    reg  [7:0] lanes$13$xl$3;
+    reg  [7:0] lanes$13$xl$4;
+    reg  [7:0] lanes$13$xl$5;
+    reg  [7:0] lanes$13$xl$6;
+    reg  [7:0] lanes$13$xl$7;
+    reg  [7:0] lanes$13$xf$0;
+    reg  [7:0] lanes$13$xf$1;
+    reg  [7:0] lanes$13$xf$2;
+    reg  [7:0] lanes$13$xf$3;
+    reg  [7:0] lanes$13$xf$4;
+    reg  [7:0] lanes$13$xf$5;
+    reg  [7:0] lanes$13$xf$6;
+    reg  [7:0] lanes$13$xf$7;
     reg  lanes$13$ps_valid;
-    reg  lanes$13$ps_first;
+    reg  lanes$13$ps_clr;
     reg  lanes$13$sc_take;
     reg  lanes$13$sc_mload;
     reg  [15:0] lanes$13$scale;
@@ -1068,9 +1099,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  [63:0] lanes$13$out;
     reg  lanes$14$clock;
     reg  lanes$14$en;
-    reg  lanes$14$s0_load;
-    reg  lanes$14$s0_replay$0;
-    reg  lanes$14$s0_pad$0;
+    reg  lanes$14$w_we;
+    reg  lanes$14$w_addr$0;
+    reg  lanes$14$w_addr$1;
+    reg  lanes$14$r_addr$0;
+    reg  lanes$14$r_addr$1;
     reg  [1:0] lanes$14$w$0;
     reg  [1:0] lanes$14$w$1;
     reg  [1:0] lanes$14$w$2;
@@ -1087,24 +1120,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  [1:0] lanes$14$w$13;
     reg  [1:0] lanes$14$w$14;
     reg  [1:0] lanes$14$w$15;
-    reg  [7:0] lanes$14$x$0;
-    reg  [7:0] lanes$14$x$1;
-    reg  [7:0] lanes$14$x$2;
-    reg  [7:0] lanes$14$x$3;
-    reg  [7:0] lanes$14$x$4;
-    reg  [7:0] lanes$14$x$5;
-    reg  [7:0] lanes$14$x$6;
-    reg  [7:0] lanes$14$x$7;
-    reg  [7:0] lanes$14$x$8;
-    reg  [7:0] lanes$14$x$9;
-    reg  [7:0] lanes$14$x$10;
-    reg  [7:0] lanes$14$x$11;
-    reg  [7:0] lanes$14$x$12;
-    reg  [7:0] lanes$14$x$13;
-    reg  [7:0] lanes$14$x$14;
-    reg  [7:0] lanes$14$x$15;
+    reg  [7:0] lanes$14$xl$0;
+    reg  [7:0] lanes$14$xl$1;
+    reg  [7:0] lanes$14$xl$2;
+    reg  [7:0] lanes$14$xl$3;
+    reg  [7:0] lanes$14$xl$4;
+    reg  [7:0] lanes$14$xl$5;
+    reg  [7:0] lanes$14$xl$6;
+    reg  [7:0] lanes$14$xl$7;
+    reg  [7:0] lanes$14$xf$0;
+    reg  [7:0] lanes$14$xf$1;
+    reg  [7:0] lanes$14$xf$2;
+    reg  [7:0] lanes$14$xf$3;
+    reg  [7:0] lanes$14$xf$4;
+    reg  [7:0] lanes$14$xf$5;
+    reg  [7:0] lanes$14$xf$6;
+    reg  [7:0] lanes$14$xf$7;
     reg  lanes$14$ps_valid;
-    reg  lanes$14$ps_first;
+    reg  lanes$14$ps_clr;
     reg  lanes$14$sc_take;
     reg  lanes$14$sc_mload;
     reg  [15:0] lanes$14$scale;
@@ -1118,9 +1151,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  [63:0] lanes$14$out;
     reg  lanes$15$clock;
     reg  lanes$15$en;
-    reg  lanes$15$s0_load;
-    reg  lanes$15$s0_replay$0;
-    reg  lanes$15$s0_pad$0;
+    reg  lanes$15$w_we;
+    reg  lanes$15$w_addr$0;
+    reg  lanes$15$w_addr$1;
+    reg  lanes$15$r_addr$0;
+    reg  lanes$15$r_addr$1;
     reg  [1:0] lanes$15$w$0;
     reg  [1:0] lanes$15$w$1;
     reg  [1:0] lanes$15$w$2;
@@ -1137,24 +1172,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  [1:0] lanes$15$w$13;
     reg  [1:0] lanes$15$w$14;
     reg  [1:0] lanes$15$w$15;
-    reg  [7:0] lanes$15$x$0;
-    reg  [7:0] lanes$15$x$1;
-    reg  [7:0] lanes$15$x$2;
-    reg  [7:0] lanes$15$x$3;
-    reg  [7:0] lanes$15$x$4;
-    reg  [7:0] lanes$15$x$5;
-    reg  [7:0] lanes$15$x$6;
-    reg  [7:0] lanes$15$x$7;
-    reg  [7:0] lanes$15$x$8;
-    reg  [7:0] lanes$15$x$9;
-    reg  [7:0] lanes$15$x$10;
-    reg  [7:0] lanes$15$x$11;
-    reg  [7:0] lanes$15$x$12;
-    reg  [7:0] lanes$15$x$13;
-    reg  [7:0] lanes$15$x$14;
-    reg  [7:0] lanes$15$x$15;
+    reg  [7:0] lanes$15$xl$0;
+    reg  [7:0] lanes$15$xl$1;
+    reg  [7:0] lanes$15$xl$2;
+    reg  [7:0] lanes$15$xl$3;
+    reg  [7:0] lanes$15$xl$4;
+    reg  [7:0] lanes$15$xl$5;
+    reg  [7:0] lanes$15$xl$6;
+    reg  [7:0] lanes$15$xl$7;
+    reg  [7:0] lanes$15$xf$0;
+    reg  [7:0] lanes$15$xf$1;
+    reg  [7:0] lanes$15$xf$2;
+    reg  [7:0] lanes$15$xf$3;
+    reg  [7:0] lanes$15$xf$4;
+    reg  [7:0] lanes$15$xf$5;
+    reg  [7:0] lanes$15$xf$6;
+    reg  [7:0] lanes$15$xf$7;
     reg  lanes$15$ps_valid;
-    reg  lanes$15$ps_first;
+    reg  lanes$15$ps_clr;
     reg  lanes$15$sc_take;
     reg  lanes$15$sc_mload;
     reg  [15:0] lanes$15$scale;
@@ -1186,12 +1221,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .act_ready(ctrl$act_ready),
         .scale_ready(ctrl$scale_ready),
         .en(ctrl$en),
-        .s0_load(ctrl$s0_load),
-        .s0_replay$0(ctrl$s0_replay$0),
-        .s0_pad$0(ctrl$s0_pad$0),
+        .w_we(ctrl$w_we),
+        .w_addr$0(ctrl$w_addr$0),
+        .w_addr$1(ctrl$w_addr$1),
+        .r_addr$0(ctrl$r_addr$0),
+        .r_addr$1(ctrl$r_addr$1),
         .x_load(ctrl$x_load),
+        .x_zero$0(ctrl$x_zero$0),
         .ps_valid(ctrl$ps_valid),
-        .ps_first(ctrl$ps_first),
+        .ps_clr(ctrl$ps_clr),
         .sc_take(ctrl$sc_take),
         .sc_mload(ctrl$sc_mload),
         .acc_we(ctrl$acc_we),
@@ -1209,9 +1247,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     tern_default_core$lanes$0 lanes$0(
         .clock(lanes$0$clock),
         .en(lanes$0$en),
-        .s0_load(lanes$0$s0_load),
-        .s0_replay$0(lanes$0$s0_replay$0),
-        .s0_pad$0(lanes$0$s0_pad$0),
+        .w_we(lanes$0$w_we),
+        .w_addr$0(lanes$0$w_addr$0),
+        .w_addr$1(lanes$0$w_addr$1),
+        .r_addr$0(lanes$0$r_addr$0),
+        .r_addr$1(lanes$0$r_addr$1),
         .w$0(lanes$0$w$0),
         .w$1(lanes$0$w$1),
         .w$2(lanes$0$w$2),
@@ -1228,24 +1268,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .w$13(lanes$0$w$13),
         .w$14(lanes$0$w$14),
         .w$15(lanes$0$w$15),
-        .x$0(lanes$0$x$0),
-        .x$1(lanes$0$x$1),
-        .x$2(lanes$0$x$2),
-        .x$3(lanes$0$x$3),
-        .x$4(lanes$0$x$4),
-        .x$5(lanes$0$x$5),
-        .x$6(lanes$0$x$6),
-        .x$7(lanes$0$x$7),
-        .x$8(lanes$0$x$8),
-        .x$9(lanes$0$x$9),
-        .x$10(lanes$0$x$10),
-        .x$11(lanes$0$x$11),
-        .x$12(lanes$0$x$12),
-        .x$13(lanes$0$x$13),
-        .x$14(lanes$0$x$14),
-        .x$15(lanes$0$x$15),
+        .xl$0(lanes$0$xl$0),
+        .xl$1(lanes$0$xl$1),
+        .xl$2(lanes$0$xl$2),
+        .xl$3(lanes$0$xl$3),
+        .xl$4(lanes$0$xl$4),
+        .xl$5(lanes$0$xl$5),
+        .xl$6(lanes$0$xl$6),
+        .xl$7(lanes$0$xl$7),
+        .xf$0(lanes$0$xf$0),
+        .xf$1(lanes$0$xf$1),
+        .xf$2(lanes$0$xf$2),
+        .xf$3(lanes$0$xf$3),
+        .xf$4(lanes$0$xf$4),
+        .xf$5(lanes$0$xf$5),
+        .xf$6(lanes$0$xf$6),
+        .xf$7(lanes$0$xf$7),
         .ps_valid(lanes$0$ps_valid),
-        .ps_first(lanes$0$ps_first),
+        .ps_clr(lanes$0$ps_clr),
         .sc_take(lanes$0$sc_take),
         .sc_mload(lanes$0$sc_mload),
         .scale(lanes$0$scale),
@@ -1261,9 +1301,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     tern_default_core$lanes$1 lanes$1(
         .clock(lanes$1$clock),
         .en(lanes$1$en),
-        .s0_load(lanes$1$s0_load),
-        .s0_replay$0(lanes$1$s0_replay$0),
-        .s0_pad$0(lanes$1$s0_pad$0),
+        .w_we(lanes$1$w_we),
+        .w_addr$0(lanes$1$w_addr$0),
+        .w_addr$1(lanes$1$w_addr$1),
+        .r_addr$0(lanes$1$r_addr$0),
+        .r_addr$1(lanes$1$r_addr$1),
         .w$0(lanes$1$w$0),
         .w$1(lanes$1$w$1),
         .w$2(lanes$1$w$2),
@@ -1280,24 +1322,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .w$13(lanes$1$w$13),
         .w$14(lanes$1$w$14),
         .w$15(lanes$1$w$15),
-        .x$0(lanes$1$x$0),
-        .x$1(lanes$1$x$1),
-        .x$2(lanes$1$x$2),
-        .x$3(lanes$1$x$3),
-        .x$4(lanes$1$x$4),
-        .x$5(lanes$1$x$5),
-        .x$6(lanes$1$x$6),
-        .x$7(lanes$1$x$7),
-        .x$8(lanes$1$x$8),
-        .x$9(lanes$1$x$9),
-        .x$10(lanes$1$x$10),
-        .x$11(lanes$1$x$11),
-        .x$12(lanes$1$x$12),
-        .x$13(lanes$1$x$13),
-        .x$14(lanes$1$x$14),
-        .x$15(lanes$1$x$15),
+        .xl$0(lanes$1$xl$0),
+        .xl$1(lanes$1$xl$1),
+        .xl$2(lanes$1$xl$2),
+        .xl$3(lanes$1$xl$3),
+        .xl$4(lanes$1$xl$4),
+        .xl$5(lanes$1$xl$5),
+        .xl$6(lanes$1$xl$6),
+        .xl$7(lanes$1$xl$7),
+        .xf$0(lanes$1$xf$0),
+        .xf$1(lanes$1$xf$1),
+        .xf$2(lanes$1$xf$2),
+        .xf$3(lanes$1$xf$3),
+        .xf$4(lanes$1$xf$4),
+        .xf$5(lanes$1$xf$5),
+        .xf$6(lanes$1$xf$6),
+        .xf$7(lanes$1$xf$7),
         .ps_valid(lanes$1$ps_valid),
-        .ps_first(lanes$1$ps_first),
+        .ps_clr(lanes$1$ps_clr),
         .sc_take(lanes$1$sc_take),
         .sc_mload(lanes$1$sc_mload),
         .scale(lanes$1$scale),
@@ -1313,9 +1355,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     tern_default_core$lanes$2 lanes$2(
         .clock(lanes$2$clock),
         .en(lanes$2$en),
-        .s0_load(lanes$2$s0_load),
-        .s0_replay$0(lanes$2$s0_replay$0),
-        .s0_pad$0(lanes$2$s0_pad$0),
+        .w_we(lanes$2$w_we),
+        .w_addr$0(lanes$2$w_addr$0),
+        .w_addr$1(lanes$2$w_addr$1),
+        .r_addr$0(lanes$2$r_addr$0),
+        .r_addr$1(lanes$2$r_addr$1),
         .w$0(lanes$2$w$0),
         .w$1(lanes$2$w$1),
         .w$2(lanes$2$w$2),
@@ -1332,24 +1376,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .w$13(lanes$2$w$13),
         .w$14(lanes$2$w$14),
         .w$15(lanes$2$w$15),
-        .x$0(lanes$2$x$0),
-        .x$1(lanes$2$x$1),
-        .x$2(lanes$2$x$2),
-        .x$3(lanes$2$x$3),
-        .x$4(lanes$2$x$4),
-        .x$5(lanes$2$x$5),
-        .x$6(lanes$2$x$6),
-        .x$7(lanes$2$x$7),
-        .x$8(lanes$2$x$8),
-        .x$9(lanes$2$x$9),
-        .x$10(lanes$2$x$10),
-        .x$11(lanes$2$x$11),
-        .x$12(lanes$2$x$12),
-        .x$13(lanes$2$x$13),
-        .x$14(lanes$2$x$14),
-        .x$15(lanes$2$x$15),
+        .xl$0(lanes$2$xl$0),
+        .xl$1(lanes$2$xl$1),
+        .xl$2(lanes$2$xl$2),
+        .xl$3(lanes$2$xl$3),
+        .xl$4(lanes$2$xl$4),
+        .xl$5(lanes$2$xl$5),
+        .xl$6(lanes$2$xl$6),
+        .xl$7(lanes$2$xl$7),
+        .xf$0(lanes$2$xf$0),
+        .xf$1(lanes$2$xf$1),
+        .xf$2(lanes$2$xf$2),
+        .xf$3(lanes$2$xf$3),
+        .xf$4(lanes$2$xf$4),
+        .xf$5(lanes$2$xf$5),
+        .xf$6(lanes$2$xf$6),
+        .xf$7(lanes$2$xf$7),
         .ps_valid(lanes$2$ps_valid),
-        .ps_first(lanes$2$ps_first),
+        .ps_clr(lanes$2$ps_clr),
         .sc_take(lanes$2$sc_take),
         .sc_mload(lanes$2$sc_mload),
         .scale(lanes$2$scale),
@@ -1365,9 +1409,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     tern_default_core$lanes$3 lanes$3(
         .clock(lanes$3$clock),
         .en(lanes$3$en),
-        .s0_load(lanes$3$s0_load),
-        .s0_replay$0(lanes$3$s0_replay$0),
-        .s0_pad$0(lanes$3$s0_pad$0),
+        .w_we(lanes$3$w_we),
+        .w_addr$0(lanes$3$w_addr$0),
+        .w_addr$1(lanes$3$w_addr$1),
+        .r_addr$0(lanes$3$r_addr$0),
+        .r_addr$1(lanes$3$r_addr$1),
         .w$0(lanes$3$w$0),
         .w$1(lanes$3$w$1),
         .w$2(lanes$3$w$2),
@@ -1384,24 +1430,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .w$13(lanes$3$w$13),
         .w$14(lanes$3$w$14),
         .w$15(lanes$3$w$15),
-        .x$0(lanes$3$x$0),
-        .x$1(lanes$3$x$1),
-        .x$2(lanes$3$x$2),
-        .x$3(lanes$3$x$3),
-        .x$4(lanes$3$x$4),
-        .x$5(lanes$3$x$5),
-        .x$6(lanes$3$x$6),
-        .x$7(lanes$3$x$7),
-        .x$8(lanes$3$x$8),
-        .x$9(lanes$3$x$9),
-        .x$10(lanes$3$x$10),
-        .x$11(lanes$3$x$11),
-        .x$12(lanes$3$x$12),
-        .x$13(lanes$3$x$13),
-        .x$14(lanes$3$x$14),
-        .x$15(lanes$3$x$15),
+        .xl$0(lanes$3$xl$0),
+        .xl$1(lanes$3$xl$1),
+        .xl$2(lanes$3$xl$2),
+        .xl$3(lanes$3$xl$3),
+        .xl$4(lanes$3$xl$4),
+        .xl$5(lanes$3$xl$5),
+        .xl$6(lanes$3$xl$6),
+        .xl$7(lanes$3$xl$7),
+        .xf$0(lanes$3$xf$0),
+        .xf$1(lanes$3$xf$1),
+        .xf$2(lanes$3$xf$2),
+        .xf$3(lanes$3$xf$3),
+        .xf$4(lanes$3$xf$4),
+        .xf$5(lanes$3$xf$5),
+        .xf$6(lanes$3$xf$6),
+        .xf$7(lanes$3$xf$7),
         .ps_valid(lanes$3$ps_valid),
-        .ps_first(lanes$3$ps_first),
+        .ps_clr(lanes$3$ps_clr),
         .sc_take(lanes$3$sc_take),
         .sc_mload(lanes$3$sc_mload),
         .scale(lanes$3$scale),
@@ -1417,9 +1463,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     tern_default_core$lanes$4 lanes$4(
         .clock(lanes$4$clock),
         .en(lanes$4$en),
-        .s0_load(lanes$4$s0_load),
-        .s0_replay$0(lanes$4$s0_replay$0),
-        .s0_pad$0(lanes$4$s0_pad$0),
+        .w_we(lanes$4$w_we),
+        .w_addr$0(lanes$4$w_addr$0),
+        .w_addr$1(lanes$4$w_addr$1),
+        .r_addr$0(lanes$4$r_addr$0),
+        .r_addr$1(lanes$4$r_addr$1),
         .w$0(lanes$4$w$0),
         .w$1(lanes$4$w$1),
         .w$2(lanes$4$w$2),
@@ -1436,24 +1484,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .w$13(lanes$4$w$13),
         .w$14(lanes$4$w$14),
         .w$15(lanes$4$w$15),
-        .x$0(lanes$4$x$0),
-        .x$1(lanes$4$x$1),
-        .x$2(lanes$4$x$2),
-        .x$3(lanes$4$x$3),
-        .x$4(lanes$4$x$4),
-        .x$5(lanes$4$x$5),
-        .x$6(lanes$4$x$6),
-        .x$7(lanes$4$x$7),
-        .x$8(lanes$4$x$8),
-        .x$9(lanes$4$x$9),
-        .x$10(lanes$4$x$10),
-        .x$11(lanes$4$x$11),
-        .x$12(lanes$4$x$12),
-        .x$13(lanes$4$x$13),
-        .x$14(lanes$4$x$14),
-        .x$15(lanes$4$x$15),
+        .xl$0(lanes$4$xl$0),
+        .xl$1(lanes$4$xl$1),
+        .xl$2(lanes$4$xl$2),
+        .xl$3(lanes$4$xl$3),
+        .xl$4(lanes$4$xl$4),
+        .xl$5(lanes$4$xl$5),
+        .xl$6(lanes$4$xl$6),
+        .xl$7(lanes$4$xl$7),
+        .xf$0(lanes$4$xf$0),
+        .xf$1(lanes$4$xf$1),
+        .xf$2(lanes$4$xf$2),
+        .xf$3(lanes$4$xf$3),
+        .xf$4(lanes$4$xf$4),
+        .xf$5(lanes$4$xf$5),
+        .xf$6(lanes$4$xf$6),
+        .xf$7(lanes$4$xf$7),
         .ps_valid(lanes$4$ps_valid),
-        .ps_first(lanes$4$ps_first),
+        .ps_clr(lanes$4$ps_clr),
         .sc_take(lanes$4$sc_take),
         .sc_mload(lanes$4$sc_mload),
         .scale(lanes$4$scale),
@@ -1469,9 +1517,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     tern_default_core$lanes$5 lanes$5(
         .clock(lanes$5$clock),
         .en(lanes$5$en),
-        .s0_load(lanes$5$s0_load),
-        .s0_replay$0(lanes$5$s0_replay$0),
-        .s0_pad$0(lanes$5$s0_pad$0),
+        .w_we(lanes$5$w_we),
+        .w_addr$0(lanes$5$w_addr$0),
+        .w_addr$1(lanes$5$w_addr$1),
+        .r_addr$0(lanes$5$r_addr$0),
+        .r_addr$1(lanes$5$r_addr$1),
         .w$0(lanes$5$w$0),
         .w$1(lanes$5$w$1),
         .w$2(lanes$5$w$2),
@@ -1488,24 +1538,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .w$13(lanes$5$w$13),
         .w$14(lanes$5$w$14),
         .w$15(lanes$5$w$15),
-        .x$0(lanes$5$x$0),
-        .x$1(lanes$5$x$1),
-        .x$2(lanes$5$x$2),
-        .x$3(lanes$5$x$3),
-        .x$4(lanes$5$x$4),
-        .x$5(lanes$5$x$5),
-        .x$6(lanes$5$x$6),
-        .x$7(lanes$5$x$7),
-        .x$8(lanes$5$x$8),
-        .x$9(lanes$5$x$9),
-        .x$10(lanes$5$x$10),
-        .x$11(lanes$5$x$11),
-        .x$12(lanes$5$x$12),
-        .x$13(lanes$5$x$13),
-        .x$14(lanes$5$x$14),
-        .x$15(lanes$5$x$15),
+        .xl$0(lanes$5$xl$0),
+        .xl$1(lanes$5$xl$1),
+        .xl$2(lanes$5$xl$2),
+        .xl$3(lanes$5$xl$3),
+        .xl$4(lanes$5$xl$4),
+        .xl$5(lanes$5$xl$5),
+        .xl$6(lanes$5$xl$6),
+        .xl$7(lanes$5$xl$7),
+        .xf$0(lanes$5$xf$0),
+        .xf$1(lanes$5$xf$1),
+        .xf$2(lanes$5$xf$2),
+        .xf$3(lanes$5$xf$3),
+        .xf$4(lanes$5$xf$4),
+        .xf$5(lanes$5$xf$5),
+        .xf$6(lanes$5$xf$6),
+        .xf$7(lanes$5$xf$7),
         .ps_valid(lanes$5$ps_valid),
-        .ps_first(lanes$5$ps_first),
+        .ps_clr(lanes$5$ps_clr),
         .sc_take(lanes$5$sc_take),
         .sc_mload(lanes$5$sc_mload),
         .scale(lanes$5$scale),
@@ -1521,9 +1571,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     tern_default_core$lanes$6 lanes$6(
         .clock(lanes$6$clock),
         .en(lanes$6$en),
-        .s0_load(lanes$6$s0_load),
-        .s0_replay$0(lanes$6$s0_replay$0),
-        .s0_pad$0(lanes$6$s0_pad$0),
+        .w_we(lanes$6$w_we),
+        .w_addr$0(lanes$6$w_addr$0),
+        .w_addr$1(lanes$6$w_addr$1),
+        .r_addr$0(lanes$6$r_addr$0),
+        .r_addr$1(lanes$6$r_addr$1),
         .w$0(lanes$6$w$0),
         .w$1(lanes$6$w$1),
         .w$2(lanes$6$w$2),
@@ -1540,24 +1592,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .w$13(lanes$6$w$13),
         .w$14(lanes$6$w$14),
         .w$15(lanes$6$w$15),
-        .x$0(lanes$6$x$0),
-        .x$1(lanes$6$x$1),
-        .x$2(lanes$6$x$2),
-        .x$3(lanes$6$x$3),
-        .x$4(lanes$6$x$4),
-        .x$5(lanes$6$x$5),
-        .x$6(lanes$6$x$6),
-        .x$7(lanes$6$x$7),
-        .x$8(lanes$6$x$8),
-        .x$9(lanes$6$x$9),
-        .x$10(lanes$6$x$10),
-        .x$11(lanes$6$x$11),
-        .x$12(lanes$6$x$12),
-        .x$13(lanes$6$x$13),
-        .x$14(lanes$6$x$14),
-        .x$15(lanes$6$x$15),
+        .xl$0(lanes$6$xl$0),
+        .xl$1(lanes$6$xl$1),
+        .xl$2(lanes$6$xl$2),
+        .xl$3(lanes$6$xl$3),
+        .xl$4(lanes$6$xl$4),
+        .xl$5(lanes$6$xl$5),
+        .xl$6(lanes$6$xl$6),
+        .xl$7(lanes$6$xl$7),
+        .xf$0(lanes$6$xf$0),
+        .xf$1(lanes$6$xf$1),
+        .xf$2(lanes$6$xf$2),
+        .xf$3(lanes$6$xf$3),
+        .xf$4(lanes$6$xf$4),
+        .xf$5(lanes$6$xf$5),
+        .xf$6(lanes$6$xf$6),
+        .xf$7(lanes$6$xf$7),
         .ps_valid(lanes$6$ps_valid),
-        .ps_first(lanes$6$ps_first),
+        .ps_clr(lanes$6$ps_clr),
         .sc_take(lanes$6$sc_take),
         .sc_mload(lanes$6$sc_mload),
         .scale(lanes$6$scale),
@@ -1573,9 +1625,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     tern_default_core$lanes$7 lanes$7(
         .clock(lanes$7$clock),
         .en(lanes$7$en),
-        .s0_load(lanes$7$s0_load),
-        .s0_replay$0(lanes$7$s0_replay$0),
-        .s0_pad$0(lanes$7$s0_pad$0),
+        .w_we(lanes$7$w_we),
+        .w_addr$0(lanes$7$w_addr$0),
+        .w_addr$1(lanes$7$w_addr$1),
+        .r_addr$0(lanes$7$r_addr$0),
+        .r_addr$1(lanes$7$r_addr$1),
         .w$0(lanes$7$w$0),
         .w$1(lanes$7$w$1),
         .w$2(lanes$7$w$2),
@@ -1592,24 +1646,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .w$13(lanes$7$w$13),
         .w$14(lanes$7$w$14),
         .w$15(lanes$7$w$15),
-        .x$0(lanes$7$x$0),
-        .x$1(lanes$7$x$1),
-        .x$2(lanes$7$x$2),
-        .x$3(lanes$7$x$3),
-        .x$4(lanes$7$x$4),
-        .x$5(lanes$7$x$5),
-        .x$6(lanes$7$x$6),
-        .x$7(lanes$7$x$7),
-        .x$8(lanes$7$x$8),
-        .x$9(lanes$7$x$9),
-        .x$10(lanes$7$x$10),
-        .x$11(lanes$7$x$11),
-        .x$12(lanes$7$x$12),
-        .x$13(lanes$7$x$13),
-        .x$14(lanes$7$x$14),
-        .x$15(lanes$7$x$15),
+        .xl$0(lanes$7$xl$0),
+        .xl$1(lanes$7$xl$1),
+        .xl$2(lanes$7$xl$2),
+        .xl$3(lanes$7$xl$3),
+        .xl$4(lanes$7$xl$4),
+        .xl$5(lanes$7$xl$5),
+        .xl$6(lanes$7$xl$6),
+        .xl$7(lanes$7$xl$7),
+        .xf$0(lanes$7$xf$0),
+        .xf$1(lanes$7$xf$1),
+        .xf$2(lanes$7$xf$2),
+        .xf$3(lanes$7$xf$3),
+        .xf$4(lanes$7$xf$4),
+        .xf$5(lanes$7$xf$5),
+        .xf$6(lanes$7$xf$6),
+        .xf$7(lanes$7$xf$7),
         .ps_valid(lanes$7$ps_valid),
-        .ps_first(lanes$7$ps_first),
+        .ps_clr(lanes$7$ps_clr),
         .sc_take(lanes$7$sc_take),
         .sc_mload(lanes$7$sc_mload),
         .scale(lanes$7$scale),
@@ -1625,9 +1679,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     tern_default_core$lanes$8 lanes$8(
         .clock(lanes$8$clock),
         .en(lanes$8$en),
-        .s0_load(lanes$8$s0_load),
-        .s0_replay$0(lanes$8$s0_replay$0),
-        .s0_pad$0(lanes$8$s0_pad$0),
+        .w_we(lanes$8$w_we),
+        .w_addr$0(lanes$8$w_addr$0),
+        .w_addr$1(lanes$8$w_addr$1),
+        .r_addr$0(lanes$8$r_addr$0),
+        .r_addr$1(lanes$8$r_addr$1),
         .w$0(lanes$8$w$0),
         .w$1(lanes$8$w$1),
         .w$2(lanes$8$w$2),
@@ -1644,24 +1700,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .w$13(lanes$8$w$13),
         .w$14(lanes$8$w$14),
         .w$15(lanes$8$w$15),
-        .x$0(lanes$8$x$0),
-        .x$1(lanes$8$x$1),
-        .x$2(lanes$8$x$2),
-        .x$3(lanes$8$x$3),
-        .x$4(lanes$8$x$4),
-        .x$5(lanes$8$x$5),
-        .x$6(lanes$8$x$6),
-        .x$7(lanes$8$x$7),
-        .x$8(lanes$8$x$8),
-        .x$9(lanes$8$x$9),
-        .x$10(lanes$8$x$10),
-        .x$11(lanes$8$x$11),
-        .x$12(lanes$8$x$12),
-        .x$13(lanes$8$x$13),
-        .x$14(lanes$8$x$14),
-        .x$15(lanes$8$x$15),
+        .xl$0(lanes$8$xl$0),
+        .xl$1(lanes$8$xl$1),
+        .xl$2(lanes$8$xl$2),
+        .xl$3(lanes$8$xl$3),
+        .xl$4(lanes$8$xl$4),
+        .xl$5(lanes$8$xl$5),
+        .xl$6(lanes$8$xl$6),
+        .xl$7(lanes$8$xl$7),
+        .xf$0(lanes$8$xf$0),
+        .xf$1(lanes$8$xf$1),
+        .xf$2(lanes$8$xf$2),
+        .xf$3(lanes$8$xf$3),
+        .xf$4(lanes$8$xf$4),
+        .xf$5(lanes$8$xf$5),
+        .xf$6(lanes$8$xf$6),
+        .xf$7(lanes$8$xf$7),
         .ps_valid(lanes$8$ps_valid),
-        .ps_first(lanes$8$ps_first),
+        .ps_clr(lanes$8$ps_clr),
         .sc_take(lanes$8$sc_take),
         .sc_mload(lanes$8$sc_mload),
         .scale(lanes$8$scale),
@@ -1677,9 +1733,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     tern_default_core$lanes$9 lanes$9(
         .clock(lanes$9$clock),
         .en(lanes$9$en),
-        .s0_load(lanes$9$s0_load),
-        .s0_replay$0(lanes$9$s0_replay$0),
-        .s0_pad$0(lanes$9$s0_pad$0),
+        .w_we(lanes$9$w_we),
+        .w_addr$0(lanes$9$w_addr$0),
+        .w_addr$1(lanes$9$w_addr$1),
+        .r_addr$0(lanes$9$r_addr$0),
+        .r_addr$1(lanes$9$r_addr$1),
         .w$0(lanes$9$w$0),
         .w$1(lanes$9$w$1),
         .w$2(lanes$9$w$2),
@@ -1696,24 +1754,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .w$13(lanes$9$w$13),
         .w$14(lanes$9$w$14),
         .w$15(lanes$9$w$15),
-        .x$0(lanes$9$x$0),
-        .x$1(lanes$9$x$1),
-        .x$2(lanes$9$x$2),
-        .x$3(lanes$9$x$3),
-        .x$4(lanes$9$x$4),
-        .x$5(lanes$9$x$5),
-        .x$6(lanes$9$x$6),
-        .x$7(lanes$9$x$7),
-        .x$8(lanes$9$x$8),
-        .x$9(lanes$9$x$9),
-        .x$10(lanes$9$x$10),
-        .x$11(lanes$9$x$11),
-        .x$12(lanes$9$x$12),
-        .x$13(lanes$9$x$13),
-        .x$14(lanes$9$x$14),
-        .x$15(lanes$9$x$15),
+        .xl$0(lanes$9$xl$0),
+        .xl$1(lanes$9$xl$1),
+        .xl$2(lanes$9$xl$2),
+        .xl$3(lanes$9$xl$3),
+        .xl$4(lanes$9$xl$4),
+        .xl$5(lanes$9$xl$5),
+        .xl$6(lanes$9$xl$6),
+        .xl$7(lanes$9$xl$7),
+        .xf$0(lanes$9$xf$0),
+        .xf$1(lanes$9$xf$1),
+        .xf$2(lanes$9$xf$2),
+        .xf$3(lanes$9$xf$3),
+        .xf$4(lanes$9$xf$4),
+        .xf$5(lanes$9$xf$5),
+        .xf$6(lanes$9$xf$6),
+        .xf$7(lanes$9$xf$7),
         .ps_valid(lanes$9$ps_valid),
-        .ps_first(lanes$9$ps_first),
+        .ps_clr(lanes$9$ps_clr),
         .sc_take(lanes$9$sc_take),
         .sc_mload(lanes$9$sc_mload),
         .scale(lanes$9$scale),
@@ -1729,9 +1787,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     tern_default_core$lanes$10 lanes$10(
         .clock(lanes$10$clock),
         .en(lanes$10$en),
-        .s0_load(lanes$10$s0_load),
-        .s0_replay$0(lanes$10$s0_replay$0),
-        .s0_pad$0(lanes$10$s0_pad$0),
+        .w_we(lanes$10$w_we),
+        .w_addr$0(lanes$10$w_addr$0),
+        .w_addr$1(lanes$10$w_addr$1),
+        .r_addr$0(lanes$10$r_addr$0),
+        .r_addr$1(lanes$10$r_addr$1),
         .w$0(lanes$10$w$0),
         .w$1(lanes$10$w$1),
         .w$2(lanes$10$w$2),
@@ -1748,24 +1808,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .w$13(lanes$10$w$13),
         .w$14(lanes$10$w$14),
         .w$15(lanes$10$w$15),
-        .x$0(lanes$10$x$0),
-        .x$1(lanes$10$x$1),
-        .x$2(lanes$10$x$2),
-        .x$3(lanes$10$x$3),
-        .x$4(lanes$10$x$4),
-        .x$5(lanes$10$x$5),
-        .x$6(lanes$10$x$6),
-        .x$7(lanes$10$x$7),
-        .x$8(lanes$10$x$8),
-        .x$9(lanes$10$x$9),
-        .x$10(lanes$10$x$10),
-        .x$11(lanes$10$x$11),
-        .x$12(lanes$10$x$12),
-        .x$13(lanes$10$x$13),
-        .x$14(lanes$10$x$14),
-        .x$15(lanes$10$x$15),
+        .xl$0(lanes$10$xl$0),
+        .xl$1(lanes$10$xl$1),
+        .xl$2(lanes$10$xl$2),
+        .xl$3(lanes$10$xl$3),
+        .xl$4(lanes$10$xl$4),
+        .xl$5(lanes$10$xl$5),
+        .xl$6(lanes$10$xl$6),
+        .xl$7(lanes$10$xl$7),
+        .xf$0(lanes$10$xf$0),
+        .xf$1(lanes$10$xf$1),
+        .xf$2(lanes$10$xf$2),
+        .xf$3(lanes$10$xf$3),
+        .xf$4(lanes$10$xf$4),
+        .xf$5(lanes$10$xf$5),
+        .xf$6(lanes$10$xf$6),
+        .xf$7(lanes$10$xf$7),
         .ps_valid(lanes$10$ps_valid),
-        .ps_first(lanes$10$ps_first),
+        .ps_clr(lanes$10$ps_clr),
         .sc_take(lanes$10$sc_take),
         .sc_mload(lanes$10$sc_mload),
         .scale(lanes$10$scale),
@@ -1781,9 +1841,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     tern_default_core$lanes$11 lanes$11(
         .clock(lanes$11$clock),
         .en(lanes$11$en),
-        .s0_load(lanes$11$s0_load),
-        .s0_replay$0(lanes$11$s0_replay$0),
-        .s0_pad$0(lanes$11$s0_pad$0),
+        .w_we(lanes$11$w_we),
+        .w_addr$0(lanes$11$w_addr$0),
+        .w_addr$1(lanes$11$w_addr$1),
+        .r_addr$0(lanes$11$r_addr$0),
+        .r_addr$1(lanes$11$r_addr$1),
         .w$0(lanes$11$w$0),
         .w$1(lanes$11$w$1),
         .w$2(lanes$11$w$2),
@@ -1800,24 +1862,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .w$13(lanes$11$w$13),
         .w$14(lanes$11$w$14),
         .w$15(lanes$11$w$15),
-        .x$0(lanes$11$x$0),
-        .x$1(lanes$11$x$1),
-        .x$2(lanes$11$x$2),
-        .x$3(lanes$11$x$3),
-        .x$4(lanes$11$x$4),
-        .x$5(lanes$11$x$5),
-        .x$6(lanes$11$x$6),
-        .x$7(lanes$11$x$7),
-        .x$8(lanes$11$x$8),
-        .x$9(lanes$11$x$9),
-        .x$10(lanes$11$x$10),
-        .x$11(lanes$11$x$11),
-        .x$12(lanes$11$x$12),
-        .x$13(lanes$11$x$13),
-        .x$14(lanes$11$x$14),
-        .x$15(lanes$11$x$15),
+        .xl$0(lanes$11$xl$0),
+        .xl$1(lanes$11$xl$1),
+        .xl$2(lanes$11$xl$2),
+        .xl$3(lanes$11$xl$3),
+        .xl$4(lanes$11$xl$4),
+        .xl$5(lanes$11$xl$5),
+        .xl$6(lanes$11$xl$6),
+        .xl$7(lanes$11$xl$7),
+        .xf$0(lanes$11$xf$0),
+        .xf$1(lanes$11$xf$1),
+        .xf$2(lanes$11$xf$2),
+        .xf$3(lanes$11$xf$3),
+        .xf$4(lanes$11$xf$4),
+        .xf$5(lanes$11$xf$5),
+        .xf$6(lanes$11$xf$6),
+        .xf$7(lanes$11$xf$7),
         .ps_valid(lanes$11$ps_valid),
-        .ps_first(lanes$11$ps_first),
+        .ps_clr(lanes$11$ps_clr),
         .sc_take(lanes$11$sc_take),
         .sc_mload(lanes$11$sc_mload),
         .scale(lanes$11$scale),
@@ -1833,9 +1895,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     tern_default_core$lanes$12 lanes$12(
         .clock(lanes$12$clock),
         .en(lanes$12$en),
-        .s0_load(lanes$12$s0_load),
-        .s0_replay$0(lanes$12$s0_replay$0),
-        .s0_pad$0(lanes$12$s0_pad$0),
+        .w_we(lanes$12$w_we),
+        .w_addr$0(lanes$12$w_addr$0),
+        .w_addr$1(lanes$12$w_addr$1),
+        .r_addr$0(lanes$12$r_addr$0),
+        .r_addr$1(lanes$12$r_addr$1),
         .w$0(lanes$12$w$0),
         .w$1(lanes$12$w$1),
         .w$2(lanes$12$w$2),
@@ -1852,24 +1916,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .w$13(lanes$12$w$13),
         .w$14(lanes$12$w$14),
         .w$15(lanes$12$w$15),
-        .x$0(lanes$12$x$0),
-        .x$1(lanes$12$x$1),
-        .x$2(lanes$12$x$2),
-        .x$3(lanes$12$x$3),
-        .x$4(lanes$12$x$4),
-        .x$5(lanes$12$x$5),
-        .x$6(lanes$12$x$6),
-        .x$7(lanes$12$x$7),
-        .x$8(lanes$12$x$8),
-        .x$9(lanes$12$x$9),
-        .x$10(lanes$12$x$10),
-        .x$11(lanes$12$x$11),
-        .x$12(lanes$12$x$12),
-        .x$13(lanes$12$x$13),
-        .x$14(lanes$12$x$14),
-        .x$15(lanes$12$x$15),
+        .xl$0(lanes$12$xl$0),
+        .xl$1(lanes$12$xl$1),
+        .xl$2(lanes$12$xl$2),
+        .xl$3(lanes$12$xl$3),
+        .xl$4(lanes$12$xl$4),
+        .xl$5(lanes$12$xl$5),
+        .xl$6(lanes$12$xl$6),
+        .xl$7(lanes$12$xl$7),
+        .xf$0(lanes$12$xf$0),
+        .xf$1(lanes$12$xf$1),
+        .xf$2(lanes$12$xf$2),
+        .xf$3(lanes$12$xf$3),
+        .xf$4(lanes$12$xf$4),
+        .xf$5(lanes$12$xf$5),
+        .xf$6(lanes$12$xf$6),
+        .xf$7(lanes$12$xf$7),
         .ps_valid(lanes$12$ps_valid),
-        .ps_first(lanes$12$ps_first),
+        .ps_clr(lanes$12$ps_clr),
         .sc_take(lanes$12$sc_take),
         .sc_mload(lanes$12$sc_mload),
         .scale(lanes$12$scale),
@@ -1885,9 +1949,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     tern_default_core$lanes$13 lanes$13(
         .clock(lanes$13$clock),
         .en(lanes$13$en),
-        .s0_load(lanes$13$s0_load),
-        .s0_replay$0(lanes$13$s0_replay$0),
-        .s0_pad$0(lanes$13$s0_pad$0),
+        .w_we(lanes$13$w_we),
+        .w_addr$0(lanes$13$w_addr$0),
+        .w_addr$1(lanes$13$w_addr$1),
+        .r_addr$0(lanes$13$r_addr$0),
+        .r_addr$1(lanes$13$r_addr$1),
         .w$0(lanes$13$w$0),
         .w$1(lanes$13$w$1),
         .w$2(lanes$13$w$2),
@@ -1904,24 +1970,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .w$13(lanes$13$w$13),
         .w$14(lanes$13$w$14),
         .w$15(lanes$13$w$15),
-        .x$0(lanes$13$x$0),
-        .x$1(lanes$13$x$1),
-        .x$2(lanes$13$x$2),
-        .x$3(lanes$13$x$3),
-        .x$4(lanes$13$x$4),
-        .x$5(lanes$13$x$5),
-        .x$6(lanes$13$x$6),
-        .x$7(lanes$13$x$7),
-        .x$8(lanes$13$x$8),
-        .x$9(lanes$13$x$9),
-        .x$10(lanes$13$x$10),
-        .x$11(lanes$13$x$11),
-        .x$12(lanes$13$x$12),
-        .x$13(lanes$13$x$13),
-        .x$14(lanes$13$x$14),
-        .x$15(lanes$13$x$15),
+        .xl$0(lanes$13$xl$0),
+        .xl$1(lanes$13$xl$1),
+        .xl$2(lanes$13$xl$2),
+        .xl$3(lanes$13$xl$3),
+        .xl$4(lanes$13$xl$4),
+        .xl$5(lanes$13$xl$5),
+        .xl$6(lanes$13$xl$6),
+        .xl$7(lanes$13$xl$7),
+        .xf$0(lanes$13$xf$0),
+        .xf$1(lanes$13$xf$1),
+        .xf$2(lanes$13$xf$2),
+        .xf$3(lanes$13$xf$3),
+        .xf$4(lanes$13$xf$4),
+        .xf$5(lanes$13$xf$5),
+        .xf$6(lanes$13$xf$6),
+        .xf$7(lanes$13$xf$7),
         .ps_valid(lanes$13$ps_valid),
-        .ps_first(lanes$13$ps_first),
+        .ps_clr(lanes$13$ps_clr),
         .sc_take(lanes$13$sc_take),
         .sc_mload(lanes$13$sc_mload),
         .scale(lanes$13$scale),
@@ -1937,9 +2003,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     tern_default_core$lanes$14 lanes$14(
         .clock(lanes$14$clock),
         .en(lanes$14$en),
-        .s0_load(lanes$14$s0_load),
-        .s0_replay$0(lanes$14$s0_replay$0),
-        .s0_pad$0(lanes$14$s0_pad$0),
+        .w_we(lanes$14$w_we),
+        .w_addr$0(lanes$14$w_addr$0),
+        .w_addr$1(lanes$14$w_addr$1),
+        .r_addr$0(lanes$14$r_addr$0),
+        .r_addr$1(lanes$14$r_addr$1),
         .w$0(lanes$14$w$0),
         .w$1(lanes$14$w$1),
         .w$2(lanes$14$w$2),
@@ -1956,24 +2024,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .w$13(lanes$14$w$13),
         .w$14(lanes$14$w$14),
         .w$15(lanes$14$w$15),
-        .x$0(lanes$14$x$0),
-        .x$1(lanes$14$x$1),
-        .x$2(lanes$14$x$2),
-        .x$3(lanes$14$x$3),
-        .x$4(lanes$14$x$4),
-        .x$5(lanes$14$x$5),
-        .x$6(lanes$14$x$6),
-        .x$7(lanes$14$x$7),
-        .x$8(lanes$14$x$8),
-        .x$9(lanes$14$x$9),
-        .x$10(lanes$14$x$10),
-        .x$11(lanes$14$x$11),
-        .x$12(lanes$14$x$12),
-        .x$13(lanes$14$x$13),
-        .x$14(lanes$14$x$14),
-        .x$15(lanes$14$x$15),
+        .xl$0(lanes$14$xl$0),
+        .xl$1(lanes$14$xl$1),
+        .xl$2(lanes$14$xl$2),
+        .xl$3(lanes$14$xl$3),
+        .xl$4(lanes$14$xl$4),
+        .xl$5(lanes$14$xl$5),
+        .xl$6(lanes$14$xl$6),
+        .xl$7(lanes$14$xl$7),
+        .xf$0(lanes$14$xf$0),
+        .xf$1(lanes$14$xf$1),
+        .xf$2(lanes$14$xf$2),
+        .xf$3(lanes$14$xf$3),
+        .xf$4(lanes$14$xf$4),
+        .xf$5(lanes$14$xf$5),
+        .xf$6(lanes$14$xf$6),
+        .xf$7(lanes$14$xf$7),
         .ps_valid(lanes$14$ps_valid),
-        .ps_first(lanes$14$ps_first),
+        .ps_clr(lanes$14$ps_clr),
         .sc_take(lanes$14$sc_take),
         .sc_mload(lanes$14$sc_mload),
         .scale(lanes$14$scale),
@@ -1989,9 +2057,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     tern_default_core$lanes$15 lanes$15(
         .clock(lanes$15$clock),
         .en(lanes$15$en),
-        .s0_load(lanes$15$s0_load),
-        .s0_replay$0(lanes$15$s0_replay$0),
-        .s0_pad$0(lanes$15$s0_pad$0),
+        .w_we(lanes$15$w_we),
+        .w_addr$0(lanes$15$w_addr$0),
+        .w_addr$1(lanes$15$w_addr$1),
+        .r_addr$0(lanes$15$r_addr$0),
+        .r_addr$1(lanes$15$r_addr$1),
         .w$0(lanes$15$w$0),
         .w$1(lanes$15$w$1),
         .w$2(lanes$15$w$2),
@@ -2008,24 +2078,24 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .w$13(lanes$15$w$13),
         .w$14(lanes$15$w$14),
         .w$15(lanes$15$w$15),
-        .x$0(lanes$15$x$0),
-        .x$1(lanes$15$x$1),
-        .x$2(lanes$15$x$2),
-        .x$3(lanes$15$x$3),
-        .x$4(lanes$15$x$4),
-        .x$5(lanes$15$x$5),
-        .x$6(lanes$15$x$6),
-        .x$7(lanes$15$x$7),
-        .x$8(lanes$15$x$8),
-        .x$9(lanes$15$x$9),
-        .x$10(lanes$15$x$10),
-        .x$11(lanes$15$x$11),
-        .x$12(lanes$15$x$12),
-        .x$13(lanes$15$x$13),
-        .x$14(lanes$15$x$14),
-        .x$15(lanes$15$x$15),
+        .xl$0(lanes$15$xl$0),
+        .xl$1(lanes$15$xl$1),
+        .xl$2(lanes$15$xl$2),
+        .xl$3(lanes$15$xl$3),
+        .xl$4(lanes$15$xl$4),
+        .xl$5(lanes$15$xl$5),
+        .xl$6(lanes$15$xl$6),
+        .xl$7(lanes$15$xl$7),
+        .xf$0(lanes$15$xf$0),
+        .xf$1(lanes$15$xf$1),
+        .xf$2(lanes$15$xf$2),
+        .xf$3(lanes$15$xf$3),
+        .xf$4(lanes$15$xf$4),
+        .xf$5(lanes$15$xf$5),
+        .xf$6(lanes$15$xf$6),
+        .xf$7(lanes$15$xf$7),
         .ps_valid(lanes$15$ps_valid),
-        .ps_first(lanes$15$ps_first),
+        .ps_clr(lanes$15$ps_clr),
         .sc_take(lanes$15$sc_take),
         .sc_mload(lanes$15$sc_mload),
         .scale(lanes$15$scale),
@@ -2040,11 +2110,17 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     );
 
     // Update code (custom)
-    // the activation register, shared by all lanes (loaded when a beat is issued)
+    // the activation register, shared by all lanes (loaded when a beat is issued, cleared for a pad beat)
     wire [127:0] act_in = {act$15, act$14, act$13, act$12, act$11, act$10, act$9, act$8, act$7, act$6, act$5, act$4, act$3, act$2, act$1, act$0};
     reg [127:0] x_reg;
     always @(posedge clock) begin
-      if (ctrl$x_load) x_reg <= act_in;
+      if (ctrl$x_zero$0) x_reg <= {128{1'b0}};
+      else if (ctrl$x_load) x_reg <= act_in;
+    end
+    // the follower columns' activations one stage later (the lanes' lead registers hold the leaders')
+    reg [63:0] x_f;
+    always @(posedge clock) begin
+      if (ctrl$en) x_f <= {x_reg[127:120], x_reg[111:104], x_reg[95:88], x_reg[79:72], x_reg[63:56], x_reg[47:40], x_reg[31:24], x_reg[15:8]};
     end
     always @(*) begin
       ctrl$clock = clock;
@@ -2069,825 +2145,857 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       out_last = ctrl$out_last;
       // lane 0
       lanes$0$clock = clock;
-      lanes$0$s0_load = ctrl$s0_load;
+      lanes$0$en = ctrl$en;
+      lanes$0$w_we = ctrl$w_we;
       lanes$0$ps_valid = ctrl$ps_valid;
-      lanes$0$ps_first = ctrl$ps_first;
+      lanes$0$ps_clr = ctrl$ps_clr;
       lanes$0$sc_take = ctrl$sc_take;
       lanes$0$sc_mload = ctrl$sc_mload;
       lanes$0$acc_we = ctrl$acc_we;
       lanes$0$acc_first = ctrl$acc_first;
       lanes$0$out_load = ctrl$out_load;
-      lanes$0$en = ctrl$en;
-      lanes$0$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$0$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$0$w_addr$0 = ctrl$w_addr$0;
+      lanes$0$r_addr$0 = ctrl$r_addr$0;
+      lanes$0$w_addr$1 = ctrl$w_addr$1;
+      lanes$0$r_addr$1 = ctrl$r_addr$1;
       lanes$0$acc_addr$0 = ctrl$acc_addr$0;
       lanes$0$acc_addr$1 = ctrl$acc_addr$1;
       lanes$0$acc_addr$2 = ctrl$acc_addr$2;
       lanes$0$acc_addr$3 = ctrl$acc_addr$3;
       lanes$0$w$0 = w$0;
-      lanes$0$x$0 = x_reg[7:0];
       lanes$0$w$1 = w$1;
-      lanes$0$x$1 = x_reg[15:8];
       lanes$0$w$2 = w$2;
-      lanes$0$x$2 = x_reg[23:16];
       lanes$0$w$3 = w$3;
-      lanes$0$x$3 = x_reg[31:24];
       lanes$0$w$4 = w$4;
-      lanes$0$x$4 = x_reg[39:32];
       lanes$0$w$5 = w$5;
-      lanes$0$x$5 = x_reg[47:40];
       lanes$0$w$6 = w$6;
-      lanes$0$x$6 = x_reg[55:48];
       lanes$0$w$7 = w$7;
-      lanes$0$x$7 = x_reg[63:56];
       lanes$0$w$8 = w$8;
-      lanes$0$x$8 = x_reg[71:64];
       lanes$0$w$9 = w$9;
-      lanes$0$x$9 = x_reg[79:72];
       lanes$0$w$10 = w$10;
-      lanes$0$x$10 = x_reg[87:80];
       lanes$0$w$11 = w$11;
-      lanes$0$x$11 = x_reg[95:88];
       lanes$0$w$12 = w$12;
-      lanes$0$x$12 = x_reg[103:96];
       lanes$0$w$13 = w$13;
-      lanes$0$x$13 = x_reg[111:104];
       lanes$0$w$14 = w$14;
-      lanes$0$x$14 = x_reg[119:112];
       lanes$0$w$15 = w$15;
-      lanes$0$x$15 = x_reg[127:120];
+      lanes$0$xl$0 = x_reg[7:0];
+      lanes$0$xl$1 = x_reg[23:16];
+      lanes$0$xl$2 = x_reg[39:32];
+      lanes$0$xl$3 = x_reg[55:48];
+      lanes$0$xl$4 = x_reg[71:64];
+      lanes$0$xl$5 = x_reg[87:80];
+      lanes$0$xl$6 = x_reg[103:96];
+      lanes$0$xl$7 = x_reg[119:112];
+      lanes$0$xf$0 = x_f[7:0];
+      lanes$0$xf$1 = x_f[15:8];
+      lanes$0$xf$2 = x_f[23:16];
+      lanes$0$xf$3 = x_f[31:24];
+      lanes$0$xf$4 = x_f[39:32];
+      lanes$0$xf$5 = x_f[47:40];
+      lanes$0$xf$6 = x_f[55:48];
+      lanes$0$xf$7 = x_f[63:56];
       lanes$0$scale = scale$0;
       out$0 = lanes$0$out;
       // lane 1
       lanes$1$clock = clock;
-      lanes$1$s0_load = ctrl$s0_load;
+      lanes$1$en = ctrl$en;
+      lanes$1$w_we = ctrl$w_we;
       lanes$1$ps_valid = ctrl$ps_valid;
-      lanes$1$ps_first = ctrl$ps_first;
+      lanes$1$ps_clr = ctrl$ps_clr;
       lanes$1$sc_take = ctrl$sc_take;
       lanes$1$sc_mload = ctrl$sc_mload;
       lanes$1$acc_we = ctrl$acc_we;
       lanes$1$acc_first = ctrl$acc_first;
       lanes$1$out_load = ctrl$out_load;
-      lanes$1$en = ctrl$en;
-      lanes$1$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$1$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$1$w_addr$0 = ctrl$w_addr$0;
+      lanes$1$r_addr$0 = ctrl$r_addr$0;
+      lanes$1$w_addr$1 = ctrl$w_addr$1;
+      lanes$1$r_addr$1 = ctrl$r_addr$1;
       lanes$1$acc_addr$0 = ctrl$acc_addr$0;
       lanes$1$acc_addr$1 = ctrl$acc_addr$1;
       lanes$1$acc_addr$2 = ctrl$acc_addr$2;
       lanes$1$acc_addr$3 = ctrl$acc_addr$3;
       lanes$1$w$0 = w$16;
-      lanes$1$x$0 = x_reg[7:0];
       lanes$1$w$1 = w$17;
-      lanes$1$x$1 = x_reg[15:8];
       lanes$1$w$2 = w$18;
-      lanes$1$x$2 = x_reg[23:16];
       lanes$1$w$3 = w$19;
-      lanes$1$x$3 = x_reg[31:24];
       lanes$1$w$4 = w$20;
-      lanes$1$x$4 = x_reg[39:32];
       lanes$1$w$5 = w$21;
-      lanes$1$x$5 = x_reg[47:40];
       lanes$1$w$6 = w$22;
-      lanes$1$x$6 = x_reg[55:48];
       lanes$1$w$7 = w$23;
-      lanes$1$x$7 = x_reg[63:56];
       lanes$1$w$8 = w$24;
-      lanes$1$x$8 = x_reg[71:64];
       lanes$1$w$9 = w$25;
-      lanes$1$x$9 = x_reg[79:72];
       lanes$1$w$10 = w$26;
-      lanes$1$x$10 = x_reg[87:80];
       lanes$1$w$11 = w$27;
-      lanes$1$x$11 = x_reg[95:88];
       lanes$1$w$12 = w$28;
-      lanes$1$x$12 = x_reg[103:96];
       lanes$1$w$13 = w$29;
-      lanes$1$x$13 = x_reg[111:104];
       lanes$1$w$14 = w$30;
-      lanes$1$x$14 = x_reg[119:112];
       lanes$1$w$15 = w$31;
-      lanes$1$x$15 = x_reg[127:120];
+      lanes$1$xl$0 = x_reg[7:0];
+      lanes$1$xl$1 = x_reg[23:16];
+      lanes$1$xl$2 = x_reg[39:32];
+      lanes$1$xl$3 = x_reg[55:48];
+      lanes$1$xl$4 = x_reg[71:64];
+      lanes$1$xl$5 = x_reg[87:80];
+      lanes$1$xl$6 = x_reg[103:96];
+      lanes$1$xl$7 = x_reg[119:112];
+      lanes$1$xf$0 = x_f[7:0];
+      lanes$1$xf$1 = x_f[15:8];
+      lanes$1$xf$2 = x_f[23:16];
+      lanes$1$xf$3 = x_f[31:24];
+      lanes$1$xf$4 = x_f[39:32];
+      lanes$1$xf$5 = x_f[47:40];
+      lanes$1$xf$6 = x_f[55:48];
+      lanes$1$xf$7 = x_f[63:56];
       lanes$1$scale = scale$1;
       out$1 = lanes$1$out;
       // lane 2
       lanes$2$clock = clock;
-      lanes$2$s0_load = ctrl$s0_load;
+      lanes$2$en = ctrl$en;
+      lanes$2$w_we = ctrl$w_we;
       lanes$2$ps_valid = ctrl$ps_valid;
-      lanes$2$ps_first = ctrl$ps_first;
+      lanes$2$ps_clr = ctrl$ps_clr;
       lanes$2$sc_take = ctrl$sc_take;
       lanes$2$sc_mload = ctrl$sc_mload;
       lanes$2$acc_we = ctrl$acc_we;
       lanes$2$acc_first = ctrl$acc_first;
       lanes$2$out_load = ctrl$out_load;
-      lanes$2$en = ctrl$en;
-      lanes$2$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$2$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$2$w_addr$0 = ctrl$w_addr$0;
+      lanes$2$r_addr$0 = ctrl$r_addr$0;
+      lanes$2$w_addr$1 = ctrl$w_addr$1;
+      lanes$2$r_addr$1 = ctrl$r_addr$1;
       lanes$2$acc_addr$0 = ctrl$acc_addr$0;
       lanes$2$acc_addr$1 = ctrl$acc_addr$1;
       lanes$2$acc_addr$2 = ctrl$acc_addr$2;
       lanes$2$acc_addr$3 = ctrl$acc_addr$3;
       lanes$2$w$0 = w$32;
-      lanes$2$x$0 = x_reg[7:0];
       lanes$2$w$1 = w$33;
-      lanes$2$x$1 = x_reg[15:8];
       lanes$2$w$2 = w$34;
-      lanes$2$x$2 = x_reg[23:16];
       lanes$2$w$3 = w$35;
-      lanes$2$x$3 = x_reg[31:24];
       lanes$2$w$4 = w$36;
-      lanes$2$x$4 = x_reg[39:32];
       lanes$2$w$5 = w$37;
-      lanes$2$x$5 = x_reg[47:40];
       lanes$2$w$6 = w$38;
-      lanes$2$x$6 = x_reg[55:48];
       lanes$2$w$7 = w$39;
-      lanes$2$x$7 = x_reg[63:56];
       lanes$2$w$8 = w$40;
-      lanes$2$x$8 = x_reg[71:64];
       lanes$2$w$9 = w$41;
-      lanes$2$x$9 = x_reg[79:72];
       lanes$2$w$10 = w$42;
-      lanes$2$x$10 = x_reg[87:80];
       lanes$2$w$11 = w$43;
-      lanes$2$x$11 = x_reg[95:88];
       lanes$2$w$12 = w$44;
-      lanes$2$x$12 = x_reg[103:96];
       lanes$2$w$13 = w$45;
-      lanes$2$x$13 = x_reg[111:104];
       lanes$2$w$14 = w$46;
-      lanes$2$x$14 = x_reg[119:112];
       lanes$2$w$15 = w$47;
-      lanes$2$x$15 = x_reg[127:120];
+      lanes$2$xl$0 = x_reg[7:0];
+      lanes$2$xl$1 = x_reg[23:16];
+      lanes$2$xl$2 = x_reg[39:32];
+      lanes$2$xl$3 = x_reg[55:48];
+      lanes$2$xl$4 = x_reg[71:64];
+      lanes$2$xl$5 = x_reg[87:80];
+      lanes$2$xl$6 = x_reg[103:96];
+      lanes$2$xl$7 = x_reg[119:112];
+      lanes$2$xf$0 = x_f[7:0];
+      lanes$2$xf$1 = x_f[15:8];
+      lanes$2$xf$2 = x_f[23:16];
+      lanes$2$xf$3 = x_f[31:24];
+      lanes$2$xf$4 = x_f[39:32];
+      lanes$2$xf$5 = x_f[47:40];
+      lanes$2$xf$6 = x_f[55:48];
+      lanes$2$xf$7 = x_f[63:56];
       lanes$2$scale = scale$2;
       out$2 = lanes$2$out;
       // lane 3
       lanes$3$clock = clock;
-      lanes$3$s0_load = ctrl$s0_load;
+      lanes$3$en = ctrl$en;
+      lanes$3$w_we = ctrl$w_we;
       lanes$3$ps_valid = ctrl$ps_valid;
-      lanes$3$ps_first = ctrl$ps_first;
+      lanes$3$ps_clr = ctrl$ps_clr;
       lanes$3$sc_take = ctrl$sc_take;
       lanes$3$sc_mload = ctrl$sc_mload;
       lanes$3$acc_we = ctrl$acc_we;
       lanes$3$acc_first = ctrl$acc_first;
       lanes$3$out_load = ctrl$out_load;
-      lanes$3$en = ctrl$en;
-      lanes$3$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$3$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$3$w_addr$0 = ctrl$w_addr$0;
+      lanes$3$r_addr$0 = ctrl$r_addr$0;
+      lanes$3$w_addr$1 = ctrl$w_addr$1;
+      lanes$3$r_addr$1 = ctrl$r_addr$1;
       lanes$3$acc_addr$0 = ctrl$acc_addr$0;
       lanes$3$acc_addr$1 = ctrl$acc_addr$1;
       lanes$3$acc_addr$2 = ctrl$acc_addr$2;
       lanes$3$acc_addr$3 = ctrl$acc_addr$3;
       lanes$3$w$0 = w$48;
-      lanes$3$x$0 = x_reg[7:0];
       lanes$3$w$1 = w$49;
-      lanes$3$x$1 = x_reg[15:8];
       lanes$3$w$2 = w$50;
-      lanes$3$x$2 = x_reg[23:16];
       lanes$3$w$3 = w$51;
-      lanes$3$x$3 = x_reg[31:24];
       lanes$3$w$4 = w$52;
-      lanes$3$x$4 = x_reg[39:32];
       lanes$3$w$5 = w$53;
-      lanes$3$x$5 = x_reg[47:40];
       lanes$3$w$6 = w$54;
-      lanes$3$x$6 = x_reg[55:48];
       lanes$3$w$7 = w$55;
-      lanes$3$x$7 = x_reg[63:56];
       lanes$3$w$8 = w$56;
-      lanes$3$x$8 = x_reg[71:64];
       lanes$3$w$9 = w$57;
-      lanes$3$x$9 = x_reg[79:72];
       lanes$3$w$10 = w$58;
-      lanes$3$x$10 = x_reg[87:80];
       lanes$3$w$11 = w$59;
-      lanes$3$x$11 = x_reg[95:88];
       lanes$3$w$12 = w$60;
-      lanes$3$x$12 = x_reg[103:96];
       lanes$3$w$13 = w$61;
-      lanes$3$x$13 = x_reg[111:104];
       lanes$3$w$14 = w$62;
-      lanes$3$x$14 = x_reg[119:112];
       lanes$3$w$15 = w$63;
-      lanes$3$x$15 = x_reg[127:120];
+      lanes$3$xl$0 = x_reg[7:0];
+      lanes$3$xl$1 = x_reg[23:16];
+      lanes$3$xl$2 = x_reg[39:32];
+      lanes$3$xl$3 = x_reg[55:48];
+      lanes$3$xl$4 = x_reg[71:64];
+      lanes$3$xl$5 = x_reg[87:80];
+      lanes$3$xl$6 = x_reg[103:96];
+      lanes$3$xl$7 = x_reg[119:112];
+      lanes$3$xf$0 = x_f[7:0];
+      lanes$3$xf$1 = x_f[15:8];
+      lanes$3$xf$2 = x_f[23:16];
+      lanes$3$xf$3 = x_f[31:24];
+      lanes$3$xf$4 = x_f[39:32];
+      lanes$3$xf$5 = x_f[47:40];
+      lanes$3$xf$6 = x_f[55:48];
+      lanes$3$xf$7 = x_f[63:56];
       lanes$3$scale = scale$3;
       out$3 = lanes$3$out;
       // lane 4
       lanes$4$clock = clock;
-      lanes$4$s0_load = ctrl$s0_load;
+      lanes$4$en = ctrl$en;
+      lanes$4$w_we = ctrl$w_we;
       lanes$4$ps_valid = ctrl$ps_valid;
-      lanes$4$ps_first = ctrl$ps_first;
+      lanes$4$ps_clr = ctrl$ps_clr;
       lanes$4$sc_take = ctrl$sc_take;
       lanes$4$sc_mload = ctrl$sc_mload;
       lanes$4$acc_we = ctrl$acc_we;
       lanes$4$acc_first = ctrl$acc_first;
       lanes$4$out_load = ctrl$out_load;
-      lanes$4$en = ctrl$en;
-      lanes$4$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$4$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$4$w_addr$0 = ctrl$w_addr$0;
+      lanes$4$r_addr$0 = ctrl$r_addr$0;
+      lanes$4$w_addr$1 = ctrl$w_addr$1;
+      lanes$4$r_addr$1 = ctrl$r_addr$1;
       lanes$4$acc_addr$0 = ctrl$acc_addr$0;
       lanes$4$acc_addr$1 = ctrl$acc_addr$1;
       lanes$4$acc_addr$2 = ctrl$acc_addr$2;
       lanes$4$acc_addr$3 = ctrl$acc_addr$3;
       lanes$4$w$0 = w$64;
-      lanes$4$x$0 = x_reg[7:0];
       lanes$4$w$1 = w$65;
-      lanes$4$x$1 = x_reg[15:8];
       lanes$4$w$2 = w$66;
-      lanes$4$x$2 = x_reg[23:16];
       lanes$4$w$3 = w$67;
-      lanes$4$x$3 = x_reg[31:24];
       lanes$4$w$4 = w$68;
-      lanes$4$x$4 = x_reg[39:32];
       lanes$4$w$5 = w$69;
-      lanes$4$x$5 = x_reg[47:40];
       lanes$4$w$6 = w$70;
-      lanes$4$x$6 = x_reg[55:48];
       lanes$4$w$7 = w$71;
-      lanes$4$x$7 = x_reg[63:56];
       lanes$4$w$8 = w$72;
-      lanes$4$x$8 = x_reg[71:64];
       lanes$4$w$9 = w$73;
-      lanes$4$x$9 = x_reg[79:72];
       lanes$4$w$10 = w$74;
-      lanes$4$x$10 = x_reg[87:80];
       lanes$4$w$11 = w$75;
-      lanes$4$x$11 = x_reg[95:88];
       lanes$4$w$12 = w$76;
-      lanes$4$x$12 = x_reg[103:96];
       lanes$4$w$13 = w$77;
-      lanes$4$x$13 = x_reg[111:104];
       lanes$4$w$14 = w$78;
-      lanes$4$x$14 = x_reg[119:112];
       lanes$4$w$15 = w$79;
-      lanes$4$x$15 = x_reg[127:120];
+      lanes$4$xl$0 = x_reg[7:0];
+      lanes$4$xl$1 = x_reg[23:16];
+      lanes$4$xl$2 = x_reg[39:32];
+      lanes$4$xl$3 = x_reg[55:48];
+      lanes$4$xl$4 = x_reg[71:64];
+      lanes$4$xl$5 = x_reg[87:80];
+      lanes$4$xl$6 = x_reg[103:96];
+      lanes$4$xl$7 = x_reg[119:112];
+      lanes$4$xf$0 = x_f[7:0];
+      lanes$4$xf$1 = x_f[15:8];
+      lanes$4$xf$2 = x_f[23:16];
+      lanes$4$xf$3 = x_f[31:24];
+      lanes$4$xf$4 = x_f[39:32];
+      lanes$4$xf$5 = x_f[47:40];
+      lanes$4$xf$6 = x_f[55:48];
+      lanes$4$xf$7 = x_f[63:56];
       lanes$4$scale = scale$4;
       out$4 = lanes$4$out;
       // lane 5
       lanes$5$clock = clock;
-      lanes$5$s0_load = ctrl$s0_load;
+      lanes$5$en = ctrl$en;
+      lanes$5$w_we = ctrl$w_we;
       lanes$5$ps_valid = ctrl$ps_valid;
-      lanes$5$ps_first = ctrl$ps_first;
+      lanes$5$ps_clr = ctrl$ps_clr;
       lanes$5$sc_take = ctrl$sc_take;
       lanes$5$sc_mload = ctrl$sc_mload;
       lanes$5$acc_we = ctrl$acc_we;
       lanes$5$acc_first = ctrl$acc_first;
       lanes$5$out_load = ctrl$out_load;
-      lanes$5$en = ctrl$en;
-      lanes$5$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$5$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$5$w_addr$0 = ctrl$w_addr$0;
+      lanes$5$r_addr$0 = ctrl$r_addr$0;
+      lanes$5$w_addr$1 = ctrl$w_addr$1;
+      lanes$5$r_addr$1 = ctrl$r_addr$1;
       lanes$5$acc_addr$0 = ctrl$acc_addr$0;
       lanes$5$acc_addr$1 = ctrl$acc_addr$1;
       lanes$5$acc_addr$2 = ctrl$acc_addr$2;
       lanes$5$acc_addr$3 = ctrl$acc_addr$3;
       lanes$5$w$0 = w$80;
-      lanes$5$x$0 = x_reg[7:0];
       lanes$5$w$1 = w$81;
-      lanes$5$x$1 = x_reg[15:8];
       lanes$5$w$2 = w$82;
-      lanes$5$x$2 = x_reg[23:16];
       lanes$5$w$3 = w$83;
-      lanes$5$x$3 = x_reg[31:24];
       lanes$5$w$4 = w$84;
-      lanes$5$x$4 = x_reg[39:32];
       lanes$5$w$5 = w$85;
-      lanes$5$x$5 = x_reg[47:40];
       lanes$5$w$6 = w$86;
-      lanes$5$x$6 = x_reg[55:48];
       lanes$5$w$7 = w$87;
-      lanes$5$x$7 = x_reg[63:56];
       lanes$5$w$8 = w$88;
-      lanes$5$x$8 = x_reg[71:64];
       lanes$5$w$9 = w$89;
-      lanes$5$x$9 = x_reg[79:72];
       lanes$5$w$10 = w$90;
-      lanes$5$x$10 = x_reg[87:80];
       lanes$5$w$11 = w$91;
-      lanes$5$x$11 = x_reg[95:88];
       lanes$5$w$12 = w$92;
-      lanes$5$x$12 = x_reg[103:96];
       lanes$5$w$13 = w$93;
-      lanes$5$x$13 = x_reg[111:104];
       lanes$5$w$14 = w$94;
-      lanes$5$x$14 = x_reg[119:112];
       lanes$5$w$15 = w$95;
-      lanes$5$x$15 = x_reg[127:120];
+      lanes$5$xl$0 = x_reg[7:0];
+      lanes$5$xl$1 = x_reg[23:16];
+      lanes$5$xl$2 = x_reg[39:32];
+      lanes$5$xl$3 = x_reg[55:48];
+      lanes$5$xl$4 = x_reg[71:64];
+      lanes$5$xl$5 = x_reg[87:80];
+      lanes$5$xl$6 = x_reg[103:96];
+      lanes$5$xl$7 = x_reg[119:112];
+      lanes$5$xf$0 = x_f[7:0];
+      lanes$5$xf$1 = x_f[15:8];
+      lanes$5$xf$2 = x_f[23:16];
+      lanes$5$xf$3 = x_f[31:24];
+      lanes$5$xf$4 = x_f[39:32];
+      lanes$5$xf$5 = x_f[47:40];
+      lanes$5$xf$6 = x_f[55:48];
+      lanes$5$xf$7 = x_f[63:56];
       lanes$5$scale = scale$5;
       out$5 = lanes$5$out;
       // lane 6
       lanes$6$clock = clock;
-      lanes$6$s0_load = ctrl$s0_load;
+      lanes$6$en = ctrl$en;
+      lanes$6$w_we = ctrl$w_we;
       lanes$6$ps_valid = ctrl$ps_valid;
-      lanes$6$ps_first = ctrl$ps_first;
+      lanes$6$ps_clr = ctrl$ps_clr;
       lanes$6$sc_take = ctrl$sc_take;
       lanes$6$sc_mload = ctrl$sc_mload;
       lanes$6$acc_we = ctrl$acc_we;
       lanes$6$acc_first = ctrl$acc_first;
       lanes$6$out_load = ctrl$out_load;
-      lanes$6$en = ctrl$en;
-      lanes$6$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$6$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$6$w_addr$0 = ctrl$w_addr$0;
+      lanes$6$r_addr$0 = ctrl$r_addr$0;
+      lanes$6$w_addr$1 = ctrl$w_addr$1;
+      lanes$6$r_addr$1 = ctrl$r_addr$1;
       lanes$6$acc_addr$0 = ctrl$acc_addr$0;
       lanes$6$acc_addr$1 = ctrl$acc_addr$1;
       lanes$6$acc_addr$2 = ctrl$acc_addr$2;
       lanes$6$acc_addr$3 = ctrl$acc_addr$3;
       lanes$6$w$0 = w$96;
-      lanes$6$x$0 = x_reg[7:0];
       lanes$6$w$1 = w$97;
-      lanes$6$x$1 = x_reg[15:8];
       lanes$6$w$2 = w$98;
-      lanes$6$x$2 = x_reg[23:16];
       lanes$6$w$3 = w$99;
-      lanes$6$x$3 = x_reg[31:24];
       lanes$6$w$4 = w$100;
-      lanes$6$x$4 = x_reg[39:32];
       lanes$6$w$5 = w$101;
-      lanes$6$x$5 = x_reg[47:40];
       lanes$6$w$6 = w$102;
-      lanes$6$x$6 = x_reg[55:48];
       lanes$6$w$7 = w$103;
-      lanes$6$x$7 = x_reg[63:56];
       lanes$6$w$8 = w$104;
-      lanes$6$x$8 = x_reg[71:64];
       lanes$6$w$9 = w$105;
-      lanes$6$x$9 = x_reg[79:72];
       lanes$6$w$10 = w$106;
-      lanes$6$x$10 = x_reg[87:80];
       lanes$6$w$11 = w$107;
-      lanes$6$x$11 = x_reg[95:88];
       lanes$6$w$12 = w$108;
-      lanes$6$x$12 = x_reg[103:96];
       lanes$6$w$13 = w$109;
-      lanes$6$x$13 = x_reg[111:104];
       lanes$6$w$14 = w$110;
-      lanes$6$x$14 = x_reg[119:112];
       lanes$6$w$15 = w$111;
-      lanes$6$x$15 = x_reg[127:120];
+      lanes$6$xl$0 = x_reg[7:0];
+      lanes$6$xl$1 = x_reg[23:16];
+      lanes$6$xl$2 = x_reg[39:32];
+      lanes$6$xl$3 = x_reg[55:48];
+      lanes$6$xl$4 = x_reg[71:64];
+      lanes$6$xl$5 = x_reg[87:80];
+      lanes$6$xl$6 = x_reg[103:96];
+      lanes$6$xl$7 = x_reg[119:112];
+      lanes$6$xf$0 = x_f[7:0];
+      lanes$6$xf$1 = x_f[15:8];
+      lanes$6$xf$2 = x_f[23:16];
+      lanes$6$xf$3 = x_f[31:24];
+      lanes$6$xf$4 = x_f[39:32];
+      lanes$6$xf$5 = x_f[47:40];
+      lanes$6$xf$6 = x_f[55:48];
+      lanes$6$xf$7 = x_f[63:56];
       lanes$6$scale = scale$6;
       out$6 = lanes$6$out;
       // lane 7
       lanes$7$clock = clock;
-      lanes$7$s0_load = ctrl$s0_load;
+      lanes$7$en = ctrl$en;
+      lanes$7$w_we = ctrl$w_we;
       lanes$7$ps_valid = ctrl$ps_valid;
-      lanes$7$ps_first = ctrl$ps_first;
+      lanes$7$ps_clr = ctrl$ps_clr;
       lanes$7$sc_take = ctrl$sc_take;
       lanes$7$sc_mload = ctrl$sc_mload;
       lanes$7$acc_we = ctrl$acc_we;
       lanes$7$acc_first = ctrl$acc_first;
       lanes$7$out_load = ctrl$out_load;
-      lanes$7$en = ctrl$en;
-      lanes$7$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$7$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$7$w_addr$0 = ctrl$w_addr$0;
+      lanes$7$r_addr$0 = ctrl$r_addr$0;
+      lanes$7$w_addr$1 = ctrl$w_addr$1;
+      lanes$7$r_addr$1 = ctrl$r_addr$1;
       lanes$7$acc_addr$0 = ctrl$acc_addr$0;
       lanes$7$acc_addr$1 = ctrl$acc_addr$1;
       lanes$7$acc_addr$2 = ctrl$acc_addr$2;
       lanes$7$acc_addr$3 = ctrl$acc_addr$3;
       lanes$7$w$0 = w$112;
-      lanes$7$x$0 = x_reg[7:0];
       lanes$7$w$1 = w$113;
-      lanes$7$x$1 = x_reg[15:8];
       lanes$7$w$2 = w$114;
-      lanes$7$x$2 = x_reg[23:16];
       lanes$7$w$3 = w$115;
-      lanes$7$x$3 = x_reg[31:24];
       lanes$7$w$4 = w$116;
-      lanes$7$x$4 = x_reg[39:32];
       lanes$7$w$5 = w$117;
-      lanes$7$x$5 = x_reg[47:40];
       lanes$7$w$6 = w$118;
-      lanes$7$x$6 = x_reg[55:48];
       lanes$7$w$7 = w$119;
-      lanes$7$x$7 = x_reg[63:56];
       lanes$7$w$8 = w$120;
-      lanes$7$x$8 = x_reg[71:64];
       lanes$7$w$9 = w$121;
-      lanes$7$x$9 = x_reg[79:72];
       lanes$7$w$10 = w$122;
-      lanes$7$x$10 = x_reg[87:80];
       lanes$7$w$11 = w$123;
-      lanes$7$x$11 = x_reg[95:88];
       lanes$7$w$12 = w$124;
-      lanes$7$x$12 = x_reg[103:96];
       lanes$7$w$13 = w$125;
-      lanes$7$x$13 = x_reg[111:104];
       lanes$7$w$14 = w$126;
-      lanes$7$x$14 = x_reg[119:112];
       lanes$7$w$15 = w$127;
-      lanes$7$x$15 = x_reg[127:120];
+      lanes$7$xl$0 = x_reg[7:0];
+      lanes$7$xl$1 = x_reg[23:16];
+      lanes$7$xl$2 = x_reg[39:32];
+      lanes$7$xl$3 = x_reg[55:48];
+      lanes$7$xl$4 = x_reg[71:64];
+      lanes$7$xl$5 = x_reg[87:80];
+      lanes$7$xl$6 = x_reg[103:96];
+      lanes$7$xl$7 = x_reg[119:112];
+      lanes$7$xf$0 = x_f[7:0];
+      lanes$7$xf$1 = x_f[15:8];
+      lanes$7$xf$2 = x_f[23:16];
+      lanes$7$xf$3 = x_f[31:24];
+      lanes$7$xf$4 = x_f[39:32];
+      lanes$7$xf$5 = x_f[47:40];
+      lanes$7$xf$6 = x_f[55:48];
+      lanes$7$xf$7 = x_f[63:56];
       lanes$7$scale = scale$7;
       out$7 = lanes$7$out;
       // lane 8
       lanes$8$clock = clock;
-      lanes$8$s0_load = ctrl$s0_load;
+      lanes$8$en = ctrl$en;
+      lanes$8$w_we = ctrl$w_we;
       lanes$8$ps_valid = ctrl$ps_valid;
-      lanes$8$ps_first = ctrl$ps_first;
+      lanes$8$ps_clr = ctrl$ps_clr;
       lanes$8$sc_take = ctrl$sc_take;
       lanes$8$sc_mload = ctrl$sc_mload;
       lanes$8$acc_we = ctrl$acc_we;
       lanes$8$acc_first = ctrl$acc_first;
       lanes$8$out_load = ctrl$out_load;
-      lanes$8$en = ctrl$en;
-      lanes$8$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$8$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$8$w_addr$0 = ctrl$w_addr$0;
+      lanes$8$r_addr$0 = ctrl$r_addr$0;
+      lanes$8$w_addr$1 = ctrl$w_addr$1;
+      lanes$8$r_addr$1 = ctrl$r_addr$1;
       lanes$8$acc_addr$0 = ctrl$acc_addr$0;
       lanes$8$acc_addr$1 = ctrl$acc_addr$1;
       lanes$8$acc_addr$2 = ctrl$acc_addr$2;
       lanes$8$acc_addr$3 = ctrl$acc_addr$3;
       lanes$8$w$0 = w$128;
-      lanes$8$x$0 = x_reg[7:0];
       lanes$8$w$1 = w$129;
-      lanes$8$x$1 = x_reg[15:8];
       lanes$8$w$2 = w$130;
-      lanes$8$x$2 = x_reg[23:16];
       lanes$8$w$3 = w$131;
-      lanes$8$x$3 = x_reg[31:24];
       lanes$8$w$4 = w$132;
-      lanes$8$x$4 = x_reg[39:32];
       lanes$8$w$5 = w$133;
-      lanes$8$x$5 = x_reg[47:40];
       lanes$8$w$6 = w$134;
-      lanes$8$x$6 = x_reg[55:48];
       lanes$8$w$7 = w$135;
-      lanes$8$x$7 = x_reg[63:56];
       lanes$8$w$8 = w$136;
-      lanes$8$x$8 = x_reg[71:64];
       lanes$8$w$9 = w$137;
-      lanes$8$x$9 = x_reg[79:72];
       lanes$8$w$10 = w$138;
-      lanes$8$x$10 = x_reg[87:80];
       lanes$8$w$11 = w$139;
-      lanes$8$x$11 = x_reg[95:88];
       lanes$8$w$12 = w$140;
-      lanes$8$x$12 = x_reg[103:96];
       lanes$8$w$13 = w$141;
-      lanes$8$x$13 = x_reg[111:104];
       lanes$8$w$14 = w$142;
-      lanes$8$x$14 = x_reg[119:112];
       lanes$8$w$15 = w$143;
-      lanes$8$x$15 = x_reg[127:120];
+      lanes$8$xl$0 = x_reg[7:0];
+      lanes$8$xl$1 = x_reg[23:16];
+      lanes$8$xl$2 = x_reg[39:32];
+      lanes$8$xl$3 = x_reg[55:48];
+      lanes$8$xl$4 = x_reg[71:64];
+      lanes$8$xl$5 = x_reg[87:80];
+      lanes$8$xl$6 = x_reg[103:96];
+      lanes$8$xl$7 = x_reg[119:112];
+      lanes$8$xf$0 = x_f[7:0];
+      lanes$8$xf$1 = x_f[15:8];
+      lanes$8$xf$2 = x_f[23:16];
+      lanes$8$xf$3 = x_f[31:24];
+      lanes$8$xf$4 = x_f[39:32];
+      lanes$8$xf$5 = x_f[47:40];
+      lanes$8$xf$6 = x_f[55:48];
+      lanes$8$xf$7 = x_f[63:56];
       lanes$8$scale = scale$8;
       out$8 = lanes$8$out;
       // lane 9
       lanes$9$clock = clock;
-      lanes$9$s0_load = ctrl$s0_load;
+      lanes$9$en = ctrl$en;
+      lanes$9$w_we = ctrl$w_we;
       lanes$9$ps_valid = ctrl$ps_valid;
-      lanes$9$ps_first = ctrl$ps_first;
+      lanes$9$ps_clr = ctrl$ps_clr;
       lanes$9$sc_take = ctrl$sc_take;
       lanes$9$sc_mload = ctrl$sc_mload;
       lanes$9$acc_we = ctrl$acc_we;
       lanes$9$acc_first = ctrl$acc_first;
       lanes$9$out_load = ctrl$out_load;
-      lanes$9$en = ctrl$en;
-      lanes$9$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$9$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$9$w_addr$0 = ctrl$w_addr$0;
+      lanes$9$r_addr$0 = ctrl$r_addr$0;
+      lanes$9$w_addr$1 = ctrl$w_addr$1;
+      lanes$9$r_addr$1 = ctrl$r_addr$1;
       lanes$9$acc_addr$0 = ctrl$acc_addr$0;
       lanes$9$acc_addr$1 = ctrl$acc_addr$1;
       lanes$9$acc_addr$2 = ctrl$acc_addr$2;
       lanes$9$acc_addr$3 = ctrl$acc_addr$3;
       lanes$9$w$0 = w$144;
-      lanes$9$x$0 = x_reg[7:0];
       lanes$9$w$1 = w$145;
-      lanes$9$x$1 = x_reg[15:8];
       lanes$9$w$2 = w$146;
-      lanes$9$x$2 = x_reg[23:16];
       lanes$9$w$3 = w$147;
-      lanes$9$x$3 = x_reg[31:24];
       lanes$9$w$4 = w$148;
-      lanes$9$x$4 = x_reg[39:32];
       lanes$9$w$5 = w$149;
-      lanes$9$x$5 = x_reg[47:40];
       lanes$9$w$6 = w$150;
-      lanes$9$x$6 = x_reg[55:48];
       lanes$9$w$7 = w$151;
-      lanes$9$x$7 = x_reg[63:56];
       lanes$9$w$8 = w$152;
-      lanes$9$x$8 = x_reg[71:64];
       lanes$9$w$9 = w$153;
-      lanes$9$x$9 = x_reg[79:72];
       lanes$9$w$10 = w$154;
-      lanes$9$x$10 = x_reg[87:80];
       lanes$9$w$11 = w$155;
-      lanes$9$x$11 = x_reg[95:88];
       lanes$9$w$12 = w$156;
-      lanes$9$x$12 = x_reg[103:96];
       lanes$9$w$13 = w$157;
-      lanes$9$x$13 = x_reg[111:104];
       lanes$9$w$14 = w$158;
-      lanes$9$x$14 = x_reg[119:112];
       lanes$9$w$15 = w$159;
-      lanes$9$x$15 = x_reg[127:120];
+      lanes$9$xl$0 = x_reg[7:0];
+      lanes$9$xl$1 = x_reg[23:16];
+      lanes$9$xl$2 = x_reg[39:32];
+      lanes$9$xl$3 = x_reg[55:48];
+      lanes$9$xl$4 = x_reg[71:64];
+      lanes$9$xl$5 = x_reg[87:80];
+      lanes$9$xl$6 = x_reg[103:96];
+      lanes$9$xl$7 = x_reg[119:112];
+      lanes$9$xf$0 = x_f[7:0];
+      lanes$9$xf$1 = x_f[15:8];
+      lanes$9$xf$2 = x_f[23:16];
+      lanes$9$xf$3 = x_f[31:24];
+      lanes$9$xf$4 = x_f[39:32];
+      lanes$9$xf$5 = x_f[47:40];
+      lanes$9$xf$6 = x_f[55:48];
+      lanes$9$xf$7 = x_f[63:56];
       lanes$9$scale = scale$9;
       out$9 = lanes$9$out;
       // lane 10
       lanes$10$clock = clock;
-      lanes$10$s0_load = ctrl$s0_load;
+      lanes$10$en = ctrl$en;
+      lanes$10$w_we = ctrl$w_we;
       lanes$10$ps_valid = ctrl$ps_valid;
-      lanes$10$ps_first = ctrl$ps_first;
+      lanes$10$ps_clr = ctrl$ps_clr;
       lanes$10$sc_take = ctrl$sc_take;
       lanes$10$sc_mload = ctrl$sc_mload;
       lanes$10$acc_we = ctrl$acc_we;
       lanes$10$acc_first = ctrl$acc_first;
       lanes$10$out_load = ctrl$out_load;
-      lanes$10$en = ctrl$en;
-      lanes$10$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$10$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$10$w_addr$0 = ctrl$w_addr$0;
+      lanes$10$r_addr$0 = ctrl$r_addr$0;
+      lanes$10$w_addr$1 = ctrl$w_addr$1;
+      lanes$10$r_addr$1 = ctrl$r_addr$1;
       lanes$10$acc_addr$0 = ctrl$acc_addr$0;
       lanes$10$acc_addr$1 = ctrl$acc_addr$1;
       lanes$10$acc_addr$2 = ctrl$acc_addr$2;
       lanes$10$acc_addr$3 = ctrl$acc_addr$3;
       lanes$10$w$0 = w$160;
-      lanes$10$x$0 = x_reg[7:0];
       lanes$10$w$1 = w$161;
-      lanes$10$x$1 = x_reg[15:8];
       lanes$10$w$2 = w$162;
-      lanes$10$x$2 = x_reg[23:16];
       lanes$10$w$3 = w$163;
-      lanes$10$x$3 = x_reg[31:24];
       lanes$10$w$4 = w$164;
-      lanes$10$x$4 = x_reg[39:32];
       lanes$10$w$5 = w$165;
-      lanes$10$x$5 = x_reg[47:40];
       lanes$10$w$6 = w$166;
-      lanes$10$x$6 = x_reg[55:48];
       lanes$10$w$7 = w$167;
-      lanes$10$x$7 = x_reg[63:56];
       lanes$10$w$8 = w$168;
-      lanes$10$x$8 = x_reg[71:64];
       lanes$10$w$9 = w$169;
-      lanes$10$x$9 = x_reg[79:72];
       lanes$10$w$10 = w$170;
-      lanes$10$x$10 = x_reg[87:80];
       lanes$10$w$11 = w$171;
-      lanes$10$x$11 = x_reg[95:88];
       lanes$10$w$12 = w$172;
-      lanes$10$x$12 = x_reg[103:96];
       lanes$10$w$13 = w$173;
-      lanes$10$x$13 = x_reg[111:104];
       lanes$10$w$14 = w$174;
-      lanes$10$x$14 = x_reg[119:112];
       lanes$10$w$15 = w$175;
-      lanes$10$x$15 = x_reg[127:120];
+      lanes$10$xl$0 = x_reg[7:0];
+      lanes$10$xl$1 = x_reg[23:16];
+      lanes$10$xl$2 = x_reg[39:32];
+      lanes$10$xl$3 = x_reg[55:48];
+      lanes$10$xl$4 = x_reg[71:64];
+      lanes$10$xl$5 = x_reg[87:80];
+      lanes$10$xl$6 = x_reg[103:96];
+      lanes$10$xl$7 = x_reg[119:112];
+      lanes$10$xf$0 = x_f[7:0];
+      lanes$10$xf$1 = x_f[15:8];
+      lanes$10$xf$2 = x_f[23:16];
+      lanes$10$xf$3 = x_f[31:24];
+      lanes$10$xf$4 = x_f[39:32];
+      lanes$10$xf$5 = x_f[47:40];
+      lanes$10$xf$6 = x_f[55:48];
+      lanes$10$xf$7 = x_f[63:56];
       lanes$10$scale = scale$10;
       out$10 = lanes$10$out;
       // lane 11
       lanes$11$clock = clock;
-      lanes$11$s0_load = ctrl$s0_load;
+      lanes$11$en = ctrl$en;
+      lanes$11$w_we = ctrl$w_we;
       lanes$11$ps_valid = ctrl$ps_valid;
-      lanes$11$ps_first = ctrl$ps_first;
+      lanes$11$ps_clr = ctrl$ps_clr;
       lanes$11$sc_take = ctrl$sc_take;
       lanes$11$sc_mload = ctrl$sc_mload;
       lanes$11$acc_we = ctrl$acc_we;
       lanes$11$acc_first = ctrl$acc_first;
       lanes$11$out_load = ctrl$out_load;
-      lanes$11$en = ctrl$en;
-      lanes$11$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$11$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$11$w_addr$0 = ctrl$w_addr$0;
+      lanes$11$r_addr$0 = ctrl$r_addr$0;
+      lanes$11$w_addr$1 = ctrl$w_addr$1;
+      lanes$11$r_addr$1 = ctrl$r_addr$1;
       lanes$11$acc_addr$0 = ctrl$acc_addr$0;
       lanes$11$acc_addr$1 = ctrl$acc_addr$1;
       lanes$11$acc_addr$2 = ctrl$acc_addr$2;
       lanes$11$acc_addr$3 = ctrl$acc_addr$3;
       lanes$11$w$0 = w$176;
-      lanes$11$x$0 = x_reg[7:0];
       lanes$11$w$1 = w$177;
-      lanes$11$x$1 = x_reg[15:8];
       lanes$11$w$2 = w$178;
-      lanes$11$x$2 = x_reg[23:16];
       lanes$11$w$3 = w$179;
-      lanes$11$x$3 = x_reg[31:24];
       lanes$11$w$4 = w$180;
-      lanes$11$x$4 = x_reg[39:32];
       lanes$11$w$5 = w$181;
-      lanes$11$x$5 = x_reg[47:40];
       lanes$11$w$6 = w$182;
-      lanes$11$x$6 = x_reg[55:48];
       lanes$11$w$7 = w$183;
-      lanes$11$x$7 = x_reg[63:56];
       lanes$11$w$8 = w$184;
-      lanes$11$x$8 = x_reg[71:64];
       lanes$11$w$9 = w$185;
-      lanes$11$x$9 = x_reg[79:72];
       lanes$11$w$10 = w$186;
-      lanes$11$x$10 = x_reg[87:80];
       lanes$11$w$11 = w$187;
-      lanes$11$x$11 = x_reg[95:88];
       lanes$11$w$12 = w$188;
-      lanes$11$x$12 = x_reg[103:96];
       lanes$11$w$13 = w$189;
-      lanes$11$x$13 = x_reg[111:104];
       lanes$11$w$14 = w$190;
-      lanes$11$x$14 = x_reg[119:112];
       lanes$11$w$15 = w$191;
-      lanes$11$x$15 = x_reg[127:120];
+      lanes$11$xl$0 = x_reg[7:0];
+      lanes$11$xl$1 = x_reg[23:16];
+      lanes$11$xl$2 = x_reg[39:32];
+      lanes$11$xl$3 = x_reg[55:48];
+      lanes$11$xl$4 = x_reg[71:64];
+      lanes$11$xl$5 = x_reg[87:80];
+      lanes$11$xl$6 = x_reg[103:96];
+      lanes$11$xl$7 = x_reg[119:112];
+      lanes$11$xf$0 = x_f[7:0];
+      lanes$11$xf$1 = x_f[15:8];
+      lanes$11$xf$2 = x_f[23:16];
+      lanes$11$xf$3 = x_f[31:24];
+      lanes$11$xf$4 = x_f[39:32];
+      lanes$11$xf$5 = x_f[47:40];
+      lanes$11$xf$6 = x_f[55:48];
+      lanes$11$xf$7 = x_f[63:56];
       lanes$11$scale = scale$11;
       out$11 = lanes$11$out;
       // lane 12
       lanes$12$clock = clock;
-      lanes$12$s0_load = ctrl$s0_load;
+      lanes$12$en = ctrl$en;
+      lanes$12$w_we = ctrl$w_we;
       lanes$12$ps_valid = ctrl$ps_valid;
-      lanes$12$ps_first = ctrl$ps_first;
+      lanes$12$ps_clr = ctrl$ps_clr;
       lanes$12$sc_take = ctrl$sc_take;
       lanes$12$sc_mload = ctrl$sc_mload;
       lanes$12$acc_we = ctrl$acc_we;
       lanes$12$acc_first = ctrl$acc_first;
       lanes$12$out_load = ctrl$out_load;
-      lanes$12$en = ctrl$en;
-      lanes$12$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$12$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$12$w_addr$0 = ctrl$w_addr$0;
+      lanes$12$r_addr$0 = ctrl$r_addr$0;
+      lanes$12$w_addr$1 = ctrl$w_addr$1;
+      lanes$12$r_addr$1 = ctrl$r_addr$1;
       lanes$12$acc_addr$0 = ctrl$acc_addr$0;
       lanes$12$acc_addr$1 = ctrl$acc_addr$1;
       lanes$12$acc_addr$2 = ctrl$acc_addr$2;
       lanes$12$acc_addr$3 = ctrl$acc_addr$3;
       lanes$12$w$0 = w$192;
-      lanes$12$x$0 = x_reg[7:0];
       lanes$12$w$1 = w$193;
-      lanes$12$x$1 = x_reg[15:8];
       lanes$12$w$2 = w$194;
-      lanes$12$x$2 = x_reg[23:16];
       lanes$12$w$3 = w$195;
-      lanes$12$x$3 = x_reg[31:24];
       lanes$12$w$4 = w$196;
-      lanes$12$x$4 = x_reg[39:32];
       lanes$12$w$5 = w$197;
-      lanes$12$x$5 = x_reg[47:40];
       lanes$12$w$6 = w$198;
-      lanes$12$x$6 = x_reg[55:48];
       lanes$12$w$7 = w$199;
-      lanes$12$x$7 = x_reg[63:56];
       lanes$12$w$8 = w$200;
-      lanes$12$x$8 = x_reg[71:64];
       lanes$12$w$9 = w$201;
-      lanes$12$x$9 = x_reg[79:72];
       lanes$12$w$10 = w$202;
-      lanes$12$x$10 = x_reg[87:80];
       lanes$12$w$11 = w$203;
-      lanes$12$x$11 = x_reg[95:88];
       lanes$12$w$12 = w$204;
-      lanes$12$x$12 = x_reg[103:96];
       lanes$12$w$13 = w$205;
-      lanes$12$x$13 = x_reg[111:104];
       lanes$12$w$14 = w$206;
-      lanes$12$x$14 = x_reg[119:112];
       lanes$12$w$15 = w$207;
-      lanes$12$x$15 = x_reg[127:120];
+      lanes$12$xl$0 = x_reg[7:0];
+      lanes$12$xl$1 = x_reg[23:16];
+      lanes$12$xl$2 = x_reg[39:32];
+      lanes$12$xl$3 = x_reg[55:48];
+      lanes$12$xl$4 = x_reg[71:64];
+      lanes$12$xl$5 = x_reg[87:80];
+      lanes$12$xl$6 = x_reg[103:96];
+      lanes$12$xl$7 = x_reg[119:112];
+      lanes$12$xf$0 = x_f[7:0];
+      lanes$12$xf$1 = x_f[15:8];
+      lanes$12$xf$2 = x_f[23:16];
+      lanes$12$xf$3 = x_f[31:24];
+      lanes$12$xf$4 = x_f[39:32];
+      lanes$12$xf$5 = x_f[47:40];
+      lanes$12$xf$6 = x_f[55:48];
+      lanes$12$xf$7 = x_f[63:56];
       lanes$12$scale = scale$12;
       out$12 = lanes$12$out;
       // lane 13
       lanes$13$clock = clock;
-      lanes$13$s0_load = ctrl$s0_load;
+      lanes$13$en = ctrl$en;
+      lanes$13$w_we = ctrl$w_we;
       lanes$13$ps_valid = ctrl$ps_valid;
-      lanes$13$ps_first = ctrl$ps_first;
+      lanes$13$ps_clr = ctrl$ps_clr;
       lanes$13$sc_take = ctrl$sc_take;
       lanes$13$sc_mload = ctrl$sc_mload;
       lanes$13$acc_we = ctrl$acc_we;
       lanes$13$acc_first = ctrl$acc_first;
       lanes$13$out_load = ctrl$out_load;
-      lanes$13$en = ctrl$en;
-      lanes$13$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$13$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$13$w_addr$0 = ctrl$w_addr$0;
+      lanes$13$r_addr$0 = ctrl$r_addr$0;
+      lanes$13$w_addr$1 = ctrl$w_addr$1;
+      lanes$13$r_addr$1 = ctrl$r_addr$1;
       lanes$13$acc_addr$0 = ctrl$acc_addr$0;
       lanes$13$acc_addr$1 = ctrl$acc_addr$1;
       lanes$13$acc_addr$2 = ctrl$acc_addr$2;
       lanes$13$acc_addr$3 = ctrl$acc_addr$3;
       lanes$13$w$0 = w$208;
-      lanes$13$x$0 = x_reg[7:0];
       lanes$13$w$1 = w$209;
-      lanes$13$x$1 = x_reg[15:8];
       lanes$13$w$2 = w$210;
-      lanes$13$x$2 = x_reg[23:16];
       lanes$13$w$3 = w$211;
-      lanes$13$x$3 = x_reg[31:24];
       lanes$13$w$4 = w$212;
-      lanes$13$x$4 = x_reg[39:32];
       lanes$13$w$5 = w$213;
-      lanes$13$x$5 = x_reg[47:40];
       lanes$13$w$6 = w$214;
-      lanes$13$x$6 = x_reg[55:48];
       lanes$13$w$7 = w$215;
-      lanes$13$x$7 = x_reg[63:56];
       lanes$13$w$8 = w$216;
-      lanes$13$x$8 = x_reg[71:64];
       lanes$13$w$9 = w$217;
-      lanes$13$x$9 = x_reg[79:72];
       lanes$13$w$10 = w$218;
-      lanes$13$x$10 = x_reg[87:80];
       lanes$13$w$11 = w$219;
-      lanes$13$x$11 = x_reg[95:88];
       lanes$13$w$12 = w$220;
-      lanes$13$x$12 = x_reg[103:96];
       lanes$13$w$13 = w$221;
-      lanes$13$x$13 = x_reg[111:104];
       lanes$13$w$14 = w$222;
-      lanes$13$x$14 = x_reg[119:112];
       lanes$13$w$15 = w$223;
-      lanes$13$x$15 = x_reg[127:120];
+      lanes$13$xl$0 = x_reg[7:0];
+      lanes$13$xl$1 = x_reg[23:16];
+      lanes$13$xl$2 = x_reg[39:32];
+      lanes$13$xl$3 = x_reg[55:48];
+      lanes$13$xl$4 = x_reg[71:64];
+      lanes$13$xl$5 = x_reg[87:80];
+      lanes$13$xl$6 = x_reg[103:96];
+      lanes$13$xl$7 = x_reg[119:112];
+      lanes$13$xf$0 = x_f[7:0];
+      lanes$13$xf$1 = x_f[15:8];
+      lanes$13$xf$2 = x_f[23:16];
+      lanes$13$xf$3 = x_f[31:24];
+      lanes$13$xf$4 = x_f[39:32];
+      lanes$13$xf$5 = x_f[47:40];
+      lanes$13$xf$6 = x_f[55:48];
+      lanes$13$xf$7 = x_f[63:56];
       lanes$13$scale = scale$13;
       out$13 = lanes$13$out;
       // lane 14
       lanes$14$clock = clock;
-      lanes$14$s0_load = ctrl$s0_load;
+      lanes$14$en = ctrl$en;
+      lanes$14$w_we = ctrl$w_we;
       lanes$14$ps_valid = ctrl$ps_valid;
-      lanes$14$ps_first = ctrl$ps_first;
+      lanes$14$ps_clr = ctrl$ps_clr;
       lanes$14$sc_take = ctrl$sc_take;
       lanes$14$sc_mload = ctrl$sc_mload;
       lanes$14$acc_we = ctrl$acc_we;
       lanes$14$acc_first = ctrl$acc_first;
       lanes$14$out_load = ctrl$out_load;
-      lanes$14$en = ctrl$en;
-      lanes$14$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$14$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$14$w_addr$0 = ctrl$w_addr$0;
+      lanes$14$r_addr$0 = ctrl$r_addr$0;
+      lanes$14$w_addr$1 = ctrl$w_addr$1;
+      lanes$14$r_addr$1 = ctrl$r_addr$1;
       lanes$14$acc_addr$0 = ctrl$acc_addr$0;
       lanes$14$acc_addr$1 = ctrl$acc_addr$1;
       lanes$14$acc_addr$2 = ctrl$acc_addr$2;
       lanes$14$acc_addr$3 = ctrl$acc_addr$3;
       lanes$14$w$0 = w$224;
-      lanes$14$x$0 = x_reg[7:0];
       lanes$14$w$1 = w$225;
-      lanes$14$x$1 = x_reg[15:8];
       lanes$14$w$2 = w$226;
-      lanes$14$x$2 = x_reg[23:16];
       lanes$14$w$3 = w$227;
-      lanes$14$x$3 = x_reg[31:24];
       lanes$14$w$4 = w$228;
-      lanes$14$x$4 = x_reg[39:32];
       lanes$14$w$5 = w$229;
-      lanes$14$x$5 = x_reg[47:40];
       lanes$14$w$6 = w$230;
-      lanes$14$x$6 = x_reg[55:48];
       lanes$14$w$7 = w$231;
-      lanes$14$x$7 = x_reg[63:56];
       lanes$14$w$8 = w$232;
-      lanes$14$x$8 = x_reg[71:64];
       lanes$14$w$9 = w$233;
-      lanes$14$x$9 = x_reg[79:72];
       lanes$14$w$10 = w$234;
-      lanes$14$x$10 = x_reg[87:80];
       lanes$14$w$11 = w$235;
-      lanes$14$x$11 = x_reg[95:88];
       lanes$14$w$12 = w$236;
-      lanes$14$x$12 = x_reg[103:96];
       lanes$14$w$13 = w$237;
-      lanes$14$x$13 = x_reg[111:104];
       lanes$14$w$14 = w$238;
-      lanes$14$x$14 = x_reg[119:112];
       lanes$14$w$15 = w$239;
-      lanes$14$x$15 = x_reg[127:120];
+      lanes$14$xl$0 = x_reg[7:0];
+      lanes$14$xl$1 = x_reg[23:16];
+      lanes$14$xl$2 = x_reg[39:32];
+      lanes$14$xl$3 = x_reg[55:48];
+      lanes$14$xl$4 = x_reg[71:64];
+      lanes$14$xl$5 = x_reg[87:80];
+      lanes$14$xl$6 = x_reg[103:96];
+      lanes$14$xl$7 = x_reg[119:112];
+      lanes$14$xf$0 = x_f[7:0];
+      lanes$14$xf$1 = x_f[15:8];
+      lanes$14$xf$2 = x_f[23:16];
+      lanes$14$xf$3 = x_f[31:24];
+      lanes$14$xf$4 = x_f[39:32];
+      lanes$14$xf$5 = x_f[47:40];
+      lanes$14$xf$6 = x_f[55:48];
+      lanes$14$xf$7 = x_f[63:56];
       lanes$14$scale = scale$14;
       out$14 = lanes$14$out;
       // lane 15
       lanes$15$clock = clock;
-      lanes$15$s0_load = ctrl$s0_load;
+      lanes$15$en = ctrl$en;
+      lanes$15$w_we = ctrl$w_we;
       lanes$15$ps_valid = ctrl$ps_valid;
-      lanes$15$ps_first = ctrl$ps_first;
+      lanes$15$ps_clr = ctrl$ps_clr;
       lanes$15$sc_take = ctrl$sc_take;
       lanes$15$sc_mload = ctrl$sc_mload;
       lanes$15$acc_we = ctrl$acc_we;
       lanes$15$acc_first = ctrl$acc_first;
       lanes$15$out_load = ctrl$out_load;
-      lanes$15$en = ctrl$en;
-      lanes$15$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$15$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$15$w_addr$0 = ctrl$w_addr$0;
+      lanes$15$r_addr$0 = ctrl$r_addr$0;
+      lanes$15$w_addr$1 = ctrl$w_addr$1;
+      lanes$15$r_addr$1 = ctrl$r_addr$1;
       lanes$15$acc_addr$0 = ctrl$acc_addr$0;
       lanes$15$acc_addr$1 = ctrl$acc_addr$1;
       lanes$15$acc_addr$2 = ctrl$acc_addr$2;
       lanes$15$acc_addr$3 = ctrl$acc_addr$3;
       lanes$15$w$0 = w$240;
-      lanes$15$x$0 = x_reg[7:0];
       lanes$15$w$1 = w$241;
-      lanes$15$x$1 = x_reg[15:8];
       lanes$15$w$2 = w$242;
-      lanes$15$x$2 = x_reg[23:16];
       lanes$15$w$3 = w$243;
-      lanes$15$x$3 = x_reg[31:24];
       lanes$15$w$4 = w$244;
-      lanes$15$x$4 = x_reg[39:32];
       lanes$15$w$5 = w$245;
-      lanes$15$x$5 = x_reg[47:40];
       lanes$15$w$6 = w$246;
-      lanes$15$x$6 = x_reg[55:48];
       lanes$15$w$7 = w$247;
-      lanes$15$x$7 = x_reg[63:56];
       lanes$15$w$8 = w$248;
-      lanes$15$x$8 = x_reg[71:64];
       lanes$15$w$9 = w$249;
-      lanes$15$x$9 = x_reg[79:72];
       lanes$15$w$10 = w$250;
-      lanes$15$x$10 = x_reg[87:80];
       lanes$15$w$11 = w$251;
-      lanes$15$x$11 = x_reg[95:88];
       lanes$15$w$12 = w$252;
-      lanes$15$x$12 = x_reg[103:96];
       lanes$15$w$13 = w$253;
-      lanes$15$x$13 = x_reg[111:104];
       lanes$15$w$14 = w$254;
-      lanes$15$x$14 = x_reg[119:112];
       lanes$15$w$15 = w$255;
-      lanes$15$x$15 = x_reg[127:120];
+      lanes$15$xl$0 = x_reg[7:0];
+      lanes$15$xl$1 = x_reg[23:16];
+      lanes$15$xl$2 = x_reg[39:32];
+      lanes$15$xl$3 = x_reg[55:48];
+      lanes$15$xl$4 = x_reg[71:64];
+      lanes$15$xl$5 = x_reg[87:80];
+      lanes$15$xl$6 = x_reg[103:96];
+      lanes$15$xl$7 = x_reg[119:112];
+      lanes$15$xf$0 = x_f[7:0];
+      lanes$15$xf$1 = x_f[15:8];
+      lanes$15$xf$2 = x_f[23:16];
+      lanes$15$xf$3 = x_f[31:24];
+      lanes$15$xf$4 = x_f[39:32];
+      lanes$15$xf$5 = x_f[47:40];
+      lanes$15$xf$6 = x_f[55:48];
+      lanes$15$xf$7 = x_f[63:56];
       lanes$15$scale = scale$15;
       out$15 = lanes$15$out;
     end
 endmodule // tern_default_core
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,scale_valid,out_ready,busy,done,err,w_ready,act_ready,scale_ready,en,s0_load,s0_replay$0,s0_pad$0,x_load,ps_valid,ps_first,sc_take,sc_mload,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out_valid,out_token,out_n,out_last);
+module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,scale_valid,out_ready,busy,done,err,w_ready,act_ready,scale_ready,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,x_load,x_zero$0,ps_valid,ps_clr,sc_take,sc_mload,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out_valid,out_token,out_n,out_last);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -2908,12 +3016,15 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     output reg  act_ready;
     output reg  scale_ready;
     output reg  en;
-    output reg  s0_load;
-    output reg  s0_replay$0;
-    output reg  s0_pad$0;
+    output reg  w_we;
+    output reg  w_addr$0;
+    output reg  w_addr$1;
+    output reg  r_addr$0;
+    output reg  r_addr$1;
     output reg  x_load;
+    output reg  x_zero$0;
     output reg  ps_valid;
-    output reg  ps_first;
+    output reg  ps_clr;
     output reg  sc_take;
     output reg  sc_mload;
     output reg  acc_we;
@@ -2944,48 +3055,44 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     reg [3:0] m_last;
     reg m_gt1;
     reg [3:0] t;
-    // beat flags: issue (0), 4 tree stage(s), psum (P), scaler capture (S), multiplier (M)
+    reg [1:0] ra_q;
+    // beat flags: issue (0), lead registers (l), 4 tree stage(s), scaler capture (S), multiplier (M)
     reg v0;
-    reg first0;
     reg last0;
     reg kbf0;
     reg kbl0;
     reg tf0;
     reg [3:0] t0;
+    reg vl;
+    reg lastl;
+    reg kbfl;
+    reg kbll;
+    reg tfl;
+    reg [3:0] tl;
     reg vd1;
-    reg firstd1;
     reg lastd1;
     reg kbfd1;
     reg kbld1;
     reg tfd1;
     reg [3:0] td1;
     reg vd2;
-    reg firstd2;
     reg lastd2;
     reg kbfd2;
     reg kbld2;
     reg tfd2;
     reg [3:0] td2;
     reg vd3;
-    reg firstd3;
     reg lastd3;
     reg kbfd3;
     reg kbld3;
     reg tfd3;
     reg [3:0] td3;
     reg vd4;
-    reg firstd4;
     reg lastd4;
     reg kbfd4;
     reg kbld4;
     reg tfd4;
     reg [3:0] td4;
-    reg vP;
-    reg lastP;
-    reg kbfP;
-    reg kblP;
-    reg tfP;
-    reg [3:0] tP;
     reg vlS;
     reg kbfS;
     reg kblS;
@@ -3009,7 +3116,7 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     wire [18:0] on_r = out_nbase + 19'd16;
     // go: the clock enable of every datapath register
     wire stall_out = out_valid_q & ~out_ready;
-    wire need_scale = vP & lastP & tfP;
+    wire need_scale = vd4 & lastd4 & tfd4;
     wire go = ~stall_out & ~(need_scale & ~scale_valid);
     // issue
     wire t_zero = t == 4'd0;
@@ -3027,11 +3134,11 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
         issuing <= 1'b0;
         done_q <= 1'b0;
         err_q <= 1'b0;
-        vP <= 1'b0;
         vlS <= 1'b0;
         vlM <= 1'b0;
         out_valid_q <= 1'b0;
         v0 <= 1'b0;
+        vl <= 1'b0;
         vd1 <= 1'b0;
         vd2 <= 1'b0;
         vd3 <= 1'b0;
@@ -3058,8 +3165,8 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
           err_q <= 1'b1;
         end
         if (go) begin
+          ra_q <= j;
           v0 <= fire;
-          first0 <= (j == 2'd0);
           last0 <= last_beat;
           kbf0 <= (kb_base == 16'd0);
           kbl0 <= kb_last;
@@ -3088,44 +3195,40 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
               end
             end
           end
-          vd1 <= v0;
-          firstd1 <= first0;
-          lastd1 <= last0;
-          kbfd1 <= kbf0;
-          kbld1 <= kbl0;
-          tfd1 <= tf0;
-          td1 <= t0;
+          vl <= v0;
+          lastl <= last0;
+          kbfl <= kbf0;
+          kbll <= kbl0;
+          tfl <= tf0;
+          tl <= t0;
+          vd1 <= vl;
+          lastd1 <= lastl;
+          kbfd1 <= kbfl;
+          kbld1 <= kbll;
+          tfd1 <= tfl;
+          td1 <= tl;
           vd2 <= vd1;
-          firstd2 <= firstd1;
           lastd2 <= lastd1;
           kbfd2 <= kbfd1;
           kbld2 <= kbld1;
           tfd2 <= tfd1;
           td2 <= td1;
           vd3 <= vd2;
-          firstd3 <= firstd2;
           lastd3 <= lastd2;
           kbfd3 <= kbfd2;
           kbld3 <= kbld2;
           tfd3 <= tfd2;
           td3 <= td2;
           vd4 <= vd3;
-          firstd4 <= firstd3;
           lastd4 <= lastd3;
           kbfd4 <= kbfd3;
           kbld4 <= kbld3;
           tfd4 <= tfd3;
           td4 <= td3;
-          vP <= vd4;
-          lastP <= lastd4;
-          kbfP <= kbfd4;
-          kblP <= kbld4;
-          tfP <= tfd4;
-          tP <= td4;
-          vlS <= vP & lastP;
-          kbfS <= kbfP;
-          kblS <= kblP;
-          tS <= tP;
+          vlS <= vd4 & lastd4;
+          kbfS <= kbfd4;
+          kblS <= kbld4;
+          tS <= td4;
           vlM <= vlS;
           kbfM <= kbfS;
           kblM <= kblS;
@@ -3150,16 +3253,19 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
       done = done_q;
       err = err_q;
       en = go;
-      s0_load = fire;
-      s0_replay$0 = ~t_zero;
-      s0_pad$0 = pad;
+      w_addr$0 = j[0];
+      r_addr$0 = ra_q[0];
+      w_addr$1 = j[1];
+      r_addr$1 = ra_q[1];
+      w_we = fire & ~pad & need_w;
+      x_zero$0 = fire & pad;
       x_load = fire & ~pad;
       w_ready = go & issuing & ~pad & need_w & act_valid;
       act_ready = go & issuing & ~pad & (~need_w | w_valid);
       scale_ready = need_scale & ~stall_out;
       ps_valid = vd4;
-      ps_first = firstd4;
-      sc_take = vP & lastP;
+      ps_clr = rst | (go & vd4 & lastd4);
+      sc_take = vd4 & lastd4;
       sc_mload = need_scale;
       acc_we = vlM;
       acc_first = kbfM;
@@ -3176,15 +3282,17 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
 endmodule // tern_default_core$ctrl
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,x$8,x$9,x$10,x$11,x$12,x$13,x$14,x$15,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$0(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -3201,24 +3309,24 @@ module tern_default_core$lanes$0(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     input wire  [1:0] w$13;
     input wire  [1:0] w$14;
     input wire  [1:0] w$15;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
-    input wire  [7:0] x$8;
-    input wire  [7:0] x$9;
-    input wire  [7:0] x$10;
-    input wire  [7:0] x$11;
-    input wire  [7:0] x$12;
-    input wire  [7:0] x$13;
-    input wire  [7:0] x$14;
-    input wire  [7:0] x$15;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xl$4;
+    input wire  [7:0] xl$5;
+    input wire  [7:0] xl$6;
+    input wire  [7:0] xl$7;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
+    input wire  [7:0] xf$4;
+    input wire  [7:0] xf$5;
+    input wire  [7:0] xf$6;
+    input wire  [7:0] xf$7;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -3232,70 +3340,6 @@ module tern_default_core$lanes$0(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
-    reg  [1:0] pes$8$trit;
-    reg  [7:0] pes$8$act;
-    wire  [7:0] pes$8$prod;
-    wire  pes$8$corr;
-    reg  [1:0] pes$9$trit;
-    reg  [7:0] pes$9$act;
-    wire  [7:0] pes$9$prod;
-    wire  pes$9$corr;
-    reg  [1:0] pes$10$trit;
-    reg  [7:0] pes$10$act;
-    wire  [7:0] pes$10$prod;
-    wire  pes$10$corr;
-    reg  [1:0] pes$11$trit;
-    reg  [7:0] pes$11$act;
-    wire  [7:0] pes$11$prod;
-    wire  pes$11$corr;
-    reg  [1:0] pes$12$trit;
-    reg  [7:0] pes$12$act;
-    wire  [7:0] pes$12$prod;
-    wire  pes$12$corr;
-    reg  [1:0] pes$13$trit;
-    reg  [7:0] pes$13$act;
-    wire  [7:0] pes$13$prod;
-    wire  pes$13$corr;
-    reg  [1:0] pes$14$trit;
-    reg  [7:0] pes$14$act;
-    wire  [7:0] pes$14$prod;
-    wire  pes$14$corr;
-    reg  [1:0] pes$15$trit;
-    reg  [7:0] pes$15$act;
-    wire  [7:0] pes$15$prod;
-    wire  pes$15$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -3326,102 +3370,6 @@ module tern_default_core$lanes$0(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_default_core$lanes$0$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_default_core$lanes$0$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_default_core$lanes$0$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_default_core$lanes$0$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_default_core$lanes$0$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_default_core$lanes$0$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_default_core$lanes$0$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_default_core$lanes$0$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
-    tern_default_core$lanes$0$pes$8 pes$8(
-        .trit(pes$8$trit),
-        .act(pes$8$act),
-        .prod(pes$8$prod),
-        .corr(pes$8$corr)
-    );
-    tern_default_core$lanes$0$pes$9 pes$9(
-        .trit(pes$9$trit),
-        .act(pes$9$act),
-        .prod(pes$9$prod),
-        .corr(pes$9$corr)
-    );
-    tern_default_core$lanes$0$pes$10 pes$10(
-        .trit(pes$10$trit),
-        .act(pes$10$act),
-        .prod(pes$10$prod),
-        .corr(pes$10$corr)
-    );
-    tern_default_core$lanes$0$pes$11 pes$11(
-        .trit(pes$11$trit),
-        .act(pes$11$act),
-        .prod(pes$11$prod),
-        .corr(pes$11$corr)
-    );
-    tern_default_core$lanes$0$pes$12 pes$12(
-        .trit(pes$12$trit),
-        .act(pes$12$act),
-        .prod(pes$12$prod),
-        .corr(pes$12$corr)
-    );
-    tern_default_core$lanes$0$pes$13 pes$13(
-        .trit(pes$13$trit),
-        .act(pes$13$act),
-        .prod(pes$13$prod),
-        .corr(pes$13$corr)
-    );
-    tern_default_core$lanes$0$pes$14 pes$14(
-        .trit(pes$14$trit),
-        .act(pes$14$act),
-        .prod(pes$14$prod),
-        .corr(pes$14$corr)
-    );
-    tern_default_core$lanes$0$pes$15 pes$15(
-        .trit(pes$15$trit),
-        .act(pes$15$act),
-        .prod(pes$15$prod),
-        .corr(pes$15$corr)
-    );
     tern_default_core$lanes$0$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -3454,180 +3402,332 @@ module tern_default_core$lanes$0(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [31:0] w_in = {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8, w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [31:0] w_reg;
-    reg [31:0] ring_0;
-    reg [31:0] ring_1;
-    reg [31:0] ring_2;
-    reg [31:0] ring_3;
-    wire [31:0] w_sel = s0_pad$0 ? {32{1'b0}} : (s0_replay$0 ? ring_3 : w_in);
+    wire [1:0] wa = {w_addr$1, w_addr$0};
+    wire [1:0] ra = {r_addr$1, r_addr$0};
+    reg [31:0] ring [0:3];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [31:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 16 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
-      pes$8$trit = w_reg[17:16];
-      pes$8$act = x$8;
-      pes$9$trit = w_reg[19:18];
-      pes$9$act = x$9;
-      pes$10$trit = w_reg[21:20];
-      pes$10$act = x$10;
-      pes$11$trit = w_reg[23:22];
-      pes$11$act = x$11;
-      pes$12$trit = w_reg[25:24];
-      pes$12$act = x$12;
-      pes$13$trit = w_reg[27:26];
-      pes$13$act = x$13;
-      pes$14$trit = w_reg[29:28];
-      pes$14$act = x$14;
-      pes$15$trit = w_reg[31:30];
-      pes$15$act = x$15;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    reg [7:0] lq4;
+    reg ls4;
+    wire lz4 = en & ~w1[16];
+    always @(posedge clock) begin
+      if (lz4) lq4 <= {8{1'b0}};
+      else if (en) lq4 <= xl$4;
+    end
+    reg lnz4;
+    reg lng4;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz4 <= w1[18];
+        lng4 <= w1[19];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls4 <= w1[17];
+    end
+    reg [7:0] lq5;
+    reg ls5;
+    wire lz5 = en & ~w1[20];
+    always @(posedge clock) begin
+      if (lz5) lq5 <= {8{1'b0}};
+      else if (en) lq5 <= xl$5;
+    end
+    reg lnz5;
+    reg lng5;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz5 <= w1[22];
+        lng5 <= w1[23];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls5 <= w1[21];
+    end
+    reg [7:0] lq6;
+    reg ls6;
+    wire lz6 = en & ~w1[24];
+    always @(posedge clock) begin
+      if (lz6) lq6 <= {8{1'b0}};
+      else if (en) lq6 <= xl$6;
+    end
+    reg lnz6;
+    reg lng6;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz6 <= w1[26];
+        lng6 <= w1[27];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls6 <= w1[25];
+    end
+    reg [7:0] lq7;
+    reg ls7;
+    wire lz7 = en & ~w1[28];
+    always @(posedge clock) begin
+      if (lz7) lq7 <= {8{1'b0}};
+      else if (en) lq7 <= xl$7;
+    end
+    reg lnz7;
+    reg lng7;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz7 <= w1[30];
+        lng7 <= w1[31];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls7 <= w1[29];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    wire [8:0] tv1_4 = {{1{pes$8$prod[7]}}, pes$8$prod} + {{1{pes$9$prod[7]}}, pes$9$prod} + {{8{1'b0}}, pes$4$corr};
+    reg ts1_3;
+    wire tn1_4 = ls4 ^ lng4;
+    wire [3:0] tb1_4l = {4{lnz4}} & (xf$4[3:0] ^ {4{tn1_4}});
+    wire [3:0] tb1_4h = {4{lnz4}} & (xf$4[7:4] ^ {4{tn1_4}});
+    wire [8:0] tv1_4 = {{1{lq4[7]}}, lq4} + {{1{tb1_4h[3]}}, tb1_4h, tb1_4l} + {{8{1'b0}}, (lnz4 & tn1_4)};
     reg [8:0] tr1_4;
-    wire [8:0] tv1_5 = {{1{pes$10$prod[7]}}, pes$10$prod} + {{1{pes$11$prod[7]}}, pes$11$prod} + {{8{1'b0}}, pes$5$corr};
+    reg ts1_4;
+    wire tn1_5 = ls5 ^ lng5;
+    wire [3:0] tb1_5l = {4{lnz5}} & (xf$5[3:0] ^ {4{tn1_5}});
+    wire [3:0] tb1_5h = {4{lnz5}} & (xf$5[7:4] ^ {4{tn1_5}});
+    wire [8:0] tv1_5 = {{1{lq5[7]}}, lq5} + {{1{tb1_5h[3]}}, tb1_5h, tb1_5l} + {{8{1'b0}}, (lnz5 & tn1_5)};
     reg [8:0] tr1_5;
-    wire [8:0] tv1_6 = {{1{pes$12$prod[7]}}, pes$12$prod} + {{1{pes$13$prod[7]}}, pes$13$prod} + {{8{1'b0}}, pes$6$corr};
+    reg ts1_5;
+    wire tn1_6 = ls6 ^ lng6;
+    wire [3:0] tb1_6l = {4{lnz6}} & (xf$6[3:0] ^ {4{tn1_6}});
+    wire [3:0] tb1_6h = {4{lnz6}} & (xf$6[7:4] ^ {4{tn1_6}});
+    wire [8:0] tv1_6 = {{1{lq6[7]}}, lq6} + {{1{tb1_6h[3]}}, tb1_6h, tb1_6l} + {{8{1'b0}}, (lnz6 & tn1_6)};
     reg [8:0] tr1_6;
-    wire [8:0] tv1_7 = {{1{pes$14$prod[7]}}, pes$14$prod} + {{1{pes$15$prod[7]}}, pes$15$prod} + {{8{1'b0}}, pes$7$corr};
+    reg ts1_6;
+    wire tn1_7 = ls7 ^ lng7;
+    wire [3:0] tb1_7l = {4{lnz7}} & (xf$7[3:0] ^ {4{tn1_7}});
+    wire [3:0] tb1_7h = {4{lnz7}} & (xf$7[7:4] ^ {4{tn1_7}});
+    wire [8:0] tv1_7 = {{1{lq7[7]}}, lq7} + {{1{tb1_7h[3]}}, tb1_7h, tb1_7l} + {{8{1'b0}}, (lnz7 & tn1_7)};
     reg [8:0] tr1_7;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
-    reg tq1_4;
-    reg tq1_5;
-    reg tq1_6;
-    reg tq1_7;
+    reg ts1_7;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
+        ts1_3 <= ls3;
         tr1_4 <= tv1_4;
+        ts1_4 <= ls4;
         tr1_5 <= tv1_5;
+        ts1_5 <= ls5;
         tr1_6 <= tv1_6;
+        ts1_6 <= ls6;
         tr1_7 <= tv1_7;
-        tq1_0 <= pes$8$corr;
-        tq1_1 <= pes$9$corr;
-        tq1_2 <= pes$10$corr;
-        tq1_3 <= pes$11$corr;
-        tq1_4 <= pes$12$corr;
-        tq1_5 <= pes$13$corr;
-        tq1_6 <= pes$14$corr;
-        tq1_7 <= pes$15$corr;
+        ts1_7 <= ls7;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tr1_5[8]}}, tr1_5} + {{9{1'b0}}, tq1_2};
+    reg ts2_1;
+    wire un2_2 = ts1_4 ^ ts1_5;
+    wire [3:0] tb2_2l = tr1_5[3:0] ^ {4{un2_2}};
+    wire [4:0] tb2_2h = tr1_5[8:4] ^ {5{un2_2}};
+    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tb2_2h[4]}}, tb2_2h, tb2_2l} + {{9{1'b0}}, un2_2};
     reg [9:0] tr2_2;
-    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tr1_7[8]}}, tr1_7} + {{9{1'b0}}, tq1_3};
+    reg ts2_2;
+    wire un2_3 = ts1_6 ^ ts1_7;
+    wire [3:0] tb2_3l = tr1_7[3:0] ^ {4{un2_3}};
+    wire [4:0] tb2_3h = tr1_7[8:4] ^ {5{un2_3}};
+    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tb2_3h[4]}}, tb2_3h, tb2_3l} + {{9{1'b0}}, un2_3};
     reg [9:0] tr2_3;
-    reg tq2_0;
-    reg tq2_1;
-    reg tq2_2;
-    reg tq2_3;
+    reg ts2_3;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
+        ts2_1 <= ts1_2;
         tr2_2 <= tv2_2;
+        ts2_2 <= ts1_4;
         tr2_3 <= tv2_3;
-        tq2_0 <= tq1_4;
-        tq2_1 <= tq1_5;
-        tq2_2 <= tq1_6;
-        tq2_3 <= tq1_7;
+        ts2_3 <= ts1_6;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tr2_3[9]}}, tr2_3} + {{10{1'b0}}, tq2_1};
+    reg ts3_0;
+    wire un3_1 = ts2_2 ^ ts2_3;
+    wire [4:0] tb3_1l = tr2_3[4:0] ^ {5{un3_1}};
+    wire [4:0] tb3_1h = tr2_3[9:5] ^ {5{un3_1}};
+    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tb3_1h[4]}}, tb3_1h, tb3_1l} + {{10{1'b0}}, un3_1};
     reg [10:0] tr3_1;
-    reg tq3_0;
-    reg tq3_1;
+    reg ts3_1;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
+        ts3_0 <= ts2_0;
         tr3_1 <= tv3_1;
-        tq3_0 <= tq2_2;
-        tq3_1 <= tq2_3;
+        ts3_1 <= ts2_2;
       end
     end
     // tree level 4 (registered)
-    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tr3_1[10]}}, tr3_1} + {{11{1'b0}}, tq3_0};
+    wire un4_0 = ts3_0 ^ ts3_1;
+    wire [4:0] tb4_0l = tr3_1[4:0] ^ {5{un4_0}};
+    wire [5:0] tb4_0h = tr3_1[10:5] ^ {6{un4_0}};
+    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tb4_0h[5]}}, tb4_0h, tb4_0l} + {{11{1'b0}}, un4_0};
     reg [11:0] tr4_0;
-    reg tq4_0;
+    reg ts4_0;
     always @(posedge clock) begin
       if (en) begin
         tr4_0 <= tv4_0;
-        tq4_0 <= tq3_1;
+        ts4_0 <= ts3_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{3{tr4_0[11]}}, tr4_0} + {{14{1'b0}}, tq4_0};
+    wire [5:0] pbl = tr4_0[5:0] ^ {6{ts4_0}};
+    wire [5:0] pbh = tr4_0[11:6] ^ {6{ts4_0}};
+    wire [14:0] psum_next = psum + {{3{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts4_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -3639,294 +3739,6 @@ module tern_default_core$lanes$0(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$0$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$0$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$pes$10(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$0$pes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$pes$11(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$0$pes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$pes$12(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$0$pes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$pes$13(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$0$pes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$pes$14(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$0$pes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$pes$15(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$0$pes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$0$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$0$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$0$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$0$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$0$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$0$pes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$pes$8(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$0$pes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$pes$9(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$0$pes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_default_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
@@ -3978,12 +3790,14 @@ module tern_default_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:15];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:31];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -3992,15 +3806,17 @@ module tern_default_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$0$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,x$8,x$9,x$10,x$11,x$12,x$13,x$14,x$15,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$1(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -4017,24 +3833,24 @@ module tern_default_core$lanes$1(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     input wire  [1:0] w$13;
     input wire  [1:0] w$14;
     input wire  [1:0] w$15;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
-    input wire  [7:0] x$8;
-    input wire  [7:0] x$9;
-    input wire  [7:0] x$10;
-    input wire  [7:0] x$11;
-    input wire  [7:0] x$12;
-    input wire  [7:0] x$13;
-    input wire  [7:0] x$14;
-    input wire  [7:0] x$15;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xl$4;
+    input wire  [7:0] xl$5;
+    input wire  [7:0] xl$6;
+    input wire  [7:0] xl$7;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
+    input wire  [7:0] xf$4;
+    input wire  [7:0] xf$5;
+    input wire  [7:0] xf$6;
+    input wire  [7:0] xf$7;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -4048,70 +3864,6 @@ module tern_default_core$lanes$1(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
-    reg  [1:0] pes$8$trit;
-    reg  [7:0] pes$8$act;
-    wire  [7:0] pes$8$prod;
-    wire  pes$8$corr;
-    reg  [1:0] pes$9$trit;
-    reg  [7:0] pes$9$act;
-    wire  [7:0] pes$9$prod;
-    wire  pes$9$corr;
-    reg  [1:0] pes$10$trit;
-    reg  [7:0] pes$10$act;
-    wire  [7:0] pes$10$prod;
-    wire  pes$10$corr;
-    reg  [1:0] pes$11$trit;
-    reg  [7:0] pes$11$act;
-    wire  [7:0] pes$11$prod;
-    wire  pes$11$corr;
-    reg  [1:0] pes$12$trit;
-    reg  [7:0] pes$12$act;
-    wire  [7:0] pes$12$prod;
-    wire  pes$12$corr;
-    reg  [1:0] pes$13$trit;
-    reg  [7:0] pes$13$act;
-    wire  [7:0] pes$13$prod;
-    wire  pes$13$corr;
-    reg  [1:0] pes$14$trit;
-    reg  [7:0] pes$14$act;
-    wire  [7:0] pes$14$prod;
-    wire  pes$14$corr;
-    reg  [1:0] pes$15$trit;
-    reg  [7:0] pes$15$act;
-    wire  [7:0] pes$15$prod;
-    wire  pes$15$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -4142,102 +3894,6 @@ module tern_default_core$lanes$1(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_default_core$lanes$1$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_default_core$lanes$1$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_default_core$lanes$1$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_default_core$lanes$1$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_default_core$lanes$1$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_default_core$lanes$1$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_default_core$lanes$1$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_default_core$lanes$1$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
-    tern_default_core$lanes$1$pes$8 pes$8(
-        .trit(pes$8$trit),
-        .act(pes$8$act),
-        .prod(pes$8$prod),
-        .corr(pes$8$corr)
-    );
-    tern_default_core$lanes$1$pes$9 pes$9(
-        .trit(pes$9$trit),
-        .act(pes$9$act),
-        .prod(pes$9$prod),
-        .corr(pes$9$corr)
-    );
-    tern_default_core$lanes$1$pes$10 pes$10(
-        .trit(pes$10$trit),
-        .act(pes$10$act),
-        .prod(pes$10$prod),
-        .corr(pes$10$corr)
-    );
-    tern_default_core$lanes$1$pes$11 pes$11(
-        .trit(pes$11$trit),
-        .act(pes$11$act),
-        .prod(pes$11$prod),
-        .corr(pes$11$corr)
-    );
-    tern_default_core$lanes$1$pes$12 pes$12(
-        .trit(pes$12$trit),
-        .act(pes$12$act),
-        .prod(pes$12$prod),
-        .corr(pes$12$corr)
-    );
-    tern_default_core$lanes$1$pes$13 pes$13(
-        .trit(pes$13$trit),
-        .act(pes$13$act),
-        .prod(pes$13$prod),
-        .corr(pes$13$corr)
-    );
-    tern_default_core$lanes$1$pes$14 pes$14(
-        .trit(pes$14$trit),
-        .act(pes$14$act),
-        .prod(pes$14$prod),
-        .corr(pes$14$corr)
-    );
-    tern_default_core$lanes$1$pes$15 pes$15(
-        .trit(pes$15$trit),
-        .act(pes$15$act),
-        .prod(pes$15$prod),
-        .corr(pes$15$corr)
-    );
     tern_default_core$lanes$1$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -4270,180 +3926,332 @@ module tern_default_core$lanes$1(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [31:0] w_in = {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8, w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [31:0] w_reg;
-    reg [31:0] ring_0;
-    reg [31:0] ring_1;
-    reg [31:0] ring_2;
-    reg [31:0] ring_3;
-    wire [31:0] w_sel = s0_pad$0 ? {32{1'b0}} : (s0_replay$0 ? ring_3 : w_in);
+    wire [1:0] wa = {w_addr$1, w_addr$0};
+    wire [1:0] ra = {r_addr$1, r_addr$0};
+    reg [31:0] ring [0:3];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [31:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 16 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
-      pes$8$trit = w_reg[17:16];
-      pes$8$act = x$8;
-      pes$9$trit = w_reg[19:18];
-      pes$9$act = x$9;
-      pes$10$trit = w_reg[21:20];
-      pes$10$act = x$10;
-      pes$11$trit = w_reg[23:22];
-      pes$11$act = x$11;
-      pes$12$trit = w_reg[25:24];
-      pes$12$act = x$12;
-      pes$13$trit = w_reg[27:26];
-      pes$13$act = x$13;
-      pes$14$trit = w_reg[29:28];
-      pes$14$act = x$14;
-      pes$15$trit = w_reg[31:30];
-      pes$15$act = x$15;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    reg [7:0] lq4;
+    reg ls4;
+    wire lz4 = en & ~w1[16];
+    always @(posedge clock) begin
+      if (lz4) lq4 <= {8{1'b0}};
+      else if (en) lq4 <= xl$4;
+    end
+    reg lnz4;
+    reg lng4;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz4 <= w1[18];
+        lng4 <= w1[19];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls4 <= w1[17];
+    end
+    reg [7:0] lq5;
+    reg ls5;
+    wire lz5 = en & ~w1[20];
+    always @(posedge clock) begin
+      if (lz5) lq5 <= {8{1'b0}};
+      else if (en) lq5 <= xl$5;
+    end
+    reg lnz5;
+    reg lng5;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz5 <= w1[22];
+        lng5 <= w1[23];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls5 <= w1[21];
+    end
+    reg [7:0] lq6;
+    reg ls6;
+    wire lz6 = en & ~w1[24];
+    always @(posedge clock) begin
+      if (lz6) lq6 <= {8{1'b0}};
+      else if (en) lq6 <= xl$6;
+    end
+    reg lnz6;
+    reg lng6;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz6 <= w1[26];
+        lng6 <= w1[27];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls6 <= w1[25];
+    end
+    reg [7:0] lq7;
+    reg ls7;
+    wire lz7 = en & ~w1[28];
+    always @(posedge clock) begin
+      if (lz7) lq7 <= {8{1'b0}};
+      else if (en) lq7 <= xl$7;
+    end
+    reg lnz7;
+    reg lng7;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz7 <= w1[30];
+        lng7 <= w1[31];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls7 <= w1[29];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    wire [8:0] tv1_4 = {{1{pes$8$prod[7]}}, pes$8$prod} + {{1{pes$9$prod[7]}}, pes$9$prod} + {{8{1'b0}}, pes$4$corr};
+    reg ts1_3;
+    wire tn1_4 = ls4 ^ lng4;
+    wire [3:0] tb1_4l = {4{lnz4}} & (xf$4[3:0] ^ {4{tn1_4}});
+    wire [3:0] tb1_4h = {4{lnz4}} & (xf$4[7:4] ^ {4{tn1_4}});
+    wire [8:0] tv1_4 = {{1{lq4[7]}}, lq4} + {{1{tb1_4h[3]}}, tb1_4h, tb1_4l} + {{8{1'b0}}, (lnz4 & tn1_4)};
     reg [8:0] tr1_4;
-    wire [8:0] tv1_5 = {{1{pes$10$prod[7]}}, pes$10$prod} + {{1{pes$11$prod[7]}}, pes$11$prod} + {{8{1'b0}}, pes$5$corr};
+    reg ts1_4;
+    wire tn1_5 = ls5 ^ lng5;
+    wire [3:0] tb1_5l = {4{lnz5}} & (xf$5[3:0] ^ {4{tn1_5}});
+    wire [3:0] tb1_5h = {4{lnz5}} & (xf$5[7:4] ^ {4{tn1_5}});
+    wire [8:0] tv1_5 = {{1{lq5[7]}}, lq5} + {{1{tb1_5h[3]}}, tb1_5h, tb1_5l} + {{8{1'b0}}, (lnz5 & tn1_5)};
     reg [8:0] tr1_5;
-    wire [8:0] tv1_6 = {{1{pes$12$prod[7]}}, pes$12$prod} + {{1{pes$13$prod[7]}}, pes$13$prod} + {{8{1'b0}}, pes$6$corr};
+    reg ts1_5;
+    wire tn1_6 = ls6 ^ lng6;
+    wire [3:0] tb1_6l = {4{lnz6}} & (xf$6[3:0] ^ {4{tn1_6}});
+    wire [3:0] tb1_6h = {4{lnz6}} & (xf$6[7:4] ^ {4{tn1_6}});
+    wire [8:0] tv1_6 = {{1{lq6[7]}}, lq6} + {{1{tb1_6h[3]}}, tb1_6h, tb1_6l} + {{8{1'b0}}, (lnz6 & tn1_6)};
     reg [8:0] tr1_6;
-    wire [8:0] tv1_7 = {{1{pes$14$prod[7]}}, pes$14$prod} + {{1{pes$15$prod[7]}}, pes$15$prod} + {{8{1'b0}}, pes$7$corr};
+    reg ts1_6;
+    wire tn1_7 = ls7 ^ lng7;
+    wire [3:0] tb1_7l = {4{lnz7}} & (xf$7[3:0] ^ {4{tn1_7}});
+    wire [3:0] tb1_7h = {4{lnz7}} & (xf$7[7:4] ^ {4{tn1_7}});
+    wire [8:0] tv1_7 = {{1{lq7[7]}}, lq7} + {{1{tb1_7h[3]}}, tb1_7h, tb1_7l} + {{8{1'b0}}, (lnz7 & tn1_7)};
     reg [8:0] tr1_7;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
-    reg tq1_4;
-    reg tq1_5;
-    reg tq1_6;
-    reg tq1_7;
+    reg ts1_7;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
+        ts1_3 <= ls3;
         tr1_4 <= tv1_4;
+        ts1_4 <= ls4;
         tr1_5 <= tv1_5;
+        ts1_5 <= ls5;
         tr1_6 <= tv1_6;
+        ts1_6 <= ls6;
         tr1_7 <= tv1_7;
-        tq1_0 <= pes$8$corr;
-        tq1_1 <= pes$9$corr;
-        tq1_2 <= pes$10$corr;
-        tq1_3 <= pes$11$corr;
-        tq1_4 <= pes$12$corr;
-        tq1_5 <= pes$13$corr;
-        tq1_6 <= pes$14$corr;
-        tq1_7 <= pes$15$corr;
+        ts1_7 <= ls7;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tr1_5[8]}}, tr1_5} + {{9{1'b0}}, tq1_2};
+    reg ts2_1;
+    wire un2_2 = ts1_4 ^ ts1_5;
+    wire [3:0] tb2_2l = tr1_5[3:0] ^ {4{un2_2}};
+    wire [4:0] tb2_2h = tr1_5[8:4] ^ {5{un2_2}};
+    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tb2_2h[4]}}, tb2_2h, tb2_2l} + {{9{1'b0}}, un2_2};
     reg [9:0] tr2_2;
-    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tr1_7[8]}}, tr1_7} + {{9{1'b0}}, tq1_3};
+    reg ts2_2;
+    wire un2_3 = ts1_6 ^ ts1_7;
+    wire [3:0] tb2_3l = tr1_7[3:0] ^ {4{un2_3}};
+    wire [4:0] tb2_3h = tr1_7[8:4] ^ {5{un2_3}};
+    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tb2_3h[4]}}, tb2_3h, tb2_3l} + {{9{1'b0}}, un2_3};
     reg [9:0] tr2_3;
-    reg tq2_0;
-    reg tq2_1;
-    reg tq2_2;
-    reg tq2_3;
+    reg ts2_3;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
+        ts2_1 <= ts1_2;
         tr2_2 <= tv2_2;
+        ts2_2 <= ts1_4;
         tr2_3 <= tv2_3;
-        tq2_0 <= tq1_4;
-        tq2_1 <= tq1_5;
-        tq2_2 <= tq1_6;
-        tq2_3 <= tq1_7;
+        ts2_3 <= ts1_6;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tr2_3[9]}}, tr2_3} + {{10{1'b0}}, tq2_1};
+    reg ts3_0;
+    wire un3_1 = ts2_2 ^ ts2_3;
+    wire [4:0] tb3_1l = tr2_3[4:0] ^ {5{un3_1}};
+    wire [4:0] tb3_1h = tr2_3[9:5] ^ {5{un3_1}};
+    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tb3_1h[4]}}, tb3_1h, tb3_1l} + {{10{1'b0}}, un3_1};
     reg [10:0] tr3_1;
-    reg tq3_0;
-    reg tq3_1;
+    reg ts3_1;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
+        ts3_0 <= ts2_0;
         tr3_1 <= tv3_1;
-        tq3_0 <= tq2_2;
-        tq3_1 <= tq2_3;
+        ts3_1 <= ts2_2;
       end
     end
     // tree level 4 (registered)
-    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tr3_1[10]}}, tr3_1} + {{11{1'b0}}, tq3_0};
+    wire un4_0 = ts3_0 ^ ts3_1;
+    wire [4:0] tb4_0l = tr3_1[4:0] ^ {5{un4_0}};
+    wire [5:0] tb4_0h = tr3_1[10:5] ^ {6{un4_0}};
+    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tb4_0h[5]}}, tb4_0h, tb4_0l} + {{11{1'b0}}, un4_0};
     reg [11:0] tr4_0;
-    reg tq4_0;
+    reg ts4_0;
     always @(posedge clock) begin
       if (en) begin
         tr4_0 <= tv4_0;
-        tq4_0 <= tq3_1;
+        ts4_0 <= ts3_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{3{tr4_0[11]}}, tr4_0} + {{14{1'b0}}, tq4_0};
+    wire [5:0] pbl = tr4_0[5:0] ^ {6{ts4_0}};
+    wire [5:0] pbh = tr4_0[11:6] ^ {6{ts4_0}};
+    wire [14:0] psum_next = psum + {{3{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts4_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -4455,294 +4263,6 @@ module tern_default_core$lanes$1(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$1$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$1$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$pes$10(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$1$pes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$pes$11(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$1$pes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$pes$12(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$1$pes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$pes$13(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$1$pes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$pes$14(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$1$pes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$pes$15(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$1$pes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$1$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$1$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$1$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$1$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$1$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$1$pes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$pes$8(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$1$pes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$pes$9(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$1$pes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_default_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
@@ -4794,12 +4314,14 @@ module tern_default_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:15];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:31];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -4808,15 +4330,17 @@ module tern_default_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$1$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,x$8,x$9,x$10,x$11,x$12,x$13,x$14,x$15,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$10(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -4833,24 +4357,24 @@ module tern_default_core$lanes$10(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     input wire  [1:0] w$13;
     input wire  [1:0] w$14;
     input wire  [1:0] w$15;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
-    input wire  [7:0] x$8;
-    input wire  [7:0] x$9;
-    input wire  [7:0] x$10;
-    input wire  [7:0] x$11;
-    input wire  [7:0] x$12;
-    input wire  [7:0] x$13;
-    input wire  [7:0] x$14;
-    input wire  [7:0] x$15;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xl$4;
+    input wire  [7:0] xl$5;
+    input wire  [7:0] xl$6;
+    input wire  [7:0] xl$7;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
+    input wire  [7:0] xf$4;
+    input wire  [7:0] xf$5;
+    input wire  [7:0] xf$6;
+    input wire  [7:0] xf$7;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -4864,70 +4388,6 @@ module tern_default_core$lanes$10(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
-    reg  [1:0] pes$8$trit;
-    reg  [7:0] pes$8$act;
-    wire  [7:0] pes$8$prod;
-    wire  pes$8$corr;
-    reg  [1:0] pes$9$trit;
-    reg  [7:0] pes$9$act;
-    wire  [7:0] pes$9$prod;
-    wire  pes$9$corr;
-    reg  [1:0] pes$10$trit;
-    reg  [7:0] pes$10$act;
-    wire  [7:0] pes$10$prod;
-    wire  pes$10$corr;
-    reg  [1:0] pes$11$trit;
-    reg  [7:0] pes$11$act;
-    wire  [7:0] pes$11$prod;
-    wire  pes$11$corr;
-    reg  [1:0] pes$12$trit;
-    reg  [7:0] pes$12$act;
-    wire  [7:0] pes$12$prod;
-    wire  pes$12$corr;
-    reg  [1:0] pes$13$trit;
-    reg  [7:0] pes$13$act;
-    wire  [7:0] pes$13$prod;
-    wire  pes$13$corr;
-    reg  [1:0] pes$14$trit;
-    reg  [7:0] pes$14$act;
-    wire  [7:0] pes$14$prod;
-    wire  pes$14$corr;
-    reg  [1:0] pes$15$trit;
-    reg  [7:0] pes$15$act;
-    wire  [7:0] pes$15$prod;
-    wire  pes$15$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -4958,102 +4418,6 @@ module tern_default_core$lanes$10(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_default_core$lanes$10$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_default_core$lanes$10$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_default_core$lanes$10$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_default_core$lanes$10$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_default_core$lanes$10$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_default_core$lanes$10$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_default_core$lanes$10$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_default_core$lanes$10$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
-    tern_default_core$lanes$10$pes$8 pes$8(
-        .trit(pes$8$trit),
-        .act(pes$8$act),
-        .prod(pes$8$prod),
-        .corr(pes$8$corr)
-    );
-    tern_default_core$lanes$10$pes$9 pes$9(
-        .trit(pes$9$trit),
-        .act(pes$9$act),
-        .prod(pes$9$prod),
-        .corr(pes$9$corr)
-    );
-    tern_default_core$lanes$10$pes$10 pes$10(
-        .trit(pes$10$trit),
-        .act(pes$10$act),
-        .prod(pes$10$prod),
-        .corr(pes$10$corr)
-    );
-    tern_default_core$lanes$10$pes$11 pes$11(
-        .trit(pes$11$trit),
-        .act(pes$11$act),
-        .prod(pes$11$prod),
-        .corr(pes$11$corr)
-    );
-    tern_default_core$lanes$10$pes$12 pes$12(
-        .trit(pes$12$trit),
-        .act(pes$12$act),
-        .prod(pes$12$prod),
-        .corr(pes$12$corr)
-    );
-    tern_default_core$lanes$10$pes$13 pes$13(
-        .trit(pes$13$trit),
-        .act(pes$13$act),
-        .prod(pes$13$prod),
-        .corr(pes$13$corr)
-    );
-    tern_default_core$lanes$10$pes$14 pes$14(
-        .trit(pes$14$trit),
-        .act(pes$14$act),
-        .prod(pes$14$prod),
-        .corr(pes$14$corr)
-    );
-    tern_default_core$lanes$10$pes$15 pes$15(
-        .trit(pes$15$trit),
-        .act(pes$15$act),
-        .prod(pes$15$prod),
-        .corr(pes$15$corr)
-    );
     tern_default_core$lanes$10$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -5086,180 +4450,332 @@ module tern_default_core$lanes$10(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [31:0] w_in = {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8, w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [31:0] w_reg;
-    reg [31:0] ring_0;
-    reg [31:0] ring_1;
-    reg [31:0] ring_2;
-    reg [31:0] ring_3;
-    wire [31:0] w_sel = s0_pad$0 ? {32{1'b0}} : (s0_replay$0 ? ring_3 : w_in);
+    wire [1:0] wa = {w_addr$1, w_addr$0};
+    wire [1:0] ra = {r_addr$1, r_addr$0};
+    reg [31:0] ring [0:3];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [31:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 16 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
-      pes$8$trit = w_reg[17:16];
-      pes$8$act = x$8;
-      pes$9$trit = w_reg[19:18];
-      pes$9$act = x$9;
-      pes$10$trit = w_reg[21:20];
-      pes$10$act = x$10;
-      pes$11$trit = w_reg[23:22];
-      pes$11$act = x$11;
-      pes$12$trit = w_reg[25:24];
-      pes$12$act = x$12;
-      pes$13$trit = w_reg[27:26];
-      pes$13$act = x$13;
-      pes$14$trit = w_reg[29:28];
-      pes$14$act = x$14;
-      pes$15$trit = w_reg[31:30];
-      pes$15$act = x$15;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    reg [7:0] lq4;
+    reg ls4;
+    wire lz4 = en & ~w1[16];
+    always @(posedge clock) begin
+      if (lz4) lq4 <= {8{1'b0}};
+      else if (en) lq4 <= xl$4;
+    end
+    reg lnz4;
+    reg lng4;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz4 <= w1[18];
+        lng4 <= w1[19];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls4 <= w1[17];
+    end
+    reg [7:0] lq5;
+    reg ls5;
+    wire lz5 = en & ~w1[20];
+    always @(posedge clock) begin
+      if (lz5) lq5 <= {8{1'b0}};
+      else if (en) lq5 <= xl$5;
+    end
+    reg lnz5;
+    reg lng5;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz5 <= w1[22];
+        lng5 <= w1[23];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls5 <= w1[21];
+    end
+    reg [7:0] lq6;
+    reg ls6;
+    wire lz6 = en & ~w1[24];
+    always @(posedge clock) begin
+      if (lz6) lq6 <= {8{1'b0}};
+      else if (en) lq6 <= xl$6;
+    end
+    reg lnz6;
+    reg lng6;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz6 <= w1[26];
+        lng6 <= w1[27];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls6 <= w1[25];
+    end
+    reg [7:0] lq7;
+    reg ls7;
+    wire lz7 = en & ~w1[28];
+    always @(posedge clock) begin
+      if (lz7) lq7 <= {8{1'b0}};
+      else if (en) lq7 <= xl$7;
+    end
+    reg lnz7;
+    reg lng7;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz7 <= w1[30];
+        lng7 <= w1[31];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls7 <= w1[29];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    wire [8:0] tv1_4 = {{1{pes$8$prod[7]}}, pes$8$prod} + {{1{pes$9$prod[7]}}, pes$9$prod} + {{8{1'b0}}, pes$4$corr};
+    reg ts1_3;
+    wire tn1_4 = ls4 ^ lng4;
+    wire [3:0] tb1_4l = {4{lnz4}} & (xf$4[3:0] ^ {4{tn1_4}});
+    wire [3:0] tb1_4h = {4{lnz4}} & (xf$4[7:4] ^ {4{tn1_4}});
+    wire [8:0] tv1_4 = {{1{lq4[7]}}, lq4} + {{1{tb1_4h[3]}}, tb1_4h, tb1_4l} + {{8{1'b0}}, (lnz4 & tn1_4)};
     reg [8:0] tr1_4;
-    wire [8:0] tv1_5 = {{1{pes$10$prod[7]}}, pes$10$prod} + {{1{pes$11$prod[7]}}, pes$11$prod} + {{8{1'b0}}, pes$5$corr};
+    reg ts1_4;
+    wire tn1_5 = ls5 ^ lng5;
+    wire [3:0] tb1_5l = {4{lnz5}} & (xf$5[3:0] ^ {4{tn1_5}});
+    wire [3:0] tb1_5h = {4{lnz5}} & (xf$5[7:4] ^ {4{tn1_5}});
+    wire [8:0] tv1_5 = {{1{lq5[7]}}, lq5} + {{1{tb1_5h[3]}}, tb1_5h, tb1_5l} + {{8{1'b0}}, (lnz5 & tn1_5)};
     reg [8:0] tr1_5;
-    wire [8:0] tv1_6 = {{1{pes$12$prod[7]}}, pes$12$prod} + {{1{pes$13$prod[7]}}, pes$13$prod} + {{8{1'b0}}, pes$6$corr};
+    reg ts1_5;
+    wire tn1_6 = ls6 ^ lng6;
+    wire [3:0] tb1_6l = {4{lnz6}} & (xf$6[3:0] ^ {4{tn1_6}});
+    wire [3:0] tb1_6h = {4{lnz6}} & (xf$6[7:4] ^ {4{tn1_6}});
+    wire [8:0] tv1_6 = {{1{lq6[7]}}, lq6} + {{1{tb1_6h[3]}}, tb1_6h, tb1_6l} + {{8{1'b0}}, (lnz6 & tn1_6)};
     reg [8:0] tr1_6;
-    wire [8:0] tv1_7 = {{1{pes$14$prod[7]}}, pes$14$prod} + {{1{pes$15$prod[7]}}, pes$15$prod} + {{8{1'b0}}, pes$7$corr};
+    reg ts1_6;
+    wire tn1_7 = ls7 ^ lng7;
+    wire [3:0] tb1_7l = {4{lnz7}} & (xf$7[3:0] ^ {4{tn1_7}});
+    wire [3:0] tb1_7h = {4{lnz7}} & (xf$7[7:4] ^ {4{tn1_7}});
+    wire [8:0] tv1_7 = {{1{lq7[7]}}, lq7} + {{1{tb1_7h[3]}}, tb1_7h, tb1_7l} + {{8{1'b0}}, (lnz7 & tn1_7)};
     reg [8:0] tr1_7;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
-    reg tq1_4;
-    reg tq1_5;
-    reg tq1_6;
-    reg tq1_7;
+    reg ts1_7;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
+        ts1_3 <= ls3;
         tr1_4 <= tv1_4;
+        ts1_4 <= ls4;
         tr1_5 <= tv1_5;
+        ts1_5 <= ls5;
         tr1_6 <= tv1_6;
+        ts1_6 <= ls6;
         tr1_7 <= tv1_7;
-        tq1_0 <= pes$8$corr;
-        tq1_1 <= pes$9$corr;
-        tq1_2 <= pes$10$corr;
-        tq1_3 <= pes$11$corr;
-        tq1_4 <= pes$12$corr;
-        tq1_5 <= pes$13$corr;
-        tq1_6 <= pes$14$corr;
-        tq1_7 <= pes$15$corr;
+        ts1_7 <= ls7;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tr1_5[8]}}, tr1_5} + {{9{1'b0}}, tq1_2};
+    reg ts2_1;
+    wire un2_2 = ts1_4 ^ ts1_5;
+    wire [3:0] tb2_2l = tr1_5[3:0] ^ {4{un2_2}};
+    wire [4:0] tb2_2h = tr1_5[8:4] ^ {5{un2_2}};
+    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tb2_2h[4]}}, tb2_2h, tb2_2l} + {{9{1'b0}}, un2_2};
     reg [9:0] tr2_2;
-    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tr1_7[8]}}, tr1_7} + {{9{1'b0}}, tq1_3};
+    reg ts2_2;
+    wire un2_3 = ts1_6 ^ ts1_7;
+    wire [3:0] tb2_3l = tr1_7[3:0] ^ {4{un2_3}};
+    wire [4:0] tb2_3h = tr1_7[8:4] ^ {5{un2_3}};
+    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tb2_3h[4]}}, tb2_3h, tb2_3l} + {{9{1'b0}}, un2_3};
     reg [9:0] tr2_3;
-    reg tq2_0;
-    reg tq2_1;
-    reg tq2_2;
-    reg tq2_3;
+    reg ts2_3;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
+        ts2_1 <= ts1_2;
         tr2_2 <= tv2_2;
+        ts2_2 <= ts1_4;
         tr2_3 <= tv2_3;
-        tq2_0 <= tq1_4;
-        tq2_1 <= tq1_5;
-        tq2_2 <= tq1_6;
-        tq2_3 <= tq1_7;
+        ts2_3 <= ts1_6;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tr2_3[9]}}, tr2_3} + {{10{1'b0}}, tq2_1};
+    reg ts3_0;
+    wire un3_1 = ts2_2 ^ ts2_3;
+    wire [4:0] tb3_1l = tr2_3[4:0] ^ {5{un3_1}};
+    wire [4:0] tb3_1h = tr2_3[9:5] ^ {5{un3_1}};
+    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tb3_1h[4]}}, tb3_1h, tb3_1l} + {{10{1'b0}}, un3_1};
     reg [10:0] tr3_1;
-    reg tq3_0;
-    reg tq3_1;
+    reg ts3_1;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
+        ts3_0 <= ts2_0;
         tr3_1 <= tv3_1;
-        tq3_0 <= tq2_2;
-        tq3_1 <= tq2_3;
+        ts3_1 <= ts2_2;
       end
     end
     // tree level 4 (registered)
-    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tr3_1[10]}}, tr3_1} + {{11{1'b0}}, tq3_0};
+    wire un4_0 = ts3_0 ^ ts3_1;
+    wire [4:0] tb4_0l = tr3_1[4:0] ^ {5{un4_0}};
+    wire [5:0] tb4_0h = tr3_1[10:5] ^ {6{un4_0}};
+    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tb4_0h[5]}}, tb4_0h, tb4_0l} + {{11{1'b0}}, un4_0};
     reg [11:0] tr4_0;
-    reg tq4_0;
+    reg ts4_0;
     always @(posedge clock) begin
       if (en) begin
         tr4_0 <= tv4_0;
-        tq4_0 <= tq3_1;
+        ts4_0 <= ts3_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{3{tr4_0[11]}}, tr4_0} + {{14{1'b0}}, tq4_0};
+    wire [5:0] pbl = tr4_0[5:0] ^ {6{ts4_0}};
+    wire [5:0] pbh = tr4_0[11:6] ^ {6{ts4_0}};
+    wire [14:0] psum_next = psum + {{3{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts4_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -5271,294 +4787,6 @@ module tern_default_core$lanes$10(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$10$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$10$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$pes$10(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$10$pes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$pes$11(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$10$pes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$pes$12(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$10$pes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$pes$13(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$10$pes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$pes$14(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$10$pes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$pes$15(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$10$pes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$10$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$10$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$10$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$10$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$10$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$10$pes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$pes$8(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$10$pes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$pes$9(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$10$pes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_default_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
@@ -5610,12 +4838,14 @@ module tern_default_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:15];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:31];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -5624,15 +4854,17 @@ module tern_default_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$
 endmodule // tern_default_core$lanes$10$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,x$8,x$9,x$10,x$11,x$12,x$13,x$14,x$15,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$11(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -5649,24 +4881,24 @@ module tern_default_core$lanes$11(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     input wire  [1:0] w$13;
     input wire  [1:0] w$14;
     input wire  [1:0] w$15;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
-    input wire  [7:0] x$8;
-    input wire  [7:0] x$9;
-    input wire  [7:0] x$10;
-    input wire  [7:0] x$11;
-    input wire  [7:0] x$12;
-    input wire  [7:0] x$13;
-    input wire  [7:0] x$14;
-    input wire  [7:0] x$15;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xl$4;
+    input wire  [7:0] xl$5;
+    input wire  [7:0] xl$6;
+    input wire  [7:0] xl$7;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
+    input wire  [7:0] xf$4;
+    input wire  [7:0] xf$5;
+    input wire  [7:0] xf$6;
+    input wire  [7:0] xf$7;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -5680,70 +4912,6 @@ module tern_default_core$lanes$11(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
-    reg  [1:0] pes$8$trit;
-    reg  [7:0] pes$8$act;
-    wire  [7:0] pes$8$prod;
-    wire  pes$8$corr;
-    reg  [1:0] pes$9$trit;
-    reg  [7:0] pes$9$act;
-    wire  [7:0] pes$9$prod;
-    wire  pes$9$corr;
-    reg  [1:0] pes$10$trit;
-    reg  [7:0] pes$10$act;
-    wire  [7:0] pes$10$prod;
-    wire  pes$10$corr;
-    reg  [1:0] pes$11$trit;
-    reg  [7:0] pes$11$act;
-    wire  [7:0] pes$11$prod;
-    wire  pes$11$corr;
-    reg  [1:0] pes$12$trit;
-    reg  [7:0] pes$12$act;
-    wire  [7:0] pes$12$prod;
-    wire  pes$12$corr;
-    reg  [1:0] pes$13$trit;
-    reg  [7:0] pes$13$act;
-    wire  [7:0] pes$13$prod;
-    wire  pes$13$corr;
-    reg  [1:0] pes$14$trit;
-    reg  [7:0] pes$14$act;
-    wire  [7:0] pes$14$prod;
-    wire  pes$14$corr;
-    reg  [1:0] pes$15$trit;
-    reg  [7:0] pes$15$act;
-    wire  [7:0] pes$15$prod;
-    wire  pes$15$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -5774,102 +4942,6 @@ module tern_default_core$lanes$11(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_default_core$lanes$11$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_default_core$lanes$11$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_default_core$lanes$11$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_default_core$lanes$11$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_default_core$lanes$11$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_default_core$lanes$11$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_default_core$lanes$11$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_default_core$lanes$11$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
-    tern_default_core$lanes$11$pes$8 pes$8(
-        .trit(pes$8$trit),
-        .act(pes$8$act),
-        .prod(pes$8$prod),
-        .corr(pes$8$corr)
-    );
-    tern_default_core$lanes$11$pes$9 pes$9(
-        .trit(pes$9$trit),
-        .act(pes$9$act),
-        .prod(pes$9$prod),
-        .corr(pes$9$corr)
-    );
-    tern_default_core$lanes$11$pes$10 pes$10(
-        .trit(pes$10$trit),
-        .act(pes$10$act),
-        .prod(pes$10$prod),
-        .corr(pes$10$corr)
-    );
-    tern_default_core$lanes$11$pes$11 pes$11(
-        .trit(pes$11$trit),
-        .act(pes$11$act),
-        .prod(pes$11$prod),
-        .corr(pes$11$corr)
-    );
-    tern_default_core$lanes$11$pes$12 pes$12(
-        .trit(pes$12$trit),
-        .act(pes$12$act),
-        .prod(pes$12$prod),
-        .corr(pes$12$corr)
-    );
-    tern_default_core$lanes$11$pes$13 pes$13(
-        .trit(pes$13$trit),
-        .act(pes$13$act),
-        .prod(pes$13$prod),
-        .corr(pes$13$corr)
-    );
-    tern_default_core$lanes$11$pes$14 pes$14(
-        .trit(pes$14$trit),
-        .act(pes$14$act),
-        .prod(pes$14$prod),
-        .corr(pes$14$corr)
-    );
-    tern_default_core$lanes$11$pes$15 pes$15(
-        .trit(pes$15$trit),
-        .act(pes$15$act),
-        .prod(pes$15$prod),
-        .corr(pes$15$corr)
-    );
     tern_default_core$lanes$11$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -5902,180 +4974,332 @@ module tern_default_core$lanes$11(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [31:0] w_in = {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8, w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [31:0] w_reg;
-    reg [31:0] ring_0;
-    reg [31:0] ring_1;
-    reg [31:0] ring_2;
-    reg [31:0] ring_3;
-    wire [31:0] w_sel = s0_pad$0 ? {32{1'b0}} : (s0_replay$0 ? ring_3 : w_in);
+    wire [1:0] wa = {w_addr$1, w_addr$0};
+    wire [1:0] ra = {r_addr$1, r_addr$0};
+    reg [31:0] ring [0:3];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [31:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 16 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
-      pes$8$trit = w_reg[17:16];
-      pes$8$act = x$8;
-      pes$9$trit = w_reg[19:18];
-      pes$9$act = x$9;
-      pes$10$trit = w_reg[21:20];
-      pes$10$act = x$10;
-      pes$11$trit = w_reg[23:22];
-      pes$11$act = x$11;
-      pes$12$trit = w_reg[25:24];
-      pes$12$act = x$12;
-      pes$13$trit = w_reg[27:26];
-      pes$13$act = x$13;
-      pes$14$trit = w_reg[29:28];
-      pes$14$act = x$14;
-      pes$15$trit = w_reg[31:30];
-      pes$15$act = x$15;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    reg [7:0] lq4;
+    reg ls4;
+    wire lz4 = en & ~w1[16];
+    always @(posedge clock) begin
+      if (lz4) lq4 <= {8{1'b0}};
+      else if (en) lq4 <= xl$4;
+    end
+    reg lnz4;
+    reg lng4;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz4 <= w1[18];
+        lng4 <= w1[19];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls4 <= w1[17];
+    end
+    reg [7:0] lq5;
+    reg ls5;
+    wire lz5 = en & ~w1[20];
+    always @(posedge clock) begin
+      if (lz5) lq5 <= {8{1'b0}};
+      else if (en) lq5 <= xl$5;
+    end
+    reg lnz5;
+    reg lng5;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz5 <= w1[22];
+        lng5 <= w1[23];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls5 <= w1[21];
+    end
+    reg [7:0] lq6;
+    reg ls6;
+    wire lz6 = en & ~w1[24];
+    always @(posedge clock) begin
+      if (lz6) lq6 <= {8{1'b0}};
+      else if (en) lq6 <= xl$6;
+    end
+    reg lnz6;
+    reg lng6;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz6 <= w1[26];
+        lng6 <= w1[27];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls6 <= w1[25];
+    end
+    reg [7:0] lq7;
+    reg ls7;
+    wire lz7 = en & ~w1[28];
+    always @(posedge clock) begin
+      if (lz7) lq7 <= {8{1'b0}};
+      else if (en) lq7 <= xl$7;
+    end
+    reg lnz7;
+    reg lng7;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz7 <= w1[30];
+        lng7 <= w1[31];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls7 <= w1[29];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    wire [8:0] tv1_4 = {{1{pes$8$prod[7]}}, pes$8$prod} + {{1{pes$9$prod[7]}}, pes$9$prod} + {{8{1'b0}}, pes$4$corr};
+    reg ts1_3;
+    wire tn1_4 = ls4 ^ lng4;
+    wire [3:0] tb1_4l = {4{lnz4}} & (xf$4[3:0] ^ {4{tn1_4}});
+    wire [3:0] tb1_4h = {4{lnz4}} & (xf$4[7:4] ^ {4{tn1_4}});
+    wire [8:0] tv1_4 = {{1{lq4[7]}}, lq4} + {{1{tb1_4h[3]}}, tb1_4h, tb1_4l} + {{8{1'b0}}, (lnz4 & tn1_4)};
     reg [8:0] tr1_4;
-    wire [8:0] tv1_5 = {{1{pes$10$prod[7]}}, pes$10$prod} + {{1{pes$11$prod[7]}}, pes$11$prod} + {{8{1'b0}}, pes$5$corr};
+    reg ts1_4;
+    wire tn1_5 = ls5 ^ lng5;
+    wire [3:0] tb1_5l = {4{lnz5}} & (xf$5[3:0] ^ {4{tn1_5}});
+    wire [3:0] tb1_5h = {4{lnz5}} & (xf$5[7:4] ^ {4{tn1_5}});
+    wire [8:0] tv1_5 = {{1{lq5[7]}}, lq5} + {{1{tb1_5h[3]}}, tb1_5h, tb1_5l} + {{8{1'b0}}, (lnz5 & tn1_5)};
     reg [8:0] tr1_5;
-    wire [8:0] tv1_6 = {{1{pes$12$prod[7]}}, pes$12$prod} + {{1{pes$13$prod[7]}}, pes$13$prod} + {{8{1'b0}}, pes$6$corr};
+    reg ts1_5;
+    wire tn1_6 = ls6 ^ lng6;
+    wire [3:0] tb1_6l = {4{lnz6}} & (xf$6[3:0] ^ {4{tn1_6}});
+    wire [3:0] tb1_6h = {4{lnz6}} & (xf$6[7:4] ^ {4{tn1_6}});
+    wire [8:0] tv1_6 = {{1{lq6[7]}}, lq6} + {{1{tb1_6h[3]}}, tb1_6h, tb1_6l} + {{8{1'b0}}, (lnz6 & tn1_6)};
     reg [8:0] tr1_6;
-    wire [8:0] tv1_7 = {{1{pes$14$prod[7]}}, pes$14$prod} + {{1{pes$15$prod[7]}}, pes$15$prod} + {{8{1'b0}}, pes$7$corr};
+    reg ts1_6;
+    wire tn1_7 = ls7 ^ lng7;
+    wire [3:0] tb1_7l = {4{lnz7}} & (xf$7[3:0] ^ {4{tn1_7}});
+    wire [3:0] tb1_7h = {4{lnz7}} & (xf$7[7:4] ^ {4{tn1_7}});
+    wire [8:0] tv1_7 = {{1{lq7[7]}}, lq7} + {{1{tb1_7h[3]}}, tb1_7h, tb1_7l} + {{8{1'b0}}, (lnz7 & tn1_7)};
     reg [8:0] tr1_7;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
-    reg tq1_4;
-    reg tq1_5;
-    reg tq1_6;
-    reg tq1_7;
+    reg ts1_7;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
+        ts1_3 <= ls3;
         tr1_4 <= tv1_4;
+        ts1_4 <= ls4;
         tr1_5 <= tv1_5;
+        ts1_5 <= ls5;
         tr1_6 <= tv1_6;
+        ts1_6 <= ls6;
         tr1_7 <= tv1_7;
-        tq1_0 <= pes$8$corr;
-        tq1_1 <= pes$9$corr;
-        tq1_2 <= pes$10$corr;
-        tq1_3 <= pes$11$corr;
-        tq1_4 <= pes$12$corr;
-        tq1_5 <= pes$13$corr;
-        tq1_6 <= pes$14$corr;
-        tq1_7 <= pes$15$corr;
+        ts1_7 <= ls7;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tr1_5[8]}}, tr1_5} + {{9{1'b0}}, tq1_2};
+    reg ts2_1;
+    wire un2_2 = ts1_4 ^ ts1_5;
+    wire [3:0] tb2_2l = tr1_5[3:0] ^ {4{un2_2}};
+    wire [4:0] tb2_2h = tr1_5[8:4] ^ {5{un2_2}};
+    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tb2_2h[4]}}, tb2_2h, tb2_2l} + {{9{1'b0}}, un2_2};
     reg [9:0] tr2_2;
-    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tr1_7[8]}}, tr1_7} + {{9{1'b0}}, tq1_3};
+    reg ts2_2;
+    wire un2_3 = ts1_6 ^ ts1_7;
+    wire [3:0] tb2_3l = tr1_7[3:0] ^ {4{un2_3}};
+    wire [4:0] tb2_3h = tr1_7[8:4] ^ {5{un2_3}};
+    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tb2_3h[4]}}, tb2_3h, tb2_3l} + {{9{1'b0}}, un2_3};
     reg [9:0] tr2_3;
-    reg tq2_0;
-    reg tq2_1;
-    reg tq2_2;
-    reg tq2_3;
+    reg ts2_3;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
+        ts2_1 <= ts1_2;
         tr2_2 <= tv2_2;
+        ts2_2 <= ts1_4;
         tr2_3 <= tv2_3;
-        tq2_0 <= tq1_4;
-        tq2_1 <= tq1_5;
-        tq2_2 <= tq1_6;
-        tq2_3 <= tq1_7;
+        ts2_3 <= ts1_6;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tr2_3[9]}}, tr2_3} + {{10{1'b0}}, tq2_1};
+    reg ts3_0;
+    wire un3_1 = ts2_2 ^ ts2_3;
+    wire [4:0] tb3_1l = tr2_3[4:0] ^ {5{un3_1}};
+    wire [4:0] tb3_1h = tr2_3[9:5] ^ {5{un3_1}};
+    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tb3_1h[4]}}, tb3_1h, tb3_1l} + {{10{1'b0}}, un3_1};
     reg [10:0] tr3_1;
-    reg tq3_0;
-    reg tq3_1;
+    reg ts3_1;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
+        ts3_0 <= ts2_0;
         tr3_1 <= tv3_1;
-        tq3_0 <= tq2_2;
-        tq3_1 <= tq2_3;
+        ts3_1 <= ts2_2;
       end
     end
     // tree level 4 (registered)
-    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tr3_1[10]}}, tr3_1} + {{11{1'b0}}, tq3_0};
+    wire un4_0 = ts3_0 ^ ts3_1;
+    wire [4:0] tb4_0l = tr3_1[4:0] ^ {5{un4_0}};
+    wire [5:0] tb4_0h = tr3_1[10:5] ^ {6{un4_0}};
+    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tb4_0h[5]}}, tb4_0h, tb4_0l} + {{11{1'b0}}, un4_0};
     reg [11:0] tr4_0;
-    reg tq4_0;
+    reg ts4_0;
     always @(posedge clock) begin
       if (en) begin
         tr4_0 <= tv4_0;
-        tq4_0 <= tq3_1;
+        ts4_0 <= ts3_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{3{tr4_0[11]}}, tr4_0} + {{14{1'b0}}, tq4_0};
+    wire [5:0] pbl = tr4_0[5:0] ^ {6{ts4_0}};
+    wire [5:0] pbh = tr4_0[11:6] ^ {6{ts4_0}};
+    wire [14:0] psum_next = psum + {{3{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts4_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -6087,294 +5311,6 @@ module tern_default_core$lanes$11(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$11$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$11$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$pes$10(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$11$pes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$pes$11(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$11$pes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$pes$12(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$11$pes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$pes$13(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$11$pes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$pes$14(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$11$pes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$pes$15(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$11$pes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$11$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$11$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$11$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$11$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$11$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$11$pes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$pes$8(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$11$pes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$pes$9(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$11$pes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_default_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
@@ -6426,12 +5362,14 @@ module tern_default_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:15];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:31];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -6440,15 +5378,17 @@ module tern_default_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$
 endmodule // tern_default_core$lanes$11$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,x$8,x$9,x$10,x$11,x$12,x$13,x$14,x$15,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$12(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -6465,24 +5405,24 @@ module tern_default_core$lanes$12(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     input wire  [1:0] w$13;
     input wire  [1:0] w$14;
     input wire  [1:0] w$15;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
-    input wire  [7:0] x$8;
-    input wire  [7:0] x$9;
-    input wire  [7:0] x$10;
-    input wire  [7:0] x$11;
-    input wire  [7:0] x$12;
-    input wire  [7:0] x$13;
-    input wire  [7:0] x$14;
-    input wire  [7:0] x$15;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xl$4;
+    input wire  [7:0] xl$5;
+    input wire  [7:0] xl$6;
+    input wire  [7:0] xl$7;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
+    input wire  [7:0] xf$4;
+    input wire  [7:0] xf$5;
+    input wire  [7:0] xf$6;
+    input wire  [7:0] xf$7;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -6496,70 +5436,6 @@ module tern_default_core$lanes$12(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
-    reg  [1:0] pes$8$trit;
-    reg  [7:0] pes$8$act;
-    wire  [7:0] pes$8$prod;
-    wire  pes$8$corr;
-    reg  [1:0] pes$9$trit;
-    reg  [7:0] pes$9$act;
-    wire  [7:0] pes$9$prod;
-    wire  pes$9$corr;
-    reg  [1:0] pes$10$trit;
-    reg  [7:0] pes$10$act;
-    wire  [7:0] pes$10$prod;
-    wire  pes$10$corr;
-    reg  [1:0] pes$11$trit;
-    reg  [7:0] pes$11$act;
-    wire  [7:0] pes$11$prod;
-    wire  pes$11$corr;
-    reg  [1:0] pes$12$trit;
-    reg  [7:0] pes$12$act;
-    wire  [7:0] pes$12$prod;
-    wire  pes$12$corr;
-    reg  [1:0] pes$13$trit;
-    reg  [7:0] pes$13$act;
-    wire  [7:0] pes$13$prod;
-    wire  pes$13$corr;
-    reg  [1:0] pes$14$trit;
-    reg  [7:0] pes$14$act;
-    wire  [7:0] pes$14$prod;
-    wire  pes$14$corr;
-    reg  [1:0] pes$15$trit;
-    reg  [7:0] pes$15$act;
-    wire  [7:0] pes$15$prod;
-    wire  pes$15$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -6590,102 +5466,6 @@ module tern_default_core$lanes$12(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_default_core$lanes$12$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_default_core$lanes$12$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_default_core$lanes$12$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_default_core$lanes$12$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_default_core$lanes$12$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_default_core$lanes$12$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_default_core$lanes$12$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_default_core$lanes$12$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
-    tern_default_core$lanes$12$pes$8 pes$8(
-        .trit(pes$8$trit),
-        .act(pes$8$act),
-        .prod(pes$8$prod),
-        .corr(pes$8$corr)
-    );
-    tern_default_core$lanes$12$pes$9 pes$9(
-        .trit(pes$9$trit),
-        .act(pes$9$act),
-        .prod(pes$9$prod),
-        .corr(pes$9$corr)
-    );
-    tern_default_core$lanes$12$pes$10 pes$10(
-        .trit(pes$10$trit),
-        .act(pes$10$act),
-        .prod(pes$10$prod),
-        .corr(pes$10$corr)
-    );
-    tern_default_core$lanes$12$pes$11 pes$11(
-        .trit(pes$11$trit),
-        .act(pes$11$act),
-        .prod(pes$11$prod),
-        .corr(pes$11$corr)
-    );
-    tern_default_core$lanes$12$pes$12 pes$12(
-        .trit(pes$12$trit),
-        .act(pes$12$act),
-        .prod(pes$12$prod),
-        .corr(pes$12$corr)
-    );
-    tern_default_core$lanes$12$pes$13 pes$13(
-        .trit(pes$13$trit),
-        .act(pes$13$act),
-        .prod(pes$13$prod),
-        .corr(pes$13$corr)
-    );
-    tern_default_core$lanes$12$pes$14 pes$14(
-        .trit(pes$14$trit),
-        .act(pes$14$act),
-        .prod(pes$14$prod),
-        .corr(pes$14$corr)
-    );
-    tern_default_core$lanes$12$pes$15 pes$15(
-        .trit(pes$15$trit),
-        .act(pes$15$act),
-        .prod(pes$15$prod),
-        .corr(pes$15$corr)
-    );
     tern_default_core$lanes$12$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -6718,180 +5498,332 @@ module tern_default_core$lanes$12(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [31:0] w_in = {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8, w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [31:0] w_reg;
-    reg [31:0] ring_0;
-    reg [31:0] ring_1;
-    reg [31:0] ring_2;
-    reg [31:0] ring_3;
-    wire [31:0] w_sel = s0_pad$0 ? {32{1'b0}} : (s0_replay$0 ? ring_3 : w_in);
+    wire [1:0] wa = {w_addr$1, w_addr$0};
+    wire [1:0] ra = {r_addr$1, r_addr$0};
+    reg [31:0] ring [0:3];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [31:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 16 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
-      pes$8$trit = w_reg[17:16];
-      pes$8$act = x$8;
-      pes$9$trit = w_reg[19:18];
-      pes$9$act = x$9;
-      pes$10$trit = w_reg[21:20];
-      pes$10$act = x$10;
-      pes$11$trit = w_reg[23:22];
-      pes$11$act = x$11;
-      pes$12$trit = w_reg[25:24];
-      pes$12$act = x$12;
-      pes$13$trit = w_reg[27:26];
-      pes$13$act = x$13;
-      pes$14$trit = w_reg[29:28];
-      pes$14$act = x$14;
-      pes$15$trit = w_reg[31:30];
-      pes$15$act = x$15;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    reg [7:0] lq4;
+    reg ls4;
+    wire lz4 = en & ~w1[16];
+    always @(posedge clock) begin
+      if (lz4) lq4 <= {8{1'b0}};
+      else if (en) lq4 <= xl$4;
+    end
+    reg lnz4;
+    reg lng4;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz4 <= w1[18];
+        lng4 <= w1[19];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls4 <= w1[17];
+    end
+    reg [7:0] lq5;
+    reg ls5;
+    wire lz5 = en & ~w1[20];
+    always @(posedge clock) begin
+      if (lz5) lq5 <= {8{1'b0}};
+      else if (en) lq5 <= xl$5;
+    end
+    reg lnz5;
+    reg lng5;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz5 <= w1[22];
+        lng5 <= w1[23];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls5 <= w1[21];
+    end
+    reg [7:0] lq6;
+    reg ls6;
+    wire lz6 = en & ~w1[24];
+    always @(posedge clock) begin
+      if (lz6) lq6 <= {8{1'b0}};
+      else if (en) lq6 <= xl$6;
+    end
+    reg lnz6;
+    reg lng6;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz6 <= w1[26];
+        lng6 <= w1[27];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls6 <= w1[25];
+    end
+    reg [7:0] lq7;
+    reg ls7;
+    wire lz7 = en & ~w1[28];
+    always @(posedge clock) begin
+      if (lz7) lq7 <= {8{1'b0}};
+      else if (en) lq7 <= xl$7;
+    end
+    reg lnz7;
+    reg lng7;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz7 <= w1[30];
+        lng7 <= w1[31];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls7 <= w1[29];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    wire [8:0] tv1_4 = {{1{pes$8$prod[7]}}, pes$8$prod} + {{1{pes$9$prod[7]}}, pes$9$prod} + {{8{1'b0}}, pes$4$corr};
+    reg ts1_3;
+    wire tn1_4 = ls4 ^ lng4;
+    wire [3:0] tb1_4l = {4{lnz4}} & (xf$4[3:0] ^ {4{tn1_4}});
+    wire [3:0] tb1_4h = {4{lnz4}} & (xf$4[7:4] ^ {4{tn1_4}});
+    wire [8:0] tv1_4 = {{1{lq4[7]}}, lq4} + {{1{tb1_4h[3]}}, tb1_4h, tb1_4l} + {{8{1'b0}}, (lnz4 & tn1_4)};
     reg [8:0] tr1_4;
-    wire [8:0] tv1_5 = {{1{pes$10$prod[7]}}, pes$10$prod} + {{1{pes$11$prod[7]}}, pes$11$prod} + {{8{1'b0}}, pes$5$corr};
+    reg ts1_4;
+    wire tn1_5 = ls5 ^ lng5;
+    wire [3:0] tb1_5l = {4{lnz5}} & (xf$5[3:0] ^ {4{tn1_5}});
+    wire [3:0] tb1_5h = {4{lnz5}} & (xf$5[7:4] ^ {4{tn1_5}});
+    wire [8:0] tv1_5 = {{1{lq5[7]}}, lq5} + {{1{tb1_5h[3]}}, tb1_5h, tb1_5l} + {{8{1'b0}}, (lnz5 & tn1_5)};
     reg [8:0] tr1_5;
-    wire [8:0] tv1_6 = {{1{pes$12$prod[7]}}, pes$12$prod} + {{1{pes$13$prod[7]}}, pes$13$prod} + {{8{1'b0}}, pes$6$corr};
+    reg ts1_5;
+    wire tn1_6 = ls6 ^ lng6;
+    wire [3:0] tb1_6l = {4{lnz6}} & (xf$6[3:0] ^ {4{tn1_6}});
+    wire [3:0] tb1_6h = {4{lnz6}} & (xf$6[7:4] ^ {4{tn1_6}});
+    wire [8:0] tv1_6 = {{1{lq6[7]}}, lq6} + {{1{tb1_6h[3]}}, tb1_6h, tb1_6l} + {{8{1'b0}}, (lnz6 & tn1_6)};
     reg [8:0] tr1_6;
-    wire [8:0] tv1_7 = {{1{pes$14$prod[7]}}, pes$14$prod} + {{1{pes$15$prod[7]}}, pes$15$prod} + {{8{1'b0}}, pes$7$corr};
+    reg ts1_6;
+    wire tn1_7 = ls7 ^ lng7;
+    wire [3:0] tb1_7l = {4{lnz7}} & (xf$7[3:0] ^ {4{tn1_7}});
+    wire [3:0] tb1_7h = {4{lnz7}} & (xf$7[7:4] ^ {4{tn1_7}});
+    wire [8:0] tv1_7 = {{1{lq7[7]}}, lq7} + {{1{tb1_7h[3]}}, tb1_7h, tb1_7l} + {{8{1'b0}}, (lnz7 & tn1_7)};
     reg [8:0] tr1_7;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
-    reg tq1_4;
-    reg tq1_5;
-    reg tq1_6;
-    reg tq1_7;
+    reg ts1_7;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
+        ts1_3 <= ls3;
         tr1_4 <= tv1_4;
+        ts1_4 <= ls4;
         tr1_5 <= tv1_5;
+        ts1_5 <= ls5;
         tr1_6 <= tv1_6;
+        ts1_6 <= ls6;
         tr1_7 <= tv1_7;
-        tq1_0 <= pes$8$corr;
-        tq1_1 <= pes$9$corr;
-        tq1_2 <= pes$10$corr;
-        tq1_3 <= pes$11$corr;
-        tq1_4 <= pes$12$corr;
-        tq1_5 <= pes$13$corr;
-        tq1_6 <= pes$14$corr;
-        tq1_7 <= pes$15$corr;
+        ts1_7 <= ls7;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tr1_5[8]}}, tr1_5} + {{9{1'b0}}, tq1_2};
+    reg ts2_1;
+    wire un2_2 = ts1_4 ^ ts1_5;
+    wire [3:0] tb2_2l = tr1_5[3:0] ^ {4{un2_2}};
+    wire [4:0] tb2_2h = tr1_5[8:4] ^ {5{un2_2}};
+    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tb2_2h[4]}}, tb2_2h, tb2_2l} + {{9{1'b0}}, un2_2};
     reg [9:0] tr2_2;
-    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tr1_7[8]}}, tr1_7} + {{9{1'b0}}, tq1_3};
+    reg ts2_2;
+    wire un2_3 = ts1_6 ^ ts1_7;
+    wire [3:0] tb2_3l = tr1_7[3:0] ^ {4{un2_3}};
+    wire [4:0] tb2_3h = tr1_7[8:4] ^ {5{un2_3}};
+    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tb2_3h[4]}}, tb2_3h, tb2_3l} + {{9{1'b0}}, un2_3};
     reg [9:0] tr2_3;
-    reg tq2_0;
-    reg tq2_1;
-    reg tq2_2;
-    reg tq2_3;
+    reg ts2_3;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
+        ts2_1 <= ts1_2;
         tr2_2 <= tv2_2;
+        ts2_2 <= ts1_4;
         tr2_3 <= tv2_3;
-        tq2_0 <= tq1_4;
-        tq2_1 <= tq1_5;
-        tq2_2 <= tq1_6;
-        tq2_3 <= tq1_7;
+        ts2_3 <= ts1_6;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tr2_3[9]}}, tr2_3} + {{10{1'b0}}, tq2_1};
+    reg ts3_0;
+    wire un3_1 = ts2_2 ^ ts2_3;
+    wire [4:0] tb3_1l = tr2_3[4:0] ^ {5{un3_1}};
+    wire [4:0] tb3_1h = tr2_3[9:5] ^ {5{un3_1}};
+    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tb3_1h[4]}}, tb3_1h, tb3_1l} + {{10{1'b0}}, un3_1};
     reg [10:0] tr3_1;
-    reg tq3_0;
-    reg tq3_1;
+    reg ts3_1;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
+        ts3_0 <= ts2_0;
         tr3_1 <= tv3_1;
-        tq3_0 <= tq2_2;
-        tq3_1 <= tq2_3;
+        ts3_1 <= ts2_2;
       end
     end
     // tree level 4 (registered)
-    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tr3_1[10]}}, tr3_1} + {{11{1'b0}}, tq3_0};
+    wire un4_0 = ts3_0 ^ ts3_1;
+    wire [4:0] tb4_0l = tr3_1[4:0] ^ {5{un4_0}};
+    wire [5:0] tb4_0h = tr3_1[10:5] ^ {6{un4_0}};
+    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tb4_0h[5]}}, tb4_0h, tb4_0l} + {{11{1'b0}}, un4_0};
     reg [11:0] tr4_0;
-    reg tq4_0;
+    reg ts4_0;
     always @(posedge clock) begin
       if (en) begin
         tr4_0 <= tv4_0;
-        tq4_0 <= tq3_1;
+        ts4_0 <= ts3_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{3{tr4_0[11]}}, tr4_0} + {{14{1'b0}}, tq4_0};
+    wire [5:0] pbl = tr4_0[5:0] ^ {6{ts4_0}};
+    wire [5:0] pbh = tr4_0[11:6] ^ {6{ts4_0}};
+    wire [14:0] psum_next = psum + {{3{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts4_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -6903,294 +5835,6 @@ module tern_default_core$lanes$12(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$12$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$12$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$pes$10(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$12$pes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$pes$11(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$12$pes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$pes$12(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$12$pes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$pes$13(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$12$pes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$pes$14(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$12$pes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$pes$15(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$12$pes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$12$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$12$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$12$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$12$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$12$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$12$pes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$pes$8(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$12$pes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$pes$9(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$12$pes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_default_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
@@ -7242,12 +5886,14 @@ module tern_default_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:15];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:31];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -7256,15 +5902,17 @@ module tern_default_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$
 endmodule // tern_default_core$lanes$12$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,x$8,x$9,x$10,x$11,x$12,x$13,x$14,x$15,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$13(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -7281,24 +5929,24 @@ module tern_default_core$lanes$13(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     input wire  [1:0] w$13;
     input wire  [1:0] w$14;
     input wire  [1:0] w$15;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
-    input wire  [7:0] x$8;
-    input wire  [7:0] x$9;
-    input wire  [7:0] x$10;
-    input wire  [7:0] x$11;
-    input wire  [7:0] x$12;
-    input wire  [7:0] x$13;
-    input wire  [7:0] x$14;
-    input wire  [7:0] x$15;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xl$4;
+    input wire  [7:0] xl$5;
+    input wire  [7:0] xl$6;
+    input wire  [7:0] xl$7;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
+    input wire  [7:0] xf$4;
+    input wire  [7:0] xf$5;
+    input wire  [7:0] xf$6;
+    input wire  [7:0] xf$7;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -7312,70 +5960,6 @@ module tern_default_core$lanes$13(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
-    reg  [1:0] pes$8$trit;
-    reg  [7:0] pes$8$act;
-    wire  [7:0] pes$8$prod;
-    wire  pes$8$corr;
-    reg  [1:0] pes$9$trit;
-    reg  [7:0] pes$9$act;
-    wire  [7:0] pes$9$prod;
-    wire  pes$9$corr;
-    reg  [1:0] pes$10$trit;
-    reg  [7:0] pes$10$act;
-    wire  [7:0] pes$10$prod;
-    wire  pes$10$corr;
-    reg  [1:0] pes$11$trit;
-    reg  [7:0] pes$11$act;
-    wire  [7:0] pes$11$prod;
-    wire  pes$11$corr;
-    reg  [1:0] pes$12$trit;
-    reg  [7:0] pes$12$act;
-    wire  [7:0] pes$12$prod;
-    wire  pes$12$corr;
-    reg  [1:0] pes$13$trit;
-    reg  [7:0] pes$13$act;
-    wire  [7:0] pes$13$prod;
-    wire  pes$13$corr;
-    reg  [1:0] pes$14$trit;
-    reg  [7:0] pes$14$act;
-    wire  [7:0] pes$14$prod;
-    wire  pes$14$corr;
-    reg  [1:0] pes$15$trit;
-    reg  [7:0] pes$15$act;
-    wire  [7:0] pes$15$prod;
-    wire  pes$15$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -7406,102 +5990,6 @@ module tern_default_core$lanes$13(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_default_core$lanes$13$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_default_core$lanes$13$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_default_core$lanes$13$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_default_core$lanes$13$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_default_core$lanes$13$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_default_core$lanes$13$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_default_core$lanes$13$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_default_core$lanes$13$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
-    tern_default_core$lanes$13$pes$8 pes$8(
-        .trit(pes$8$trit),
-        .act(pes$8$act),
-        .prod(pes$8$prod),
-        .corr(pes$8$corr)
-    );
-    tern_default_core$lanes$13$pes$9 pes$9(
-        .trit(pes$9$trit),
-        .act(pes$9$act),
-        .prod(pes$9$prod),
-        .corr(pes$9$corr)
-    );
-    tern_default_core$lanes$13$pes$10 pes$10(
-        .trit(pes$10$trit),
-        .act(pes$10$act),
-        .prod(pes$10$prod),
-        .corr(pes$10$corr)
-    );
-    tern_default_core$lanes$13$pes$11 pes$11(
-        .trit(pes$11$trit),
-        .act(pes$11$act),
-        .prod(pes$11$prod),
-        .corr(pes$11$corr)
-    );
-    tern_default_core$lanes$13$pes$12 pes$12(
-        .trit(pes$12$trit),
-        .act(pes$12$act),
-        .prod(pes$12$prod),
-        .corr(pes$12$corr)
-    );
-    tern_default_core$lanes$13$pes$13 pes$13(
-        .trit(pes$13$trit),
-        .act(pes$13$act),
-        .prod(pes$13$prod),
-        .corr(pes$13$corr)
-    );
-    tern_default_core$lanes$13$pes$14 pes$14(
-        .trit(pes$14$trit),
-        .act(pes$14$act),
-        .prod(pes$14$prod),
-        .corr(pes$14$corr)
-    );
-    tern_default_core$lanes$13$pes$15 pes$15(
-        .trit(pes$15$trit),
-        .act(pes$15$act),
-        .prod(pes$15$prod),
-        .corr(pes$15$corr)
-    );
     tern_default_core$lanes$13$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -7534,180 +6022,332 @@ module tern_default_core$lanes$13(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [31:0] w_in = {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8, w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [31:0] w_reg;
-    reg [31:0] ring_0;
-    reg [31:0] ring_1;
-    reg [31:0] ring_2;
-    reg [31:0] ring_3;
-    wire [31:0] w_sel = s0_pad$0 ? {32{1'b0}} : (s0_replay$0 ? ring_3 : w_in);
+    wire [1:0] wa = {w_addr$1, w_addr$0};
+    wire [1:0] ra = {r_addr$1, r_addr$0};
+    reg [31:0] ring [0:3];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [31:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 16 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
-      pes$8$trit = w_reg[17:16];
-      pes$8$act = x$8;
-      pes$9$trit = w_reg[19:18];
-      pes$9$act = x$9;
-      pes$10$trit = w_reg[21:20];
-      pes$10$act = x$10;
-      pes$11$trit = w_reg[23:22];
-      pes$11$act = x$11;
-      pes$12$trit = w_reg[25:24];
-      pes$12$act = x$12;
-      pes$13$trit = w_reg[27:26];
-      pes$13$act = x$13;
-      pes$14$trit = w_reg[29:28];
-      pes$14$act = x$14;
-      pes$15$trit = w_reg[31:30];
-      pes$15$act = x$15;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    reg [7:0] lq4;
+    reg ls4;
+    wire lz4 = en & ~w1[16];
+    always @(posedge clock) begin
+      if (lz4) lq4 <= {8{1'b0}};
+      else if (en) lq4 <= xl$4;
+    end
+    reg lnz4;
+    reg lng4;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz4 <= w1[18];
+        lng4 <= w1[19];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls4 <= w1[17];
+    end
+    reg [7:0] lq5;
+    reg ls5;
+    wire lz5 = en & ~w1[20];
+    always @(posedge clock) begin
+      if (lz5) lq5 <= {8{1'b0}};
+      else if (en) lq5 <= xl$5;
+    end
+    reg lnz5;
+    reg lng5;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz5 <= w1[22];
+        lng5 <= w1[23];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls5 <= w1[21];
+    end
+    reg [7:0] lq6;
+    reg ls6;
+    wire lz6 = en & ~w1[24];
+    always @(posedge clock) begin
+      if (lz6) lq6 <= {8{1'b0}};
+      else if (en) lq6 <= xl$6;
+    end
+    reg lnz6;
+    reg lng6;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz6 <= w1[26];
+        lng6 <= w1[27];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls6 <= w1[25];
+    end
+    reg [7:0] lq7;
+    reg ls7;
+    wire lz7 = en & ~w1[28];
+    always @(posedge clock) begin
+      if (lz7) lq7 <= {8{1'b0}};
+      else if (en) lq7 <= xl$7;
+    end
+    reg lnz7;
+    reg lng7;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz7 <= w1[30];
+        lng7 <= w1[31];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls7 <= w1[29];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    wire [8:0] tv1_4 = {{1{pes$8$prod[7]}}, pes$8$prod} + {{1{pes$9$prod[7]}}, pes$9$prod} + {{8{1'b0}}, pes$4$corr};
+    reg ts1_3;
+    wire tn1_4 = ls4 ^ lng4;
+    wire [3:0] tb1_4l = {4{lnz4}} & (xf$4[3:0] ^ {4{tn1_4}});
+    wire [3:0] tb1_4h = {4{lnz4}} & (xf$4[7:4] ^ {4{tn1_4}});
+    wire [8:0] tv1_4 = {{1{lq4[7]}}, lq4} + {{1{tb1_4h[3]}}, tb1_4h, tb1_4l} + {{8{1'b0}}, (lnz4 & tn1_4)};
     reg [8:0] tr1_4;
-    wire [8:0] tv1_5 = {{1{pes$10$prod[7]}}, pes$10$prod} + {{1{pes$11$prod[7]}}, pes$11$prod} + {{8{1'b0}}, pes$5$corr};
+    reg ts1_4;
+    wire tn1_5 = ls5 ^ lng5;
+    wire [3:0] tb1_5l = {4{lnz5}} & (xf$5[3:0] ^ {4{tn1_5}});
+    wire [3:0] tb1_5h = {4{lnz5}} & (xf$5[7:4] ^ {4{tn1_5}});
+    wire [8:0] tv1_5 = {{1{lq5[7]}}, lq5} + {{1{tb1_5h[3]}}, tb1_5h, tb1_5l} + {{8{1'b0}}, (lnz5 & tn1_5)};
     reg [8:0] tr1_5;
-    wire [8:0] tv1_6 = {{1{pes$12$prod[7]}}, pes$12$prod} + {{1{pes$13$prod[7]}}, pes$13$prod} + {{8{1'b0}}, pes$6$corr};
+    reg ts1_5;
+    wire tn1_6 = ls6 ^ lng6;
+    wire [3:0] tb1_6l = {4{lnz6}} & (xf$6[3:0] ^ {4{tn1_6}});
+    wire [3:0] tb1_6h = {4{lnz6}} & (xf$6[7:4] ^ {4{tn1_6}});
+    wire [8:0] tv1_6 = {{1{lq6[7]}}, lq6} + {{1{tb1_6h[3]}}, tb1_6h, tb1_6l} + {{8{1'b0}}, (lnz6 & tn1_6)};
     reg [8:0] tr1_6;
-    wire [8:0] tv1_7 = {{1{pes$14$prod[7]}}, pes$14$prod} + {{1{pes$15$prod[7]}}, pes$15$prod} + {{8{1'b0}}, pes$7$corr};
+    reg ts1_6;
+    wire tn1_7 = ls7 ^ lng7;
+    wire [3:0] tb1_7l = {4{lnz7}} & (xf$7[3:0] ^ {4{tn1_7}});
+    wire [3:0] tb1_7h = {4{lnz7}} & (xf$7[7:4] ^ {4{tn1_7}});
+    wire [8:0] tv1_7 = {{1{lq7[7]}}, lq7} + {{1{tb1_7h[3]}}, tb1_7h, tb1_7l} + {{8{1'b0}}, (lnz7 & tn1_7)};
     reg [8:0] tr1_7;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
-    reg tq1_4;
-    reg tq1_5;
-    reg tq1_6;
-    reg tq1_7;
+    reg ts1_7;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
+        ts1_3 <= ls3;
         tr1_4 <= tv1_4;
+        ts1_4 <= ls4;
         tr1_5 <= tv1_5;
+        ts1_5 <= ls5;
         tr1_6 <= tv1_6;
+        ts1_6 <= ls6;
         tr1_7 <= tv1_7;
-        tq1_0 <= pes$8$corr;
-        tq1_1 <= pes$9$corr;
-        tq1_2 <= pes$10$corr;
-        tq1_3 <= pes$11$corr;
-        tq1_4 <= pes$12$corr;
-        tq1_5 <= pes$13$corr;
-        tq1_6 <= pes$14$corr;
-        tq1_7 <= pes$15$corr;
+        ts1_7 <= ls7;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tr1_5[8]}}, tr1_5} + {{9{1'b0}}, tq1_2};
+    reg ts2_1;
+    wire un2_2 = ts1_4 ^ ts1_5;
+    wire [3:0] tb2_2l = tr1_5[3:0] ^ {4{un2_2}};
+    wire [4:0] tb2_2h = tr1_5[8:4] ^ {5{un2_2}};
+    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tb2_2h[4]}}, tb2_2h, tb2_2l} + {{9{1'b0}}, un2_2};
     reg [9:0] tr2_2;
-    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tr1_7[8]}}, tr1_7} + {{9{1'b0}}, tq1_3};
+    reg ts2_2;
+    wire un2_3 = ts1_6 ^ ts1_7;
+    wire [3:0] tb2_3l = tr1_7[3:0] ^ {4{un2_3}};
+    wire [4:0] tb2_3h = tr1_7[8:4] ^ {5{un2_3}};
+    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tb2_3h[4]}}, tb2_3h, tb2_3l} + {{9{1'b0}}, un2_3};
     reg [9:0] tr2_3;
-    reg tq2_0;
-    reg tq2_1;
-    reg tq2_2;
-    reg tq2_3;
+    reg ts2_3;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
+        ts2_1 <= ts1_2;
         tr2_2 <= tv2_2;
+        ts2_2 <= ts1_4;
         tr2_3 <= tv2_3;
-        tq2_0 <= tq1_4;
-        tq2_1 <= tq1_5;
-        tq2_2 <= tq1_6;
-        tq2_3 <= tq1_7;
+        ts2_3 <= ts1_6;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tr2_3[9]}}, tr2_3} + {{10{1'b0}}, tq2_1};
+    reg ts3_0;
+    wire un3_1 = ts2_2 ^ ts2_3;
+    wire [4:0] tb3_1l = tr2_3[4:0] ^ {5{un3_1}};
+    wire [4:0] tb3_1h = tr2_3[9:5] ^ {5{un3_1}};
+    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tb3_1h[4]}}, tb3_1h, tb3_1l} + {{10{1'b0}}, un3_1};
     reg [10:0] tr3_1;
-    reg tq3_0;
-    reg tq3_1;
+    reg ts3_1;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
+        ts3_0 <= ts2_0;
         tr3_1 <= tv3_1;
-        tq3_0 <= tq2_2;
-        tq3_1 <= tq2_3;
+        ts3_1 <= ts2_2;
       end
     end
     // tree level 4 (registered)
-    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tr3_1[10]}}, tr3_1} + {{11{1'b0}}, tq3_0};
+    wire un4_0 = ts3_0 ^ ts3_1;
+    wire [4:0] tb4_0l = tr3_1[4:0] ^ {5{un4_0}};
+    wire [5:0] tb4_0h = tr3_1[10:5] ^ {6{un4_0}};
+    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tb4_0h[5]}}, tb4_0h, tb4_0l} + {{11{1'b0}}, un4_0};
     reg [11:0] tr4_0;
-    reg tq4_0;
+    reg ts4_0;
     always @(posedge clock) begin
       if (en) begin
         tr4_0 <= tv4_0;
-        tq4_0 <= tq3_1;
+        ts4_0 <= ts3_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{3{tr4_0[11]}}, tr4_0} + {{14{1'b0}}, tq4_0};
+    wire [5:0] pbl = tr4_0[5:0] ^ {6{ts4_0}};
+    wire [5:0] pbh = tr4_0[11:6] ^ {6{ts4_0}};
+    wire [14:0] psum_next = psum + {{3{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts4_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -7719,294 +6359,6 @@ module tern_default_core$lanes$13(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$13$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$13$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$pes$10(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$13$pes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$pes$11(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$13$pes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$pes$12(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$13$pes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$pes$13(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$13$pes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$pes$14(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$13$pes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$pes$15(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$13$pes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$13$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$13$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$13$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$13$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$13$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$13$pes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$pes$8(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$13$pes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$pes$9(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$13$pes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_default_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
@@ -8058,12 +6410,14 @@ module tern_default_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:15];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:31];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -8072,15 +6426,17 @@ module tern_default_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$
 endmodule // tern_default_core$lanes$13$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,x$8,x$9,x$10,x$11,x$12,x$13,x$14,x$15,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$14(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -8097,24 +6453,24 @@ module tern_default_core$lanes$14(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     input wire  [1:0] w$13;
     input wire  [1:0] w$14;
     input wire  [1:0] w$15;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
-    input wire  [7:0] x$8;
-    input wire  [7:0] x$9;
-    input wire  [7:0] x$10;
-    input wire  [7:0] x$11;
-    input wire  [7:0] x$12;
-    input wire  [7:0] x$13;
-    input wire  [7:0] x$14;
-    input wire  [7:0] x$15;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xl$4;
+    input wire  [7:0] xl$5;
+    input wire  [7:0] xl$6;
+    input wire  [7:0] xl$7;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
+    input wire  [7:0] xf$4;
+    input wire  [7:0] xf$5;
+    input wire  [7:0] xf$6;
+    input wire  [7:0] xf$7;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -8128,70 +6484,6 @@ module tern_default_core$lanes$14(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
-    reg  [1:0] pes$8$trit;
-    reg  [7:0] pes$8$act;
-    wire  [7:0] pes$8$prod;
-    wire  pes$8$corr;
-    reg  [1:0] pes$9$trit;
-    reg  [7:0] pes$9$act;
-    wire  [7:0] pes$9$prod;
-    wire  pes$9$corr;
-    reg  [1:0] pes$10$trit;
-    reg  [7:0] pes$10$act;
-    wire  [7:0] pes$10$prod;
-    wire  pes$10$corr;
-    reg  [1:0] pes$11$trit;
-    reg  [7:0] pes$11$act;
-    wire  [7:0] pes$11$prod;
-    wire  pes$11$corr;
-    reg  [1:0] pes$12$trit;
-    reg  [7:0] pes$12$act;
-    wire  [7:0] pes$12$prod;
-    wire  pes$12$corr;
-    reg  [1:0] pes$13$trit;
-    reg  [7:0] pes$13$act;
-    wire  [7:0] pes$13$prod;
-    wire  pes$13$corr;
-    reg  [1:0] pes$14$trit;
-    reg  [7:0] pes$14$act;
-    wire  [7:0] pes$14$prod;
-    wire  pes$14$corr;
-    reg  [1:0] pes$15$trit;
-    reg  [7:0] pes$15$act;
-    wire  [7:0] pes$15$prod;
-    wire  pes$15$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -8222,102 +6514,6 @@ module tern_default_core$lanes$14(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_default_core$lanes$14$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_default_core$lanes$14$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_default_core$lanes$14$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_default_core$lanes$14$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_default_core$lanes$14$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_default_core$lanes$14$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_default_core$lanes$14$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_default_core$lanes$14$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
-    tern_default_core$lanes$14$pes$8 pes$8(
-        .trit(pes$8$trit),
-        .act(pes$8$act),
-        .prod(pes$8$prod),
-        .corr(pes$8$corr)
-    );
-    tern_default_core$lanes$14$pes$9 pes$9(
-        .trit(pes$9$trit),
-        .act(pes$9$act),
-        .prod(pes$9$prod),
-        .corr(pes$9$corr)
-    );
-    tern_default_core$lanes$14$pes$10 pes$10(
-        .trit(pes$10$trit),
-        .act(pes$10$act),
-        .prod(pes$10$prod),
-        .corr(pes$10$corr)
-    );
-    tern_default_core$lanes$14$pes$11 pes$11(
-        .trit(pes$11$trit),
-        .act(pes$11$act),
-        .prod(pes$11$prod),
-        .corr(pes$11$corr)
-    );
-    tern_default_core$lanes$14$pes$12 pes$12(
-        .trit(pes$12$trit),
-        .act(pes$12$act),
-        .prod(pes$12$prod),
-        .corr(pes$12$corr)
-    );
-    tern_default_core$lanes$14$pes$13 pes$13(
-        .trit(pes$13$trit),
-        .act(pes$13$act),
-        .prod(pes$13$prod),
-        .corr(pes$13$corr)
-    );
-    tern_default_core$lanes$14$pes$14 pes$14(
-        .trit(pes$14$trit),
-        .act(pes$14$act),
-        .prod(pes$14$prod),
-        .corr(pes$14$corr)
-    );
-    tern_default_core$lanes$14$pes$15 pes$15(
-        .trit(pes$15$trit),
-        .act(pes$15$act),
-        .prod(pes$15$prod),
-        .corr(pes$15$corr)
-    );
     tern_default_core$lanes$14$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -8350,180 +6546,332 @@ module tern_default_core$lanes$14(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [31:0] w_in = {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8, w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [31:0] w_reg;
-    reg [31:0] ring_0;
-    reg [31:0] ring_1;
-    reg [31:0] ring_2;
-    reg [31:0] ring_3;
-    wire [31:0] w_sel = s0_pad$0 ? {32{1'b0}} : (s0_replay$0 ? ring_3 : w_in);
+    wire [1:0] wa = {w_addr$1, w_addr$0};
+    wire [1:0] ra = {r_addr$1, r_addr$0};
+    reg [31:0] ring [0:3];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [31:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 16 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
-      pes$8$trit = w_reg[17:16];
-      pes$8$act = x$8;
-      pes$9$trit = w_reg[19:18];
-      pes$9$act = x$9;
-      pes$10$trit = w_reg[21:20];
-      pes$10$act = x$10;
-      pes$11$trit = w_reg[23:22];
-      pes$11$act = x$11;
-      pes$12$trit = w_reg[25:24];
-      pes$12$act = x$12;
-      pes$13$trit = w_reg[27:26];
-      pes$13$act = x$13;
-      pes$14$trit = w_reg[29:28];
-      pes$14$act = x$14;
-      pes$15$trit = w_reg[31:30];
-      pes$15$act = x$15;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    reg [7:0] lq4;
+    reg ls4;
+    wire lz4 = en & ~w1[16];
+    always @(posedge clock) begin
+      if (lz4) lq4 <= {8{1'b0}};
+      else if (en) lq4 <= xl$4;
+    end
+    reg lnz4;
+    reg lng4;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz4 <= w1[18];
+        lng4 <= w1[19];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls4 <= w1[17];
+    end
+    reg [7:0] lq5;
+    reg ls5;
+    wire lz5 = en & ~w1[20];
+    always @(posedge clock) begin
+      if (lz5) lq5 <= {8{1'b0}};
+      else if (en) lq5 <= xl$5;
+    end
+    reg lnz5;
+    reg lng5;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz5 <= w1[22];
+        lng5 <= w1[23];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls5 <= w1[21];
+    end
+    reg [7:0] lq6;
+    reg ls6;
+    wire lz6 = en & ~w1[24];
+    always @(posedge clock) begin
+      if (lz6) lq6 <= {8{1'b0}};
+      else if (en) lq6 <= xl$6;
+    end
+    reg lnz6;
+    reg lng6;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz6 <= w1[26];
+        lng6 <= w1[27];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls6 <= w1[25];
+    end
+    reg [7:0] lq7;
+    reg ls7;
+    wire lz7 = en & ~w1[28];
+    always @(posedge clock) begin
+      if (lz7) lq7 <= {8{1'b0}};
+      else if (en) lq7 <= xl$7;
+    end
+    reg lnz7;
+    reg lng7;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz7 <= w1[30];
+        lng7 <= w1[31];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls7 <= w1[29];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    wire [8:0] tv1_4 = {{1{pes$8$prod[7]}}, pes$8$prod} + {{1{pes$9$prod[7]}}, pes$9$prod} + {{8{1'b0}}, pes$4$corr};
+    reg ts1_3;
+    wire tn1_4 = ls4 ^ lng4;
+    wire [3:0] tb1_4l = {4{lnz4}} & (xf$4[3:0] ^ {4{tn1_4}});
+    wire [3:0] tb1_4h = {4{lnz4}} & (xf$4[7:4] ^ {4{tn1_4}});
+    wire [8:0] tv1_4 = {{1{lq4[7]}}, lq4} + {{1{tb1_4h[3]}}, tb1_4h, tb1_4l} + {{8{1'b0}}, (lnz4 & tn1_4)};
     reg [8:0] tr1_4;
-    wire [8:0] tv1_5 = {{1{pes$10$prod[7]}}, pes$10$prod} + {{1{pes$11$prod[7]}}, pes$11$prod} + {{8{1'b0}}, pes$5$corr};
+    reg ts1_4;
+    wire tn1_5 = ls5 ^ lng5;
+    wire [3:0] tb1_5l = {4{lnz5}} & (xf$5[3:0] ^ {4{tn1_5}});
+    wire [3:0] tb1_5h = {4{lnz5}} & (xf$5[7:4] ^ {4{tn1_5}});
+    wire [8:0] tv1_5 = {{1{lq5[7]}}, lq5} + {{1{tb1_5h[3]}}, tb1_5h, tb1_5l} + {{8{1'b0}}, (lnz5 & tn1_5)};
     reg [8:0] tr1_5;
-    wire [8:0] tv1_6 = {{1{pes$12$prod[7]}}, pes$12$prod} + {{1{pes$13$prod[7]}}, pes$13$prod} + {{8{1'b0}}, pes$6$corr};
+    reg ts1_5;
+    wire tn1_6 = ls6 ^ lng6;
+    wire [3:0] tb1_6l = {4{lnz6}} & (xf$6[3:0] ^ {4{tn1_6}});
+    wire [3:0] tb1_6h = {4{lnz6}} & (xf$6[7:4] ^ {4{tn1_6}});
+    wire [8:0] tv1_6 = {{1{lq6[7]}}, lq6} + {{1{tb1_6h[3]}}, tb1_6h, tb1_6l} + {{8{1'b0}}, (lnz6 & tn1_6)};
     reg [8:0] tr1_6;
-    wire [8:0] tv1_7 = {{1{pes$14$prod[7]}}, pes$14$prod} + {{1{pes$15$prod[7]}}, pes$15$prod} + {{8{1'b0}}, pes$7$corr};
+    reg ts1_6;
+    wire tn1_7 = ls7 ^ lng7;
+    wire [3:0] tb1_7l = {4{lnz7}} & (xf$7[3:0] ^ {4{tn1_7}});
+    wire [3:0] tb1_7h = {4{lnz7}} & (xf$7[7:4] ^ {4{tn1_7}});
+    wire [8:0] tv1_7 = {{1{lq7[7]}}, lq7} + {{1{tb1_7h[3]}}, tb1_7h, tb1_7l} + {{8{1'b0}}, (lnz7 & tn1_7)};
     reg [8:0] tr1_7;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
-    reg tq1_4;
-    reg tq1_5;
-    reg tq1_6;
-    reg tq1_7;
+    reg ts1_7;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
+        ts1_3 <= ls3;
         tr1_4 <= tv1_4;
+        ts1_4 <= ls4;
         tr1_5 <= tv1_5;
+        ts1_5 <= ls5;
         tr1_6 <= tv1_6;
+        ts1_6 <= ls6;
         tr1_7 <= tv1_7;
-        tq1_0 <= pes$8$corr;
-        tq1_1 <= pes$9$corr;
-        tq1_2 <= pes$10$corr;
-        tq1_3 <= pes$11$corr;
-        tq1_4 <= pes$12$corr;
-        tq1_5 <= pes$13$corr;
-        tq1_6 <= pes$14$corr;
-        tq1_7 <= pes$15$corr;
+        ts1_7 <= ls7;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tr1_5[8]}}, tr1_5} + {{9{1'b0}}, tq1_2};
+    reg ts2_1;
+    wire un2_2 = ts1_4 ^ ts1_5;
+    wire [3:0] tb2_2l = tr1_5[3:0] ^ {4{un2_2}};
+    wire [4:0] tb2_2h = tr1_5[8:4] ^ {5{un2_2}};
+    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tb2_2h[4]}}, tb2_2h, tb2_2l} + {{9{1'b0}}, un2_2};
     reg [9:0] tr2_2;
-    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tr1_7[8]}}, tr1_7} + {{9{1'b0}}, tq1_3};
+    reg ts2_2;
+    wire un2_3 = ts1_6 ^ ts1_7;
+    wire [3:0] tb2_3l = tr1_7[3:0] ^ {4{un2_3}};
+    wire [4:0] tb2_3h = tr1_7[8:4] ^ {5{un2_3}};
+    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tb2_3h[4]}}, tb2_3h, tb2_3l} + {{9{1'b0}}, un2_3};
     reg [9:0] tr2_3;
-    reg tq2_0;
-    reg tq2_1;
-    reg tq2_2;
-    reg tq2_3;
+    reg ts2_3;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
+        ts2_1 <= ts1_2;
         tr2_2 <= tv2_2;
+        ts2_2 <= ts1_4;
         tr2_3 <= tv2_3;
-        tq2_0 <= tq1_4;
-        tq2_1 <= tq1_5;
-        tq2_2 <= tq1_6;
-        tq2_3 <= tq1_7;
+        ts2_3 <= ts1_6;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tr2_3[9]}}, tr2_3} + {{10{1'b0}}, tq2_1};
+    reg ts3_0;
+    wire un3_1 = ts2_2 ^ ts2_3;
+    wire [4:0] tb3_1l = tr2_3[4:0] ^ {5{un3_1}};
+    wire [4:0] tb3_1h = tr2_3[9:5] ^ {5{un3_1}};
+    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tb3_1h[4]}}, tb3_1h, tb3_1l} + {{10{1'b0}}, un3_1};
     reg [10:0] tr3_1;
-    reg tq3_0;
-    reg tq3_1;
+    reg ts3_1;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
+        ts3_0 <= ts2_0;
         tr3_1 <= tv3_1;
-        tq3_0 <= tq2_2;
-        tq3_1 <= tq2_3;
+        ts3_1 <= ts2_2;
       end
     end
     // tree level 4 (registered)
-    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tr3_1[10]}}, tr3_1} + {{11{1'b0}}, tq3_0};
+    wire un4_0 = ts3_0 ^ ts3_1;
+    wire [4:0] tb4_0l = tr3_1[4:0] ^ {5{un4_0}};
+    wire [5:0] tb4_0h = tr3_1[10:5] ^ {6{un4_0}};
+    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tb4_0h[5]}}, tb4_0h, tb4_0l} + {{11{1'b0}}, un4_0};
     reg [11:0] tr4_0;
-    reg tq4_0;
+    reg ts4_0;
     always @(posedge clock) begin
       if (en) begin
         tr4_0 <= tv4_0;
-        tq4_0 <= tq3_1;
+        ts4_0 <= ts3_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{3{tr4_0[11]}}, tr4_0} + {{14{1'b0}}, tq4_0};
+    wire [5:0] pbl = tr4_0[5:0] ^ {6{ts4_0}};
+    wire [5:0] pbh = tr4_0[11:6] ^ {6{ts4_0}};
+    wire [14:0] psum_next = psum + {{3{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts4_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -8535,294 +6883,6 @@ module tern_default_core$lanes$14(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$14$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$14$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$pes$10(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$14$pes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$pes$11(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$14$pes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$pes$12(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$14$pes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$pes$13(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$14$pes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$pes$14(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$14$pes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$pes$15(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$14$pes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$14$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$14$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$14$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$14$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$14$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$14$pes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$pes$8(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$14$pes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$pes$9(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$14$pes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_default_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
@@ -8874,12 +6934,14 @@ module tern_default_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:15];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:31];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -8888,15 +6950,17 @@ module tern_default_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$
 endmodule // tern_default_core$lanes$14$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,x$8,x$9,x$10,x$11,x$12,x$13,x$14,x$15,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$15(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -8913,24 +6977,24 @@ module tern_default_core$lanes$15(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     input wire  [1:0] w$13;
     input wire  [1:0] w$14;
     input wire  [1:0] w$15;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
-    input wire  [7:0] x$8;
-    input wire  [7:0] x$9;
-    input wire  [7:0] x$10;
-    input wire  [7:0] x$11;
-    input wire  [7:0] x$12;
-    input wire  [7:0] x$13;
-    input wire  [7:0] x$14;
-    input wire  [7:0] x$15;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xl$4;
+    input wire  [7:0] xl$5;
+    input wire  [7:0] xl$6;
+    input wire  [7:0] xl$7;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
+    input wire  [7:0] xf$4;
+    input wire  [7:0] xf$5;
+    input wire  [7:0] xf$6;
+    input wire  [7:0] xf$7;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -8944,70 +7008,6 @@ module tern_default_core$lanes$15(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
-    reg  [1:0] pes$8$trit;
-    reg  [7:0] pes$8$act;
-    wire  [7:0] pes$8$prod;
-    wire  pes$8$corr;
-    reg  [1:0] pes$9$trit;
-    reg  [7:0] pes$9$act;
-    wire  [7:0] pes$9$prod;
-    wire  pes$9$corr;
-    reg  [1:0] pes$10$trit;
-    reg  [7:0] pes$10$act;
-    wire  [7:0] pes$10$prod;
-    wire  pes$10$corr;
-    reg  [1:0] pes$11$trit;
-    reg  [7:0] pes$11$act;
-    wire  [7:0] pes$11$prod;
-    wire  pes$11$corr;
-    reg  [1:0] pes$12$trit;
-    reg  [7:0] pes$12$act;
-    wire  [7:0] pes$12$prod;
-    wire  pes$12$corr;
-    reg  [1:0] pes$13$trit;
-    reg  [7:0] pes$13$act;
-    wire  [7:0] pes$13$prod;
-    wire  pes$13$corr;
-    reg  [1:0] pes$14$trit;
-    reg  [7:0] pes$14$act;
-    wire  [7:0] pes$14$prod;
-    wire  pes$14$corr;
-    reg  [1:0] pes$15$trit;
-    reg  [7:0] pes$15$act;
-    wire  [7:0] pes$15$prod;
-    wire  pes$15$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -9038,102 +7038,6 @@ module tern_default_core$lanes$15(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_default_core$lanes$15$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_default_core$lanes$15$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_default_core$lanes$15$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_default_core$lanes$15$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_default_core$lanes$15$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_default_core$lanes$15$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_default_core$lanes$15$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_default_core$lanes$15$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
-    tern_default_core$lanes$15$pes$8 pes$8(
-        .trit(pes$8$trit),
-        .act(pes$8$act),
-        .prod(pes$8$prod),
-        .corr(pes$8$corr)
-    );
-    tern_default_core$lanes$15$pes$9 pes$9(
-        .trit(pes$9$trit),
-        .act(pes$9$act),
-        .prod(pes$9$prod),
-        .corr(pes$9$corr)
-    );
-    tern_default_core$lanes$15$pes$10 pes$10(
-        .trit(pes$10$trit),
-        .act(pes$10$act),
-        .prod(pes$10$prod),
-        .corr(pes$10$corr)
-    );
-    tern_default_core$lanes$15$pes$11 pes$11(
-        .trit(pes$11$trit),
-        .act(pes$11$act),
-        .prod(pes$11$prod),
-        .corr(pes$11$corr)
-    );
-    tern_default_core$lanes$15$pes$12 pes$12(
-        .trit(pes$12$trit),
-        .act(pes$12$act),
-        .prod(pes$12$prod),
-        .corr(pes$12$corr)
-    );
-    tern_default_core$lanes$15$pes$13 pes$13(
-        .trit(pes$13$trit),
-        .act(pes$13$act),
-        .prod(pes$13$prod),
-        .corr(pes$13$corr)
-    );
-    tern_default_core$lanes$15$pes$14 pes$14(
-        .trit(pes$14$trit),
-        .act(pes$14$act),
-        .prod(pes$14$prod),
-        .corr(pes$14$corr)
-    );
-    tern_default_core$lanes$15$pes$15 pes$15(
-        .trit(pes$15$trit),
-        .act(pes$15$act),
-        .prod(pes$15$prod),
-        .corr(pes$15$corr)
-    );
     tern_default_core$lanes$15$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -9166,180 +7070,332 @@ module tern_default_core$lanes$15(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [31:0] w_in = {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8, w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [31:0] w_reg;
-    reg [31:0] ring_0;
-    reg [31:0] ring_1;
-    reg [31:0] ring_2;
-    reg [31:0] ring_3;
-    wire [31:0] w_sel = s0_pad$0 ? {32{1'b0}} : (s0_replay$0 ? ring_3 : w_in);
+    wire [1:0] wa = {w_addr$1, w_addr$0};
+    wire [1:0] ra = {r_addr$1, r_addr$0};
+    reg [31:0] ring [0:3];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [31:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 16 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
-      pes$8$trit = w_reg[17:16];
-      pes$8$act = x$8;
-      pes$9$trit = w_reg[19:18];
-      pes$9$act = x$9;
-      pes$10$trit = w_reg[21:20];
-      pes$10$act = x$10;
-      pes$11$trit = w_reg[23:22];
-      pes$11$act = x$11;
-      pes$12$trit = w_reg[25:24];
-      pes$12$act = x$12;
-      pes$13$trit = w_reg[27:26];
-      pes$13$act = x$13;
-      pes$14$trit = w_reg[29:28];
-      pes$14$act = x$14;
-      pes$15$trit = w_reg[31:30];
-      pes$15$act = x$15;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    reg [7:0] lq4;
+    reg ls4;
+    wire lz4 = en & ~w1[16];
+    always @(posedge clock) begin
+      if (lz4) lq4 <= {8{1'b0}};
+      else if (en) lq4 <= xl$4;
+    end
+    reg lnz4;
+    reg lng4;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz4 <= w1[18];
+        lng4 <= w1[19];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls4 <= w1[17];
+    end
+    reg [7:0] lq5;
+    reg ls5;
+    wire lz5 = en & ~w1[20];
+    always @(posedge clock) begin
+      if (lz5) lq5 <= {8{1'b0}};
+      else if (en) lq5 <= xl$5;
+    end
+    reg lnz5;
+    reg lng5;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz5 <= w1[22];
+        lng5 <= w1[23];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls5 <= w1[21];
+    end
+    reg [7:0] lq6;
+    reg ls6;
+    wire lz6 = en & ~w1[24];
+    always @(posedge clock) begin
+      if (lz6) lq6 <= {8{1'b0}};
+      else if (en) lq6 <= xl$6;
+    end
+    reg lnz6;
+    reg lng6;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz6 <= w1[26];
+        lng6 <= w1[27];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls6 <= w1[25];
+    end
+    reg [7:0] lq7;
+    reg ls7;
+    wire lz7 = en & ~w1[28];
+    always @(posedge clock) begin
+      if (lz7) lq7 <= {8{1'b0}};
+      else if (en) lq7 <= xl$7;
+    end
+    reg lnz7;
+    reg lng7;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz7 <= w1[30];
+        lng7 <= w1[31];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls7 <= w1[29];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    wire [8:0] tv1_4 = {{1{pes$8$prod[7]}}, pes$8$prod} + {{1{pes$9$prod[7]}}, pes$9$prod} + {{8{1'b0}}, pes$4$corr};
+    reg ts1_3;
+    wire tn1_4 = ls4 ^ lng4;
+    wire [3:0] tb1_4l = {4{lnz4}} & (xf$4[3:0] ^ {4{tn1_4}});
+    wire [3:0] tb1_4h = {4{lnz4}} & (xf$4[7:4] ^ {4{tn1_4}});
+    wire [8:0] tv1_4 = {{1{lq4[7]}}, lq4} + {{1{tb1_4h[3]}}, tb1_4h, tb1_4l} + {{8{1'b0}}, (lnz4 & tn1_4)};
     reg [8:0] tr1_4;
-    wire [8:0] tv1_5 = {{1{pes$10$prod[7]}}, pes$10$prod} + {{1{pes$11$prod[7]}}, pes$11$prod} + {{8{1'b0}}, pes$5$corr};
+    reg ts1_4;
+    wire tn1_5 = ls5 ^ lng5;
+    wire [3:0] tb1_5l = {4{lnz5}} & (xf$5[3:0] ^ {4{tn1_5}});
+    wire [3:0] tb1_5h = {4{lnz5}} & (xf$5[7:4] ^ {4{tn1_5}});
+    wire [8:0] tv1_5 = {{1{lq5[7]}}, lq5} + {{1{tb1_5h[3]}}, tb1_5h, tb1_5l} + {{8{1'b0}}, (lnz5 & tn1_5)};
     reg [8:0] tr1_5;
-    wire [8:0] tv1_6 = {{1{pes$12$prod[7]}}, pes$12$prod} + {{1{pes$13$prod[7]}}, pes$13$prod} + {{8{1'b0}}, pes$6$corr};
+    reg ts1_5;
+    wire tn1_6 = ls6 ^ lng6;
+    wire [3:0] tb1_6l = {4{lnz6}} & (xf$6[3:0] ^ {4{tn1_6}});
+    wire [3:0] tb1_6h = {4{lnz6}} & (xf$6[7:4] ^ {4{tn1_6}});
+    wire [8:0] tv1_6 = {{1{lq6[7]}}, lq6} + {{1{tb1_6h[3]}}, tb1_6h, tb1_6l} + {{8{1'b0}}, (lnz6 & tn1_6)};
     reg [8:0] tr1_6;
-    wire [8:0] tv1_7 = {{1{pes$14$prod[7]}}, pes$14$prod} + {{1{pes$15$prod[7]}}, pes$15$prod} + {{8{1'b0}}, pes$7$corr};
+    reg ts1_6;
+    wire tn1_7 = ls7 ^ lng7;
+    wire [3:0] tb1_7l = {4{lnz7}} & (xf$7[3:0] ^ {4{tn1_7}});
+    wire [3:0] tb1_7h = {4{lnz7}} & (xf$7[7:4] ^ {4{tn1_7}});
+    wire [8:0] tv1_7 = {{1{lq7[7]}}, lq7} + {{1{tb1_7h[3]}}, tb1_7h, tb1_7l} + {{8{1'b0}}, (lnz7 & tn1_7)};
     reg [8:0] tr1_7;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
-    reg tq1_4;
-    reg tq1_5;
-    reg tq1_6;
-    reg tq1_7;
+    reg ts1_7;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
+        ts1_3 <= ls3;
         tr1_4 <= tv1_4;
+        ts1_4 <= ls4;
         tr1_5 <= tv1_5;
+        ts1_5 <= ls5;
         tr1_6 <= tv1_6;
+        ts1_6 <= ls6;
         tr1_7 <= tv1_7;
-        tq1_0 <= pes$8$corr;
-        tq1_1 <= pes$9$corr;
-        tq1_2 <= pes$10$corr;
-        tq1_3 <= pes$11$corr;
-        tq1_4 <= pes$12$corr;
-        tq1_5 <= pes$13$corr;
-        tq1_6 <= pes$14$corr;
-        tq1_7 <= pes$15$corr;
+        ts1_7 <= ls7;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tr1_5[8]}}, tr1_5} + {{9{1'b0}}, tq1_2};
+    reg ts2_1;
+    wire un2_2 = ts1_4 ^ ts1_5;
+    wire [3:0] tb2_2l = tr1_5[3:0] ^ {4{un2_2}};
+    wire [4:0] tb2_2h = tr1_5[8:4] ^ {5{un2_2}};
+    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tb2_2h[4]}}, tb2_2h, tb2_2l} + {{9{1'b0}}, un2_2};
     reg [9:0] tr2_2;
-    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tr1_7[8]}}, tr1_7} + {{9{1'b0}}, tq1_3};
+    reg ts2_2;
+    wire un2_3 = ts1_6 ^ ts1_7;
+    wire [3:0] tb2_3l = tr1_7[3:0] ^ {4{un2_3}};
+    wire [4:0] tb2_3h = tr1_7[8:4] ^ {5{un2_3}};
+    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tb2_3h[4]}}, tb2_3h, tb2_3l} + {{9{1'b0}}, un2_3};
     reg [9:0] tr2_3;
-    reg tq2_0;
-    reg tq2_1;
-    reg tq2_2;
-    reg tq2_3;
+    reg ts2_3;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
+        ts2_1 <= ts1_2;
         tr2_2 <= tv2_2;
+        ts2_2 <= ts1_4;
         tr2_3 <= tv2_3;
-        tq2_0 <= tq1_4;
-        tq2_1 <= tq1_5;
-        tq2_2 <= tq1_6;
-        tq2_3 <= tq1_7;
+        ts2_3 <= ts1_6;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tr2_3[9]}}, tr2_3} + {{10{1'b0}}, tq2_1};
+    reg ts3_0;
+    wire un3_1 = ts2_2 ^ ts2_3;
+    wire [4:0] tb3_1l = tr2_3[4:0] ^ {5{un3_1}};
+    wire [4:0] tb3_1h = tr2_3[9:5] ^ {5{un3_1}};
+    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tb3_1h[4]}}, tb3_1h, tb3_1l} + {{10{1'b0}}, un3_1};
     reg [10:0] tr3_1;
-    reg tq3_0;
-    reg tq3_1;
+    reg ts3_1;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
+        ts3_0 <= ts2_0;
         tr3_1 <= tv3_1;
-        tq3_0 <= tq2_2;
-        tq3_1 <= tq2_3;
+        ts3_1 <= ts2_2;
       end
     end
     // tree level 4 (registered)
-    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tr3_1[10]}}, tr3_1} + {{11{1'b0}}, tq3_0};
+    wire un4_0 = ts3_0 ^ ts3_1;
+    wire [4:0] tb4_0l = tr3_1[4:0] ^ {5{un4_0}};
+    wire [5:0] tb4_0h = tr3_1[10:5] ^ {6{un4_0}};
+    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tb4_0h[5]}}, tb4_0h, tb4_0l} + {{11{1'b0}}, un4_0};
     reg [11:0] tr4_0;
-    reg tq4_0;
+    reg ts4_0;
     always @(posedge clock) begin
       if (en) begin
         tr4_0 <= tv4_0;
-        tq4_0 <= tq3_1;
+        ts4_0 <= ts3_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{3{tr4_0[11]}}, tr4_0} + {{14{1'b0}}, tq4_0};
+    wire [5:0] pbl = tr4_0[5:0] ^ {6{ts4_0}};
+    wire [5:0] pbh = tr4_0[11:6] ^ {6{ts4_0}};
+    wire [14:0] psum_next = psum + {{3{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts4_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -9351,294 +7407,6 @@ module tern_default_core$lanes$15(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$15$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$15$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$pes$10(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$15$pes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$pes$11(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$15$pes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$pes$12(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$15$pes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$pes$13(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$15$pes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$pes$14(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$15$pes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$pes$15(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$15$pes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$15$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$15$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$15$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$15$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$15$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$15$pes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$pes$8(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$15$pes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$pes$9(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$15$pes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_default_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
@@ -9690,12 +7458,14 @@ module tern_default_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:15];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:31];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -9704,15 +7474,17 @@ module tern_default_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$
 endmodule // tern_default_core$lanes$15$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,x$8,x$9,x$10,x$11,x$12,x$13,x$14,x$15,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$2(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -9729,24 +7501,24 @@ module tern_default_core$lanes$2(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     input wire  [1:0] w$13;
     input wire  [1:0] w$14;
     input wire  [1:0] w$15;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
-    input wire  [7:0] x$8;
-    input wire  [7:0] x$9;
-    input wire  [7:0] x$10;
-    input wire  [7:0] x$11;
-    input wire  [7:0] x$12;
-    input wire  [7:0] x$13;
-    input wire  [7:0] x$14;
-    input wire  [7:0] x$15;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xl$4;
+    input wire  [7:0] xl$5;
+    input wire  [7:0] xl$6;
+    input wire  [7:0] xl$7;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
+    input wire  [7:0] xf$4;
+    input wire  [7:0] xf$5;
+    input wire  [7:0] xf$6;
+    input wire  [7:0] xf$7;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -9760,70 +7532,6 @@ module tern_default_core$lanes$2(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
-    reg  [1:0] pes$8$trit;
-    reg  [7:0] pes$8$act;
-    wire  [7:0] pes$8$prod;
-    wire  pes$8$corr;
-    reg  [1:0] pes$9$trit;
-    reg  [7:0] pes$9$act;
-    wire  [7:0] pes$9$prod;
-    wire  pes$9$corr;
-    reg  [1:0] pes$10$trit;
-    reg  [7:0] pes$10$act;
-    wire  [7:0] pes$10$prod;
-    wire  pes$10$corr;
-    reg  [1:0] pes$11$trit;
-    reg  [7:0] pes$11$act;
-    wire  [7:0] pes$11$prod;
-    wire  pes$11$corr;
-    reg  [1:0] pes$12$trit;
-    reg  [7:0] pes$12$act;
-    wire  [7:0] pes$12$prod;
-    wire  pes$12$corr;
-    reg  [1:0] pes$13$trit;
-    reg  [7:0] pes$13$act;
-    wire  [7:0] pes$13$prod;
-    wire  pes$13$corr;
-    reg  [1:0] pes$14$trit;
-    reg  [7:0] pes$14$act;
-    wire  [7:0] pes$14$prod;
-    wire  pes$14$corr;
-    reg  [1:0] pes$15$trit;
-    reg  [7:0] pes$15$act;
-    wire  [7:0] pes$15$prod;
-    wire  pes$15$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -9854,102 +7562,6 @@ module tern_default_core$lanes$2(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_default_core$lanes$2$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_default_core$lanes$2$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_default_core$lanes$2$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_default_core$lanes$2$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_default_core$lanes$2$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_default_core$lanes$2$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_default_core$lanes$2$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_default_core$lanes$2$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
-    tern_default_core$lanes$2$pes$8 pes$8(
-        .trit(pes$8$trit),
-        .act(pes$8$act),
-        .prod(pes$8$prod),
-        .corr(pes$8$corr)
-    );
-    tern_default_core$lanes$2$pes$9 pes$9(
-        .trit(pes$9$trit),
-        .act(pes$9$act),
-        .prod(pes$9$prod),
-        .corr(pes$9$corr)
-    );
-    tern_default_core$lanes$2$pes$10 pes$10(
-        .trit(pes$10$trit),
-        .act(pes$10$act),
-        .prod(pes$10$prod),
-        .corr(pes$10$corr)
-    );
-    tern_default_core$lanes$2$pes$11 pes$11(
-        .trit(pes$11$trit),
-        .act(pes$11$act),
-        .prod(pes$11$prod),
-        .corr(pes$11$corr)
-    );
-    tern_default_core$lanes$2$pes$12 pes$12(
-        .trit(pes$12$trit),
-        .act(pes$12$act),
-        .prod(pes$12$prod),
-        .corr(pes$12$corr)
-    );
-    tern_default_core$lanes$2$pes$13 pes$13(
-        .trit(pes$13$trit),
-        .act(pes$13$act),
-        .prod(pes$13$prod),
-        .corr(pes$13$corr)
-    );
-    tern_default_core$lanes$2$pes$14 pes$14(
-        .trit(pes$14$trit),
-        .act(pes$14$act),
-        .prod(pes$14$prod),
-        .corr(pes$14$corr)
-    );
-    tern_default_core$lanes$2$pes$15 pes$15(
-        .trit(pes$15$trit),
-        .act(pes$15$act),
-        .prod(pes$15$prod),
-        .corr(pes$15$corr)
-    );
     tern_default_core$lanes$2$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -9982,180 +7594,332 @@ module tern_default_core$lanes$2(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [31:0] w_in = {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8, w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [31:0] w_reg;
-    reg [31:0] ring_0;
-    reg [31:0] ring_1;
-    reg [31:0] ring_2;
-    reg [31:0] ring_3;
-    wire [31:0] w_sel = s0_pad$0 ? {32{1'b0}} : (s0_replay$0 ? ring_3 : w_in);
+    wire [1:0] wa = {w_addr$1, w_addr$0};
+    wire [1:0] ra = {r_addr$1, r_addr$0};
+    reg [31:0] ring [0:3];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [31:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 16 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
-      pes$8$trit = w_reg[17:16];
-      pes$8$act = x$8;
-      pes$9$trit = w_reg[19:18];
-      pes$9$act = x$9;
-      pes$10$trit = w_reg[21:20];
-      pes$10$act = x$10;
-      pes$11$trit = w_reg[23:22];
-      pes$11$act = x$11;
-      pes$12$trit = w_reg[25:24];
-      pes$12$act = x$12;
-      pes$13$trit = w_reg[27:26];
-      pes$13$act = x$13;
-      pes$14$trit = w_reg[29:28];
-      pes$14$act = x$14;
-      pes$15$trit = w_reg[31:30];
-      pes$15$act = x$15;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    reg [7:0] lq4;
+    reg ls4;
+    wire lz4 = en & ~w1[16];
+    always @(posedge clock) begin
+      if (lz4) lq4 <= {8{1'b0}};
+      else if (en) lq4 <= xl$4;
+    end
+    reg lnz4;
+    reg lng4;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz4 <= w1[18];
+        lng4 <= w1[19];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls4 <= w1[17];
+    end
+    reg [7:0] lq5;
+    reg ls5;
+    wire lz5 = en & ~w1[20];
+    always @(posedge clock) begin
+      if (lz5) lq5 <= {8{1'b0}};
+      else if (en) lq5 <= xl$5;
+    end
+    reg lnz5;
+    reg lng5;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz5 <= w1[22];
+        lng5 <= w1[23];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls5 <= w1[21];
+    end
+    reg [7:0] lq6;
+    reg ls6;
+    wire lz6 = en & ~w1[24];
+    always @(posedge clock) begin
+      if (lz6) lq6 <= {8{1'b0}};
+      else if (en) lq6 <= xl$6;
+    end
+    reg lnz6;
+    reg lng6;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz6 <= w1[26];
+        lng6 <= w1[27];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls6 <= w1[25];
+    end
+    reg [7:0] lq7;
+    reg ls7;
+    wire lz7 = en & ~w1[28];
+    always @(posedge clock) begin
+      if (lz7) lq7 <= {8{1'b0}};
+      else if (en) lq7 <= xl$7;
+    end
+    reg lnz7;
+    reg lng7;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz7 <= w1[30];
+        lng7 <= w1[31];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls7 <= w1[29];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    wire [8:0] tv1_4 = {{1{pes$8$prod[7]}}, pes$8$prod} + {{1{pes$9$prod[7]}}, pes$9$prod} + {{8{1'b0}}, pes$4$corr};
+    reg ts1_3;
+    wire tn1_4 = ls4 ^ lng4;
+    wire [3:0] tb1_4l = {4{lnz4}} & (xf$4[3:0] ^ {4{tn1_4}});
+    wire [3:0] tb1_4h = {4{lnz4}} & (xf$4[7:4] ^ {4{tn1_4}});
+    wire [8:0] tv1_4 = {{1{lq4[7]}}, lq4} + {{1{tb1_4h[3]}}, tb1_4h, tb1_4l} + {{8{1'b0}}, (lnz4 & tn1_4)};
     reg [8:0] tr1_4;
-    wire [8:0] tv1_5 = {{1{pes$10$prod[7]}}, pes$10$prod} + {{1{pes$11$prod[7]}}, pes$11$prod} + {{8{1'b0}}, pes$5$corr};
+    reg ts1_4;
+    wire tn1_5 = ls5 ^ lng5;
+    wire [3:0] tb1_5l = {4{lnz5}} & (xf$5[3:0] ^ {4{tn1_5}});
+    wire [3:0] tb1_5h = {4{lnz5}} & (xf$5[7:4] ^ {4{tn1_5}});
+    wire [8:0] tv1_5 = {{1{lq5[7]}}, lq5} + {{1{tb1_5h[3]}}, tb1_5h, tb1_5l} + {{8{1'b0}}, (lnz5 & tn1_5)};
     reg [8:0] tr1_5;
-    wire [8:0] tv1_6 = {{1{pes$12$prod[7]}}, pes$12$prod} + {{1{pes$13$prod[7]}}, pes$13$prod} + {{8{1'b0}}, pes$6$corr};
+    reg ts1_5;
+    wire tn1_6 = ls6 ^ lng6;
+    wire [3:0] tb1_6l = {4{lnz6}} & (xf$6[3:0] ^ {4{tn1_6}});
+    wire [3:0] tb1_6h = {4{lnz6}} & (xf$6[7:4] ^ {4{tn1_6}});
+    wire [8:0] tv1_6 = {{1{lq6[7]}}, lq6} + {{1{tb1_6h[3]}}, tb1_6h, tb1_6l} + {{8{1'b0}}, (lnz6 & tn1_6)};
     reg [8:0] tr1_6;
-    wire [8:0] tv1_7 = {{1{pes$14$prod[7]}}, pes$14$prod} + {{1{pes$15$prod[7]}}, pes$15$prod} + {{8{1'b0}}, pes$7$corr};
+    reg ts1_6;
+    wire tn1_7 = ls7 ^ lng7;
+    wire [3:0] tb1_7l = {4{lnz7}} & (xf$7[3:0] ^ {4{tn1_7}});
+    wire [3:0] tb1_7h = {4{lnz7}} & (xf$7[7:4] ^ {4{tn1_7}});
+    wire [8:0] tv1_7 = {{1{lq7[7]}}, lq7} + {{1{tb1_7h[3]}}, tb1_7h, tb1_7l} + {{8{1'b0}}, (lnz7 & tn1_7)};
     reg [8:0] tr1_7;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
-    reg tq1_4;
-    reg tq1_5;
-    reg tq1_6;
-    reg tq1_7;
+    reg ts1_7;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
+        ts1_3 <= ls3;
         tr1_4 <= tv1_4;
+        ts1_4 <= ls4;
         tr1_5 <= tv1_5;
+        ts1_5 <= ls5;
         tr1_6 <= tv1_6;
+        ts1_6 <= ls6;
         tr1_7 <= tv1_7;
-        tq1_0 <= pes$8$corr;
-        tq1_1 <= pes$9$corr;
-        tq1_2 <= pes$10$corr;
-        tq1_3 <= pes$11$corr;
-        tq1_4 <= pes$12$corr;
-        tq1_5 <= pes$13$corr;
-        tq1_6 <= pes$14$corr;
-        tq1_7 <= pes$15$corr;
+        ts1_7 <= ls7;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tr1_5[8]}}, tr1_5} + {{9{1'b0}}, tq1_2};
+    reg ts2_1;
+    wire un2_2 = ts1_4 ^ ts1_5;
+    wire [3:0] tb2_2l = tr1_5[3:0] ^ {4{un2_2}};
+    wire [4:0] tb2_2h = tr1_5[8:4] ^ {5{un2_2}};
+    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tb2_2h[4]}}, tb2_2h, tb2_2l} + {{9{1'b0}}, un2_2};
     reg [9:0] tr2_2;
-    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tr1_7[8]}}, tr1_7} + {{9{1'b0}}, tq1_3};
+    reg ts2_2;
+    wire un2_3 = ts1_6 ^ ts1_7;
+    wire [3:0] tb2_3l = tr1_7[3:0] ^ {4{un2_3}};
+    wire [4:0] tb2_3h = tr1_7[8:4] ^ {5{un2_3}};
+    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tb2_3h[4]}}, tb2_3h, tb2_3l} + {{9{1'b0}}, un2_3};
     reg [9:0] tr2_3;
-    reg tq2_0;
-    reg tq2_1;
-    reg tq2_2;
-    reg tq2_3;
+    reg ts2_3;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
+        ts2_1 <= ts1_2;
         tr2_2 <= tv2_2;
+        ts2_2 <= ts1_4;
         tr2_3 <= tv2_3;
-        tq2_0 <= tq1_4;
-        tq2_1 <= tq1_5;
-        tq2_2 <= tq1_6;
-        tq2_3 <= tq1_7;
+        ts2_3 <= ts1_6;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tr2_3[9]}}, tr2_3} + {{10{1'b0}}, tq2_1};
+    reg ts3_0;
+    wire un3_1 = ts2_2 ^ ts2_3;
+    wire [4:0] tb3_1l = tr2_3[4:0] ^ {5{un3_1}};
+    wire [4:0] tb3_1h = tr2_3[9:5] ^ {5{un3_1}};
+    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tb3_1h[4]}}, tb3_1h, tb3_1l} + {{10{1'b0}}, un3_1};
     reg [10:0] tr3_1;
-    reg tq3_0;
-    reg tq3_1;
+    reg ts3_1;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
+        ts3_0 <= ts2_0;
         tr3_1 <= tv3_1;
-        tq3_0 <= tq2_2;
-        tq3_1 <= tq2_3;
+        ts3_1 <= ts2_2;
       end
     end
     // tree level 4 (registered)
-    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tr3_1[10]}}, tr3_1} + {{11{1'b0}}, tq3_0};
+    wire un4_0 = ts3_0 ^ ts3_1;
+    wire [4:0] tb4_0l = tr3_1[4:0] ^ {5{un4_0}};
+    wire [5:0] tb4_0h = tr3_1[10:5] ^ {6{un4_0}};
+    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tb4_0h[5]}}, tb4_0h, tb4_0l} + {{11{1'b0}}, un4_0};
     reg [11:0] tr4_0;
-    reg tq4_0;
+    reg ts4_0;
     always @(posedge clock) begin
       if (en) begin
         tr4_0 <= tv4_0;
-        tq4_0 <= tq3_1;
+        ts4_0 <= ts3_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{3{tr4_0[11]}}, tr4_0} + {{14{1'b0}}, tq4_0};
+    wire [5:0] pbl = tr4_0[5:0] ^ {6{ts4_0}};
+    wire [5:0] pbh = tr4_0[11:6] ^ {6{ts4_0}};
+    wire [14:0] psum_next = psum + {{3{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts4_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -10167,294 +7931,6 @@ module tern_default_core$lanes$2(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$2$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$2$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$pes$10(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$2$pes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$pes$11(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$2$pes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$pes$12(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$2$pes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$pes$13(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$2$pes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$pes$14(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$2$pes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$pes$15(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$2$pes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$2$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$2$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$2$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$2$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$2$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$2$pes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$pes$8(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$2$pes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$pes$9(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$2$pes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_default_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
@@ -10506,12 +7982,14 @@ module tern_default_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:15];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:31];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -10520,15 +7998,17 @@ module tern_default_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$2$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,x$8,x$9,x$10,x$11,x$12,x$13,x$14,x$15,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$3(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -10545,24 +8025,24 @@ module tern_default_core$lanes$3(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     input wire  [1:0] w$13;
     input wire  [1:0] w$14;
     input wire  [1:0] w$15;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
-    input wire  [7:0] x$8;
-    input wire  [7:0] x$9;
-    input wire  [7:0] x$10;
-    input wire  [7:0] x$11;
-    input wire  [7:0] x$12;
-    input wire  [7:0] x$13;
-    input wire  [7:0] x$14;
-    input wire  [7:0] x$15;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xl$4;
+    input wire  [7:0] xl$5;
+    input wire  [7:0] xl$6;
+    input wire  [7:0] xl$7;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
+    input wire  [7:0] xf$4;
+    input wire  [7:0] xf$5;
+    input wire  [7:0] xf$6;
+    input wire  [7:0] xf$7;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -10576,70 +8056,6 @@ module tern_default_core$lanes$3(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
-    reg  [1:0] pes$8$trit;
-    reg  [7:0] pes$8$act;
-    wire  [7:0] pes$8$prod;
-    wire  pes$8$corr;
-    reg  [1:0] pes$9$trit;
-    reg  [7:0] pes$9$act;
-    wire  [7:0] pes$9$prod;
-    wire  pes$9$corr;
-    reg  [1:0] pes$10$trit;
-    reg  [7:0] pes$10$act;
-    wire  [7:0] pes$10$prod;
-    wire  pes$10$corr;
-    reg  [1:0] pes$11$trit;
-    reg  [7:0] pes$11$act;
-    wire  [7:0] pes$11$prod;
-    wire  pes$11$corr;
-    reg  [1:0] pes$12$trit;
-    reg  [7:0] pes$12$act;
-    wire  [7:0] pes$12$prod;
-    wire  pes$12$corr;
-    reg  [1:0] pes$13$trit;
-    reg  [7:0] pes$13$act;
-    wire  [7:0] pes$13$prod;
-    wire  pes$13$corr;
-    reg  [1:0] pes$14$trit;
-    reg  [7:0] pes$14$act;
-    wire  [7:0] pes$14$prod;
-    wire  pes$14$corr;
-    reg  [1:0] pes$15$trit;
-    reg  [7:0] pes$15$act;
-    wire  [7:0] pes$15$prod;
-    wire  pes$15$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -10670,102 +8086,6 @@ module tern_default_core$lanes$3(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_default_core$lanes$3$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_default_core$lanes$3$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_default_core$lanes$3$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_default_core$lanes$3$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_default_core$lanes$3$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_default_core$lanes$3$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_default_core$lanes$3$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_default_core$lanes$3$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
-    tern_default_core$lanes$3$pes$8 pes$8(
-        .trit(pes$8$trit),
-        .act(pes$8$act),
-        .prod(pes$8$prod),
-        .corr(pes$8$corr)
-    );
-    tern_default_core$lanes$3$pes$9 pes$9(
-        .trit(pes$9$trit),
-        .act(pes$9$act),
-        .prod(pes$9$prod),
-        .corr(pes$9$corr)
-    );
-    tern_default_core$lanes$3$pes$10 pes$10(
-        .trit(pes$10$trit),
-        .act(pes$10$act),
-        .prod(pes$10$prod),
-        .corr(pes$10$corr)
-    );
-    tern_default_core$lanes$3$pes$11 pes$11(
-        .trit(pes$11$trit),
-        .act(pes$11$act),
-        .prod(pes$11$prod),
-        .corr(pes$11$corr)
-    );
-    tern_default_core$lanes$3$pes$12 pes$12(
-        .trit(pes$12$trit),
-        .act(pes$12$act),
-        .prod(pes$12$prod),
-        .corr(pes$12$corr)
-    );
-    tern_default_core$lanes$3$pes$13 pes$13(
-        .trit(pes$13$trit),
-        .act(pes$13$act),
-        .prod(pes$13$prod),
-        .corr(pes$13$corr)
-    );
-    tern_default_core$lanes$3$pes$14 pes$14(
-        .trit(pes$14$trit),
-        .act(pes$14$act),
-        .prod(pes$14$prod),
-        .corr(pes$14$corr)
-    );
-    tern_default_core$lanes$3$pes$15 pes$15(
-        .trit(pes$15$trit),
-        .act(pes$15$act),
-        .prod(pes$15$prod),
-        .corr(pes$15$corr)
-    );
     tern_default_core$lanes$3$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -10798,180 +8118,332 @@ module tern_default_core$lanes$3(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [31:0] w_in = {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8, w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [31:0] w_reg;
-    reg [31:0] ring_0;
-    reg [31:0] ring_1;
-    reg [31:0] ring_2;
-    reg [31:0] ring_3;
-    wire [31:0] w_sel = s0_pad$0 ? {32{1'b0}} : (s0_replay$0 ? ring_3 : w_in);
+    wire [1:0] wa = {w_addr$1, w_addr$0};
+    wire [1:0] ra = {r_addr$1, r_addr$0};
+    reg [31:0] ring [0:3];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [31:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 16 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
-      pes$8$trit = w_reg[17:16];
-      pes$8$act = x$8;
-      pes$9$trit = w_reg[19:18];
-      pes$9$act = x$9;
-      pes$10$trit = w_reg[21:20];
-      pes$10$act = x$10;
-      pes$11$trit = w_reg[23:22];
-      pes$11$act = x$11;
-      pes$12$trit = w_reg[25:24];
-      pes$12$act = x$12;
-      pes$13$trit = w_reg[27:26];
-      pes$13$act = x$13;
-      pes$14$trit = w_reg[29:28];
-      pes$14$act = x$14;
-      pes$15$trit = w_reg[31:30];
-      pes$15$act = x$15;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    reg [7:0] lq4;
+    reg ls4;
+    wire lz4 = en & ~w1[16];
+    always @(posedge clock) begin
+      if (lz4) lq4 <= {8{1'b0}};
+      else if (en) lq4 <= xl$4;
+    end
+    reg lnz4;
+    reg lng4;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz4 <= w1[18];
+        lng4 <= w1[19];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls4 <= w1[17];
+    end
+    reg [7:0] lq5;
+    reg ls5;
+    wire lz5 = en & ~w1[20];
+    always @(posedge clock) begin
+      if (lz5) lq5 <= {8{1'b0}};
+      else if (en) lq5 <= xl$5;
+    end
+    reg lnz5;
+    reg lng5;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz5 <= w1[22];
+        lng5 <= w1[23];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls5 <= w1[21];
+    end
+    reg [7:0] lq6;
+    reg ls6;
+    wire lz6 = en & ~w1[24];
+    always @(posedge clock) begin
+      if (lz6) lq6 <= {8{1'b0}};
+      else if (en) lq6 <= xl$6;
+    end
+    reg lnz6;
+    reg lng6;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz6 <= w1[26];
+        lng6 <= w1[27];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls6 <= w1[25];
+    end
+    reg [7:0] lq7;
+    reg ls7;
+    wire lz7 = en & ~w1[28];
+    always @(posedge clock) begin
+      if (lz7) lq7 <= {8{1'b0}};
+      else if (en) lq7 <= xl$7;
+    end
+    reg lnz7;
+    reg lng7;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz7 <= w1[30];
+        lng7 <= w1[31];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls7 <= w1[29];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    wire [8:0] tv1_4 = {{1{pes$8$prod[7]}}, pes$8$prod} + {{1{pes$9$prod[7]}}, pes$9$prod} + {{8{1'b0}}, pes$4$corr};
+    reg ts1_3;
+    wire tn1_4 = ls4 ^ lng4;
+    wire [3:0] tb1_4l = {4{lnz4}} & (xf$4[3:0] ^ {4{tn1_4}});
+    wire [3:0] tb1_4h = {4{lnz4}} & (xf$4[7:4] ^ {4{tn1_4}});
+    wire [8:0] tv1_4 = {{1{lq4[7]}}, lq4} + {{1{tb1_4h[3]}}, tb1_4h, tb1_4l} + {{8{1'b0}}, (lnz4 & tn1_4)};
     reg [8:0] tr1_4;
-    wire [8:0] tv1_5 = {{1{pes$10$prod[7]}}, pes$10$prod} + {{1{pes$11$prod[7]}}, pes$11$prod} + {{8{1'b0}}, pes$5$corr};
+    reg ts1_4;
+    wire tn1_5 = ls5 ^ lng5;
+    wire [3:0] tb1_5l = {4{lnz5}} & (xf$5[3:0] ^ {4{tn1_5}});
+    wire [3:0] tb1_5h = {4{lnz5}} & (xf$5[7:4] ^ {4{tn1_5}});
+    wire [8:0] tv1_5 = {{1{lq5[7]}}, lq5} + {{1{tb1_5h[3]}}, tb1_5h, tb1_5l} + {{8{1'b0}}, (lnz5 & tn1_5)};
     reg [8:0] tr1_5;
-    wire [8:0] tv1_6 = {{1{pes$12$prod[7]}}, pes$12$prod} + {{1{pes$13$prod[7]}}, pes$13$prod} + {{8{1'b0}}, pes$6$corr};
+    reg ts1_5;
+    wire tn1_6 = ls6 ^ lng6;
+    wire [3:0] tb1_6l = {4{lnz6}} & (xf$6[3:0] ^ {4{tn1_6}});
+    wire [3:0] tb1_6h = {4{lnz6}} & (xf$6[7:4] ^ {4{tn1_6}});
+    wire [8:0] tv1_6 = {{1{lq6[7]}}, lq6} + {{1{tb1_6h[3]}}, tb1_6h, tb1_6l} + {{8{1'b0}}, (lnz6 & tn1_6)};
     reg [8:0] tr1_6;
-    wire [8:0] tv1_7 = {{1{pes$14$prod[7]}}, pes$14$prod} + {{1{pes$15$prod[7]}}, pes$15$prod} + {{8{1'b0}}, pes$7$corr};
+    reg ts1_6;
+    wire tn1_7 = ls7 ^ lng7;
+    wire [3:0] tb1_7l = {4{lnz7}} & (xf$7[3:0] ^ {4{tn1_7}});
+    wire [3:0] tb1_7h = {4{lnz7}} & (xf$7[7:4] ^ {4{tn1_7}});
+    wire [8:0] tv1_7 = {{1{lq7[7]}}, lq7} + {{1{tb1_7h[3]}}, tb1_7h, tb1_7l} + {{8{1'b0}}, (lnz7 & tn1_7)};
     reg [8:0] tr1_7;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
-    reg tq1_4;
-    reg tq1_5;
-    reg tq1_6;
-    reg tq1_7;
+    reg ts1_7;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
+        ts1_3 <= ls3;
         tr1_4 <= tv1_4;
+        ts1_4 <= ls4;
         tr1_5 <= tv1_5;
+        ts1_5 <= ls5;
         tr1_6 <= tv1_6;
+        ts1_6 <= ls6;
         tr1_7 <= tv1_7;
-        tq1_0 <= pes$8$corr;
-        tq1_1 <= pes$9$corr;
-        tq1_2 <= pes$10$corr;
-        tq1_3 <= pes$11$corr;
-        tq1_4 <= pes$12$corr;
-        tq1_5 <= pes$13$corr;
-        tq1_6 <= pes$14$corr;
-        tq1_7 <= pes$15$corr;
+        ts1_7 <= ls7;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tr1_5[8]}}, tr1_5} + {{9{1'b0}}, tq1_2};
+    reg ts2_1;
+    wire un2_2 = ts1_4 ^ ts1_5;
+    wire [3:0] tb2_2l = tr1_5[3:0] ^ {4{un2_2}};
+    wire [4:0] tb2_2h = tr1_5[8:4] ^ {5{un2_2}};
+    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tb2_2h[4]}}, tb2_2h, tb2_2l} + {{9{1'b0}}, un2_2};
     reg [9:0] tr2_2;
-    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tr1_7[8]}}, tr1_7} + {{9{1'b0}}, tq1_3};
+    reg ts2_2;
+    wire un2_3 = ts1_6 ^ ts1_7;
+    wire [3:0] tb2_3l = tr1_7[3:0] ^ {4{un2_3}};
+    wire [4:0] tb2_3h = tr1_7[8:4] ^ {5{un2_3}};
+    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tb2_3h[4]}}, tb2_3h, tb2_3l} + {{9{1'b0}}, un2_3};
     reg [9:0] tr2_3;
-    reg tq2_0;
-    reg tq2_1;
-    reg tq2_2;
-    reg tq2_3;
+    reg ts2_3;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
+        ts2_1 <= ts1_2;
         tr2_2 <= tv2_2;
+        ts2_2 <= ts1_4;
         tr2_3 <= tv2_3;
-        tq2_0 <= tq1_4;
-        tq2_1 <= tq1_5;
-        tq2_2 <= tq1_6;
-        tq2_3 <= tq1_7;
+        ts2_3 <= ts1_6;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tr2_3[9]}}, tr2_3} + {{10{1'b0}}, tq2_1};
+    reg ts3_0;
+    wire un3_1 = ts2_2 ^ ts2_3;
+    wire [4:0] tb3_1l = tr2_3[4:0] ^ {5{un3_1}};
+    wire [4:0] tb3_1h = tr2_3[9:5] ^ {5{un3_1}};
+    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tb3_1h[4]}}, tb3_1h, tb3_1l} + {{10{1'b0}}, un3_1};
     reg [10:0] tr3_1;
-    reg tq3_0;
-    reg tq3_1;
+    reg ts3_1;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
+        ts3_0 <= ts2_0;
         tr3_1 <= tv3_1;
-        tq3_0 <= tq2_2;
-        tq3_1 <= tq2_3;
+        ts3_1 <= ts2_2;
       end
     end
     // tree level 4 (registered)
-    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tr3_1[10]}}, tr3_1} + {{11{1'b0}}, tq3_0};
+    wire un4_0 = ts3_0 ^ ts3_1;
+    wire [4:0] tb4_0l = tr3_1[4:0] ^ {5{un4_0}};
+    wire [5:0] tb4_0h = tr3_1[10:5] ^ {6{un4_0}};
+    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tb4_0h[5]}}, tb4_0h, tb4_0l} + {{11{1'b0}}, un4_0};
     reg [11:0] tr4_0;
-    reg tq4_0;
+    reg ts4_0;
     always @(posedge clock) begin
       if (en) begin
         tr4_0 <= tv4_0;
-        tq4_0 <= tq3_1;
+        ts4_0 <= ts3_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{3{tr4_0[11]}}, tr4_0} + {{14{1'b0}}, tq4_0};
+    wire [5:0] pbl = tr4_0[5:0] ^ {6{ts4_0}};
+    wire [5:0] pbh = tr4_0[11:6] ^ {6{ts4_0}};
+    wire [14:0] psum_next = psum + {{3{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts4_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -10983,294 +8455,6 @@ module tern_default_core$lanes$3(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$3$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$3$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$pes$10(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$3$pes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$pes$11(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$3$pes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$pes$12(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$3$pes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$pes$13(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$3$pes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$pes$14(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$3$pes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$pes$15(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$3$pes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$3$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$3$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$3$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$3$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$3$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$3$pes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$pes$8(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$3$pes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$pes$9(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$3$pes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_default_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
@@ -11322,12 +8506,14 @@ module tern_default_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:15];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:31];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -11336,15 +8522,17 @@ module tern_default_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$3$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,x$8,x$9,x$10,x$11,x$12,x$13,x$14,x$15,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$4(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -11361,24 +8549,24 @@ module tern_default_core$lanes$4(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     input wire  [1:0] w$13;
     input wire  [1:0] w$14;
     input wire  [1:0] w$15;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
-    input wire  [7:0] x$8;
-    input wire  [7:0] x$9;
-    input wire  [7:0] x$10;
-    input wire  [7:0] x$11;
-    input wire  [7:0] x$12;
-    input wire  [7:0] x$13;
-    input wire  [7:0] x$14;
-    input wire  [7:0] x$15;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xl$4;
+    input wire  [7:0] xl$5;
+    input wire  [7:0] xl$6;
+    input wire  [7:0] xl$7;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
+    input wire  [7:0] xf$4;
+    input wire  [7:0] xf$5;
+    input wire  [7:0] xf$6;
+    input wire  [7:0] xf$7;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -11392,70 +8580,6 @@ module tern_default_core$lanes$4(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
-    reg  [1:0] pes$8$trit;
-    reg  [7:0] pes$8$act;
-    wire  [7:0] pes$8$prod;
-    wire  pes$8$corr;
-    reg  [1:0] pes$9$trit;
-    reg  [7:0] pes$9$act;
-    wire  [7:0] pes$9$prod;
-    wire  pes$9$corr;
-    reg  [1:0] pes$10$trit;
-    reg  [7:0] pes$10$act;
-    wire  [7:0] pes$10$prod;
-    wire  pes$10$corr;
-    reg  [1:0] pes$11$trit;
-    reg  [7:0] pes$11$act;
-    wire  [7:0] pes$11$prod;
-    wire  pes$11$corr;
-    reg  [1:0] pes$12$trit;
-    reg  [7:0] pes$12$act;
-    wire  [7:0] pes$12$prod;
-    wire  pes$12$corr;
-    reg  [1:0] pes$13$trit;
-    reg  [7:0] pes$13$act;
-    wire  [7:0] pes$13$prod;
-    wire  pes$13$corr;
-    reg  [1:0] pes$14$trit;
-    reg  [7:0] pes$14$act;
-    wire  [7:0] pes$14$prod;
-    wire  pes$14$corr;
-    reg  [1:0] pes$15$trit;
-    reg  [7:0] pes$15$act;
-    wire  [7:0] pes$15$prod;
-    wire  pes$15$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -11486,102 +8610,6 @@ module tern_default_core$lanes$4(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_default_core$lanes$4$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_default_core$lanes$4$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_default_core$lanes$4$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_default_core$lanes$4$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_default_core$lanes$4$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_default_core$lanes$4$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_default_core$lanes$4$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_default_core$lanes$4$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
-    tern_default_core$lanes$4$pes$8 pes$8(
-        .trit(pes$8$trit),
-        .act(pes$8$act),
-        .prod(pes$8$prod),
-        .corr(pes$8$corr)
-    );
-    tern_default_core$lanes$4$pes$9 pes$9(
-        .trit(pes$9$trit),
-        .act(pes$9$act),
-        .prod(pes$9$prod),
-        .corr(pes$9$corr)
-    );
-    tern_default_core$lanes$4$pes$10 pes$10(
-        .trit(pes$10$trit),
-        .act(pes$10$act),
-        .prod(pes$10$prod),
-        .corr(pes$10$corr)
-    );
-    tern_default_core$lanes$4$pes$11 pes$11(
-        .trit(pes$11$trit),
-        .act(pes$11$act),
-        .prod(pes$11$prod),
-        .corr(pes$11$corr)
-    );
-    tern_default_core$lanes$4$pes$12 pes$12(
-        .trit(pes$12$trit),
-        .act(pes$12$act),
-        .prod(pes$12$prod),
-        .corr(pes$12$corr)
-    );
-    tern_default_core$lanes$4$pes$13 pes$13(
-        .trit(pes$13$trit),
-        .act(pes$13$act),
-        .prod(pes$13$prod),
-        .corr(pes$13$corr)
-    );
-    tern_default_core$lanes$4$pes$14 pes$14(
-        .trit(pes$14$trit),
-        .act(pes$14$act),
-        .prod(pes$14$prod),
-        .corr(pes$14$corr)
-    );
-    tern_default_core$lanes$4$pes$15 pes$15(
-        .trit(pes$15$trit),
-        .act(pes$15$act),
-        .prod(pes$15$prod),
-        .corr(pes$15$corr)
-    );
     tern_default_core$lanes$4$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -11614,180 +8642,332 @@ module tern_default_core$lanes$4(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [31:0] w_in = {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8, w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [31:0] w_reg;
-    reg [31:0] ring_0;
-    reg [31:0] ring_1;
-    reg [31:0] ring_2;
-    reg [31:0] ring_3;
-    wire [31:0] w_sel = s0_pad$0 ? {32{1'b0}} : (s0_replay$0 ? ring_3 : w_in);
+    wire [1:0] wa = {w_addr$1, w_addr$0};
+    wire [1:0] ra = {r_addr$1, r_addr$0};
+    reg [31:0] ring [0:3];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [31:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 16 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
-      pes$8$trit = w_reg[17:16];
-      pes$8$act = x$8;
-      pes$9$trit = w_reg[19:18];
-      pes$9$act = x$9;
-      pes$10$trit = w_reg[21:20];
-      pes$10$act = x$10;
-      pes$11$trit = w_reg[23:22];
-      pes$11$act = x$11;
-      pes$12$trit = w_reg[25:24];
-      pes$12$act = x$12;
-      pes$13$trit = w_reg[27:26];
-      pes$13$act = x$13;
-      pes$14$trit = w_reg[29:28];
-      pes$14$act = x$14;
-      pes$15$trit = w_reg[31:30];
-      pes$15$act = x$15;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    reg [7:0] lq4;
+    reg ls4;
+    wire lz4 = en & ~w1[16];
+    always @(posedge clock) begin
+      if (lz4) lq4 <= {8{1'b0}};
+      else if (en) lq4 <= xl$4;
+    end
+    reg lnz4;
+    reg lng4;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz4 <= w1[18];
+        lng4 <= w1[19];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls4 <= w1[17];
+    end
+    reg [7:0] lq5;
+    reg ls5;
+    wire lz5 = en & ~w1[20];
+    always @(posedge clock) begin
+      if (lz5) lq5 <= {8{1'b0}};
+      else if (en) lq5 <= xl$5;
+    end
+    reg lnz5;
+    reg lng5;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz5 <= w1[22];
+        lng5 <= w1[23];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls5 <= w1[21];
+    end
+    reg [7:0] lq6;
+    reg ls6;
+    wire lz6 = en & ~w1[24];
+    always @(posedge clock) begin
+      if (lz6) lq6 <= {8{1'b0}};
+      else if (en) lq6 <= xl$6;
+    end
+    reg lnz6;
+    reg lng6;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz6 <= w1[26];
+        lng6 <= w1[27];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls6 <= w1[25];
+    end
+    reg [7:0] lq7;
+    reg ls7;
+    wire lz7 = en & ~w1[28];
+    always @(posedge clock) begin
+      if (lz7) lq7 <= {8{1'b0}};
+      else if (en) lq7 <= xl$7;
+    end
+    reg lnz7;
+    reg lng7;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz7 <= w1[30];
+        lng7 <= w1[31];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls7 <= w1[29];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    wire [8:0] tv1_4 = {{1{pes$8$prod[7]}}, pes$8$prod} + {{1{pes$9$prod[7]}}, pes$9$prod} + {{8{1'b0}}, pes$4$corr};
+    reg ts1_3;
+    wire tn1_4 = ls4 ^ lng4;
+    wire [3:0] tb1_4l = {4{lnz4}} & (xf$4[3:0] ^ {4{tn1_4}});
+    wire [3:0] tb1_4h = {4{lnz4}} & (xf$4[7:4] ^ {4{tn1_4}});
+    wire [8:0] tv1_4 = {{1{lq4[7]}}, lq4} + {{1{tb1_4h[3]}}, tb1_4h, tb1_4l} + {{8{1'b0}}, (lnz4 & tn1_4)};
     reg [8:0] tr1_4;
-    wire [8:0] tv1_5 = {{1{pes$10$prod[7]}}, pes$10$prod} + {{1{pes$11$prod[7]}}, pes$11$prod} + {{8{1'b0}}, pes$5$corr};
+    reg ts1_4;
+    wire tn1_5 = ls5 ^ lng5;
+    wire [3:0] tb1_5l = {4{lnz5}} & (xf$5[3:0] ^ {4{tn1_5}});
+    wire [3:0] tb1_5h = {4{lnz5}} & (xf$5[7:4] ^ {4{tn1_5}});
+    wire [8:0] tv1_5 = {{1{lq5[7]}}, lq5} + {{1{tb1_5h[3]}}, tb1_5h, tb1_5l} + {{8{1'b0}}, (lnz5 & tn1_5)};
     reg [8:0] tr1_5;
-    wire [8:0] tv1_6 = {{1{pes$12$prod[7]}}, pes$12$prod} + {{1{pes$13$prod[7]}}, pes$13$prod} + {{8{1'b0}}, pes$6$corr};
+    reg ts1_5;
+    wire tn1_6 = ls6 ^ lng6;
+    wire [3:0] tb1_6l = {4{lnz6}} & (xf$6[3:0] ^ {4{tn1_6}});
+    wire [3:0] tb1_6h = {4{lnz6}} & (xf$6[7:4] ^ {4{tn1_6}});
+    wire [8:0] tv1_6 = {{1{lq6[7]}}, lq6} + {{1{tb1_6h[3]}}, tb1_6h, tb1_6l} + {{8{1'b0}}, (lnz6 & tn1_6)};
     reg [8:0] tr1_6;
-    wire [8:0] tv1_7 = {{1{pes$14$prod[7]}}, pes$14$prod} + {{1{pes$15$prod[7]}}, pes$15$prod} + {{8{1'b0}}, pes$7$corr};
+    reg ts1_6;
+    wire tn1_7 = ls7 ^ lng7;
+    wire [3:0] tb1_7l = {4{lnz7}} & (xf$7[3:0] ^ {4{tn1_7}});
+    wire [3:0] tb1_7h = {4{lnz7}} & (xf$7[7:4] ^ {4{tn1_7}});
+    wire [8:0] tv1_7 = {{1{lq7[7]}}, lq7} + {{1{tb1_7h[3]}}, tb1_7h, tb1_7l} + {{8{1'b0}}, (lnz7 & tn1_7)};
     reg [8:0] tr1_7;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
-    reg tq1_4;
-    reg tq1_5;
-    reg tq1_6;
-    reg tq1_7;
+    reg ts1_7;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
+        ts1_3 <= ls3;
         tr1_4 <= tv1_4;
+        ts1_4 <= ls4;
         tr1_5 <= tv1_5;
+        ts1_5 <= ls5;
         tr1_6 <= tv1_6;
+        ts1_6 <= ls6;
         tr1_7 <= tv1_7;
-        tq1_0 <= pes$8$corr;
-        tq1_1 <= pes$9$corr;
-        tq1_2 <= pes$10$corr;
-        tq1_3 <= pes$11$corr;
-        tq1_4 <= pes$12$corr;
-        tq1_5 <= pes$13$corr;
-        tq1_6 <= pes$14$corr;
-        tq1_7 <= pes$15$corr;
+        ts1_7 <= ls7;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tr1_5[8]}}, tr1_5} + {{9{1'b0}}, tq1_2};
+    reg ts2_1;
+    wire un2_2 = ts1_4 ^ ts1_5;
+    wire [3:0] tb2_2l = tr1_5[3:0] ^ {4{un2_2}};
+    wire [4:0] tb2_2h = tr1_5[8:4] ^ {5{un2_2}};
+    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tb2_2h[4]}}, tb2_2h, tb2_2l} + {{9{1'b0}}, un2_2};
     reg [9:0] tr2_2;
-    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tr1_7[8]}}, tr1_7} + {{9{1'b0}}, tq1_3};
+    reg ts2_2;
+    wire un2_3 = ts1_6 ^ ts1_7;
+    wire [3:0] tb2_3l = tr1_7[3:0] ^ {4{un2_3}};
+    wire [4:0] tb2_3h = tr1_7[8:4] ^ {5{un2_3}};
+    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tb2_3h[4]}}, tb2_3h, tb2_3l} + {{9{1'b0}}, un2_3};
     reg [9:0] tr2_3;
-    reg tq2_0;
-    reg tq2_1;
-    reg tq2_2;
-    reg tq2_3;
+    reg ts2_3;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
+        ts2_1 <= ts1_2;
         tr2_2 <= tv2_2;
+        ts2_2 <= ts1_4;
         tr2_3 <= tv2_3;
-        tq2_0 <= tq1_4;
-        tq2_1 <= tq1_5;
-        tq2_2 <= tq1_6;
-        tq2_3 <= tq1_7;
+        ts2_3 <= ts1_6;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tr2_3[9]}}, tr2_3} + {{10{1'b0}}, tq2_1};
+    reg ts3_0;
+    wire un3_1 = ts2_2 ^ ts2_3;
+    wire [4:0] tb3_1l = tr2_3[4:0] ^ {5{un3_1}};
+    wire [4:0] tb3_1h = tr2_3[9:5] ^ {5{un3_1}};
+    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tb3_1h[4]}}, tb3_1h, tb3_1l} + {{10{1'b0}}, un3_1};
     reg [10:0] tr3_1;
-    reg tq3_0;
-    reg tq3_1;
+    reg ts3_1;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
+        ts3_0 <= ts2_0;
         tr3_1 <= tv3_1;
-        tq3_0 <= tq2_2;
-        tq3_1 <= tq2_3;
+        ts3_1 <= ts2_2;
       end
     end
     // tree level 4 (registered)
-    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tr3_1[10]}}, tr3_1} + {{11{1'b0}}, tq3_0};
+    wire un4_0 = ts3_0 ^ ts3_1;
+    wire [4:0] tb4_0l = tr3_1[4:0] ^ {5{un4_0}};
+    wire [5:0] tb4_0h = tr3_1[10:5] ^ {6{un4_0}};
+    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tb4_0h[5]}}, tb4_0h, tb4_0l} + {{11{1'b0}}, un4_0};
     reg [11:0] tr4_0;
-    reg tq4_0;
+    reg ts4_0;
     always @(posedge clock) begin
       if (en) begin
         tr4_0 <= tv4_0;
-        tq4_0 <= tq3_1;
+        ts4_0 <= ts3_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{3{tr4_0[11]}}, tr4_0} + {{14{1'b0}}, tq4_0};
+    wire [5:0] pbl = tr4_0[5:0] ^ {6{ts4_0}};
+    wire [5:0] pbh = tr4_0[11:6] ^ {6{ts4_0}};
+    wire [14:0] psum_next = psum + {{3{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts4_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -11799,294 +8979,6 @@ module tern_default_core$lanes$4(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$4$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$4$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$pes$10(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$4$pes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$pes$11(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$4$pes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$pes$12(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$4$pes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$pes$13(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$4$pes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$pes$14(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$4$pes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$pes$15(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$4$pes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$4$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$4$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$4$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$4$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$4$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$4$pes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$pes$8(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$4$pes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$pes$9(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$4$pes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_default_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
@@ -12138,12 +9030,14 @@ module tern_default_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:15];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:31];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -12152,15 +9046,17 @@ module tern_default_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$4$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,x$8,x$9,x$10,x$11,x$12,x$13,x$14,x$15,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$5(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -12177,24 +9073,24 @@ module tern_default_core$lanes$5(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     input wire  [1:0] w$13;
     input wire  [1:0] w$14;
     input wire  [1:0] w$15;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
-    input wire  [7:0] x$8;
-    input wire  [7:0] x$9;
-    input wire  [7:0] x$10;
-    input wire  [7:0] x$11;
-    input wire  [7:0] x$12;
-    input wire  [7:0] x$13;
-    input wire  [7:0] x$14;
-    input wire  [7:0] x$15;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xl$4;
+    input wire  [7:0] xl$5;
+    input wire  [7:0] xl$6;
+    input wire  [7:0] xl$7;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
+    input wire  [7:0] xf$4;
+    input wire  [7:0] xf$5;
+    input wire  [7:0] xf$6;
+    input wire  [7:0] xf$7;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -12208,70 +9104,6 @@ module tern_default_core$lanes$5(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
-    reg  [1:0] pes$8$trit;
-    reg  [7:0] pes$8$act;
-    wire  [7:0] pes$8$prod;
-    wire  pes$8$corr;
-    reg  [1:0] pes$9$trit;
-    reg  [7:0] pes$9$act;
-    wire  [7:0] pes$9$prod;
-    wire  pes$9$corr;
-    reg  [1:0] pes$10$trit;
-    reg  [7:0] pes$10$act;
-    wire  [7:0] pes$10$prod;
-    wire  pes$10$corr;
-    reg  [1:0] pes$11$trit;
-    reg  [7:0] pes$11$act;
-    wire  [7:0] pes$11$prod;
-    wire  pes$11$corr;
-    reg  [1:0] pes$12$trit;
-    reg  [7:0] pes$12$act;
-    wire  [7:0] pes$12$prod;
-    wire  pes$12$corr;
-    reg  [1:0] pes$13$trit;
-    reg  [7:0] pes$13$act;
-    wire  [7:0] pes$13$prod;
-    wire  pes$13$corr;
-    reg  [1:0] pes$14$trit;
-    reg  [7:0] pes$14$act;
-    wire  [7:0] pes$14$prod;
-    wire  pes$14$corr;
-    reg  [1:0] pes$15$trit;
-    reg  [7:0] pes$15$act;
-    wire  [7:0] pes$15$prod;
-    wire  pes$15$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -12302,102 +9134,6 @@ module tern_default_core$lanes$5(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_default_core$lanes$5$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_default_core$lanes$5$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_default_core$lanes$5$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_default_core$lanes$5$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_default_core$lanes$5$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_default_core$lanes$5$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_default_core$lanes$5$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_default_core$lanes$5$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
-    tern_default_core$lanes$5$pes$8 pes$8(
-        .trit(pes$8$trit),
-        .act(pes$8$act),
-        .prod(pes$8$prod),
-        .corr(pes$8$corr)
-    );
-    tern_default_core$lanes$5$pes$9 pes$9(
-        .trit(pes$9$trit),
-        .act(pes$9$act),
-        .prod(pes$9$prod),
-        .corr(pes$9$corr)
-    );
-    tern_default_core$lanes$5$pes$10 pes$10(
-        .trit(pes$10$trit),
-        .act(pes$10$act),
-        .prod(pes$10$prod),
-        .corr(pes$10$corr)
-    );
-    tern_default_core$lanes$5$pes$11 pes$11(
-        .trit(pes$11$trit),
-        .act(pes$11$act),
-        .prod(pes$11$prod),
-        .corr(pes$11$corr)
-    );
-    tern_default_core$lanes$5$pes$12 pes$12(
-        .trit(pes$12$trit),
-        .act(pes$12$act),
-        .prod(pes$12$prod),
-        .corr(pes$12$corr)
-    );
-    tern_default_core$lanes$5$pes$13 pes$13(
-        .trit(pes$13$trit),
-        .act(pes$13$act),
-        .prod(pes$13$prod),
-        .corr(pes$13$corr)
-    );
-    tern_default_core$lanes$5$pes$14 pes$14(
-        .trit(pes$14$trit),
-        .act(pes$14$act),
-        .prod(pes$14$prod),
-        .corr(pes$14$corr)
-    );
-    tern_default_core$lanes$5$pes$15 pes$15(
-        .trit(pes$15$trit),
-        .act(pes$15$act),
-        .prod(pes$15$prod),
-        .corr(pes$15$corr)
-    );
     tern_default_core$lanes$5$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -12430,180 +9166,332 @@ module tern_default_core$lanes$5(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [31:0] w_in = {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8, w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [31:0] w_reg;
-    reg [31:0] ring_0;
-    reg [31:0] ring_1;
-    reg [31:0] ring_2;
-    reg [31:0] ring_3;
-    wire [31:0] w_sel = s0_pad$0 ? {32{1'b0}} : (s0_replay$0 ? ring_3 : w_in);
+    wire [1:0] wa = {w_addr$1, w_addr$0};
+    wire [1:0] ra = {r_addr$1, r_addr$0};
+    reg [31:0] ring [0:3];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [31:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 16 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
-      pes$8$trit = w_reg[17:16];
-      pes$8$act = x$8;
-      pes$9$trit = w_reg[19:18];
-      pes$9$act = x$9;
-      pes$10$trit = w_reg[21:20];
-      pes$10$act = x$10;
-      pes$11$trit = w_reg[23:22];
-      pes$11$act = x$11;
-      pes$12$trit = w_reg[25:24];
-      pes$12$act = x$12;
-      pes$13$trit = w_reg[27:26];
-      pes$13$act = x$13;
-      pes$14$trit = w_reg[29:28];
-      pes$14$act = x$14;
-      pes$15$trit = w_reg[31:30];
-      pes$15$act = x$15;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    reg [7:0] lq4;
+    reg ls4;
+    wire lz4 = en & ~w1[16];
+    always @(posedge clock) begin
+      if (lz4) lq4 <= {8{1'b0}};
+      else if (en) lq4 <= xl$4;
+    end
+    reg lnz4;
+    reg lng4;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz4 <= w1[18];
+        lng4 <= w1[19];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls4 <= w1[17];
+    end
+    reg [7:0] lq5;
+    reg ls5;
+    wire lz5 = en & ~w1[20];
+    always @(posedge clock) begin
+      if (lz5) lq5 <= {8{1'b0}};
+      else if (en) lq5 <= xl$5;
+    end
+    reg lnz5;
+    reg lng5;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz5 <= w1[22];
+        lng5 <= w1[23];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls5 <= w1[21];
+    end
+    reg [7:0] lq6;
+    reg ls6;
+    wire lz6 = en & ~w1[24];
+    always @(posedge clock) begin
+      if (lz6) lq6 <= {8{1'b0}};
+      else if (en) lq6 <= xl$6;
+    end
+    reg lnz6;
+    reg lng6;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz6 <= w1[26];
+        lng6 <= w1[27];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls6 <= w1[25];
+    end
+    reg [7:0] lq7;
+    reg ls7;
+    wire lz7 = en & ~w1[28];
+    always @(posedge clock) begin
+      if (lz7) lq7 <= {8{1'b0}};
+      else if (en) lq7 <= xl$7;
+    end
+    reg lnz7;
+    reg lng7;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz7 <= w1[30];
+        lng7 <= w1[31];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls7 <= w1[29];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    wire [8:0] tv1_4 = {{1{pes$8$prod[7]}}, pes$8$prod} + {{1{pes$9$prod[7]}}, pes$9$prod} + {{8{1'b0}}, pes$4$corr};
+    reg ts1_3;
+    wire tn1_4 = ls4 ^ lng4;
+    wire [3:0] tb1_4l = {4{lnz4}} & (xf$4[3:0] ^ {4{tn1_4}});
+    wire [3:0] tb1_4h = {4{lnz4}} & (xf$4[7:4] ^ {4{tn1_4}});
+    wire [8:0] tv1_4 = {{1{lq4[7]}}, lq4} + {{1{tb1_4h[3]}}, tb1_4h, tb1_4l} + {{8{1'b0}}, (lnz4 & tn1_4)};
     reg [8:0] tr1_4;
-    wire [8:0] tv1_5 = {{1{pes$10$prod[7]}}, pes$10$prod} + {{1{pes$11$prod[7]}}, pes$11$prod} + {{8{1'b0}}, pes$5$corr};
+    reg ts1_4;
+    wire tn1_5 = ls5 ^ lng5;
+    wire [3:0] tb1_5l = {4{lnz5}} & (xf$5[3:0] ^ {4{tn1_5}});
+    wire [3:0] tb1_5h = {4{lnz5}} & (xf$5[7:4] ^ {4{tn1_5}});
+    wire [8:0] tv1_5 = {{1{lq5[7]}}, lq5} + {{1{tb1_5h[3]}}, tb1_5h, tb1_5l} + {{8{1'b0}}, (lnz5 & tn1_5)};
     reg [8:0] tr1_5;
-    wire [8:0] tv1_6 = {{1{pes$12$prod[7]}}, pes$12$prod} + {{1{pes$13$prod[7]}}, pes$13$prod} + {{8{1'b0}}, pes$6$corr};
+    reg ts1_5;
+    wire tn1_6 = ls6 ^ lng6;
+    wire [3:0] tb1_6l = {4{lnz6}} & (xf$6[3:0] ^ {4{tn1_6}});
+    wire [3:0] tb1_6h = {4{lnz6}} & (xf$6[7:4] ^ {4{tn1_6}});
+    wire [8:0] tv1_6 = {{1{lq6[7]}}, lq6} + {{1{tb1_6h[3]}}, tb1_6h, tb1_6l} + {{8{1'b0}}, (lnz6 & tn1_6)};
     reg [8:0] tr1_6;
-    wire [8:0] tv1_7 = {{1{pes$14$prod[7]}}, pes$14$prod} + {{1{pes$15$prod[7]}}, pes$15$prod} + {{8{1'b0}}, pes$7$corr};
+    reg ts1_6;
+    wire tn1_7 = ls7 ^ lng7;
+    wire [3:0] tb1_7l = {4{lnz7}} & (xf$7[3:0] ^ {4{tn1_7}});
+    wire [3:0] tb1_7h = {4{lnz7}} & (xf$7[7:4] ^ {4{tn1_7}});
+    wire [8:0] tv1_7 = {{1{lq7[7]}}, lq7} + {{1{tb1_7h[3]}}, tb1_7h, tb1_7l} + {{8{1'b0}}, (lnz7 & tn1_7)};
     reg [8:0] tr1_7;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
-    reg tq1_4;
-    reg tq1_5;
-    reg tq1_6;
-    reg tq1_7;
+    reg ts1_7;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
+        ts1_3 <= ls3;
         tr1_4 <= tv1_4;
+        ts1_4 <= ls4;
         tr1_5 <= tv1_5;
+        ts1_5 <= ls5;
         tr1_6 <= tv1_6;
+        ts1_6 <= ls6;
         tr1_7 <= tv1_7;
-        tq1_0 <= pes$8$corr;
-        tq1_1 <= pes$9$corr;
-        tq1_2 <= pes$10$corr;
-        tq1_3 <= pes$11$corr;
-        tq1_4 <= pes$12$corr;
-        tq1_5 <= pes$13$corr;
-        tq1_6 <= pes$14$corr;
-        tq1_7 <= pes$15$corr;
+        ts1_7 <= ls7;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tr1_5[8]}}, tr1_5} + {{9{1'b0}}, tq1_2};
+    reg ts2_1;
+    wire un2_2 = ts1_4 ^ ts1_5;
+    wire [3:0] tb2_2l = tr1_5[3:0] ^ {4{un2_2}};
+    wire [4:0] tb2_2h = tr1_5[8:4] ^ {5{un2_2}};
+    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tb2_2h[4]}}, tb2_2h, tb2_2l} + {{9{1'b0}}, un2_2};
     reg [9:0] tr2_2;
-    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tr1_7[8]}}, tr1_7} + {{9{1'b0}}, tq1_3};
+    reg ts2_2;
+    wire un2_3 = ts1_6 ^ ts1_7;
+    wire [3:0] tb2_3l = tr1_7[3:0] ^ {4{un2_3}};
+    wire [4:0] tb2_3h = tr1_7[8:4] ^ {5{un2_3}};
+    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tb2_3h[4]}}, tb2_3h, tb2_3l} + {{9{1'b0}}, un2_3};
     reg [9:0] tr2_3;
-    reg tq2_0;
-    reg tq2_1;
-    reg tq2_2;
-    reg tq2_3;
+    reg ts2_3;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
+        ts2_1 <= ts1_2;
         tr2_2 <= tv2_2;
+        ts2_2 <= ts1_4;
         tr2_3 <= tv2_3;
-        tq2_0 <= tq1_4;
-        tq2_1 <= tq1_5;
-        tq2_2 <= tq1_6;
-        tq2_3 <= tq1_7;
+        ts2_3 <= ts1_6;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tr2_3[9]}}, tr2_3} + {{10{1'b0}}, tq2_1};
+    reg ts3_0;
+    wire un3_1 = ts2_2 ^ ts2_3;
+    wire [4:0] tb3_1l = tr2_3[4:0] ^ {5{un3_1}};
+    wire [4:0] tb3_1h = tr2_3[9:5] ^ {5{un3_1}};
+    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tb3_1h[4]}}, tb3_1h, tb3_1l} + {{10{1'b0}}, un3_1};
     reg [10:0] tr3_1;
-    reg tq3_0;
-    reg tq3_1;
+    reg ts3_1;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
+        ts3_0 <= ts2_0;
         tr3_1 <= tv3_1;
-        tq3_0 <= tq2_2;
-        tq3_1 <= tq2_3;
+        ts3_1 <= ts2_2;
       end
     end
     // tree level 4 (registered)
-    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tr3_1[10]}}, tr3_1} + {{11{1'b0}}, tq3_0};
+    wire un4_0 = ts3_0 ^ ts3_1;
+    wire [4:0] tb4_0l = tr3_1[4:0] ^ {5{un4_0}};
+    wire [5:0] tb4_0h = tr3_1[10:5] ^ {6{un4_0}};
+    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tb4_0h[5]}}, tb4_0h, tb4_0l} + {{11{1'b0}}, un4_0};
     reg [11:0] tr4_0;
-    reg tq4_0;
+    reg ts4_0;
     always @(posedge clock) begin
       if (en) begin
         tr4_0 <= tv4_0;
-        tq4_0 <= tq3_1;
+        ts4_0 <= ts3_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{3{tr4_0[11]}}, tr4_0} + {{14{1'b0}}, tq4_0};
+    wire [5:0] pbl = tr4_0[5:0] ^ {6{ts4_0}};
+    wire [5:0] pbh = tr4_0[11:6] ^ {6{ts4_0}};
+    wire [14:0] psum_next = psum + {{3{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts4_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -12615,294 +9503,6 @@ module tern_default_core$lanes$5(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$5$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$5$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$pes$10(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$5$pes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$pes$11(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$5$pes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$pes$12(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$5$pes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$pes$13(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$5$pes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$pes$14(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$5$pes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$pes$15(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$5$pes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$5$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$5$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$5$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$5$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$5$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$5$pes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$pes$8(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$5$pes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$pes$9(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$5$pes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_default_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
@@ -12954,12 +9554,14 @@ module tern_default_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:15];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:31];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -12968,15 +9570,17 @@ module tern_default_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$5$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,x$8,x$9,x$10,x$11,x$12,x$13,x$14,x$15,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$6(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -12993,24 +9597,24 @@ module tern_default_core$lanes$6(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     input wire  [1:0] w$13;
     input wire  [1:0] w$14;
     input wire  [1:0] w$15;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
-    input wire  [7:0] x$8;
-    input wire  [7:0] x$9;
-    input wire  [7:0] x$10;
-    input wire  [7:0] x$11;
-    input wire  [7:0] x$12;
-    input wire  [7:0] x$13;
-    input wire  [7:0] x$14;
-    input wire  [7:0] x$15;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xl$4;
+    input wire  [7:0] xl$5;
+    input wire  [7:0] xl$6;
+    input wire  [7:0] xl$7;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
+    input wire  [7:0] xf$4;
+    input wire  [7:0] xf$5;
+    input wire  [7:0] xf$6;
+    input wire  [7:0] xf$7;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -13024,70 +9628,6 @@ module tern_default_core$lanes$6(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
-    reg  [1:0] pes$8$trit;
-    reg  [7:0] pes$8$act;
-    wire  [7:0] pes$8$prod;
-    wire  pes$8$corr;
-    reg  [1:0] pes$9$trit;
-    reg  [7:0] pes$9$act;
-    wire  [7:0] pes$9$prod;
-    wire  pes$9$corr;
-    reg  [1:0] pes$10$trit;
-    reg  [7:0] pes$10$act;
-    wire  [7:0] pes$10$prod;
-    wire  pes$10$corr;
-    reg  [1:0] pes$11$trit;
-    reg  [7:0] pes$11$act;
-    wire  [7:0] pes$11$prod;
-    wire  pes$11$corr;
-    reg  [1:0] pes$12$trit;
-    reg  [7:0] pes$12$act;
-    wire  [7:0] pes$12$prod;
-    wire  pes$12$corr;
-    reg  [1:0] pes$13$trit;
-    reg  [7:0] pes$13$act;
-    wire  [7:0] pes$13$prod;
-    wire  pes$13$corr;
-    reg  [1:0] pes$14$trit;
-    reg  [7:0] pes$14$act;
-    wire  [7:0] pes$14$prod;
-    wire  pes$14$corr;
-    reg  [1:0] pes$15$trit;
-    reg  [7:0] pes$15$act;
-    wire  [7:0] pes$15$prod;
-    wire  pes$15$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -13118,102 +9658,6 @@ module tern_default_core$lanes$6(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_default_core$lanes$6$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_default_core$lanes$6$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_default_core$lanes$6$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_default_core$lanes$6$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_default_core$lanes$6$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_default_core$lanes$6$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_default_core$lanes$6$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_default_core$lanes$6$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
-    tern_default_core$lanes$6$pes$8 pes$8(
-        .trit(pes$8$trit),
-        .act(pes$8$act),
-        .prod(pes$8$prod),
-        .corr(pes$8$corr)
-    );
-    tern_default_core$lanes$6$pes$9 pes$9(
-        .trit(pes$9$trit),
-        .act(pes$9$act),
-        .prod(pes$9$prod),
-        .corr(pes$9$corr)
-    );
-    tern_default_core$lanes$6$pes$10 pes$10(
-        .trit(pes$10$trit),
-        .act(pes$10$act),
-        .prod(pes$10$prod),
-        .corr(pes$10$corr)
-    );
-    tern_default_core$lanes$6$pes$11 pes$11(
-        .trit(pes$11$trit),
-        .act(pes$11$act),
-        .prod(pes$11$prod),
-        .corr(pes$11$corr)
-    );
-    tern_default_core$lanes$6$pes$12 pes$12(
-        .trit(pes$12$trit),
-        .act(pes$12$act),
-        .prod(pes$12$prod),
-        .corr(pes$12$corr)
-    );
-    tern_default_core$lanes$6$pes$13 pes$13(
-        .trit(pes$13$trit),
-        .act(pes$13$act),
-        .prod(pes$13$prod),
-        .corr(pes$13$corr)
-    );
-    tern_default_core$lanes$6$pes$14 pes$14(
-        .trit(pes$14$trit),
-        .act(pes$14$act),
-        .prod(pes$14$prod),
-        .corr(pes$14$corr)
-    );
-    tern_default_core$lanes$6$pes$15 pes$15(
-        .trit(pes$15$trit),
-        .act(pes$15$act),
-        .prod(pes$15$prod),
-        .corr(pes$15$corr)
-    );
     tern_default_core$lanes$6$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -13246,180 +9690,332 @@ module tern_default_core$lanes$6(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [31:0] w_in = {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8, w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [31:0] w_reg;
-    reg [31:0] ring_0;
-    reg [31:0] ring_1;
-    reg [31:0] ring_2;
-    reg [31:0] ring_3;
-    wire [31:0] w_sel = s0_pad$0 ? {32{1'b0}} : (s0_replay$0 ? ring_3 : w_in);
+    wire [1:0] wa = {w_addr$1, w_addr$0};
+    wire [1:0] ra = {r_addr$1, r_addr$0};
+    reg [31:0] ring [0:3];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [31:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 16 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
-      pes$8$trit = w_reg[17:16];
-      pes$8$act = x$8;
-      pes$9$trit = w_reg[19:18];
-      pes$9$act = x$9;
-      pes$10$trit = w_reg[21:20];
-      pes$10$act = x$10;
-      pes$11$trit = w_reg[23:22];
-      pes$11$act = x$11;
-      pes$12$trit = w_reg[25:24];
-      pes$12$act = x$12;
-      pes$13$trit = w_reg[27:26];
-      pes$13$act = x$13;
-      pes$14$trit = w_reg[29:28];
-      pes$14$act = x$14;
-      pes$15$trit = w_reg[31:30];
-      pes$15$act = x$15;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    reg [7:0] lq4;
+    reg ls4;
+    wire lz4 = en & ~w1[16];
+    always @(posedge clock) begin
+      if (lz4) lq4 <= {8{1'b0}};
+      else if (en) lq4 <= xl$4;
+    end
+    reg lnz4;
+    reg lng4;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz4 <= w1[18];
+        lng4 <= w1[19];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls4 <= w1[17];
+    end
+    reg [7:0] lq5;
+    reg ls5;
+    wire lz5 = en & ~w1[20];
+    always @(posedge clock) begin
+      if (lz5) lq5 <= {8{1'b0}};
+      else if (en) lq5 <= xl$5;
+    end
+    reg lnz5;
+    reg lng5;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz5 <= w1[22];
+        lng5 <= w1[23];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls5 <= w1[21];
+    end
+    reg [7:0] lq6;
+    reg ls6;
+    wire lz6 = en & ~w1[24];
+    always @(posedge clock) begin
+      if (lz6) lq6 <= {8{1'b0}};
+      else if (en) lq6 <= xl$6;
+    end
+    reg lnz6;
+    reg lng6;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz6 <= w1[26];
+        lng6 <= w1[27];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls6 <= w1[25];
+    end
+    reg [7:0] lq7;
+    reg ls7;
+    wire lz7 = en & ~w1[28];
+    always @(posedge clock) begin
+      if (lz7) lq7 <= {8{1'b0}};
+      else if (en) lq7 <= xl$7;
+    end
+    reg lnz7;
+    reg lng7;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz7 <= w1[30];
+        lng7 <= w1[31];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls7 <= w1[29];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    wire [8:0] tv1_4 = {{1{pes$8$prod[7]}}, pes$8$prod} + {{1{pes$9$prod[7]}}, pes$9$prod} + {{8{1'b0}}, pes$4$corr};
+    reg ts1_3;
+    wire tn1_4 = ls4 ^ lng4;
+    wire [3:0] tb1_4l = {4{lnz4}} & (xf$4[3:0] ^ {4{tn1_4}});
+    wire [3:0] tb1_4h = {4{lnz4}} & (xf$4[7:4] ^ {4{tn1_4}});
+    wire [8:0] tv1_4 = {{1{lq4[7]}}, lq4} + {{1{tb1_4h[3]}}, tb1_4h, tb1_4l} + {{8{1'b0}}, (lnz4 & tn1_4)};
     reg [8:0] tr1_4;
-    wire [8:0] tv1_5 = {{1{pes$10$prod[7]}}, pes$10$prod} + {{1{pes$11$prod[7]}}, pes$11$prod} + {{8{1'b0}}, pes$5$corr};
+    reg ts1_4;
+    wire tn1_5 = ls5 ^ lng5;
+    wire [3:0] tb1_5l = {4{lnz5}} & (xf$5[3:0] ^ {4{tn1_5}});
+    wire [3:0] tb1_5h = {4{lnz5}} & (xf$5[7:4] ^ {4{tn1_5}});
+    wire [8:0] tv1_5 = {{1{lq5[7]}}, lq5} + {{1{tb1_5h[3]}}, tb1_5h, tb1_5l} + {{8{1'b0}}, (lnz5 & tn1_5)};
     reg [8:0] tr1_5;
-    wire [8:0] tv1_6 = {{1{pes$12$prod[7]}}, pes$12$prod} + {{1{pes$13$prod[7]}}, pes$13$prod} + {{8{1'b0}}, pes$6$corr};
+    reg ts1_5;
+    wire tn1_6 = ls6 ^ lng6;
+    wire [3:0] tb1_6l = {4{lnz6}} & (xf$6[3:0] ^ {4{tn1_6}});
+    wire [3:0] tb1_6h = {4{lnz6}} & (xf$6[7:4] ^ {4{tn1_6}});
+    wire [8:0] tv1_6 = {{1{lq6[7]}}, lq6} + {{1{tb1_6h[3]}}, tb1_6h, tb1_6l} + {{8{1'b0}}, (lnz6 & tn1_6)};
     reg [8:0] tr1_6;
-    wire [8:0] tv1_7 = {{1{pes$14$prod[7]}}, pes$14$prod} + {{1{pes$15$prod[7]}}, pes$15$prod} + {{8{1'b0}}, pes$7$corr};
+    reg ts1_6;
+    wire tn1_7 = ls7 ^ lng7;
+    wire [3:0] tb1_7l = {4{lnz7}} & (xf$7[3:0] ^ {4{tn1_7}});
+    wire [3:0] tb1_7h = {4{lnz7}} & (xf$7[7:4] ^ {4{tn1_7}});
+    wire [8:0] tv1_7 = {{1{lq7[7]}}, lq7} + {{1{tb1_7h[3]}}, tb1_7h, tb1_7l} + {{8{1'b0}}, (lnz7 & tn1_7)};
     reg [8:0] tr1_7;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
-    reg tq1_4;
-    reg tq1_5;
-    reg tq1_6;
-    reg tq1_7;
+    reg ts1_7;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
+        ts1_3 <= ls3;
         tr1_4 <= tv1_4;
+        ts1_4 <= ls4;
         tr1_5 <= tv1_5;
+        ts1_5 <= ls5;
         tr1_6 <= tv1_6;
+        ts1_6 <= ls6;
         tr1_7 <= tv1_7;
-        tq1_0 <= pes$8$corr;
-        tq1_1 <= pes$9$corr;
-        tq1_2 <= pes$10$corr;
-        tq1_3 <= pes$11$corr;
-        tq1_4 <= pes$12$corr;
-        tq1_5 <= pes$13$corr;
-        tq1_6 <= pes$14$corr;
-        tq1_7 <= pes$15$corr;
+        ts1_7 <= ls7;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tr1_5[8]}}, tr1_5} + {{9{1'b0}}, tq1_2};
+    reg ts2_1;
+    wire un2_2 = ts1_4 ^ ts1_5;
+    wire [3:0] tb2_2l = tr1_5[3:0] ^ {4{un2_2}};
+    wire [4:0] tb2_2h = tr1_5[8:4] ^ {5{un2_2}};
+    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tb2_2h[4]}}, tb2_2h, tb2_2l} + {{9{1'b0}}, un2_2};
     reg [9:0] tr2_2;
-    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tr1_7[8]}}, tr1_7} + {{9{1'b0}}, tq1_3};
+    reg ts2_2;
+    wire un2_3 = ts1_6 ^ ts1_7;
+    wire [3:0] tb2_3l = tr1_7[3:0] ^ {4{un2_3}};
+    wire [4:0] tb2_3h = tr1_7[8:4] ^ {5{un2_3}};
+    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tb2_3h[4]}}, tb2_3h, tb2_3l} + {{9{1'b0}}, un2_3};
     reg [9:0] tr2_3;
-    reg tq2_0;
-    reg tq2_1;
-    reg tq2_2;
-    reg tq2_3;
+    reg ts2_3;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
+        ts2_1 <= ts1_2;
         tr2_2 <= tv2_2;
+        ts2_2 <= ts1_4;
         tr2_3 <= tv2_3;
-        tq2_0 <= tq1_4;
-        tq2_1 <= tq1_5;
-        tq2_2 <= tq1_6;
-        tq2_3 <= tq1_7;
+        ts2_3 <= ts1_6;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tr2_3[9]}}, tr2_3} + {{10{1'b0}}, tq2_1};
+    reg ts3_0;
+    wire un3_1 = ts2_2 ^ ts2_3;
+    wire [4:0] tb3_1l = tr2_3[4:0] ^ {5{un3_1}};
+    wire [4:0] tb3_1h = tr2_3[9:5] ^ {5{un3_1}};
+    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tb3_1h[4]}}, tb3_1h, tb3_1l} + {{10{1'b0}}, un3_1};
     reg [10:0] tr3_1;
-    reg tq3_0;
-    reg tq3_1;
+    reg ts3_1;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
+        ts3_0 <= ts2_0;
         tr3_1 <= tv3_1;
-        tq3_0 <= tq2_2;
-        tq3_1 <= tq2_3;
+        ts3_1 <= ts2_2;
       end
     end
     // tree level 4 (registered)
-    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tr3_1[10]}}, tr3_1} + {{11{1'b0}}, tq3_0};
+    wire un4_0 = ts3_0 ^ ts3_1;
+    wire [4:0] tb4_0l = tr3_1[4:0] ^ {5{un4_0}};
+    wire [5:0] tb4_0h = tr3_1[10:5] ^ {6{un4_0}};
+    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tb4_0h[5]}}, tb4_0h, tb4_0l} + {{11{1'b0}}, un4_0};
     reg [11:0] tr4_0;
-    reg tq4_0;
+    reg ts4_0;
     always @(posedge clock) begin
       if (en) begin
         tr4_0 <= tv4_0;
-        tq4_0 <= tq3_1;
+        ts4_0 <= ts3_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{3{tr4_0[11]}}, tr4_0} + {{14{1'b0}}, tq4_0};
+    wire [5:0] pbl = tr4_0[5:0] ^ {6{ts4_0}};
+    wire [5:0] pbh = tr4_0[11:6] ^ {6{ts4_0}};
+    wire [14:0] psum_next = psum + {{3{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts4_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -13431,294 +10027,6 @@ module tern_default_core$lanes$6(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$6$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$6$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$pes$10(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$6$pes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$pes$11(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$6$pes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$pes$12(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$6$pes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$pes$13(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$6$pes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$pes$14(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$6$pes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$pes$15(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$6$pes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$6$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$6$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$6$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$6$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$6$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$6$pes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$pes$8(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$6$pes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$pes$9(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$6$pes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_default_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
@@ -13770,12 +10078,14 @@ module tern_default_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:15];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:31];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -13784,15 +10094,17 @@ module tern_default_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$6$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,x$8,x$9,x$10,x$11,x$12,x$13,x$14,x$15,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$7(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -13809,24 +10121,24 @@ module tern_default_core$lanes$7(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     input wire  [1:0] w$13;
     input wire  [1:0] w$14;
     input wire  [1:0] w$15;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
-    input wire  [7:0] x$8;
-    input wire  [7:0] x$9;
-    input wire  [7:0] x$10;
-    input wire  [7:0] x$11;
-    input wire  [7:0] x$12;
-    input wire  [7:0] x$13;
-    input wire  [7:0] x$14;
-    input wire  [7:0] x$15;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xl$4;
+    input wire  [7:0] xl$5;
+    input wire  [7:0] xl$6;
+    input wire  [7:0] xl$7;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
+    input wire  [7:0] xf$4;
+    input wire  [7:0] xf$5;
+    input wire  [7:0] xf$6;
+    input wire  [7:0] xf$7;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -13840,70 +10152,6 @@ module tern_default_core$lanes$7(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
-    reg  [1:0] pes$8$trit;
-    reg  [7:0] pes$8$act;
-    wire  [7:0] pes$8$prod;
-    wire  pes$8$corr;
-    reg  [1:0] pes$9$trit;
-    reg  [7:0] pes$9$act;
-    wire  [7:0] pes$9$prod;
-    wire  pes$9$corr;
-    reg  [1:0] pes$10$trit;
-    reg  [7:0] pes$10$act;
-    wire  [7:0] pes$10$prod;
-    wire  pes$10$corr;
-    reg  [1:0] pes$11$trit;
-    reg  [7:0] pes$11$act;
-    wire  [7:0] pes$11$prod;
-    wire  pes$11$corr;
-    reg  [1:0] pes$12$trit;
-    reg  [7:0] pes$12$act;
-    wire  [7:0] pes$12$prod;
-    wire  pes$12$corr;
-    reg  [1:0] pes$13$trit;
-    reg  [7:0] pes$13$act;
-    wire  [7:0] pes$13$prod;
-    wire  pes$13$corr;
-    reg  [1:0] pes$14$trit;
-    reg  [7:0] pes$14$act;
-    wire  [7:0] pes$14$prod;
-    wire  pes$14$corr;
-    reg  [1:0] pes$15$trit;
-    reg  [7:0] pes$15$act;
-    wire  [7:0] pes$15$prod;
-    wire  pes$15$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -13934,102 +10182,6 @@ module tern_default_core$lanes$7(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_default_core$lanes$7$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_default_core$lanes$7$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_default_core$lanes$7$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_default_core$lanes$7$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_default_core$lanes$7$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_default_core$lanes$7$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_default_core$lanes$7$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_default_core$lanes$7$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
-    tern_default_core$lanes$7$pes$8 pes$8(
-        .trit(pes$8$trit),
-        .act(pes$8$act),
-        .prod(pes$8$prod),
-        .corr(pes$8$corr)
-    );
-    tern_default_core$lanes$7$pes$9 pes$9(
-        .trit(pes$9$trit),
-        .act(pes$9$act),
-        .prod(pes$9$prod),
-        .corr(pes$9$corr)
-    );
-    tern_default_core$lanes$7$pes$10 pes$10(
-        .trit(pes$10$trit),
-        .act(pes$10$act),
-        .prod(pes$10$prod),
-        .corr(pes$10$corr)
-    );
-    tern_default_core$lanes$7$pes$11 pes$11(
-        .trit(pes$11$trit),
-        .act(pes$11$act),
-        .prod(pes$11$prod),
-        .corr(pes$11$corr)
-    );
-    tern_default_core$lanes$7$pes$12 pes$12(
-        .trit(pes$12$trit),
-        .act(pes$12$act),
-        .prod(pes$12$prod),
-        .corr(pes$12$corr)
-    );
-    tern_default_core$lanes$7$pes$13 pes$13(
-        .trit(pes$13$trit),
-        .act(pes$13$act),
-        .prod(pes$13$prod),
-        .corr(pes$13$corr)
-    );
-    tern_default_core$lanes$7$pes$14 pes$14(
-        .trit(pes$14$trit),
-        .act(pes$14$act),
-        .prod(pes$14$prod),
-        .corr(pes$14$corr)
-    );
-    tern_default_core$lanes$7$pes$15 pes$15(
-        .trit(pes$15$trit),
-        .act(pes$15$act),
-        .prod(pes$15$prod),
-        .corr(pes$15$corr)
-    );
     tern_default_core$lanes$7$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -14062,180 +10214,332 @@ module tern_default_core$lanes$7(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [31:0] w_in = {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8, w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [31:0] w_reg;
-    reg [31:0] ring_0;
-    reg [31:0] ring_1;
-    reg [31:0] ring_2;
-    reg [31:0] ring_3;
-    wire [31:0] w_sel = s0_pad$0 ? {32{1'b0}} : (s0_replay$0 ? ring_3 : w_in);
+    wire [1:0] wa = {w_addr$1, w_addr$0};
+    wire [1:0] ra = {r_addr$1, r_addr$0};
+    reg [31:0] ring [0:3];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [31:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 16 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
-      pes$8$trit = w_reg[17:16];
-      pes$8$act = x$8;
-      pes$9$trit = w_reg[19:18];
-      pes$9$act = x$9;
-      pes$10$trit = w_reg[21:20];
-      pes$10$act = x$10;
-      pes$11$trit = w_reg[23:22];
-      pes$11$act = x$11;
-      pes$12$trit = w_reg[25:24];
-      pes$12$act = x$12;
-      pes$13$trit = w_reg[27:26];
-      pes$13$act = x$13;
-      pes$14$trit = w_reg[29:28];
-      pes$14$act = x$14;
-      pes$15$trit = w_reg[31:30];
-      pes$15$act = x$15;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    reg [7:0] lq4;
+    reg ls4;
+    wire lz4 = en & ~w1[16];
+    always @(posedge clock) begin
+      if (lz4) lq4 <= {8{1'b0}};
+      else if (en) lq4 <= xl$4;
+    end
+    reg lnz4;
+    reg lng4;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz4 <= w1[18];
+        lng4 <= w1[19];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls4 <= w1[17];
+    end
+    reg [7:0] lq5;
+    reg ls5;
+    wire lz5 = en & ~w1[20];
+    always @(posedge clock) begin
+      if (lz5) lq5 <= {8{1'b0}};
+      else if (en) lq5 <= xl$5;
+    end
+    reg lnz5;
+    reg lng5;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz5 <= w1[22];
+        lng5 <= w1[23];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls5 <= w1[21];
+    end
+    reg [7:0] lq6;
+    reg ls6;
+    wire lz6 = en & ~w1[24];
+    always @(posedge clock) begin
+      if (lz6) lq6 <= {8{1'b0}};
+      else if (en) lq6 <= xl$6;
+    end
+    reg lnz6;
+    reg lng6;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz6 <= w1[26];
+        lng6 <= w1[27];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls6 <= w1[25];
+    end
+    reg [7:0] lq7;
+    reg ls7;
+    wire lz7 = en & ~w1[28];
+    always @(posedge clock) begin
+      if (lz7) lq7 <= {8{1'b0}};
+      else if (en) lq7 <= xl$7;
+    end
+    reg lnz7;
+    reg lng7;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz7 <= w1[30];
+        lng7 <= w1[31];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls7 <= w1[29];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    wire [8:0] tv1_4 = {{1{pes$8$prod[7]}}, pes$8$prod} + {{1{pes$9$prod[7]}}, pes$9$prod} + {{8{1'b0}}, pes$4$corr};
+    reg ts1_3;
+    wire tn1_4 = ls4 ^ lng4;
+    wire [3:0] tb1_4l = {4{lnz4}} & (xf$4[3:0] ^ {4{tn1_4}});
+    wire [3:0] tb1_4h = {4{lnz4}} & (xf$4[7:4] ^ {4{tn1_4}});
+    wire [8:0] tv1_4 = {{1{lq4[7]}}, lq4} + {{1{tb1_4h[3]}}, tb1_4h, tb1_4l} + {{8{1'b0}}, (lnz4 & tn1_4)};
     reg [8:0] tr1_4;
-    wire [8:0] tv1_5 = {{1{pes$10$prod[7]}}, pes$10$prod} + {{1{pes$11$prod[7]}}, pes$11$prod} + {{8{1'b0}}, pes$5$corr};
+    reg ts1_4;
+    wire tn1_5 = ls5 ^ lng5;
+    wire [3:0] tb1_5l = {4{lnz5}} & (xf$5[3:0] ^ {4{tn1_5}});
+    wire [3:0] tb1_5h = {4{lnz5}} & (xf$5[7:4] ^ {4{tn1_5}});
+    wire [8:0] tv1_5 = {{1{lq5[7]}}, lq5} + {{1{tb1_5h[3]}}, tb1_5h, tb1_5l} + {{8{1'b0}}, (lnz5 & tn1_5)};
     reg [8:0] tr1_5;
-    wire [8:0] tv1_6 = {{1{pes$12$prod[7]}}, pes$12$prod} + {{1{pes$13$prod[7]}}, pes$13$prod} + {{8{1'b0}}, pes$6$corr};
+    reg ts1_5;
+    wire tn1_6 = ls6 ^ lng6;
+    wire [3:0] tb1_6l = {4{lnz6}} & (xf$6[3:0] ^ {4{tn1_6}});
+    wire [3:0] tb1_6h = {4{lnz6}} & (xf$6[7:4] ^ {4{tn1_6}});
+    wire [8:0] tv1_6 = {{1{lq6[7]}}, lq6} + {{1{tb1_6h[3]}}, tb1_6h, tb1_6l} + {{8{1'b0}}, (lnz6 & tn1_6)};
     reg [8:0] tr1_6;
-    wire [8:0] tv1_7 = {{1{pes$14$prod[7]}}, pes$14$prod} + {{1{pes$15$prod[7]}}, pes$15$prod} + {{8{1'b0}}, pes$7$corr};
+    reg ts1_6;
+    wire tn1_7 = ls7 ^ lng7;
+    wire [3:0] tb1_7l = {4{lnz7}} & (xf$7[3:0] ^ {4{tn1_7}});
+    wire [3:0] tb1_7h = {4{lnz7}} & (xf$7[7:4] ^ {4{tn1_7}});
+    wire [8:0] tv1_7 = {{1{lq7[7]}}, lq7} + {{1{tb1_7h[3]}}, tb1_7h, tb1_7l} + {{8{1'b0}}, (lnz7 & tn1_7)};
     reg [8:0] tr1_7;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
-    reg tq1_4;
-    reg tq1_5;
-    reg tq1_6;
-    reg tq1_7;
+    reg ts1_7;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
+        ts1_3 <= ls3;
         tr1_4 <= tv1_4;
+        ts1_4 <= ls4;
         tr1_5 <= tv1_5;
+        ts1_5 <= ls5;
         tr1_6 <= tv1_6;
+        ts1_6 <= ls6;
         tr1_7 <= tv1_7;
-        tq1_0 <= pes$8$corr;
-        tq1_1 <= pes$9$corr;
-        tq1_2 <= pes$10$corr;
-        tq1_3 <= pes$11$corr;
-        tq1_4 <= pes$12$corr;
-        tq1_5 <= pes$13$corr;
-        tq1_6 <= pes$14$corr;
-        tq1_7 <= pes$15$corr;
+        ts1_7 <= ls7;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tr1_5[8]}}, tr1_5} + {{9{1'b0}}, tq1_2};
+    reg ts2_1;
+    wire un2_2 = ts1_4 ^ ts1_5;
+    wire [3:0] tb2_2l = tr1_5[3:0] ^ {4{un2_2}};
+    wire [4:0] tb2_2h = tr1_5[8:4] ^ {5{un2_2}};
+    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tb2_2h[4]}}, tb2_2h, tb2_2l} + {{9{1'b0}}, un2_2};
     reg [9:0] tr2_2;
-    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tr1_7[8]}}, tr1_7} + {{9{1'b0}}, tq1_3};
+    reg ts2_2;
+    wire un2_3 = ts1_6 ^ ts1_7;
+    wire [3:0] tb2_3l = tr1_7[3:0] ^ {4{un2_3}};
+    wire [4:0] tb2_3h = tr1_7[8:4] ^ {5{un2_3}};
+    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tb2_3h[4]}}, tb2_3h, tb2_3l} + {{9{1'b0}}, un2_3};
     reg [9:0] tr2_3;
-    reg tq2_0;
-    reg tq2_1;
-    reg tq2_2;
-    reg tq2_3;
+    reg ts2_3;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
+        ts2_1 <= ts1_2;
         tr2_2 <= tv2_2;
+        ts2_2 <= ts1_4;
         tr2_3 <= tv2_3;
-        tq2_0 <= tq1_4;
-        tq2_1 <= tq1_5;
-        tq2_2 <= tq1_6;
-        tq2_3 <= tq1_7;
+        ts2_3 <= ts1_6;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tr2_3[9]}}, tr2_3} + {{10{1'b0}}, tq2_1};
+    reg ts3_0;
+    wire un3_1 = ts2_2 ^ ts2_3;
+    wire [4:0] tb3_1l = tr2_3[4:0] ^ {5{un3_1}};
+    wire [4:0] tb3_1h = tr2_3[9:5] ^ {5{un3_1}};
+    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tb3_1h[4]}}, tb3_1h, tb3_1l} + {{10{1'b0}}, un3_1};
     reg [10:0] tr3_1;
-    reg tq3_0;
-    reg tq3_1;
+    reg ts3_1;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
+        ts3_0 <= ts2_0;
         tr3_1 <= tv3_1;
-        tq3_0 <= tq2_2;
-        tq3_1 <= tq2_3;
+        ts3_1 <= ts2_2;
       end
     end
     // tree level 4 (registered)
-    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tr3_1[10]}}, tr3_1} + {{11{1'b0}}, tq3_0};
+    wire un4_0 = ts3_0 ^ ts3_1;
+    wire [4:0] tb4_0l = tr3_1[4:0] ^ {5{un4_0}};
+    wire [5:0] tb4_0h = tr3_1[10:5] ^ {6{un4_0}};
+    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tb4_0h[5]}}, tb4_0h, tb4_0l} + {{11{1'b0}}, un4_0};
     reg [11:0] tr4_0;
-    reg tq4_0;
+    reg ts4_0;
     always @(posedge clock) begin
       if (en) begin
         tr4_0 <= tv4_0;
-        tq4_0 <= tq3_1;
+        ts4_0 <= ts3_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{3{tr4_0[11]}}, tr4_0} + {{14{1'b0}}, tq4_0};
+    wire [5:0] pbl = tr4_0[5:0] ^ {6{ts4_0}};
+    wire [5:0] pbh = tr4_0[11:6] ^ {6{ts4_0}};
+    wire [14:0] psum_next = psum + {{3{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts4_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -14247,294 +10551,6 @@ module tern_default_core$lanes$7(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$7$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$7$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$pes$10(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$7$pes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$pes$11(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$7$pes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$pes$12(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$7$pes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$pes$13(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$7$pes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$pes$14(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$7$pes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$pes$15(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$7$pes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$7$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$7$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$7$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$7$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$7$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$7$pes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$pes$8(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$7$pes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$pes$9(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$7$pes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_default_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
@@ -14586,12 +10602,14 @@ module tern_default_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:15];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:31];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -14600,15 +10618,17 @@ module tern_default_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$7$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,x$8,x$9,x$10,x$11,x$12,x$13,x$14,x$15,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$8(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -14625,24 +10645,24 @@ module tern_default_core$lanes$8(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     input wire  [1:0] w$13;
     input wire  [1:0] w$14;
     input wire  [1:0] w$15;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
-    input wire  [7:0] x$8;
-    input wire  [7:0] x$9;
-    input wire  [7:0] x$10;
-    input wire  [7:0] x$11;
-    input wire  [7:0] x$12;
-    input wire  [7:0] x$13;
-    input wire  [7:0] x$14;
-    input wire  [7:0] x$15;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xl$4;
+    input wire  [7:0] xl$5;
+    input wire  [7:0] xl$6;
+    input wire  [7:0] xl$7;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
+    input wire  [7:0] xf$4;
+    input wire  [7:0] xf$5;
+    input wire  [7:0] xf$6;
+    input wire  [7:0] xf$7;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -14656,70 +10676,6 @@ module tern_default_core$lanes$8(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
-    reg  [1:0] pes$8$trit;
-    reg  [7:0] pes$8$act;
-    wire  [7:0] pes$8$prod;
-    wire  pes$8$corr;
-    reg  [1:0] pes$9$trit;
-    reg  [7:0] pes$9$act;
-    wire  [7:0] pes$9$prod;
-    wire  pes$9$corr;
-    reg  [1:0] pes$10$trit;
-    reg  [7:0] pes$10$act;
-    wire  [7:0] pes$10$prod;
-    wire  pes$10$corr;
-    reg  [1:0] pes$11$trit;
-    reg  [7:0] pes$11$act;
-    wire  [7:0] pes$11$prod;
-    wire  pes$11$corr;
-    reg  [1:0] pes$12$trit;
-    reg  [7:0] pes$12$act;
-    wire  [7:0] pes$12$prod;
-    wire  pes$12$corr;
-    reg  [1:0] pes$13$trit;
-    reg  [7:0] pes$13$act;
-    wire  [7:0] pes$13$prod;
-    wire  pes$13$corr;
-    reg  [1:0] pes$14$trit;
-    reg  [7:0] pes$14$act;
-    wire  [7:0] pes$14$prod;
-    wire  pes$14$corr;
-    reg  [1:0] pes$15$trit;
-    reg  [7:0] pes$15$act;
-    wire  [7:0] pes$15$prod;
-    wire  pes$15$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -14750,102 +10706,6 @@ module tern_default_core$lanes$8(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_default_core$lanes$8$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_default_core$lanes$8$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_default_core$lanes$8$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_default_core$lanes$8$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_default_core$lanes$8$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_default_core$lanes$8$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_default_core$lanes$8$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_default_core$lanes$8$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
-    tern_default_core$lanes$8$pes$8 pes$8(
-        .trit(pes$8$trit),
-        .act(pes$8$act),
-        .prod(pes$8$prod),
-        .corr(pes$8$corr)
-    );
-    tern_default_core$lanes$8$pes$9 pes$9(
-        .trit(pes$9$trit),
-        .act(pes$9$act),
-        .prod(pes$9$prod),
-        .corr(pes$9$corr)
-    );
-    tern_default_core$lanes$8$pes$10 pes$10(
-        .trit(pes$10$trit),
-        .act(pes$10$act),
-        .prod(pes$10$prod),
-        .corr(pes$10$corr)
-    );
-    tern_default_core$lanes$8$pes$11 pes$11(
-        .trit(pes$11$trit),
-        .act(pes$11$act),
-        .prod(pes$11$prod),
-        .corr(pes$11$corr)
-    );
-    tern_default_core$lanes$8$pes$12 pes$12(
-        .trit(pes$12$trit),
-        .act(pes$12$act),
-        .prod(pes$12$prod),
-        .corr(pes$12$corr)
-    );
-    tern_default_core$lanes$8$pes$13 pes$13(
-        .trit(pes$13$trit),
-        .act(pes$13$act),
-        .prod(pes$13$prod),
-        .corr(pes$13$corr)
-    );
-    tern_default_core$lanes$8$pes$14 pes$14(
-        .trit(pes$14$trit),
-        .act(pes$14$act),
-        .prod(pes$14$prod),
-        .corr(pes$14$corr)
-    );
-    tern_default_core$lanes$8$pes$15 pes$15(
-        .trit(pes$15$trit),
-        .act(pes$15$act),
-        .prod(pes$15$prod),
-        .corr(pes$15$corr)
-    );
     tern_default_core$lanes$8$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -14878,180 +10738,332 @@ module tern_default_core$lanes$8(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [31:0] w_in = {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8, w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [31:0] w_reg;
-    reg [31:0] ring_0;
-    reg [31:0] ring_1;
-    reg [31:0] ring_2;
-    reg [31:0] ring_3;
-    wire [31:0] w_sel = s0_pad$0 ? {32{1'b0}} : (s0_replay$0 ? ring_3 : w_in);
+    wire [1:0] wa = {w_addr$1, w_addr$0};
+    wire [1:0] ra = {r_addr$1, r_addr$0};
+    reg [31:0] ring [0:3];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [31:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 16 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
-      pes$8$trit = w_reg[17:16];
-      pes$8$act = x$8;
-      pes$9$trit = w_reg[19:18];
-      pes$9$act = x$9;
-      pes$10$trit = w_reg[21:20];
-      pes$10$act = x$10;
-      pes$11$trit = w_reg[23:22];
-      pes$11$act = x$11;
-      pes$12$trit = w_reg[25:24];
-      pes$12$act = x$12;
-      pes$13$trit = w_reg[27:26];
-      pes$13$act = x$13;
-      pes$14$trit = w_reg[29:28];
-      pes$14$act = x$14;
-      pes$15$trit = w_reg[31:30];
-      pes$15$act = x$15;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    reg [7:0] lq4;
+    reg ls4;
+    wire lz4 = en & ~w1[16];
+    always @(posedge clock) begin
+      if (lz4) lq4 <= {8{1'b0}};
+      else if (en) lq4 <= xl$4;
+    end
+    reg lnz4;
+    reg lng4;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz4 <= w1[18];
+        lng4 <= w1[19];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls4 <= w1[17];
+    end
+    reg [7:0] lq5;
+    reg ls5;
+    wire lz5 = en & ~w1[20];
+    always @(posedge clock) begin
+      if (lz5) lq5 <= {8{1'b0}};
+      else if (en) lq5 <= xl$5;
+    end
+    reg lnz5;
+    reg lng5;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz5 <= w1[22];
+        lng5 <= w1[23];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls5 <= w1[21];
+    end
+    reg [7:0] lq6;
+    reg ls6;
+    wire lz6 = en & ~w1[24];
+    always @(posedge clock) begin
+      if (lz6) lq6 <= {8{1'b0}};
+      else if (en) lq6 <= xl$6;
+    end
+    reg lnz6;
+    reg lng6;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz6 <= w1[26];
+        lng6 <= w1[27];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls6 <= w1[25];
+    end
+    reg [7:0] lq7;
+    reg ls7;
+    wire lz7 = en & ~w1[28];
+    always @(posedge clock) begin
+      if (lz7) lq7 <= {8{1'b0}};
+      else if (en) lq7 <= xl$7;
+    end
+    reg lnz7;
+    reg lng7;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz7 <= w1[30];
+        lng7 <= w1[31];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls7 <= w1[29];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    wire [8:0] tv1_4 = {{1{pes$8$prod[7]}}, pes$8$prod} + {{1{pes$9$prod[7]}}, pes$9$prod} + {{8{1'b0}}, pes$4$corr};
+    reg ts1_3;
+    wire tn1_4 = ls4 ^ lng4;
+    wire [3:0] tb1_4l = {4{lnz4}} & (xf$4[3:0] ^ {4{tn1_4}});
+    wire [3:0] tb1_4h = {4{lnz4}} & (xf$4[7:4] ^ {4{tn1_4}});
+    wire [8:0] tv1_4 = {{1{lq4[7]}}, lq4} + {{1{tb1_4h[3]}}, tb1_4h, tb1_4l} + {{8{1'b0}}, (lnz4 & tn1_4)};
     reg [8:0] tr1_4;
-    wire [8:0] tv1_5 = {{1{pes$10$prod[7]}}, pes$10$prod} + {{1{pes$11$prod[7]}}, pes$11$prod} + {{8{1'b0}}, pes$5$corr};
+    reg ts1_4;
+    wire tn1_5 = ls5 ^ lng5;
+    wire [3:0] tb1_5l = {4{lnz5}} & (xf$5[3:0] ^ {4{tn1_5}});
+    wire [3:0] tb1_5h = {4{lnz5}} & (xf$5[7:4] ^ {4{tn1_5}});
+    wire [8:0] tv1_5 = {{1{lq5[7]}}, lq5} + {{1{tb1_5h[3]}}, tb1_5h, tb1_5l} + {{8{1'b0}}, (lnz5 & tn1_5)};
     reg [8:0] tr1_5;
-    wire [8:0] tv1_6 = {{1{pes$12$prod[7]}}, pes$12$prod} + {{1{pes$13$prod[7]}}, pes$13$prod} + {{8{1'b0}}, pes$6$corr};
+    reg ts1_5;
+    wire tn1_6 = ls6 ^ lng6;
+    wire [3:0] tb1_6l = {4{lnz6}} & (xf$6[3:0] ^ {4{tn1_6}});
+    wire [3:0] tb1_6h = {4{lnz6}} & (xf$6[7:4] ^ {4{tn1_6}});
+    wire [8:0] tv1_6 = {{1{lq6[7]}}, lq6} + {{1{tb1_6h[3]}}, tb1_6h, tb1_6l} + {{8{1'b0}}, (lnz6 & tn1_6)};
     reg [8:0] tr1_6;
-    wire [8:0] tv1_7 = {{1{pes$14$prod[7]}}, pes$14$prod} + {{1{pes$15$prod[7]}}, pes$15$prod} + {{8{1'b0}}, pes$7$corr};
+    reg ts1_6;
+    wire tn1_7 = ls7 ^ lng7;
+    wire [3:0] tb1_7l = {4{lnz7}} & (xf$7[3:0] ^ {4{tn1_7}});
+    wire [3:0] tb1_7h = {4{lnz7}} & (xf$7[7:4] ^ {4{tn1_7}});
+    wire [8:0] tv1_7 = {{1{lq7[7]}}, lq7} + {{1{tb1_7h[3]}}, tb1_7h, tb1_7l} + {{8{1'b0}}, (lnz7 & tn1_7)};
     reg [8:0] tr1_7;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
-    reg tq1_4;
-    reg tq1_5;
-    reg tq1_6;
-    reg tq1_7;
+    reg ts1_7;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
+        ts1_3 <= ls3;
         tr1_4 <= tv1_4;
+        ts1_4 <= ls4;
         tr1_5 <= tv1_5;
+        ts1_5 <= ls5;
         tr1_6 <= tv1_6;
+        ts1_6 <= ls6;
         tr1_7 <= tv1_7;
-        tq1_0 <= pes$8$corr;
-        tq1_1 <= pes$9$corr;
-        tq1_2 <= pes$10$corr;
-        tq1_3 <= pes$11$corr;
-        tq1_4 <= pes$12$corr;
-        tq1_5 <= pes$13$corr;
-        tq1_6 <= pes$14$corr;
-        tq1_7 <= pes$15$corr;
+        ts1_7 <= ls7;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tr1_5[8]}}, tr1_5} + {{9{1'b0}}, tq1_2};
+    reg ts2_1;
+    wire un2_2 = ts1_4 ^ ts1_5;
+    wire [3:0] tb2_2l = tr1_5[3:0] ^ {4{un2_2}};
+    wire [4:0] tb2_2h = tr1_5[8:4] ^ {5{un2_2}};
+    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tb2_2h[4]}}, tb2_2h, tb2_2l} + {{9{1'b0}}, un2_2};
     reg [9:0] tr2_2;
-    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tr1_7[8]}}, tr1_7} + {{9{1'b0}}, tq1_3};
+    reg ts2_2;
+    wire un2_3 = ts1_6 ^ ts1_7;
+    wire [3:0] tb2_3l = tr1_7[3:0] ^ {4{un2_3}};
+    wire [4:0] tb2_3h = tr1_7[8:4] ^ {5{un2_3}};
+    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tb2_3h[4]}}, tb2_3h, tb2_3l} + {{9{1'b0}}, un2_3};
     reg [9:0] tr2_3;
-    reg tq2_0;
-    reg tq2_1;
-    reg tq2_2;
-    reg tq2_3;
+    reg ts2_3;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
+        ts2_1 <= ts1_2;
         tr2_2 <= tv2_2;
+        ts2_2 <= ts1_4;
         tr2_3 <= tv2_3;
-        tq2_0 <= tq1_4;
-        tq2_1 <= tq1_5;
-        tq2_2 <= tq1_6;
-        tq2_3 <= tq1_7;
+        ts2_3 <= ts1_6;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tr2_3[9]}}, tr2_3} + {{10{1'b0}}, tq2_1};
+    reg ts3_0;
+    wire un3_1 = ts2_2 ^ ts2_3;
+    wire [4:0] tb3_1l = tr2_3[4:0] ^ {5{un3_1}};
+    wire [4:0] tb3_1h = tr2_3[9:5] ^ {5{un3_1}};
+    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tb3_1h[4]}}, tb3_1h, tb3_1l} + {{10{1'b0}}, un3_1};
     reg [10:0] tr3_1;
-    reg tq3_0;
-    reg tq3_1;
+    reg ts3_1;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
+        ts3_0 <= ts2_0;
         tr3_1 <= tv3_1;
-        tq3_0 <= tq2_2;
-        tq3_1 <= tq2_3;
+        ts3_1 <= ts2_2;
       end
     end
     // tree level 4 (registered)
-    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tr3_1[10]}}, tr3_1} + {{11{1'b0}}, tq3_0};
+    wire un4_0 = ts3_0 ^ ts3_1;
+    wire [4:0] tb4_0l = tr3_1[4:0] ^ {5{un4_0}};
+    wire [5:0] tb4_0h = tr3_1[10:5] ^ {6{un4_0}};
+    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tb4_0h[5]}}, tb4_0h, tb4_0l} + {{11{1'b0}}, un4_0};
     reg [11:0] tr4_0;
-    reg tq4_0;
+    reg ts4_0;
     always @(posedge clock) begin
       if (en) begin
         tr4_0 <= tv4_0;
-        tq4_0 <= tq3_1;
+        ts4_0 <= ts3_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{3{tr4_0[11]}}, tr4_0} + {{14{1'b0}}, tq4_0};
+    wire [5:0] pbl = tr4_0[5:0] ^ {6{ts4_0}};
+    wire [5:0] pbh = tr4_0[11:6] ^ {6{ts4_0}};
+    wire [14:0] psum_next = psum + {{3{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts4_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -15063,294 +11075,6 @@ module tern_default_core$lanes$8(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$8$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$8$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$pes$10(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$8$pes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$pes$11(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$8$pes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$pes$12(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$8$pes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$pes$13(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$8$pes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$pes$14(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$8$pes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$pes$15(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$8$pes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$8$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$8$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$8$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$8$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$8$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$8$pes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$pes$8(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$8$pes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$pes$9(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$8$pes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_default_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
@@ -15402,12 +11126,14 @@ module tern_default_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:15];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:31];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -15416,15 +11142,17 @@ module tern_default_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$8$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,x$8,x$9,x$10,x$11,x$12,x$13,x$14,x$15,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$9(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -15441,24 +11169,24 @@ module tern_default_core$lanes$9(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     input wire  [1:0] w$13;
     input wire  [1:0] w$14;
     input wire  [1:0] w$15;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
-    input wire  [7:0] x$8;
-    input wire  [7:0] x$9;
-    input wire  [7:0] x$10;
-    input wire  [7:0] x$11;
-    input wire  [7:0] x$12;
-    input wire  [7:0] x$13;
-    input wire  [7:0] x$14;
-    input wire  [7:0] x$15;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xl$4;
+    input wire  [7:0] xl$5;
+    input wire  [7:0] xl$6;
+    input wire  [7:0] xl$7;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
+    input wire  [7:0] xf$4;
+    input wire  [7:0] xf$5;
+    input wire  [7:0] xf$6;
+    input wire  [7:0] xf$7;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -15472,70 +11200,6 @@ module tern_default_core$lanes$9(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
-    reg  [1:0] pes$8$trit;
-    reg  [7:0] pes$8$act;
-    wire  [7:0] pes$8$prod;
-    wire  pes$8$corr;
-    reg  [1:0] pes$9$trit;
-    reg  [7:0] pes$9$act;
-    wire  [7:0] pes$9$prod;
-    wire  pes$9$corr;
-    reg  [1:0] pes$10$trit;
-    reg  [7:0] pes$10$act;
-    wire  [7:0] pes$10$prod;
-    wire  pes$10$corr;
-    reg  [1:0] pes$11$trit;
-    reg  [7:0] pes$11$act;
-    wire  [7:0] pes$11$prod;
-    wire  pes$11$corr;
-    reg  [1:0] pes$12$trit;
-    reg  [7:0] pes$12$act;
-    wire  [7:0] pes$12$prod;
-    wire  pes$12$corr;
-    reg  [1:0] pes$13$trit;
-    reg  [7:0] pes$13$act;
-    wire  [7:0] pes$13$prod;
-    wire  pes$13$corr;
-    reg  [1:0] pes$14$trit;
-    reg  [7:0] pes$14$act;
-    wire  [7:0] pes$14$prod;
-    wire  pes$14$corr;
-    reg  [1:0] pes$15$trit;
-    reg  [7:0] pes$15$act;
-    wire  [7:0] pes$15$prod;
-    wire  pes$15$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -15566,102 +11230,6 @@ module tern_default_core$lanes$9(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_default_core$lanes$9$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_default_core$lanes$9$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_default_core$lanes$9$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_default_core$lanes$9$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_default_core$lanes$9$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_default_core$lanes$9$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_default_core$lanes$9$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_default_core$lanes$9$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
-    tern_default_core$lanes$9$pes$8 pes$8(
-        .trit(pes$8$trit),
-        .act(pes$8$act),
-        .prod(pes$8$prod),
-        .corr(pes$8$corr)
-    );
-    tern_default_core$lanes$9$pes$9 pes$9(
-        .trit(pes$9$trit),
-        .act(pes$9$act),
-        .prod(pes$9$prod),
-        .corr(pes$9$corr)
-    );
-    tern_default_core$lanes$9$pes$10 pes$10(
-        .trit(pes$10$trit),
-        .act(pes$10$act),
-        .prod(pes$10$prod),
-        .corr(pes$10$corr)
-    );
-    tern_default_core$lanes$9$pes$11 pes$11(
-        .trit(pes$11$trit),
-        .act(pes$11$act),
-        .prod(pes$11$prod),
-        .corr(pes$11$corr)
-    );
-    tern_default_core$lanes$9$pes$12 pes$12(
-        .trit(pes$12$trit),
-        .act(pes$12$act),
-        .prod(pes$12$prod),
-        .corr(pes$12$corr)
-    );
-    tern_default_core$lanes$9$pes$13 pes$13(
-        .trit(pes$13$trit),
-        .act(pes$13$act),
-        .prod(pes$13$prod),
-        .corr(pes$13$corr)
-    );
-    tern_default_core$lanes$9$pes$14 pes$14(
-        .trit(pes$14$trit),
-        .act(pes$14$act),
-        .prod(pes$14$prod),
-        .corr(pes$14$corr)
-    );
-    tern_default_core$lanes$9$pes$15 pes$15(
-        .trit(pes$15$trit),
-        .act(pes$15$act),
-        .prod(pes$15$prod),
-        .corr(pes$15$corr)
-    );
     tern_default_core$lanes$9$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -15694,180 +11262,332 @@ module tern_default_core$lanes$9(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [31:0] w_in = {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8, w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [31:0] w_reg;
-    reg [31:0] ring_0;
-    reg [31:0] ring_1;
-    reg [31:0] ring_2;
-    reg [31:0] ring_3;
-    wire [31:0] w_sel = s0_pad$0 ? {32{1'b0}} : (s0_replay$0 ? ring_3 : w_in);
+    wire [1:0] wa = {w_addr$1, w_addr$0};
+    wire [1:0] ra = {r_addr$1, r_addr$0};
+    reg [31:0] ring [0:3];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [31:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 16 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
-      pes$8$trit = w_reg[17:16];
-      pes$8$act = x$8;
-      pes$9$trit = w_reg[19:18];
-      pes$9$act = x$9;
-      pes$10$trit = w_reg[21:20];
-      pes$10$act = x$10;
-      pes$11$trit = w_reg[23:22];
-      pes$11$act = x$11;
-      pes$12$trit = w_reg[25:24];
-      pes$12$act = x$12;
-      pes$13$trit = w_reg[27:26];
-      pes$13$act = x$13;
-      pes$14$trit = w_reg[29:28];
-      pes$14$act = x$14;
-      pes$15$trit = w_reg[31:30];
-      pes$15$act = x$15;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    reg [7:0] lq4;
+    reg ls4;
+    wire lz4 = en & ~w1[16];
+    always @(posedge clock) begin
+      if (lz4) lq4 <= {8{1'b0}};
+      else if (en) lq4 <= xl$4;
+    end
+    reg lnz4;
+    reg lng4;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz4 <= w1[18];
+        lng4 <= w1[19];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls4 <= w1[17];
+    end
+    reg [7:0] lq5;
+    reg ls5;
+    wire lz5 = en & ~w1[20];
+    always @(posedge clock) begin
+      if (lz5) lq5 <= {8{1'b0}};
+      else if (en) lq5 <= xl$5;
+    end
+    reg lnz5;
+    reg lng5;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz5 <= w1[22];
+        lng5 <= w1[23];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls5 <= w1[21];
+    end
+    reg [7:0] lq6;
+    reg ls6;
+    wire lz6 = en & ~w1[24];
+    always @(posedge clock) begin
+      if (lz6) lq6 <= {8{1'b0}};
+      else if (en) lq6 <= xl$6;
+    end
+    reg lnz6;
+    reg lng6;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz6 <= w1[26];
+        lng6 <= w1[27];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls6 <= w1[25];
+    end
+    reg [7:0] lq7;
+    reg ls7;
+    wire lz7 = en & ~w1[28];
+    always @(posedge clock) begin
+      if (lz7) lq7 <= {8{1'b0}};
+      else if (en) lq7 <= xl$7;
+    end
+    reg lnz7;
+    reg lng7;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz7 <= w1[30];
+        lng7 <= w1[31];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls7 <= w1[29];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    wire [8:0] tv1_4 = {{1{pes$8$prod[7]}}, pes$8$prod} + {{1{pes$9$prod[7]}}, pes$9$prod} + {{8{1'b0}}, pes$4$corr};
+    reg ts1_3;
+    wire tn1_4 = ls4 ^ lng4;
+    wire [3:0] tb1_4l = {4{lnz4}} & (xf$4[3:0] ^ {4{tn1_4}});
+    wire [3:0] tb1_4h = {4{lnz4}} & (xf$4[7:4] ^ {4{tn1_4}});
+    wire [8:0] tv1_4 = {{1{lq4[7]}}, lq4} + {{1{tb1_4h[3]}}, tb1_4h, tb1_4l} + {{8{1'b0}}, (lnz4 & tn1_4)};
     reg [8:0] tr1_4;
-    wire [8:0] tv1_5 = {{1{pes$10$prod[7]}}, pes$10$prod} + {{1{pes$11$prod[7]}}, pes$11$prod} + {{8{1'b0}}, pes$5$corr};
+    reg ts1_4;
+    wire tn1_5 = ls5 ^ lng5;
+    wire [3:0] tb1_5l = {4{lnz5}} & (xf$5[3:0] ^ {4{tn1_5}});
+    wire [3:0] tb1_5h = {4{lnz5}} & (xf$5[7:4] ^ {4{tn1_5}});
+    wire [8:0] tv1_5 = {{1{lq5[7]}}, lq5} + {{1{tb1_5h[3]}}, tb1_5h, tb1_5l} + {{8{1'b0}}, (lnz5 & tn1_5)};
     reg [8:0] tr1_5;
-    wire [8:0] tv1_6 = {{1{pes$12$prod[7]}}, pes$12$prod} + {{1{pes$13$prod[7]}}, pes$13$prod} + {{8{1'b0}}, pes$6$corr};
+    reg ts1_5;
+    wire tn1_6 = ls6 ^ lng6;
+    wire [3:0] tb1_6l = {4{lnz6}} & (xf$6[3:0] ^ {4{tn1_6}});
+    wire [3:0] tb1_6h = {4{lnz6}} & (xf$6[7:4] ^ {4{tn1_6}});
+    wire [8:0] tv1_6 = {{1{lq6[7]}}, lq6} + {{1{tb1_6h[3]}}, tb1_6h, tb1_6l} + {{8{1'b0}}, (lnz6 & tn1_6)};
     reg [8:0] tr1_6;
-    wire [8:0] tv1_7 = {{1{pes$14$prod[7]}}, pes$14$prod} + {{1{pes$15$prod[7]}}, pes$15$prod} + {{8{1'b0}}, pes$7$corr};
+    reg ts1_6;
+    wire tn1_7 = ls7 ^ lng7;
+    wire [3:0] tb1_7l = {4{lnz7}} & (xf$7[3:0] ^ {4{tn1_7}});
+    wire [3:0] tb1_7h = {4{lnz7}} & (xf$7[7:4] ^ {4{tn1_7}});
+    wire [8:0] tv1_7 = {{1{lq7[7]}}, lq7} + {{1{tb1_7h[3]}}, tb1_7h, tb1_7l} + {{8{1'b0}}, (lnz7 & tn1_7)};
     reg [8:0] tr1_7;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
-    reg tq1_4;
-    reg tq1_5;
-    reg tq1_6;
-    reg tq1_7;
+    reg ts1_7;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
+        ts1_3 <= ls3;
         tr1_4 <= tv1_4;
+        ts1_4 <= ls4;
         tr1_5 <= tv1_5;
+        ts1_5 <= ls5;
         tr1_6 <= tv1_6;
+        ts1_6 <= ls6;
         tr1_7 <= tv1_7;
-        tq1_0 <= pes$8$corr;
-        tq1_1 <= pes$9$corr;
-        tq1_2 <= pes$10$corr;
-        tq1_3 <= pes$11$corr;
-        tq1_4 <= pes$12$corr;
-        tq1_5 <= pes$13$corr;
-        tq1_6 <= pes$14$corr;
-        tq1_7 <= pes$15$corr;
+        ts1_7 <= ls7;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tr1_5[8]}}, tr1_5} + {{9{1'b0}}, tq1_2};
+    reg ts2_1;
+    wire un2_2 = ts1_4 ^ ts1_5;
+    wire [3:0] tb2_2l = tr1_5[3:0] ^ {4{un2_2}};
+    wire [4:0] tb2_2h = tr1_5[8:4] ^ {5{un2_2}};
+    wire [9:0] tv2_2 = {{1{tr1_4[8]}}, tr1_4} + {{1{tb2_2h[4]}}, tb2_2h, tb2_2l} + {{9{1'b0}}, un2_2};
     reg [9:0] tr2_2;
-    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tr1_7[8]}}, tr1_7} + {{9{1'b0}}, tq1_3};
+    reg ts2_2;
+    wire un2_3 = ts1_6 ^ ts1_7;
+    wire [3:0] tb2_3l = tr1_7[3:0] ^ {4{un2_3}};
+    wire [4:0] tb2_3h = tr1_7[8:4] ^ {5{un2_3}};
+    wire [9:0] tv2_3 = {{1{tr1_6[8]}}, tr1_6} + {{1{tb2_3h[4]}}, tb2_3h, tb2_3l} + {{9{1'b0}}, un2_3};
     reg [9:0] tr2_3;
-    reg tq2_0;
-    reg tq2_1;
-    reg tq2_2;
-    reg tq2_3;
+    reg ts2_3;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
+        ts2_1 <= ts1_2;
         tr2_2 <= tv2_2;
+        ts2_2 <= ts1_4;
         tr2_3 <= tv2_3;
-        tq2_0 <= tq1_4;
-        tq2_1 <= tq1_5;
-        tq2_2 <= tq1_6;
-        tq2_3 <= tq1_7;
+        ts2_3 <= ts1_6;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tr2_3[9]}}, tr2_3} + {{10{1'b0}}, tq2_1};
+    reg ts3_0;
+    wire un3_1 = ts2_2 ^ ts2_3;
+    wire [4:0] tb3_1l = tr2_3[4:0] ^ {5{un3_1}};
+    wire [4:0] tb3_1h = tr2_3[9:5] ^ {5{un3_1}};
+    wire [10:0] tv3_1 = {{1{tr2_2[9]}}, tr2_2} + {{1{tb3_1h[4]}}, tb3_1h, tb3_1l} + {{10{1'b0}}, un3_1};
     reg [10:0] tr3_1;
-    reg tq3_0;
-    reg tq3_1;
+    reg ts3_1;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
+        ts3_0 <= ts2_0;
         tr3_1 <= tv3_1;
-        tq3_0 <= tq2_2;
-        tq3_1 <= tq2_3;
+        ts3_1 <= ts2_2;
       end
     end
     // tree level 4 (registered)
-    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tr3_1[10]}}, tr3_1} + {{11{1'b0}}, tq3_0};
+    wire un4_0 = ts3_0 ^ ts3_1;
+    wire [4:0] tb4_0l = tr3_1[4:0] ^ {5{un4_0}};
+    wire [5:0] tb4_0h = tr3_1[10:5] ^ {6{un4_0}};
+    wire [11:0] tv4_0 = {{1{tr3_0[10]}}, tr3_0} + {{1{tb4_0h[5]}}, tb4_0h, tb4_0l} + {{11{1'b0}}, un4_0};
     reg [11:0] tr4_0;
-    reg tq4_0;
+    reg ts4_0;
     always @(posedge clock) begin
       if (en) begin
         tr4_0 <= tv4_0;
-        tq4_0 <= tq3_1;
+        ts4_0 <= ts3_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{3{tr4_0[11]}}, tr4_0} + {{14{1'b0}}, tq4_0};
+    wire [5:0] pbl = tr4_0[5:0] ^ {6{ts4_0}};
+    wire [5:0] pbh = tr4_0[11:6] ^ {6{ts4_0}};
+    wire [14:0] psum_next = psum + {{3{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts4_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -15879,294 +11599,6 @@ module tern_default_core$lanes$9(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$9
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$9$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$9$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$pes$10(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$9$pes$10
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$pes$11(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$9$pes$11
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$pes$12(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$9$pes$12
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$pes$13(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$9$pes$13
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$pes$14(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$9$pes$14
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$pes$15(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$9$pes$15
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$9$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$9$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$9$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$9$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$9$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$9$pes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$pes$8(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$9$pes$8
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$pes$9(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_default_core$lanes$9$pes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_default_core$lanes$9$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
@@ -16218,12 +11650,14 @@ module tern_default_core$lanes$9$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:15];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:31];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin

@@ -131,12 +131,17 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     wire  ctrl$act_ready;
     wire  ctrl$scale_ready;
     wire  ctrl$en;
-    wire  ctrl$s0_load;
-    wire  ctrl$s0_replay$0;
-    wire  ctrl$s0_pad$0;
+    wire  ctrl$w_we;
+    wire  ctrl$w_addr$0;
+    wire  ctrl$w_addr$1;
+    wire  ctrl$w_addr$2;
+    wire  ctrl$r_addr$0;
+    wire  ctrl$r_addr$1;
+    wire  ctrl$r_addr$2;
     wire  ctrl$x_load;
+    wire  ctrl$x_zero$0;
     wire  ctrl$ps_valid;
-    wire  ctrl$ps_first;
+    wire  ctrl$ps_clr;
     wire  ctrl$sc_take;
     wire  ctrl$sc_mload;
     wire  ctrl$acc_we;
@@ -151,9 +156,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     wire  ctrl$out_last;
     reg  lanes$0$clock;
     reg  lanes$0$en;
-    reg  lanes$0$s0_load;
-    reg  lanes$0$s0_replay$0;
-    reg  lanes$0$s0_pad$0;
+    reg  lanes$0$w_we;
+    reg  lanes$0$w_addr$0;
+    reg  lanes$0$w_addr$1;
+    reg  lanes$0$w_addr$2;
+    reg  lanes$0$r_addr$0;
+    reg  lanes$0$r_addr$1;
+    reg  lanes$0$r_addr$2;
     reg  [1:0] lanes$0$w$0;
     reg  [1:0] lanes$0$w$1;
     reg  [1:0] lanes$0$w$2;
@@ -162,16 +171,16 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  [1:0] lanes$0$w$5;
     reg  [1:0] lanes$0$w$6;
     reg  [1:0] lanes$0$w$7;
-    reg  [7:0] lanes$0$x$0;
-    reg  [7:0] lanes$0$x$1;
-    reg  [7:0] lanes$0$x$2;
-    reg  [7:0] lanes$0$x$3;
-    reg  [7:0] lanes$0$x$4;
-    reg  [7:0] lanes$0$x$5;
-    reg  [7:0] lanes$0$x$6;
-    reg  [7:0] lanes$0$x$7;
+    reg  [7:0] lanes$0$xl$0;
+    reg  [7:0] lanes$0$xl$1;
+    reg  [7:0] lanes$0$xl$2;
+    reg  [7:0] lanes$0$xl$3;
+    reg  [7:0] lanes$0$xf$0;
+    reg  [7:0] lanes$0$xf$1;
+    reg  [7:0] lanes$0$xf$2;
+    reg  [7:0] lanes$0$xf$3;
     reg  lanes$0$ps_valid;
-    reg  lanes$0$ps_first;
+    reg  lanes$0$ps_clr;
     reg  lanes$0$sc_take;
     reg  lanes$0$sc_mload;
     reg  [15:0] lanes$0$scale;
@@ -184,9 +193,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     wire  [63:0] lanes$0$out;
     reg  lanes$1$clock;
     reg  lanes$1$en;
-    reg  lanes$1$s0_load;
-    reg  lanes$1$s0_replay$0;
-    reg  lanes$1$s0_pad$0;
+    reg  lanes$1$w_we;
+    reg  lanes$1$w_addr$0;
+    reg  lanes$1$w_addr$1;
+    reg  lanes$1$w_addr$2;
+    reg  lanes$1$r_addr$0;
+    reg  lanes$1$r_addr$1;
+    reg  lanes$1$r_addr$2;
     reg  [1:0] lanes$1$w$0;
     reg  [1:0] lanes$1$w$1;
     reg  [1:0] lanes$1$w$2;
@@ -195,16 +208,16 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  [1:0] lanes$1$w$5;
     reg  [1:0] lanes$1$w$6;
     reg  [1:0] lanes$1$w$7;
-    reg  [7:0] lanes$1$x$0;
-    reg  [7:0] lanes$1$x$1;
-    reg  [7:0] lanes$1$x$2;
-    reg  [7:0] lanes$1$x$3;
-    reg  [7:0] lanes$1$x$4;
-    reg  [7:0] lanes$1$x$5;
-    reg  [7:0] lanes$1$x$6;
-    reg  [7:0] lanes$1$x$7;
+    reg  [7:0] lanes$1$xl$0;
+    reg  [7:0] lanes$1$xl$1;
+    reg  [7:0] lanes$1$xl$2;
+    reg  [7:0] lanes$1$xl$3;
+    reg  [7:0] lanes$1$xf$0;
+    reg  [7:0] lanes$1$xf$1;
+    reg  [7:0] lanes$1$xf$2;
+    reg  [7:0] lanes$1$xf$3;
     reg  lanes$1$ps_valid;
-    reg  lanes$1$ps_first;
+    reg  lanes$1$ps_clr;
     reg  lanes$1$sc_take;
     reg  lanes$1$sc_mload;
     reg  [15:0] lanes$1$scale;
@@ -217,9 +230,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     wire  [63:0] lanes$1$out;
     reg  lanes$2$clock;
     reg  lanes$2$en;
-    reg  lanes$2$s0_load;
-    reg  lanes$2$s0_replay$0;
-    reg  lanes$2$s0_pad$0;
+    reg  lanes$2$w_we;
+    reg  lanes$2$w_addr$0;
+    reg  lanes$2$w_addr$1;
+    reg  lanes$2$w_addr$2;
+    reg  lanes$2$r_addr$0;
+    reg  lanes$2$r_addr$1;
+    reg  lanes$2$r_addr$2;
     reg  [1:0] lanes$2$w$0;
     reg  [1:0] lanes$2$w$1;
     reg  [1:0] lanes$2$w$2;
@@ -228,16 +245,16 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  [1:0] lanes$2$w$5;
     reg  [1:0] lanes$2$w$6;
     reg  [1:0] lanes$2$w$7;
-    reg  [7:0] lanes$2$x$0;
-    reg  [7:0] lanes$2$x$1;
-    reg  [7:0] lanes$2$x$2;
-    reg  [7:0] lanes$2$x$3;
-    reg  [7:0] lanes$2$x$4;
-    reg  [7:0] lanes$2$x$5;
-    reg  [7:0] lanes$2$x$6;
-    reg  [7:0] lanes$2$x$7;
+    reg  [7:0] lanes$2$xl$0;
+    reg  [7:0] lanes$2$xl$1;
+    reg  [7:0] lanes$2$xl$2;
+    reg  [7:0] lanes$2$xl$3;
+    reg  [7:0] lanes$2$xf$0;
+    reg  [7:0] lanes$2$xf$1;
+    reg  [7:0] lanes$2$xf$2;
+    reg  [7:0] lanes$2$xf$3;
     reg  lanes$2$ps_valid;
-    reg  lanes$2$ps_first;
+    reg  lanes$2$ps_clr;
     reg  lanes$2$sc_take;
     reg  lanes$2$sc_mload;
     reg  [15:0] lanes$2$scale;
@@ -250,9 +267,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     wire  [63:0] lanes$2$out;
     reg  lanes$3$clock;
     reg  lanes$3$en;
-    reg  lanes$3$s0_load;
-    reg  lanes$3$s0_replay$0;
-    reg  lanes$3$s0_pad$0;
+    reg  lanes$3$w_we;
+    reg  lanes$3$w_addr$0;
+    reg  lanes$3$w_addr$1;
+    reg  lanes$3$w_addr$2;
+    reg  lanes$3$r_addr$0;
+    reg  lanes$3$r_addr$1;
+    reg  lanes$3$r_addr$2;
     reg  [1:0] lanes$3$w$0;
     reg  [1:0] lanes$3$w$1;
     reg  [1:0] lanes$3$w$2;
@@ -261,16 +282,16 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  [1:0] lanes$3$w$5;
     reg  [1:0] lanes$3$w$6;
     reg  [1:0] lanes$3$w$7;
-    reg  [7:0] lanes$3$x$0;
-    reg  [7:0] lanes$3$x$1;
-    reg  [7:0] lanes$3$x$2;
-    reg  [7:0] lanes$3$x$3;
-    reg  [7:0] lanes$3$x$4;
-    reg  [7:0] lanes$3$x$5;
-    reg  [7:0] lanes$3$x$6;
-    reg  [7:0] lanes$3$x$7;
+    reg  [7:0] lanes$3$xl$0;
+    reg  [7:0] lanes$3$xl$1;
+    reg  [7:0] lanes$3$xl$2;
+    reg  [7:0] lanes$3$xl$3;
+    reg  [7:0] lanes$3$xf$0;
+    reg  [7:0] lanes$3$xf$1;
+    reg  [7:0] lanes$3$xf$2;
+    reg  [7:0] lanes$3$xf$3;
     reg  lanes$3$ps_valid;
-    reg  lanes$3$ps_first;
+    reg  lanes$3$ps_clr;
     reg  lanes$3$sc_take;
     reg  lanes$3$sc_mload;
     reg  [15:0] lanes$3$scale;
@@ -283,9 +304,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     wire  [63:0] lanes$3$out;
     reg  lanes$4$clock;
     reg  lanes$4$en;
-    reg  lanes$4$s0_load;
-    reg  lanes$4$s0_replay$0;
-    reg  lanes$4$s0_pad$0;
+    reg  lanes$4$w_we;
+    reg  lanes$4$w_addr$0;
+    reg  lanes$4$w_addr$1;
+    reg  lanes$4$w_addr$2;
+    reg  lanes$4$r_addr$0;
+    reg  lanes$4$r_addr$1;
+    reg  lanes$4$r_addr$2;
     reg  [1:0] lanes$4$w$0;
     reg  [1:0] lanes$4$w$1;
     reg  [1:0] lanes$4$w$2;
@@ -294,16 +319,16 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  [1:0] lanes$4$w$5;
     reg  [1:0] lanes$4$w$6;
     reg  [1:0] lanes$4$w$7;
-    reg  [7:0] lanes$4$x$0;
-    reg  [7:0] lanes$4$x$1;
-    reg  [7:0] lanes$4$x$2;
-    reg  [7:0] lanes$4$x$3;
-    reg  [7:0] lanes$4$x$4;
-    reg  [7:0] lanes$4$x$5;
-    reg  [7:0] lanes$4$x$6;
-    reg  [7:0] lanes$4$x$7;
+    reg  [7:0] lanes$4$xl$0;
+    reg  [7:0] lanes$4$xl$1;
+    reg  [7:0] lanes$4$xl$2;
+    reg  [7:0] lanes$4$xl$3;
+    reg  [7:0] lanes$4$xf$0;
+    reg  [7:0] lanes$4$xf$1;
+    reg  [7:0] lanes$4$xf$2;
+    reg  [7:0] lanes$4$xf$3;
     reg  lanes$4$ps_valid;
-    reg  lanes$4$ps_first;
+    reg  lanes$4$ps_clr;
     reg  lanes$4$sc_take;
     reg  lanes$4$sc_mload;
     reg  [15:0] lanes$4$scale;
@@ -316,9 +341,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     wire  [63:0] lanes$4$out;
     reg  lanes$5$clock;
     reg  lanes$5$en;
-    reg  lanes$5$s0_load;
-    reg  lanes$5$s0_replay$0;
-    reg  lanes$5$s0_pad$0;
+    reg  lanes$5$w_we;
+    reg  lanes$5$w_addr$0;
+    reg  lanes$5$w_addr$1;
+    reg  lanes$5$w_addr$2;
+    reg  lanes$5$r_addr$0;
+    reg  lanes$5$r_addr$1;
+    reg  lanes$5$r_addr$2;
     reg  [1:0] lanes$5$w$0;
     reg  [1:0] lanes$5$w$1;
     reg  [1:0] lanes$5$w$2;
@@ -327,16 +356,16 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  [1:0] lanes$5$w$5;
     reg  [1:0] lanes$5$w$6;
     reg  [1:0] lanes$5$w$7;
-    reg  [7:0] lanes$5$x$0;
-    reg  [7:0] lanes$5$x$1;
-    reg  [7:0] lanes$5$x$2;
-    reg  [7:0] lanes$5$x$3;
-    reg  [7:0] lanes$5$x$4;
-    reg  [7:0] lanes$5$x$5;
-    reg  [7:0] lanes$5$x$6;
-    reg  [7:0] lanes$5$x$7;
+    reg  [7:0] lanes$5$xl$0;
+    reg  [7:0] lanes$5$xl$1;
+    reg  [7:0] lanes$5$xl$2;
+    reg  [7:0] lanes$5$xl$3;
+    reg  [7:0] lanes$5$xf$0;
+    reg  [7:0] lanes$5$xf$1;
+    reg  [7:0] lanes$5$xf$2;
+    reg  [7:0] lanes$5$xf$3;
     reg  lanes$5$ps_valid;
-    reg  lanes$5$ps_first;
+    reg  lanes$5$ps_clr;
     reg  lanes$5$sc_take;
     reg  lanes$5$sc_mload;
     reg  [15:0] lanes$5$scale;
@@ -349,9 +378,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     wire  [63:0] lanes$5$out;
     reg  lanes$6$clock;
     reg  lanes$6$en;
-    reg  lanes$6$s0_load;
-    reg  lanes$6$s0_replay$0;
-    reg  lanes$6$s0_pad$0;
+    reg  lanes$6$w_we;
+    reg  lanes$6$w_addr$0;
+    reg  lanes$6$w_addr$1;
+    reg  lanes$6$w_addr$2;
+    reg  lanes$6$r_addr$0;
+    reg  lanes$6$r_addr$1;
+    reg  lanes$6$r_addr$2;
     reg  [1:0] lanes$6$w$0;
     reg  [1:0] lanes$6$w$1;
     reg  [1:0] lanes$6$w$2;
@@ -360,16 +393,16 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  [1:0] lanes$6$w$5;
     reg  [1:0] lanes$6$w$6;
     reg  [1:0] lanes$6$w$7;
-    reg  [7:0] lanes$6$x$0;
-    reg  [7:0] lanes$6$x$1;
-    reg  [7:0] lanes$6$x$2;
-    reg  [7:0] lanes$6$x$3;
-    reg  [7:0] lanes$6$x$4;
-    reg  [7:0] lanes$6$x$5;
-    reg  [7:0] lanes$6$x$6;
-    reg  [7:0] lanes$6$x$7;
+    reg  [7:0] lanes$6$xl$0;
+    reg  [7:0] lanes$6$xl$1;
+    reg  [7:0] lanes$6$xl$2;
+    reg  [7:0] lanes$6$xl$3;
+    reg  [7:0] lanes$6$xf$0;
+    reg  [7:0] lanes$6$xf$1;
+    reg  [7:0] lanes$6$xf$2;
+    reg  [7:0] lanes$6$xf$3;
     reg  lanes$6$ps_valid;
-    reg  lanes$6$ps_first;
+    reg  lanes$6$ps_clr;
     reg  lanes$6$sc_take;
     reg  lanes$6$sc_mload;
     reg  [15:0] lanes$6$scale;
@@ -382,9 +415,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     wire  [63:0] lanes$6$out;
     reg  lanes$7$clock;
     reg  lanes$7$en;
-    reg  lanes$7$s0_load;
-    reg  lanes$7$s0_replay$0;
-    reg  lanes$7$s0_pad$0;
+    reg  lanes$7$w_we;
+    reg  lanes$7$w_addr$0;
+    reg  lanes$7$w_addr$1;
+    reg  lanes$7$w_addr$2;
+    reg  lanes$7$r_addr$0;
+    reg  lanes$7$r_addr$1;
+    reg  lanes$7$r_addr$2;
     reg  [1:0] lanes$7$w$0;
     reg  [1:0] lanes$7$w$1;
     reg  [1:0] lanes$7$w$2;
@@ -393,16 +430,16 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  [1:0] lanes$7$w$5;
     reg  [1:0] lanes$7$w$6;
     reg  [1:0] lanes$7$w$7;
-    reg  [7:0] lanes$7$x$0;
-    reg  [7:0] lanes$7$x$1;
-    reg  [7:0] lanes$7$x$2;
-    reg  [7:0] lanes$7$x$3;
-    reg  [7:0] lanes$7$x$4;
-    reg  [7:0] lanes$7$x$5;
-    reg  [7:0] lanes$7$x$6;
-    reg  [7:0] lanes$7$x$7;
+    reg  [7:0] lanes$7$xl$0;
+    reg  [7:0] lanes$7$xl$1;
+    reg  [7:0] lanes$7$xl$2;
+    reg  [7:0] lanes$7$xl$3;
+    reg  [7:0] lanes$7$xf$0;
+    reg  [7:0] lanes$7$xf$1;
+    reg  [7:0] lanes$7$xf$2;
+    reg  [7:0] lanes$7$xf$3;
     reg  lanes$7$ps_valid;
-    reg  lanes$7$ps_first;
+    reg  lanes$7$ps_clr;
     reg  lanes$7$sc_take;
     reg  lanes$7$sc_mload;
     reg  [15:0] lanes$7$scale;
@@ -433,12 +470,17 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .act_ready(ctrl$act_ready),
         .scale_ready(ctrl$scale_ready),
         .en(ctrl$en),
-        .s0_load(ctrl$s0_load),
-        .s0_replay$0(ctrl$s0_replay$0),
-        .s0_pad$0(ctrl$s0_pad$0),
+        .w_we(ctrl$w_we),
+        .w_addr$0(ctrl$w_addr$0),
+        .w_addr$1(ctrl$w_addr$1),
+        .w_addr$2(ctrl$w_addr$2),
+        .r_addr$0(ctrl$r_addr$0),
+        .r_addr$1(ctrl$r_addr$1),
+        .r_addr$2(ctrl$r_addr$2),
         .x_load(ctrl$x_load),
+        .x_zero$0(ctrl$x_zero$0),
         .ps_valid(ctrl$ps_valid),
-        .ps_first(ctrl$ps_first),
+        .ps_clr(ctrl$ps_clr),
         .sc_take(ctrl$sc_take),
         .sc_mload(ctrl$sc_mload),
         .acc_we(ctrl$acc_we),
@@ -455,9 +497,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     tern_small_core$lanes$0 lanes$0(
         .clock(lanes$0$clock),
         .en(lanes$0$en),
-        .s0_load(lanes$0$s0_load),
-        .s0_replay$0(lanes$0$s0_replay$0),
-        .s0_pad$0(lanes$0$s0_pad$0),
+        .w_we(lanes$0$w_we),
+        .w_addr$0(lanes$0$w_addr$0),
+        .w_addr$1(lanes$0$w_addr$1),
+        .w_addr$2(lanes$0$w_addr$2),
+        .r_addr$0(lanes$0$r_addr$0),
+        .r_addr$1(lanes$0$r_addr$1),
+        .r_addr$2(lanes$0$r_addr$2),
         .w$0(lanes$0$w$0),
         .w$1(lanes$0$w$1),
         .w$2(lanes$0$w$2),
@@ -466,16 +512,16 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .w$5(lanes$0$w$5),
         .w$6(lanes$0$w$6),
         .w$7(lanes$0$w$7),
-        .x$0(lanes$0$x$0),
-        .x$1(lanes$0$x$1),
-        .x$2(lanes$0$x$2),
-        .x$3(lanes$0$x$3),
-        .x$4(lanes$0$x$4),
-        .x$5(lanes$0$x$5),
-        .x$6(lanes$0$x$6),
-        .x$7(lanes$0$x$7),
+        .xl$0(lanes$0$xl$0),
+        .xl$1(lanes$0$xl$1),
+        .xl$2(lanes$0$xl$2),
+        .xl$3(lanes$0$xl$3),
+        .xf$0(lanes$0$xf$0),
+        .xf$1(lanes$0$xf$1),
+        .xf$2(lanes$0$xf$2),
+        .xf$3(lanes$0$xf$3),
         .ps_valid(lanes$0$ps_valid),
-        .ps_first(lanes$0$ps_first),
+        .ps_clr(lanes$0$ps_clr),
         .sc_take(lanes$0$sc_take),
         .sc_mload(lanes$0$sc_mload),
         .scale(lanes$0$scale),
@@ -490,9 +536,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     tern_small_core$lanes$1 lanes$1(
         .clock(lanes$1$clock),
         .en(lanes$1$en),
-        .s0_load(lanes$1$s0_load),
-        .s0_replay$0(lanes$1$s0_replay$0),
-        .s0_pad$0(lanes$1$s0_pad$0),
+        .w_we(lanes$1$w_we),
+        .w_addr$0(lanes$1$w_addr$0),
+        .w_addr$1(lanes$1$w_addr$1),
+        .w_addr$2(lanes$1$w_addr$2),
+        .r_addr$0(lanes$1$r_addr$0),
+        .r_addr$1(lanes$1$r_addr$1),
+        .r_addr$2(lanes$1$r_addr$2),
         .w$0(lanes$1$w$0),
         .w$1(lanes$1$w$1),
         .w$2(lanes$1$w$2),
@@ -501,16 +551,16 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .w$5(lanes$1$w$5),
         .w$6(lanes$1$w$6),
         .w$7(lanes$1$w$7),
-        .x$0(lanes$1$x$0),
-        .x$1(lanes$1$x$1),
-        .x$2(lanes$1$x$2),
-        .x$3(lanes$1$x$3),
-        .x$4(lanes$1$x$4),
-        .x$5(lanes$1$x$5),
-        .x$6(lanes$1$x$6),
-        .x$7(lanes$1$x$7),
+        .xl$0(lanes$1$xl$0),
+        .xl$1(lanes$1$xl$1),
+        .xl$2(lanes$1$xl$2),
+        .xl$3(lanes$1$xl$3),
+        .xf$0(lanes$1$xf$0),
+        .xf$1(lanes$1$xf$1),
+        .xf$2(lanes$1$xf$2),
+        .xf$3(lanes$1$xf$3),
         .ps_valid(lanes$1$ps_valid),
-        .ps_first(lanes$1$ps_first),
+        .ps_clr(lanes$1$ps_clr),
         .sc_take(lanes$1$sc_take),
         .sc_mload(lanes$1$sc_mload),
         .scale(lanes$1$scale),
@@ -525,9 +575,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     tern_small_core$lanes$2 lanes$2(
         .clock(lanes$2$clock),
         .en(lanes$2$en),
-        .s0_load(lanes$2$s0_load),
-        .s0_replay$0(lanes$2$s0_replay$0),
-        .s0_pad$0(lanes$2$s0_pad$0),
+        .w_we(lanes$2$w_we),
+        .w_addr$0(lanes$2$w_addr$0),
+        .w_addr$1(lanes$2$w_addr$1),
+        .w_addr$2(lanes$2$w_addr$2),
+        .r_addr$0(lanes$2$r_addr$0),
+        .r_addr$1(lanes$2$r_addr$1),
+        .r_addr$2(lanes$2$r_addr$2),
         .w$0(lanes$2$w$0),
         .w$1(lanes$2$w$1),
         .w$2(lanes$2$w$2),
@@ -536,16 +590,16 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .w$5(lanes$2$w$5),
         .w$6(lanes$2$w$6),
         .w$7(lanes$2$w$7),
-        .x$0(lanes$2$x$0),
-        .x$1(lanes$2$x$1),
-        .x$2(lanes$2$x$2),
-        .x$3(lanes$2$x$3),
-        .x$4(lanes$2$x$4),
-        .x$5(lanes$2$x$5),
-        .x$6(lanes$2$x$6),
-        .x$7(lanes$2$x$7),
+        .xl$0(lanes$2$xl$0),
+        .xl$1(lanes$2$xl$1),
+        .xl$2(lanes$2$xl$2),
+        .xl$3(lanes$2$xl$3),
+        .xf$0(lanes$2$xf$0),
+        .xf$1(lanes$2$xf$1),
+        .xf$2(lanes$2$xf$2),
+        .xf$3(lanes$2$xf$3),
         .ps_valid(lanes$2$ps_valid),
-        .ps_first(lanes$2$ps_first),
+        .ps_clr(lanes$2$ps_clr),
         .sc_take(lanes$2$sc_take),
         .sc_mload(lanes$2$sc_mload),
         .scale(lanes$2$scale),
@@ -560,9 +614,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     tern_small_core$lanes$3 lanes$3(
         .clock(lanes$3$clock),
         .en(lanes$3$en),
-        .s0_load(lanes$3$s0_load),
-        .s0_replay$0(lanes$3$s0_replay$0),
-        .s0_pad$0(lanes$3$s0_pad$0),
+        .w_we(lanes$3$w_we),
+        .w_addr$0(lanes$3$w_addr$0),
+        .w_addr$1(lanes$3$w_addr$1),
+        .w_addr$2(lanes$3$w_addr$2),
+        .r_addr$0(lanes$3$r_addr$0),
+        .r_addr$1(lanes$3$r_addr$1),
+        .r_addr$2(lanes$3$r_addr$2),
         .w$0(lanes$3$w$0),
         .w$1(lanes$3$w$1),
         .w$2(lanes$3$w$2),
@@ -571,16 +629,16 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .w$5(lanes$3$w$5),
         .w$6(lanes$3$w$6),
         .w$7(lanes$3$w$7),
-        .x$0(lanes$3$x$0),
-        .x$1(lanes$3$x$1),
-        .x$2(lanes$3$x$2),
-        .x$3(lanes$3$x$3),
-        .x$4(lanes$3$x$4),
-        .x$5(lanes$3$x$5),
-        .x$6(lanes$3$x$6),
-        .x$7(lanes$3$x$7),
+        .xl$0(lanes$3$xl$0),
+        .xl$1(lanes$3$xl$1),
+        .xl$2(lanes$3$xl$2),
+        .xl$3(lanes$3$xl$3),
+        .xf$0(lanes$3$xf$0),
+        .xf$1(lanes$3$xf$1),
+        .xf$2(lanes$3$xf$2),
+        .xf$3(lanes$3$xf$3),
         .ps_valid(lanes$3$ps_valid),
-        .ps_first(lanes$3$ps_first),
+        .ps_clr(lanes$3$ps_clr),
         .sc_take(lanes$3$sc_take),
         .sc_mload(lanes$3$sc_mload),
         .scale(lanes$3$scale),
@@ -595,9 +653,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     tern_small_core$lanes$4 lanes$4(
         .clock(lanes$4$clock),
         .en(lanes$4$en),
-        .s0_load(lanes$4$s0_load),
-        .s0_replay$0(lanes$4$s0_replay$0),
-        .s0_pad$0(lanes$4$s0_pad$0),
+        .w_we(lanes$4$w_we),
+        .w_addr$0(lanes$4$w_addr$0),
+        .w_addr$1(lanes$4$w_addr$1),
+        .w_addr$2(lanes$4$w_addr$2),
+        .r_addr$0(lanes$4$r_addr$0),
+        .r_addr$1(lanes$4$r_addr$1),
+        .r_addr$2(lanes$4$r_addr$2),
         .w$0(lanes$4$w$0),
         .w$1(lanes$4$w$1),
         .w$2(lanes$4$w$2),
@@ -606,16 +668,16 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .w$5(lanes$4$w$5),
         .w$6(lanes$4$w$6),
         .w$7(lanes$4$w$7),
-        .x$0(lanes$4$x$0),
-        .x$1(lanes$4$x$1),
-        .x$2(lanes$4$x$2),
-        .x$3(lanes$4$x$3),
-        .x$4(lanes$4$x$4),
-        .x$5(lanes$4$x$5),
-        .x$6(lanes$4$x$6),
-        .x$7(lanes$4$x$7),
+        .xl$0(lanes$4$xl$0),
+        .xl$1(lanes$4$xl$1),
+        .xl$2(lanes$4$xl$2),
+        .xl$3(lanes$4$xl$3),
+        .xf$0(lanes$4$xf$0),
+        .xf$1(lanes$4$xf$1),
+        .xf$2(lanes$4$xf$2),
+        .xf$3(lanes$4$xf$3),
         .ps_valid(lanes$4$ps_valid),
-        .ps_first(lanes$4$ps_first),
+        .ps_clr(lanes$4$ps_clr),
         .sc_take(lanes$4$sc_take),
         .sc_mload(lanes$4$sc_mload),
         .scale(lanes$4$scale),
@@ -630,9 +692,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     tern_small_core$lanes$5 lanes$5(
         .clock(lanes$5$clock),
         .en(lanes$5$en),
-        .s0_load(lanes$5$s0_load),
-        .s0_replay$0(lanes$5$s0_replay$0),
-        .s0_pad$0(lanes$5$s0_pad$0),
+        .w_we(lanes$5$w_we),
+        .w_addr$0(lanes$5$w_addr$0),
+        .w_addr$1(lanes$5$w_addr$1),
+        .w_addr$2(lanes$5$w_addr$2),
+        .r_addr$0(lanes$5$r_addr$0),
+        .r_addr$1(lanes$5$r_addr$1),
+        .r_addr$2(lanes$5$r_addr$2),
         .w$0(lanes$5$w$0),
         .w$1(lanes$5$w$1),
         .w$2(lanes$5$w$2),
@@ -641,16 +707,16 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .w$5(lanes$5$w$5),
         .w$6(lanes$5$w$6),
         .w$7(lanes$5$w$7),
-        .x$0(lanes$5$x$0),
-        .x$1(lanes$5$x$1),
-        .x$2(lanes$5$x$2),
-        .x$3(lanes$5$x$3),
-        .x$4(lanes$5$x$4),
-        .x$5(lanes$5$x$5),
-        .x$6(lanes$5$x$6),
-        .x$7(lanes$5$x$7),
+        .xl$0(lanes$5$xl$0),
+        .xl$1(lanes$5$xl$1),
+        .xl$2(lanes$5$xl$2),
+        .xl$3(lanes$5$xl$3),
+        .xf$0(lanes$5$xf$0),
+        .xf$1(lanes$5$xf$1),
+        .xf$2(lanes$5$xf$2),
+        .xf$3(lanes$5$xf$3),
         .ps_valid(lanes$5$ps_valid),
-        .ps_first(lanes$5$ps_first),
+        .ps_clr(lanes$5$ps_clr),
         .sc_take(lanes$5$sc_take),
         .sc_mload(lanes$5$sc_mload),
         .scale(lanes$5$scale),
@@ -665,9 +731,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     tern_small_core$lanes$6 lanes$6(
         .clock(lanes$6$clock),
         .en(lanes$6$en),
-        .s0_load(lanes$6$s0_load),
-        .s0_replay$0(lanes$6$s0_replay$0),
-        .s0_pad$0(lanes$6$s0_pad$0),
+        .w_we(lanes$6$w_we),
+        .w_addr$0(lanes$6$w_addr$0),
+        .w_addr$1(lanes$6$w_addr$1),
+        .w_addr$2(lanes$6$w_addr$2),
+        .r_addr$0(lanes$6$r_addr$0),
+        .r_addr$1(lanes$6$r_addr$1),
+        .r_addr$2(lanes$6$r_addr$2),
         .w$0(lanes$6$w$0),
         .w$1(lanes$6$w$1),
         .w$2(lanes$6$w$2),
@@ -676,16 +746,16 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .w$5(lanes$6$w$5),
         .w$6(lanes$6$w$6),
         .w$7(lanes$6$w$7),
-        .x$0(lanes$6$x$0),
-        .x$1(lanes$6$x$1),
-        .x$2(lanes$6$x$2),
-        .x$3(lanes$6$x$3),
-        .x$4(lanes$6$x$4),
-        .x$5(lanes$6$x$5),
-        .x$6(lanes$6$x$6),
-        .x$7(lanes$6$x$7),
+        .xl$0(lanes$6$xl$0),
+        .xl$1(lanes$6$xl$1),
+        .xl$2(lanes$6$xl$2),
+        .xl$3(lanes$6$xl$3),
+        .xf$0(lanes$6$xf$0),
+        .xf$1(lanes$6$xf$1),
+        .xf$2(lanes$6$xf$2),
+        .xf$3(lanes$6$xf$3),
         .ps_valid(lanes$6$ps_valid),
-        .ps_first(lanes$6$ps_first),
+        .ps_clr(lanes$6$ps_clr),
         .sc_take(lanes$6$sc_take),
         .sc_mload(lanes$6$sc_mload),
         .scale(lanes$6$scale),
@@ -700,9 +770,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     tern_small_core$lanes$7 lanes$7(
         .clock(lanes$7$clock),
         .en(lanes$7$en),
-        .s0_load(lanes$7$s0_load),
-        .s0_replay$0(lanes$7$s0_replay$0),
-        .s0_pad$0(lanes$7$s0_pad$0),
+        .w_we(lanes$7$w_we),
+        .w_addr$0(lanes$7$w_addr$0),
+        .w_addr$1(lanes$7$w_addr$1),
+        .w_addr$2(lanes$7$w_addr$2),
+        .r_addr$0(lanes$7$r_addr$0),
+        .r_addr$1(lanes$7$r_addr$1),
+        .r_addr$2(lanes$7$r_addr$2),
         .w$0(lanes$7$w$0),
         .w$1(lanes$7$w$1),
         .w$2(lanes$7$w$2),
@@ -711,16 +785,16 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .w$5(lanes$7$w$5),
         .w$6(lanes$7$w$6),
         .w$7(lanes$7$w$7),
-        .x$0(lanes$7$x$0),
-        .x$1(lanes$7$x$1),
-        .x$2(lanes$7$x$2),
-        .x$3(lanes$7$x$3),
-        .x$4(lanes$7$x$4),
-        .x$5(lanes$7$x$5),
-        .x$6(lanes$7$x$6),
-        .x$7(lanes$7$x$7),
+        .xl$0(lanes$7$xl$0),
+        .xl$1(lanes$7$xl$1),
+        .xl$2(lanes$7$xl$2),
+        .xl$3(lanes$7$xl$3),
+        .xf$0(lanes$7$xf$0),
+        .xf$1(lanes$7$xf$1),
+        .xf$2(lanes$7$xf$2),
+        .xf$3(lanes$7$xf$3),
         .ps_valid(lanes$7$ps_valid),
-        .ps_first(lanes$7$ps_first),
+        .ps_clr(lanes$7$ps_clr),
         .sc_take(lanes$7$sc_take),
         .sc_mload(lanes$7$sc_mload),
         .scale(lanes$7$scale),
@@ -734,11 +808,17 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     );
 
     // Update code (custom)
-    // the activation register, shared by all lanes (loaded when a beat is issued)
+    // the activation register, shared by all lanes (loaded when a beat is issued, cleared for a pad beat)
     wire [63:0] act_in = {act$7, act$6, act$5, act$4, act$3, act$2, act$1, act$0};
     reg [63:0] x_reg;
     always @(posedge clock) begin
-      if (ctrl$x_load) x_reg <= act_in;
+      if (ctrl$x_zero$0) x_reg <= {64{1'b0}};
+      else if (ctrl$x_load) x_reg <= act_in;
+    end
+    // the follower columns' activations one stage later (the lanes' lead registers hold the leaders')
+    reg [31:0] x_f;
+    always @(posedge clock) begin
+      if (ctrl$en) x_f <= {x_reg[63:56], x_reg[47:40], x_reg[31:24], x_reg[15:8]};
     end
     always @(*) begin
       ctrl$clock = clock;
@@ -763,281 +843,313 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       out_last = ctrl$out_last;
       // lane 0
       lanes$0$clock = clock;
-      lanes$0$s0_load = ctrl$s0_load;
+      lanes$0$en = ctrl$en;
+      lanes$0$w_we = ctrl$w_we;
       lanes$0$ps_valid = ctrl$ps_valid;
-      lanes$0$ps_first = ctrl$ps_first;
+      lanes$0$ps_clr = ctrl$ps_clr;
       lanes$0$sc_take = ctrl$sc_take;
       lanes$0$sc_mload = ctrl$sc_mload;
       lanes$0$acc_we = ctrl$acc_we;
       lanes$0$acc_first = ctrl$acc_first;
       lanes$0$out_load = ctrl$out_load;
-      lanes$0$en = ctrl$en;
-      lanes$0$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$0$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$0$w_addr$0 = ctrl$w_addr$0;
+      lanes$0$r_addr$0 = ctrl$r_addr$0;
+      lanes$0$w_addr$1 = ctrl$w_addr$1;
+      lanes$0$r_addr$1 = ctrl$r_addr$1;
+      lanes$0$w_addr$2 = ctrl$w_addr$2;
+      lanes$0$r_addr$2 = ctrl$r_addr$2;
       lanes$0$acc_addr$0 = ctrl$acc_addr$0;
       lanes$0$acc_addr$1 = ctrl$acc_addr$1;
       lanes$0$acc_addr$2 = ctrl$acc_addr$2;
       lanes$0$w$0 = w$0;
-      lanes$0$x$0 = x_reg[7:0];
       lanes$0$w$1 = w$1;
-      lanes$0$x$1 = x_reg[15:8];
       lanes$0$w$2 = w$2;
-      lanes$0$x$2 = x_reg[23:16];
       lanes$0$w$3 = w$3;
-      lanes$0$x$3 = x_reg[31:24];
       lanes$0$w$4 = w$4;
-      lanes$0$x$4 = x_reg[39:32];
       lanes$0$w$5 = w$5;
-      lanes$0$x$5 = x_reg[47:40];
       lanes$0$w$6 = w$6;
-      lanes$0$x$6 = x_reg[55:48];
       lanes$0$w$7 = w$7;
-      lanes$0$x$7 = x_reg[63:56];
+      lanes$0$xl$0 = x_reg[7:0];
+      lanes$0$xl$1 = x_reg[23:16];
+      lanes$0$xl$2 = x_reg[39:32];
+      lanes$0$xl$3 = x_reg[55:48];
+      lanes$0$xf$0 = x_f[7:0];
+      lanes$0$xf$1 = x_f[15:8];
+      lanes$0$xf$2 = x_f[23:16];
+      lanes$0$xf$3 = x_f[31:24];
       lanes$0$scale = scale$0;
       out$0 = lanes$0$out;
       // lane 1
       lanes$1$clock = clock;
-      lanes$1$s0_load = ctrl$s0_load;
+      lanes$1$en = ctrl$en;
+      lanes$1$w_we = ctrl$w_we;
       lanes$1$ps_valid = ctrl$ps_valid;
-      lanes$1$ps_first = ctrl$ps_first;
+      lanes$1$ps_clr = ctrl$ps_clr;
       lanes$1$sc_take = ctrl$sc_take;
       lanes$1$sc_mload = ctrl$sc_mload;
       lanes$1$acc_we = ctrl$acc_we;
       lanes$1$acc_first = ctrl$acc_first;
       lanes$1$out_load = ctrl$out_load;
-      lanes$1$en = ctrl$en;
-      lanes$1$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$1$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$1$w_addr$0 = ctrl$w_addr$0;
+      lanes$1$r_addr$0 = ctrl$r_addr$0;
+      lanes$1$w_addr$1 = ctrl$w_addr$1;
+      lanes$1$r_addr$1 = ctrl$r_addr$1;
+      lanes$1$w_addr$2 = ctrl$w_addr$2;
+      lanes$1$r_addr$2 = ctrl$r_addr$2;
       lanes$1$acc_addr$0 = ctrl$acc_addr$0;
       lanes$1$acc_addr$1 = ctrl$acc_addr$1;
       lanes$1$acc_addr$2 = ctrl$acc_addr$2;
       lanes$1$w$0 = w$8;
-      lanes$1$x$0 = x_reg[7:0];
       lanes$1$w$1 = w$9;
-      lanes$1$x$1 = x_reg[15:8];
       lanes$1$w$2 = w$10;
-      lanes$1$x$2 = x_reg[23:16];
       lanes$1$w$3 = w$11;
-      lanes$1$x$3 = x_reg[31:24];
       lanes$1$w$4 = w$12;
-      lanes$1$x$4 = x_reg[39:32];
       lanes$1$w$5 = w$13;
-      lanes$1$x$5 = x_reg[47:40];
       lanes$1$w$6 = w$14;
-      lanes$1$x$6 = x_reg[55:48];
       lanes$1$w$7 = w$15;
-      lanes$1$x$7 = x_reg[63:56];
+      lanes$1$xl$0 = x_reg[7:0];
+      lanes$1$xl$1 = x_reg[23:16];
+      lanes$1$xl$2 = x_reg[39:32];
+      lanes$1$xl$3 = x_reg[55:48];
+      lanes$1$xf$0 = x_f[7:0];
+      lanes$1$xf$1 = x_f[15:8];
+      lanes$1$xf$2 = x_f[23:16];
+      lanes$1$xf$3 = x_f[31:24];
       lanes$1$scale = scale$1;
       out$1 = lanes$1$out;
       // lane 2
       lanes$2$clock = clock;
-      lanes$2$s0_load = ctrl$s0_load;
+      lanes$2$en = ctrl$en;
+      lanes$2$w_we = ctrl$w_we;
       lanes$2$ps_valid = ctrl$ps_valid;
-      lanes$2$ps_first = ctrl$ps_first;
+      lanes$2$ps_clr = ctrl$ps_clr;
       lanes$2$sc_take = ctrl$sc_take;
       lanes$2$sc_mload = ctrl$sc_mload;
       lanes$2$acc_we = ctrl$acc_we;
       lanes$2$acc_first = ctrl$acc_first;
       lanes$2$out_load = ctrl$out_load;
-      lanes$2$en = ctrl$en;
-      lanes$2$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$2$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$2$w_addr$0 = ctrl$w_addr$0;
+      lanes$2$r_addr$0 = ctrl$r_addr$0;
+      lanes$2$w_addr$1 = ctrl$w_addr$1;
+      lanes$2$r_addr$1 = ctrl$r_addr$1;
+      lanes$2$w_addr$2 = ctrl$w_addr$2;
+      lanes$2$r_addr$2 = ctrl$r_addr$2;
       lanes$2$acc_addr$0 = ctrl$acc_addr$0;
       lanes$2$acc_addr$1 = ctrl$acc_addr$1;
       lanes$2$acc_addr$2 = ctrl$acc_addr$2;
       lanes$2$w$0 = w$16;
-      lanes$2$x$0 = x_reg[7:0];
       lanes$2$w$1 = w$17;
-      lanes$2$x$1 = x_reg[15:8];
       lanes$2$w$2 = w$18;
-      lanes$2$x$2 = x_reg[23:16];
       lanes$2$w$3 = w$19;
-      lanes$2$x$3 = x_reg[31:24];
       lanes$2$w$4 = w$20;
-      lanes$2$x$4 = x_reg[39:32];
       lanes$2$w$5 = w$21;
-      lanes$2$x$5 = x_reg[47:40];
       lanes$2$w$6 = w$22;
-      lanes$2$x$6 = x_reg[55:48];
       lanes$2$w$7 = w$23;
-      lanes$2$x$7 = x_reg[63:56];
+      lanes$2$xl$0 = x_reg[7:0];
+      lanes$2$xl$1 = x_reg[23:16];
+      lanes$2$xl$2 = x_reg[39:32];
+      lanes$2$xl$3 = x_reg[55:48];
+      lanes$2$xf$0 = x_f[7:0];
+      lanes$2$xf$1 = x_f[15:8];
+      lanes$2$xf$2 = x_f[23:16];
+      lanes$2$xf$3 = x_f[31:24];
       lanes$2$scale = scale$2;
       out$2 = lanes$2$out;
       // lane 3
       lanes$3$clock = clock;
-      lanes$3$s0_load = ctrl$s0_load;
+      lanes$3$en = ctrl$en;
+      lanes$3$w_we = ctrl$w_we;
       lanes$3$ps_valid = ctrl$ps_valid;
-      lanes$3$ps_first = ctrl$ps_first;
+      lanes$3$ps_clr = ctrl$ps_clr;
       lanes$3$sc_take = ctrl$sc_take;
       lanes$3$sc_mload = ctrl$sc_mload;
       lanes$3$acc_we = ctrl$acc_we;
       lanes$3$acc_first = ctrl$acc_first;
       lanes$3$out_load = ctrl$out_load;
-      lanes$3$en = ctrl$en;
-      lanes$3$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$3$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$3$w_addr$0 = ctrl$w_addr$0;
+      lanes$3$r_addr$0 = ctrl$r_addr$0;
+      lanes$3$w_addr$1 = ctrl$w_addr$1;
+      lanes$3$r_addr$1 = ctrl$r_addr$1;
+      lanes$3$w_addr$2 = ctrl$w_addr$2;
+      lanes$3$r_addr$2 = ctrl$r_addr$2;
       lanes$3$acc_addr$0 = ctrl$acc_addr$0;
       lanes$3$acc_addr$1 = ctrl$acc_addr$1;
       lanes$3$acc_addr$2 = ctrl$acc_addr$2;
       lanes$3$w$0 = w$24;
-      lanes$3$x$0 = x_reg[7:0];
       lanes$3$w$1 = w$25;
-      lanes$3$x$1 = x_reg[15:8];
       lanes$3$w$2 = w$26;
-      lanes$3$x$2 = x_reg[23:16];
       lanes$3$w$3 = w$27;
-      lanes$3$x$3 = x_reg[31:24];
       lanes$3$w$4 = w$28;
-      lanes$3$x$4 = x_reg[39:32];
       lanes$3$w$5 = w$29;
-      lanes$3$x$5 = x_reg[47:40];
       lanes$3$w$6 = w$30;
-      lanes$3$x$6 = x_reg[55:48];
       lanes$3$w$7 = w$31;
-      lanes$3$x$7 = x_reg[63:56];
+      lanes$3$xl$0 = x_reg[7:0];
+      lanes$3$xl$1 = x_reg[23:16];
+      lanes$3$xl$2 = x_reg[39:32];
+      lanes$3$xl$3 = x_reg[55:48];
+      lanes$3$xf$0 = x_f[7:0];
+      lanes$3$xf$1 = x_f[15:8];
+      lanes$3$xf$2 = x_f[23:16];
+      lanes$3$xf$3 = x_f[31:24];
       lanes$3$scale = scale$3;
       out$3 = lanes$3$out;
       // lane 4
       lanes$4$clock = clock;
-      lanes$4$s0_load = ctrl$s0_load;
+      lanes$4$en = ctrl$en;
+      lanes$4$w_we = ctrl$w_we;
       lanes$4$ps_valid = ctrl$ps_valid;
-      lanes$4$ps_first = ctrl$ps_first;
+      lanes$4$ps_clr = ctrl$ps_clr;
       lanes$4$sc_take = ctrl$sc_take;
       lanes$4$sc_mload = ctrl$sc_mload;
       lanes$4$acc_we = ctrl$acc_we;
       lanes$4$acc_first = ctrl$acc_first;
       lanes$4$out_load = ctrl$out_load;
-      lanes$4$en = ctrl$en;
-      lanes$4$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$4$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$4$w_addr$0 = ctrl$w_addr$0;
+      lanes$4$r_addr$0 = ctrl$r_addr$0;
+      lanes$4$w_addr$1 = ctrl$w_addr$1;
+      lanes$4$r_addr$1 = ctrl$r_addr$1;
+      lanes$4$w_addr$2 = ctrl$w_addr$2;
+      lanes$4$r_addr$2 = ctrl$r_addr$2;
       lanes$4$acc_addr$0 = ctrl$acc_addr$0;
       lanes$4$acc_addr$1 = ctrl$acc_addr$1;
       lanes$4$acc_addr$2 = ctrl$acc_addr$2;
       lanes$4$w$0 = w$32;
-      lanes$4$x$0 = x_reg[7:0];
       lanes$4$w$1 = w$33;
-      lanes$4$x$1 = x_reg[15:8];
       lanes$4$w$2 = w$34;
-      lanes$4$x$2 = x_reg[23:16];
       lanes$4$w$3 = w$35;
-      lanes$4$x$3 = x_reg[31:24];
       lanes$4$w$4 = w$36;
-      lanes$4$x$4 = x_reg[39:32];
       lanes$4$w$5 = w$37;
-      lanes$4$x$5 = x_reg[47:40];
       lanes$4$w$6 = w$38;
-      lanes$4$x$6 = x_reg[55:48];
       lanes$4$w$7 = w$39;
-      lanes$4$x$7 = x_reg[63:56];
+      lanes$4$xl$0 = x_reg[7:0];
+      lanes$4$xl$1 = x_reg[23:16];
+      lanes$4$xl$2 = x_reg[39:32];
+      lanes$4$xl$3 = x_reg[55:48];
+      lanes$4$xf$0 = x_f[7:0];
+      lanes$4$xf$1 = x_f[15:8];
+      lanes$4$xf$2 = x_f[23:16];
+      lanes$4$xf$3 = x_f[31:24];
       lanes$4$scale = scale$4;
       out$4 = lanes$4$out;
       // lane 5
       lanes$5$clock = clock;
-      lanes$5$s0_load = ctrl$s0_load;
+      lanes$5$en = ctrl$en;
+      lanes$5$w_we = ctrl$w_we;
       lanes$5$ps_valid = ctrl$ps_valid;
-      lanes$5$ps_first = ctrl$ps_first;
+      lanes$5$ps_clr = ctrl$ps_clr;
       lanes$5$sc_take = ctrl$sc_take;
       lanes$5$sc_mload = ctrl$sc_mload;
       lanes$5$acc_we = ctrl$acc_we;
       lanes$5$acc_first = ctrl$acc_first;
       lanes$5$out_load = ctrl$out_load;
-      lanes$5$en = ctrl$en;
-      lanes$5$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$5$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$5$w_addr$0 = ctrl$w_addr$0;
+      lanes$5$r_addr$0 = ctrl$r_addr$0;
+      lanes$5$w_addr$1 = ctrl$w_addr$1;
+      lanes$5$r_addr$1 = ctrl$r_addr$1;
+      lanes$5$w_addr$2 = ctrl$w_addr$2;
+      lanes$5$r_addr$2 = ctrl$r_addr$2;
       lanes$5$acc_addr$0 = ctrl$acc_addr$0;
       lanes$5$acc_addr$1 = ctrl$acc_addr$1;
       lanes$5$acc_addr$2 = ctrl$acc_addr$2;
       lanes$5$w$0 = w$40;
-      lanes$5$x$0 = x_reg[7:0];
       lanes$5$w$1 = w$41;
-      lanes$5$x$1 = x_reg[15:8];
       lanes$5$w$2 = w$42;
-      lanes$5$x$2 = x_reg[23:16];
       lanes$5$w$3 = w$43;
-      lanes$5$x$3 = x_reg[31:24];
       lanes$5$w$4 = w$44;
-      lanes$5$x$4 = x_reg[39:32];
       lanes$5$w$5 = w$45;
-      lanes$5$x$5 = x_reg[47:40];
       lanes$5$w$6 = w$46;
-      lanes$5$x$6 = x_reg[55:48];
       lanes$5$w$7 = w$47;
-      lanes$5$x$7 = x_reg[63:56];
+      lanes$5$xl$0 = x_reg[7:0];
+      lanes$5$xl$1 = x_reg[23:16];
+      lanes$5$xl$2 = x_reg[39:32];
+      lanes$5$xl$3 = x_reg[55:48];
+      lanes$5$xf$0 = x_f[7:0];
+      lanes$5$xf$1 = x_f[15:8];
+      lanes$5$xf$2 = x_f[23:16];
+      lanes$5$xf$3 = x_f[31:24];
       lanes$5$scale = scale$5;
       out$5 = lanes$5$out;
       // lane 6
       lanes$6$clock = clock;
-      lanes$6$s0_load = ctrl$s0_load;
+      lanes$6$en = ctrl$en;
+      lanes$6$w_we = ctrl$w_we;
       lanes$6$ps_valid = ctrl$ps_valid;
-      lanes$6$ps_first = ctrl$ps_first;
+      lanes$6$ps_clr = ctrl$ps_clr;
       lanes$6$sc_take = ctrl$sc_take;
       lanes$6$sc_mload = ctrl$sc_mload;
       lanes$6$acc_we = ctrl$acc_we;
       lanes$6$acc_first = ctrl$acc_first;
       lanes$6$out_load = ctrl$out_load;
-      lanes$6$en = ctrl$en;
-      lanes$6$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$6$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$6$w_addr$0 = ctrl$w_addr$0;
+      lanes$6$r_addr$0 = ctrl$r_addr$0;
+      lanes$6$w_addr$1 = ctrl$w_addr$1;
+      lanes$6$r_addr$1 = ctrl$r_addr$1;
+      lanes$6$w_addr$2 = ctrl$w_addr$2;
+      lanes$6$r_addr$2 = ctrl$r_addr$2;
       lanes$6$acc_addr$0 = ctrl$acc_addr$0;
       lanes$6$acc_addr$1 = ctrl$acc_addr$1;
       lanes$6$acc_addr$2 = ctrl$acc_addr$2;
       lanes$6$w$0 = w$48;
-      lanes$6$x$0 = x_reg[7:0];
       lanes$6$w$1 = w$49;
-      lanes$6$x$1 = x_reg[15:8];
       lanes$6$w$2 = w$50;
-      lanes$6$x$2 = x_reg[23:16];
       lanes$6$w$3 = w$51;
-      lanes$6$x$3 = x_reg[31:24];
       lanes$6$w$4 = w$52;
-      lanes$6$x$4 = x_reg[39:32];
       lanes$6$w$5 = w$53;
-      lanes$6$x$5 = x_reg[47:40];
       lanes$6$w$6 = w$54;
-      lanes$6$x$6 = x_reg[55:48];
       lanes$6$w$7 = w$55;
-      lanes$6$x$7 = x_reg[63:56];
+      lanes$6$xl$0 = x_reg[7:0];
+      lanes$6$xl$1 = x_reg[23:16];
+      lanes$6$xl$2 = x_reg[39:32];
+      lanes$6$xl$3 = x_reg[55:48];
+      lanes$6$xf$0 = x_f[7:0];
+      lanes$6$xf$1 = x_f[15:8];
+      lanes$6$xf$2 = x_f[23:16];
+      lanes$6$xf$3 = x_f[31:24];
       lanes$6$scale = scale$6;
       out$6 = lanes$6$out;
       // lane 7
       lanes$7$clock = clock;
-      lanes$7$s0_load = ctrl$s0_load;
+      lanes$7$en = ctrl$en;
+      lanes$7$w_we = ctrl$w_we;
       lanes$7$ps_valid = ctrl$ps_valid;
-      lanes$7$ps_first = ctrl$ps_first;
+      lanes$7$ps_clr = ctrl$ps_clr;
       lanes$7$sc_take = ctrl$sc_take;
       lanes$7$sc_mload = ctrl$sc_mload;
       lanes$7$acc_we = ctrl$acc_we;
       lanes$7$acc_first = ctrl$acc_first;
       lanes$7$out_load = ctrl$out_load;
-      lanes$7$en = ctrl$en;
-      lanes$7$s0_replay$0 = ctrl$s0_replay$0;
-      lanes$7$s0_pad$0 = ctrl$s0_pad$0;
+      lanes$7$w_addr$0 = ctrl$w_addr$0;
+      lanes$7$r_addr$0 = ctrl$r_addr$0;
+      lanes$7$w_addr$1 = ctrl$w_addr$1;
+      lanes$7$r_addr$1 = ctrl$r_addr$1;
+      lanes$7$w_addr$2 = ctrl$w_addr$2;
+      lanes$7$r_addr$2 = ctrl$r_addr$2;
       lanes$7$acc_addr$0 = ctrl$acc_addr$0;
       lanes$7$acc_addr$1 = ctrl$acc_addr$1;
       lanes$7$acc_addr$2 = ctrl$acc_addr$2;
       lanes$7$w$0 = w$56;
-      lanes$7$x$0 = x_reg[7:0];
       lanes$7$w$1 = w$57;
-      lanes$7$x$1 = x_reg[15:8];
       lanes$7$w$2 = w$58;
-      lanes$7$x$2 = x_reg[23:16];
       lanes$7$w$3 = w$59;
-      lanes$7$x$3 = x_reg[31:24];
       lanes$7$w$4 = w$60;
-      lanes$7$x$4 = x_reg[39:32];
       lanes$7$w$5 = w$61;
-      lanes$7$x$5 = x_reg[47:40];
       lanes$7$w$6 = w$62;
-      lanes$7$x$6 = x_reg[55:48];
       lanes$7$w$7 = w$63;
-      lanes$7$x$7 = x_reg[63:56];
+      lanes$7$xl$0 = x_reg[7:0];
+      lanes$7$xl$1 = x_reg[23:16];
+      lanes$7$xl$2 = x_reg[39:32];
+      lanes$7$xl$3 = x_reg[55:48];
+      lanes$7$xf$0 = x_f[7:0];
+      lanes$7$xf$1 = x_f[15:8];
+      lanes$7$xf$2 = x_f[23:16];
+      lanes$7$xf$3 = x_f[31:24];
       lanes$7$scale = scale$7;
       out$7 = lanes$7$out;
     end
 endmodule // tern_small_core
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,scale_valid,out_ready,busy,done,err,w_ready,act_ready,scale_ready,en,s0_load,s0_replay$0,s0_pad$0,x_load,ps_valid,ps_first,sc_take,sc_mload,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out_valid,out_token,out_n,out_last);
+module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,scale_valid,out_ready,busy,done,err,w_ready,act_ready,scale_ready,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,x_load,x_zero$0,ps_valid,ps_clr,sc_take,sc_mload,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out_valid,out_token,out_n,out_last);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -1058,12 +1170,17 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     output reg  act_ready;
     output reg  scale_ready;
     output reg  en;
-    output reg  s0_load;
-    output reg  s0_replay$0;
-    output reg  s0_pad$0;
+    output reg  w_we;
+    output reg  w_addr$0;
+    output reg  w_addr$1;
+    output reg  w_addr$2;
+    output reg  r_addr$0;
+    output reg  r_addr$1;
+    output reg  r_addr$2;
     output reg  x_load;
+    output reg  x_zero$0;
     output reg  ps_valid;
-    output reg  ps_first;
+    output reg  ps_clr;
     output reg  sc_take;
     output reg  sc_mload;
     output reg  acc_we;
@@ -1093,41 +1210,38 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg [2:0] m_last;
     reg m_gt1;
     reg [2:0] t;
-    // beat flags: issue (0), 3 tree stage(s), psum (P), scaler capture (S), multiplier (M)
+    reg [2:0] ra_q;
+    // beat flags: issue (0), lead registers (l), 3 tree stage(s), scaler capture (S), multiplier (M)
     reg v0;
-    reg first0;
     reg last0;
     reg kbf0;
     reg kbl0;
     reg tf0;
     reg [2:0] t0;
+    reg vl;
+    reg lastl;
+    reg kbfl;
+    reg kbll;
+    reg tfl;
+    reg [2:0] tl;
     reg vd1;
-    reg firstd1;
     reg lastd1;
     reg kbfd1;
     reg kbld1;
     reg tfd1;
     reg [2:0] td1;
     reg vd2;
-    reg firstd2;
     reg lastd2;
     reg kbfd2;
     reg kbld2;
     reg tfd2;
     reg [2:0] td2;
     reg vd3;
-    reg firstd3;
     reg lastd3;
     reg kbfd3;
     reg kbld3;
     reg tfd3;
     reg [2:0] td3;
-    reg vP;
-    reg lastP;
-    reg kbfP;
-    reg kblP;
-    reg tfP;
-    reg [2:0] tP;
     reg vlS;
     reg kbfS;
     reg kblS;
@@ -1151,7 +1265,7 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     wire [18:0] on_r = out_nbase + 19'd8;
     // go: the clock enable of every datapath register
     wire stall_out = out_valid_q & ~out_ready;
-    wire need_scale = vP & lastP & tfP;
+    wire need_scale = vd3 & lastd3 & tfd3;
     wire go = ~stall_out & ~(need_scale & ~scale_valid);
     // issue
     wire t_zero = t == 3'd0;
@@ -1169,11 +1283,11 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
         issuing <= 1'b0;
         done_q <= 1'b0;
         err_q <= 1'b0;
-        vP <= 1'b0;
         vlS <= 1'b0;
         vlM <= 1'b0;
         out_valid_q <= 1'b0;
         v0 <= 1'b0;
+        vl <= 1'b0;
         vd1 <= 1'b0;
         vd2 <= 1'b0;
         vd3 <= 1'b0;
@@ -1199,8 +1313,8 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           err_q <= 1'b1;
         end
         if (go) begin
+          ra_q <= j;
           v0 <= fire;
-          first0 <= (j == 3'd0);
           last0 <= last_beat;
           kbf0 <= (kb_base == 16'd0);
           kbl0 <= kb_last;
@@ -1229,37 +1343,34 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
               end
             end
           end
-          vd1 <= v0;
-          firstd1 <= first0;
-          lastd1 <= last0;
-          kbfd1 <= kbf0;
-          kbld1 <= kbl0;
-          tfd1 <= tf0;
-          td1 <= t0;
+          vl <= v0;
+          lastl <= last0;
+          kbfl <= kbf0;
+          kbll <= kbl0;
+          tfl <= tf0;
+          tl <= t0;
+          vd1 <= vl;
+          lastd1 <= lastl;
+          kbfd1 <= kbfl;
+          kbld1 <= kbll;
+          tfd1 <= tfl;
+          td1 <= tl;
           vd2 <= vd1;
-          firstd2 <= firstd1;
           lastd2 <= lastd1;
           kbfd2 <= kbfd1;
           kbld2 <= kbld1;
           tfd2 <= tfd1;
           td2 <= td1;
           vd3 <= vd2;
-          firstd3 <= firstd2;
           lastd3 <= lastd2;
           kbfd3 <= kbfd2;
           kbld3 <= kbld2;
           tfd3 <= tfd2;
           td3 <= td2;
-          vP <= vd3;
-          lastP <= lastd3;
-          kbfP <= kbfd3;
-          kblP <= kbld3;
-          tfP <= tfd3;
-          tP <= td3;
-          vlS <= vP & lastP;
-          kbfS <= kbfP;
-          kblS <= kblP;
-          tS <= tP;
+          vlS <= vd3 & lastd3;
+          kbfS <= kbfd3;
+          kblS <= kbld3;
+          tS <= td3;
           vlM <= vlS;
           kbfM <= kbfS;
           kblM <= kblS;
@@ -1284,16 +1395,21 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
       done = done_q;
       err = err_q;
       en = go;
-      s0_load = fire;
-      s0_replay$0 = ~t_zero;
-      s0_pad$0 = pad;
+      w_addr$0 = j[0];
+      r_addr$0 = ra_q[0];
+      w_addr$1 = j[1];
+      r_addr$1 = ra_q[1];
+      w_addr$2 = j[2];
+      r_addr$2 = ra_q[2];
+      w_we = fire & ~pad & need_w;
+      x_zero$0 = fire & pad;
       x_load = fire & ~pad;
       w_ready = go & issuing & ~pad & need_w & act_valid;
       act_ready = go & issuing & ~pad & (~need_w | w_valid);
       scale_ready = need_scale & ~stall_out;
       ps_valid = vd3;
-      ps_first = firstd3;
-      sc_take = vP & lastP;
+      ps_clr = rst | (go & vd3 & lastd3);
+      sc_take = vd3 & lastd3;
       sc_mload = need_scale;
       acc_we = vlM;
       acc_first = kbfM;
@@ -1309,15 +1425,19 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
 endmodule // tern_small_core$ctrl
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$0(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$0(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  w_addr$2;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
+    input wire  r_addr$2;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -1326,16 +1446,16 @@ module tern_small_core$lanes$0(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     input wire  [1:0] w$5;
     input wire  [1:0] w$6;
     input wire  [1:0] w$7;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -1348,38 +1468,6 @@ module tern_small_core$lanes$0(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -1409,54 +1497,6 @@ module tern_small_core$lanes$0(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_small_core$lanes$0$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_small_core$lanes$0$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_small_core$lanes$0$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_small_core$lanes$0$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_small_core$lanes$0$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_small_core$lanes$0$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_small_core$lanes$0$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_small_core$lanes$0$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
     tern_small_core$lanes$0$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -1488,127 +1528,191 @@ module tern_small_core$lanes$0(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [15:0] w_in = {w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [15:0] w_reg;
-    reg [15:0] ring_0;
-    reg [15:0] ring_1;
-    reg [15:0] ring_2;
-    reg [15:0] ring_3;
-    reg [15:0] ring_4;
-    reg [15:0] ring_5;
-    reg [15:0] ring_6;
-    reg [15:0] ring_7;
-    wire [15:0] w_sel = s0_pad$0 ? {16{1'b0}} : (s0_replay$0 ? ring_7 : w_in);
+    wire [2:0] wa = {w_addr$2, w_addr$1, w_addr$0};
+    wire [2:0] ra = {r_addr$2, r_addr$1, r_addr$0};
+    reg [15:0] ring [0:7];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
-        ring_4 <= ring_3;
-        ring_5 <= ring_4;
-        ring_6 <= ring_5;
-        ring_7 <= ring_6;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [15:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 8 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
+    reg ts1_3;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
-        tq1_0 <= pes$4$corr;
-        tq1_1 <= pes$5$corr;
-        tq1_2 <= pes$6$corr;
-        tq1_3 <= pes$7$corr;
+        ts1_3 <= ls3;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    reg tq2_0;
-    reg tq2_1;
+    reg ts2_1;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
-        tq2_0 <= tq1_2;
-        tq2_1 <= tq1_3;
+        ts2_1 <= ts1_2;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    reg tq3_0;
+    reg ts3_0;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
-        tq3_0 <= tq2_1;
+        ts3_0 <= ts2_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{4{tr3_0[10]}}, tr3_0} + {{14{1'b0}}, tq3_0};
+    wire [4:0] pbl = tr3_0[4:0] ^ {5{ts3_0}};
+    wire [5:0] pbh = tr3_0[10:5] ^ {6{ts3_0}};
+    wire [14:0] psum_next = psum + {{4{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts3_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -1619,150 +1723,6 @@ module tern_small_core$lanes$0(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
       out = scaler$out;
     end
 endmodule // tern_small_core$lanes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$0$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$0$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$0$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$0$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$0$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$0$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$0$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$0$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$0$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$0$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$0$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$0$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$0$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$0$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$0$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$0$pes$7
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_small_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
@@ -1813,12 +1773,14 @@ module tern_small_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:7];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:15];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -1827,15 +1789,19 @@ module tern_small_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_small_core$lanes$0$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$1(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$1(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  w_addr$2;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
+    input wire  r_addr$2;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -1844,16 +1810,16 @@ module tern_small_core$lanes$1(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     input wire  [1:0] w$5;
     input wire  [1:0] w$6;
     input wire  [1:0] w$7;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -1866,38 +1832,6 @@ module tern_small_core$lanes$1(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -1927,54 +1861,6 @@ module tern_small_core$lanes$1(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_small_core$lanes$1$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_small_core$lanes$1$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_small_core$lanes$1$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_small_core$lanes$1$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_small_core$lanes$1$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_small_core$lanes$1$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_small_core$lanes$1$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_small_core$lanes$1$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
     tern_small_core$lanes$1$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -2006,127 +1892,191 @@ module tern_small_core$lanes$1(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [15:0] w_in = {w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [15:0] w_reg;
-    reg [15:0] ring_0;
-    reg [15:0] ring_1;
-    reg [15:0] ring_2;
-    reg [15:0] ring_3;
-    reg [15:0] ring_4;
-    reg [15:0] ring_5;
-    reg [15:0] ring_6;
-    reg [15:0] ring_7;
-    wire [15:0] w_sel = s0_pad$0 ? {16{1'b0}} : (s0_replay$0 ? ring_7 : w_in);
+    wire [2:0] wa = {w_addr$2, w_addr$1, w_addr$0};
+    wire [2:0] ra = {r_addr$2, r_addr$1, r_addr$0};
+    reg [15:0] ring [0:7];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
-        ring_4 <= ring_3;
-        ring_5 <= ring_4;
-        ring_6 <= ring_5;
-        ring_7 <= ring_6;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [15:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 8 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
+    reg ts1_3;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
-        tq1_0 <= pes$4$corr;
-        tq1_1 <= pes$5$corr;
-        tq1_2 <= pes$6$corr;
-        tq1_3 <= pes$7$corr;
+        ts1_3 <= ls3;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    reg tq2_0;
-    reg tq2_1;
+    reg ts2_1;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
-        tq2_0 <= tq1_2;
-        tq2_1 <= tq1_3;
+        ts2_1 <= ts1_2;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    reg tq3_0;
+    reg ts3_0;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
-        tq3_0 <= tq2_1;
+        ts3_0 <= ts2_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{4{tr3_0[10]}}, tr3_0} + {{14{1'b0}}, tq3_0};
+    wire [4:0] pbl = tr3_0[4:0] ^ {5{ts3_0}};
+    wire [5:0] pbh = tr3_0[10:5] ^ {6{ts3_0}};
+    wire [14:0] psum_next = psum + {{4{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts3_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -2137,150 +2087,6 @@ module tern_small_core$lanes$1(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
       out = scaler$out;
     end
 endmodule // tern_small_core$lanes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$1$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$1$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$1$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$1$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$1$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$1$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$1$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$1$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$1$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$1$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$1$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$1$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$1$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$1$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$1$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$1$pes$7
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_small_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
@@ -2331,12 +2137,14 @@ module tern_small_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:7];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:15];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -2345,15 +2153,19 @@ module tern_small_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_small_core$lanes$1$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$2(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$2(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  w_addr$2;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
+    input wire  r_addr$2;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -2362,16 +2174,16 @@ module tern_small_core$lanes$2(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     input wire  [1:0] w$5;
     input wire  [1:0] w$6;
     input wire  [1:0] w$7;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -2384,38 +2196,6 @@ module tern_small_core$lanes$2(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -2445,54 +2225,6 @@ module tern_small_core$lanes$2(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_small_core$lanes$2$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_small_core$lanes$2$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_small_core$lanes$2$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_small_core$lanes$2$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_small_core$lanes$2$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_small_core$lanes$2$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_small_core$lanes$2$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_small_core$lanes$2$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
     tern_small_core$lanes$2$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -2524,127 +2256,191 @@ module tern_small_core$lanes$2(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [15:0] w_in = {w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [15:0] w_reg;
-    reg [15:0] ring_0;
-    reg [15:0] ring_1;
-    reg [15:0] ring_2;
-    reg [15:0] ring_3;
-    reg [15:0] ring_4;
-    reg [15:0] ring_5;
-    reg [15:0] ring_6;
-    reg [15:0] ring_7;
-    wire [15:0] w_sel = s0_pad$0 ? {16{1'b0}} : (s0_replay$0 ? ring_7 : w_in);
+    wire [2:0] wa = {w_addr$2, w_addr$1, w_addr$0};
+    wire [2:0] ra = {r_addr$2, r_addr$1, r_addr$0};
+    reg [15:0] ring [0:7];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
-        ring_4 <= ring_3;
-        ring_5 <= ring_4;
-        ring_6 <= ring_5;
-        ring_7 <= ring_6;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [15:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 8 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
+    reg ts1_3;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
-        tq1_0 <= pes$4$corr;
-        tq1_1 <= pes$5$corr;
-        tq1_2 <= pes$6$corr;
-        tq1_3 <= pes$7$corr;
+        ts1_3 <= ls3;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    reg tq2_0;
-    reg tq2_1;
+    reg ts2_1;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
-        tq2_0 <= tq1_2;
-        tq2_1 <= tq1_3;
+        ts2_1 <= ts1_2;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    reg tq3_0;
+    reg ts3_0;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
-        tq3_0 <= tq2_1;
+        ts3_0 <= ts2_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{4{tr3_0[10]}}, tr3_0} + {{14{1'b0}}, tq3_0};
+    wire [4:0] pbl = tr3_0[4:0] ^ {5{ts3_0}};
+    wire [5:0] pbh = tr3_0[10:5] ^ {6{ts3_0}};
+    wire [14:0] psum_next = psum + {{4{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts3_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -2655,150 +2451,6 @@ module tern_small_core$lanes$2(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
       out = scaler$out;
     end
 endmodule // tern_small_core$lanes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$2$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$2$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$2$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$2$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$2$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$2$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$2$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$2$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$2$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$2$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$2$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$2$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$2$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$2$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$2$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$2$pes$7
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_small_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
@@ -2849,12 +2501,14 @@ module tern_small_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:7];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:15];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -2863,15 +2517,19 @@ module tern_small_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_small_core$lanes$2$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$3(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$3(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  w_addr$2;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
+    input wire  r_addr$2;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -2880,16 +2538,16 @@ module tern_small_core$lanes$3(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     input wire  [1:0] w$5;
     input wire  [1:0] w$6;
     input wire  [1:0] w$7;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -2902,38 +2560,6 @@ module tern_small_core$lanes$3(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -2963,54 +2589,6 @@ module tern_small_core$lanes$3(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_small_core$lanes$3$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_small_core$lanes$3$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_small_core$lanes$3$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_small_core$lanes$3$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_small_core$lanes$3$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_small_core$lanes$3$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_small_core$lanes$3$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_small_core$lanes$3$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
     tern_small_core$lanes$3$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -3042,127 +2620,191 @@ module tern_small_core$lanes$3(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [15:0] w_in = {w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [15:0] w_reg;
-    reg [15:0] ring_0;
-    reg [15:0] ring_1;
-    reg [15:0] ring_2;
-    reg [15:0] ring_3;
-    reg [15:0] ring_4;
-    reg [15:0] ring_5;
-    reg [15:0] ring_6;
-    reg [15:0] ring_7;
-    wire [15:0] w_sel = s0_pad$0 ? {16{1'b0}} : (s0_replay$0 ? ring_7 : w_in);
+    wire [2:0] wa = {w_addr$2, w_addr$1, w_addr$0};
+    wire [2:0] ra = {r_addr$2, r_addr$1, r_addr$0};
+    reg [15:0] ring [0:7];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
-        ring_4 <= ring_3;
-        ring_5 <= ring_4;
-        ring_6 <= ring_5;
-        ring_7 <= ring_6;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [15:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 8 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
+    reg ts1_3;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
-        tq1_0 <= pes$4$corr;
-        tq1_1 <= pes$5$corr;
-        tq1_2 <= pes$6$corr;
-        tq1_3 <= pes$7$corr;
+        ts1_3 <= ls3;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    reg tq2_0;
-    reg tq2_1;
+    reg ts2_1;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
-        tq2_0 <= tq1_2;
-        tq2_1 <= tq1_3;
+        ts2_1 <= ts1_2;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    reg tq3_0;
+    reg ts3_0;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
-        tq3_0 <= tq2_1;
+        ts3_0 <= ts2_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{4{tr3_0[10]}}, tr3_0} + {{14{1'b0}}, tq3_0};
+    wire [4:0] pbl = tr3_0[4:0] ^ {5{ts3_0}};
+    wire [5:0] pbh = tr3_0[10:5] ^ {6{ts3_0}};
+    wire [14:0] psum_next = psum + {{4{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts3_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -3173,150 +2815,6 @@ module tern_small_core$lanes$3(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
       out = scaler$out;
     end
 endmodule // tern_small_core$lanes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$3$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$3$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$3$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$3$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$3$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$3$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$3$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$3$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$3$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$3$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$3$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$3$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$3$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$3$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$3$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$3$pes$7
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_small_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
@@ -3367,12 +2865,14 @@ module tern_small_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:7];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:15];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -3381,15 +2881,19 @@ module tern_small_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_small_core$lanes$3$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$4(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$4(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  w_addr$2;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
+    input wire  r_addr$2;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -3398,16 +2902,16 @@ module tern_small_core$lanes$4(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     input wire  [1:0] w$5;
     input wire  [1:0] w$6;
     input wire  [1:0] w$7;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -3420,38 +2924,6 @@ module tern_small_core$lanes$4(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -3481,54 +2953,6 @@ module tern_small_core$lanes$4(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_small_core$lanes$4$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_small_core$lanes$4$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_small_core$lanes$4$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_small_core$lanes$4$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_small_core$lanes$4$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_small_core$lanes$4$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_small_core$lanes$4$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_small_core$lanes$4$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
     tern_small_core$lanes$4$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -3560,127 +2984,191 @@ module tern_small_core$lanes$4(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [15:0] w_in = {w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [15:0] w_reg;
-    reg [15:0] ring_0;
-    reg [15:0] ring_1;
-    reg [15:0] ring_2;
-    reg [15:0] ring_3;
-    reg [15:0] ring_4;
-    reg [15:0] ring_5;
-    reg [15:0] ring_6;
-    reg [15:0] ring_7;
-    wire [15:0] w_sel = s0_pad$0 ? {16{1'b0}} : (s0_replay$0 ? ring_7 : w_in);
+    wire [2:0] wa = {w_addr$2, w_addr$1, w_addr$0};
+    wire [2:0] ra = {r_addr$2, r_addr$1, r_addr$0};
+    reg [15:0] ring [0:7];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
-        ring_4 <= ring_3;
-        ring_5 <= ring_4;
-        ring_6 <= ring_5;
-        ring_7 <= ring_6;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [15:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 8 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
+    reg ts1_3;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
-        tq1_0 <= pes$4$corr;
-        tq1_1 <= pes$5$corr;
-        tq1_2 <= pes$6$corr;
-        tq1_3 <= pes$7$corr;
+        ts1_3 <= ls3;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    reg tq2_0;
-    reg tq2_1;
+    reg ts2_1;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
-        tq2_0 <= tq1_2;
-        tq2_1 <= tq1_3;
+        ts2_1 <= ts1_2;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    reg tq3_0;
+    reg ts3_0;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
-        tq3_0 <= tq2_1;
+        ts3_0 <= ts2_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{4{tr3_0[10]}}, tr3_0} + {{14{1'b0}}, tq3_0};
+    wire [4:0] pbl = tr3_0[4:0] ^ {5{ts3_0}};
+    wire [5:0] pbh = tr3_0[10:5] ^ {6{ts3_0}};
+    wire [14:0] psum_next = psum + {{4{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts3_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -3691,150 +3179,6 @@ module tern_small_core$lanes$4(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
       out = scaler$out;
     end
 endmodule // tern_small_core$lanes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$4$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$4$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$4$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$4$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$4$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$4$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$4$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$4$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$4$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$4$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$4$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$4$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$4$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$4$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$4$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$4$pes$7
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_small_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
@@ -3885,12 +3229,14 @@ module tern_small_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:7];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:15];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -3899,15 +3245,19 @@ module tern_small_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_small_core$lanes$4$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$5(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$5(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  w_addr$2;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
+    input wire  r_addr$2;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -3916,16 +3266,16 @@ module tern_small_core$lanes$5(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     input wire  [1:0] w$5;
     input wire  [1:0] w$6;
     input wire  [1:0] w$7;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -3938,38 +3288,6 @@ module tern_small_core$lanes$5(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -3999,54 +3317,6 @@ module tern_small_core$lanes$5(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_small_core$lanes$5$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_small_core$lanes$5$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_small_core$lanes$5$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_small_core$lanes$5$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_small_core$lanes$5$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_small_core$lanes$5$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_small_core$lanes$5$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_small_core$lanes$5$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
     tern_small_core$lanes$5$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -4078,127 +3348,191 @@ module tern_small_core$lanes$5(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [15:0] w_in = {w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [15:0] w_reg;
-    reg [15:0] ring_0;
-    reg [15:0] ring_1;
-    reg [15:0] ring_2;
-    reg [15:0] ring_3;
-    reg [15:0] ring_4;
-    reg [15:0] ring_5;
-    reg [15:0] ring_6;
-    reg [15:0] ring_7;
-    wire [15:0] w_sel = s0_pad$0 ? {16{1'b0}} : (s0_replay$0 ? ring_7 : w_in);
+    wire [2:0] wa = {w_addr$2, w_addr$1, w_addr$0};
+    wire [2:0] ra = {r_addr$2, r_addr$1, r_addr$0};
+    reg [15:0] ring [0:7];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
-        ring_4 <= ring_3;
-        ring_5 <= ring_4;
-        ring_6 <= ring_5;
-        ring_7 <= ring_6;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [15:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 8 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
+    reg ts1_3;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
-        tq1_0 <= pes$4$corr;
-        tq1_1 <= pes$5$corr;
-        tq1_2 <= pes$6$corr;
-        tq1_3 <= pes$7$corr;
+        ts1_3 <= ls3;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    reg tq2_0;
-    reg tq2_1;
+    reg ts2_1;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
-        tq2_0 <= tq1_2;
-        tq2_1 <= tq1_3;
+        ts2_1 <= ts1_2;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    reg tq3_0;
+    reg ts3_0;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
-        tq3_0 <= tq2_1;
+        ts3_0 <= ts2_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{4{tr3_0[10]}}, tr3_0} + {{14{1'b0}}, tq3_0};
+    wire [4:0] pbl = tr3_0[4:0] ^ {5{ts3_0}};
+    wire [5:0] pbh = tr3_0[10:5] ^ {6{ts3_0}};
+    wire [14:0] psum_next = psum + {{4{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts3_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -4209,150 +3543,6 @@ module tern_small_core$lanes$5(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
       out = scaler$out;
     end
 endmodule // tern_small_core$lanes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$5$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$5$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$5$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$5$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$5$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$5$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$5$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$5$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$5$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$5$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$5$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$5$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$5$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$5$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$5$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$5$pes$7
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_small_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
@@ -4403,12 +3593,14 @@ module tern_small_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:7];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:15];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -4417,15 +3609,19 @@ module tern_small_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_small_core$lanes$5$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$6(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$6(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  w_addr$2;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
+    input wire  r_addr$2;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -4434,16 +3630,16 @@ module tern_small_core$lanes$6(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     input wire  [1:0] w$5;
     input wire  [1:0] w$6;
     input wire  [1:0] w$7;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -4456,38 +3652,6 @@ module tern_small_core$lanes$6(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -4517,54 +3681,6 @@ module tern_small_core$lanes$6(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_small_core$lanes$6$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_small_core$lanes$6$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_small_core$lanes$6$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_small_core$lanes$6$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_small_core$lanes$6$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_small_core$lanes$6$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_small_core$lanes$6$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_small_core$lanes$6$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
     tern_small_core$lanes$6$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -4596,127 +3712,191 @@ module tern_small_core$lanes$6(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [15:0] w_in = {w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [15:0] w_reg;
-    reg [15:0] ring_0;
-    reg [15:0] ring_1;
-    reg [15:0] ring_2;
-    reg [15:0] ring_3;
-    reg [15:0] ring_4;
-    reg [15:0] ring_5;
-    reg [15:0] ring_6;
-    reg [15:0] ring_7;
-    wire [15:0] w_sel = s0_pad$0 ? {16{1'b0}} : (s0_replay$0 ? ring_7 : w_in);
+    wire [2:0] wa = {w_addr$2, w_addr$1, w_addr$0};
+    wire [2:0] ra = {r_addr$2, r_addr$1, r_addr$0};
+    reg [15:0] ring [0:7];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
-        ring_4 <= ring_3;
-        ring_5 <= ring_4;
-        ring_6 <= ring_5;
-        ring_7 <= ring_6;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [15:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 8 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
+    reg ts1_3;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
-        tq1_0 <= pes$4$corr;
-        tq1_1 <= pes$5$corr;
-        tq1_2 <= pes$6$corr;
-        tq1_3 <= pes$7$corr;
+        ts1_3 <= ls3;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    reg tq2_0;
-    reg tq2_1;
+    reg ts2_1;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
-        tq2_0 <= tq1_2;
-        tq2_1 <= tq1_3;
+        ts2_1 <= ts1_2;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    reg tq3_0;
+    reg ts3_0;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
-        tq3_0 <= tq2_1;
+        ts3_0 <= ts2_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{4{tr3_0[10]}}, tr3_0} + {{14{1'b0}}, tq3_0};
+    wire [4:0] pbl = tr3_0[4:0] ^ {5{ts3_0}};
+    wire [5:0] pbh = tr3_0[10:5] ^ {6{ts3_0}};
+    wire [14:0] psum_next = psum + {{4{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts3_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -4727,150 +3907,6 @@ module tern_small_core$lanes$6(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
       out = scaler$out;
     end
 endmodule // tern_small_core$lanes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$6$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$6$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$6$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$6$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$6$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$6$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$6$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$6$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$6$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$6$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$6$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$6$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$6$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$6$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$6$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$6$pes$7
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_small_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
@@ -4921,12 +3957,14 @@ module tern_small_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:7];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:15];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
@@ -4935,15 +3973,19 @@ module tern_small_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_small_core$lanes$6$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$7(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,x$0,x$1,x$2,x$3,x$4,x$5,x$6,x$7,ps_valid,ps_first,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$7(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
     input wire  clock;
     input wire  en;
-    input wire  s0_load;
-    input wire  s0_replay$0;
-    input wire  s0_pad$0;
+    input wire  w_we;
+    input wire  w_addr$0;
+    input wire  w_addr$1;
+    input wire  w_addr$2;
+    input wire  r_addr$0;
+    input wire  r_addr$1;
+    input wire  r_addr$2;
     input wire  [1:0] w$0;
     input wire  [1:0] w$1;
     input wire  [1:0] w$2;
@@ -4952,16 +3994,16 @@ module tern_small_core$lanes$7(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     input wire  [1:0] w$5;
     input wire  [1:0] w$6;
     input wire  [1:0] w$7;
-    input wire  [7:0] x$0;
-    input wire  [7:0] x$1;
-    input wire  [7:0] x$2;
-    input wire  [7:0] x$3;
-    input wire  [7:0] x$4;
-    input wire  [7:0] x$5;
-    input wire  [7:0] x$6;
-    input wire  [7:0] x$7;
+    input wire  [7:0] xl$0;
+    input wire  [7:0] xl$1;
+    input wire  [7:0] xl$2;
+    input wire  [7:0] xl$3;
+    input wire  [7:0] xf$0;
+    input wire  [7:0] xf$1;
+    input wire  [7:0] xf$2;
+    input wire  [7:0] xf$3;
     input wire  ps_valid;
-    input wire  ps_first;
+    input wire  ps_clr;
     input wire  sc_take;
     input wire  sc_mload;
     input wire  [15:0] scale;
@@ -4974,38 +4016,6 @@ module tern_small_core$lanes$7(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     output reg  [63:0] out;
 
     // Stub signals
-    reg  [1:0] pes$0$trit;
-    reg  [7:0] pes$0$act;
-    wire  [7:0] pes$0$prod;
-    wire  pes$0$corr;
-    reg  [1:0] pes$1$trit;
-    reg  [7:0] pes$1$act;
-    wire  [7:0] pes$1$prod;
-    wire  pes$1$corr;
-    reg  [1:0] pes$2$trit;
-    reg  [7:0] pes$2$act;
-    wire  [7:0] pes$2$prod;
-    wire  pes$2$corr;
-    reg  [1:0] pes$3$trit;
-    reg  [7:0] pes$3$act;
-    wire  [7:0] pes$3$prod;
-    wire  pes$3$corr;
-    reg  [1:0] pes$4$trit;
-    reg  [7:0] pes$4$act;
-    wire  [7:0] pes$4$prod;
-    wire  pes$4$corr;
-    reg  [1:0] pes$5$trit;
-    reg  [7:0] pes$5$act;
-    wire  [7:0] pes$5$prod;
-    wire  pes$5$corr;
-    reg  [1:0] pes$6$trit;
-    reg  [7:0] pes$6$act;
-    wire  [7:0] pes$6$prod;
-    wire  pes$6$corr;
-    reg  [1:0] pes$7$trit;
-    reg  [7:0] pes$7$act;
-    wire  [7:0] pes$7$prod;
-    wire  pes$7$corr;
     reg  scaler$clock;
     reg  scaler$en;
     reg  scaler$take;
@@ -5035,54 +4045,6 @@ module tern_small_core$lanes$7(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     wire  [63:0] scaler$out;
 
     // Sub module instances
-    tern_small_core$lanes$7$pes$0 pes$0(
-        .trit(pes$0$trit),
-        .act(pes$0$act),
-        .prod(pes$0$prod),
-        .corr(pes$0$corr)
-    );
-    tern_small_core$lanes$7$pes$1 pes$1(
-        .trit(pes$1$trit),
-        .act(pes$1$act),
-        .prod(pes$1$prod),
-        .corr(pes$1$corr)
-    );
-    tern_small_core$lanes$7$pes$2 pes$2(
-        .trit(pes$2$trit),
-        .act(pes$2$act),
-        .prod(pes$2$prod),
-        .corr(pes$2$corr)
-    );
-    tern_small_core$lanes$7$pes$3 pes$3(
-        .trit(pes$3$trit),
-        .act(pes$3$act),
-        .prod(pes$3$prod),
-        .corr(pes$3$corr)
-    );
-    tern_small_core$lanes$7$pes$4 pes$4(
-        .trit(pes$4$trit),
-        .act(pes$4$act),
-        .prod(pes$4$prod),
-        .corr(pes$4$corr)
-    );
-    tern_small_core$lanes$7$pes$5 pes$5(
-        .trit(pes$5$trit),
-        .act(pes$5$act),
-        .prod(pes$5$prod),
-        .corr(pes$5$corr)
-    );
-    tern_small_core$lanes$7$pes$6 pes$6(
-        .trit(pes$6$trit),
-        .act(pes$6$act),
-        .prod(pes$6$prod),
-        .corr(pes$6$corr)
-    );
-    tern_small_core$lanes$7$pes$7 pes$7(
-        .trit(pes$7$trit),
-        .act(pes$7$act),
-        .prod(pes$7$prod),
-        .corr(pes$7$corr)
-    );
     tern_small_core$lanes$7$scaler scaler(
         .clock(scaler$clock),
         .en(scaler$en),
@@ -5114,127 +4076,191 @@ module tern_small_core$lanes$7(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
     );
 
     // Update code (custom)
-    // stage 0: the beat's trit codes (stream, replay ring or pad zeros)
+    // stage 0: the beat's trit codes into the weight ring (or the input register)
     wire [15:0] w_in = {w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
-    reg [15:0] w_reg;
-    reg [15:0] ring_0;
-    reg [15:0] ring_1;
-    reg [15:0] ring_2;
-    reg [15:0] ring_3;
-    reg [15:0] ring_4;
-    reg [15:0] ring_5;
-    reg [15:0] ring_6;
-    reg [15:0] ring_7;
-    wire [15:0] w_sel = s0_pad$0 ? {16{1'b0}} : (s0_replay$0 ? ring_7 : w_in);
+    wire [2:0] wa = {w_addr$2, w_addr$1, w_addr$0};
+    wire [2:0] ra = {r_addr$2, r_addr$1, r_addr$0};
+    reg [15:0] ring [0:7];
     always @(posedge clock) begin
-      if (en & s0_load) begin
-        w_reg <= w_sel;
-        ring_0 <= w_sel;
-        ring_1 <= ring_0;
-        ring_2 <= ring_1;
-        ring_3 <= ring_2;
-        ring_4 <= ring_3;
-        ring_5 <= ring_4;
-        ring_6 <= ring_5;
-        ring_7 <= ring_6;
+      if (en & w_we) ring[wa] <= w_in;
+    end
+    // stage 1: read at the registered index
+    wire [15:0] w1 = ring[ra];
+    // lead registers per column pair: leader activation masked by its non-zero bit (synchronous reset), leader sign, follower code
+    reg [7:0] lq0;
+    reg ls0;
+    wire lz0 = en & ~w1[0];
+    always @(posedge clock) begin
+      if (lz0) lq0 <= {8{1'b0}};
+      else if (en) lq0 <= xl$0;
+    end
+    reg lnz0;
+    reg lng0;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz0 <= w1[2];
+        lng0 <= w1[3];
       end
     end
-    // stage 1: 8 PEs (sub-modules) and the adder tree
-    always @(*) begin
-      pes$0$trit = w_reg[1:0];
-      pes$0$act = x$0;
-      pes$1$trit = w_reg[3:2];
-      pes$1$act = x$1;
-      pes$2$trit = w_reg[5:4];
-      pes$2$act = x$2;
-      pes$3$trit = w_reg[7:6];
-      pes$3$act = x$3;
-      pes$4$trit = w_reg[9:8];
-      pes$4$act = x$4;
-      pes$5$trit = w_reg[11:10];
-      pes$5$act = x$5;
-      pes$6$trit = w_reg[13:12];
-      pes$6$act = x$6;
-      pes$7$trit = w_reg[15:14];
-      pes$7$act = x$7;
+    always @(posedge clock) begin
+      if (en) ls0 <= w1[1];
     end
+    reg [7:0] lq1;
+    reg ls1;
+    wire lz1 = en & ~w1[4];
+    always @(posedge clock) begin
+      if (lz1) lq1 <= {8{1'b0}};
+      else if (en) lq1 <= xl$1;
+    end
+    reg lnz1;
+    reg lng1;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz1 <= w1[6];
+        lng1 <= w1[7];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls1 <= w1[5];
+    end
+    reg [7:0] lq2;
+    reg ls2;
+    wire lz2 = en & ~w1[8];
+    always @(posedge clock) begin
+      if (lz2) lq2 <= {8{1'b0}};
+      else if (en) lq2 <= xl$2;
+    end
+    reg lnz2;
+    reg lng2;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz2 <= w1[10];
+        lng2 <= w1[11];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls2 <= w1[9];
+    end
+    reg [7:0] lq3;
+    reg ls3;
+    wire lz3 = en & ~w1[12];
+    always @(posedge clock) begin
+      if (lz3) lq3 <= {8{1'b0}};
+      else if (en) lq3 <= xl$3;
+    end
+    reg lnz3;
+    reg lng3;
+    always @(posedge clock) begin
+      if (en) begin
+        lnz3 <= w1[14];
+        lng3 <= w1[15];
+      end
+    end
+    always @(posedge clock) begin
+      if (en) ls3 <= w1[13];
+    end
+    // stage 2: the sign-factored adder tree
     // tree level 1 (registered)
-    wire [8:0] tv1_0 = {{1{pes$0$prod[7]}}, pes$0$prod} + {{1{pes$1$prod[7]}}, pes$1$prod} + {{8{1'b0}}, pes$0$corr};
+    wire tn1_0 = ls0 ^ lng0;
+    wire [3:0] tb1_0l = {4{lnz0}} & (xf$0[3:0] ^ {4{tn1_0}});
+    wire [3:0] tb1_0h = {4{lnz0}} & (xf$0[7:4] ^ {4{tn1_0}});
+    wire [8:0] tv1_0 = {{1{lq0[7]}}, lq0} + {{1{tb1_0h[3]}}, tb1_0h, tb1_0l} + {{8{1'b0}}, (lnz0 & tn1_0)};
     reg [8:0] tr1_0;
-    wire [8:0] tv1_1 = {{1{pes$2$prod[7]}}, pes$2$prod} + {{1{pes$3$prod[7]}}, pes$3$prod} + {{8{1'b0}}, pes$1$corr};
+    reg ts1_0;
+    wire tn1_1 = ls1 ^ lng1;
+    wire [3:0] tb1_1l = {4{lnz1}} & (xf$1[3:0] ^ {4{tn1_1}});
+    wire [3:0] tb1_1h = {4{lnz1}} & (xf$1[7:4] ^ {4{tn1_1}});
+    wire [8:0] tv1_1 = {{1{lq1[7]}}, lq1} + {{1{tb1_1h[3]}}, tb1_1h, tb1_1l} + {{8{1'b0}}, (lnz1 & tn1_1)};
     reg [8:0] tr1_1;
-    wire [8:0] tv1_2 = {{1{pes$4$prod[7]}}, pes$4$prod} + {{1{pes$5$prod[7]}}, pes$5$prod} + {{8{1'b0}}, pes$2$corr};
+    reg ts1_1;
+    wire tn1_2 = ls2 ^ lng2;
+    wire [3:0] tb1_2l = {4{lnz2}} & (xf$2[3:0] ^ {4{tn1_2}});
+    wire [3:0] tb1_2h = {4{lnz2}} & (xf$2[7:4] ^ {4{tn1_2}});
+    wire [8:0] tv1_2 = {{1{lq2[7]}}, lq2} + {{1{tb1_2h[3]}}, tb1_2h, tb1_2l} + {{8{1'b0}}, (lnz2 & tn1_2)};
     reg [8:0] tr1_2;
-    wire [8:0] tv1_3 = {{1{pes$6$prod[7]}}, pes$6$prod} + {{1{pes$7$prod[7]}}, pes$7$prod} + {{8{1'b0}}, pes$3$corr};
+    reg ts1_2;
+    wire tn1_3 = ls3 ^ lng3;
+    wire [3:0] tb1_3l = {4{lnz3}} & (xf$3[3:0] ^ {4{tn1_3}});
+    wire [3:0] tb1_3h = {4{lnz3}} & (xf$3[7:4] ^ {4{tn1_3}});
+    wire [8:0] tv1_3 = {{1{lq3[7]}}, lq3} + {{1{tb1_3h[3]}}, tb1_3h, tb1_3l} + {{8{1'b0}}, (lnz3 & tn1_3)};
     reg [8:0] tr1_3;
-    reg tq1_0;
-    reg tq1_1;
-    reg tq1_2;
-    reg tq1_3;
+    reg ts1_3;
     always @(posedge clock) begin
       if (en) begin
         tr1_0 <= tv1_0;
+        ts1_0 <= ls0;
         tr1_1 <= tv1_1;
+        ts1_1 <= ls1;
         tr1_2 <= tv1_2;
+        ts1_2 <= ls2;
         tr1_3 <= tv1_3;
-        tq1_0 <= pes$4$corr;
-        tq1_1 <= pes$5$corr;
-        tq1_2 <= pes$6$corr;
-        tq1_3 <= pes$7$corr;
+        ts1_3 <= ls3;
       end
     end
     // tree level 2 (registered)
-    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tr1_1[8]}}, tr1_1} + {{9{1'b0}}, tq1_0};
+    wire un2_0 = ts1_0 ^ ts1_1;
+    wire [3:0] tb2_0l = tr1_1[3:0] ^ {4{un2_0}};
+    wire [4:0] tb2_0h = tr1_1[8:4] ^ {5{un2_0}};
+    wire [9:0] tv2_0 = {{1{tr1_0[8]}}, tr1_0} + {{1{tb2_0h[4]}}, tb2_0h, tb2_0l} + {{9{1'b0}}, un2_0};
     reg [9:0] tr2_0;
-    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tr1_3[8]}}, tr1_3} + {{9{1'b0}}, tq1_1};
+    reg ts2_0;
+    wire un2_1 = ts1_2 ^ ts1_3;
+    wire [3:0] tb2_1l = tr1_3[3:0] ^ {4{un2_1}};
+    wire [4:0] tb2_1h = tr1_3[8:4] ^ {5{un2_1}};
+    wire [9:0] tv2_1 = {{1{tr1_2[8]}}, tr1_2} + {{1{tb2_1h[4]}}, tb2_1h, tb2_1l} + {{9{1'b0}}, un2_1};
     reg [9:0] tr2_1;
-    reg tq2_0;
-    reg tq2_1;
+    reg ts2_1;
     always @(posedge clock) begin
       if (en) begin
         tr2_0 <= tv2_0;
+        ts2_0 <= ts1_0;
         tr2_1 <= tv2_1;
-        tq2_0 <= tq1_2;
-        tq2_1 <= tq1_3;
+        ts2_1 <= ts1_2;
       end
     end
     // tree level 3 (registered)
-    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tr2_1[9]}}, tr2_1} + {{10{1'b0}}, tq2_0};
+    wire un3_0 = ts2_0 ^ ts2_1;
+    wire [4:0] tb3_0l = tr2_1[4:0] ^ {5{un3_0}};
+    wire [4:0] tb3_0h = tr2_1[9:5] ^ {5{un3_0}};
+    wire [10:0] tv3_0 = {{1{tr2_0[9]}}, tr2_0} + {{1{tb3_0h[4]}}, tb3_0h, tb3_0l} + {{10{1'b0}}, un3_0};
     reg [10:0] tr3_0;
-    reg tq3_0;
+    reg ts3_0;
     always @(posedge clock) begin
       if (en) begin
         tr3_0 <= tv3_0;
-        tq3_0 <= tq2_1;
+        ts3_0 <= ts2_0;
       end
     end
-    // stage 2: block partial sum; the tree's last correction is its carry-in
+    // stage 3: block partial sum, psum + (-1)^s * R; cleared after the block's last beat
     reg [14:0] psum;
-    wire [14:0] psum_next = (ps_first ? {15{1'b0}} : psum) + {{4{tr3_0[10]}}, tr3_0} + {{14{1'b0}}, tq3_0};
+    wire [4:0] pbl = tr3_0[4:0] ^ {5{ts3_0}};
+    wire [5:0] pbh = tr3_0[10:5] ^ {6{ts3_0}};
+    wire [14:0] psum_next = psum + {{4{pbh[5]}}, pbh, pbl} + {{14{1'b0}}, ts3_0};
     always @(posedge clock) begin
-      if (en & ps_valid) psum <= psum_next;
+      if (ps_clr) psum <= {15{1'b0}};
+      else if (en & ps_valid) psum <= psum_next;
     end
-    // stage 3: the scaler (sub-module)
+    // stage 4: the scaler (sub-module) captures psum_next at the block's last beat
     always @(*) begin
       scaler$clock = clock;
       scaler$en = en;
       scaler$take = sc_take;
       scaler$mload = sc_mload;
-      scaler$psum$0 = psum[0];
-      scaler$psum$1 = psum[1];
-      scaler$psum$2 = psum[2];
-      scaler$psum$3 = psum[3];
-      scaler$psum$4 = psum[4];
-      scaler$psum$5 = psum[5];
-      scaler$psum$6 = psum[6];
-      scaler$psum$7 = psum[7];
-      scaler$psum$8 = psum[8];
-      scaler$psum$9 = psum[9];
-      scaler$psum$10 = psum[10];
-      scaler$psum$11 = psum[11];
-      scaler$psum$12 = psum[12];
-      scaler$psum$13 = psum[13];
-      scaler$psum$14 = psum[14];
+      scaler$psum$0 = psum_next[0];
+      scaler$psum$1 = psum_next[1];
+      scaler$psum$2 = psum_next[2];
+      scaler$psum$3 = psum_next[3];
+      scaler$psum$4 = psum_next[4];
+      scaler$psum$5 = psum_next[5];
+      scaler$psum$6 = psum_next[6];
+      scaler$psum$7 = psum_next[7];
+      scaler$psum$8 = psum_next[8];
+      scaler$psum$9 = psum_next[9];
+      scaler$psum$10 = psum_next[10];
+      scaler$psum$11 = psum_next[11];
+      scaler$psum$12 = psum_next[12];
+      scaler$psum$13 = psum_next[13];
+      scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
       scaler$acc_first = acc_first;
@@ -5245,150 +4271,6 @@ module tern_small_core$lanes$7(clock,en,s0_load,s0_replay$0,s0_pad$0,w$0,w$1,w$2
       out = scaler$out;
     end
 endmodule // tern_small_core$lanes$7
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$7$pes$0(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$7$pes$0
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$7$pes$1(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$7$pes$1
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$7$pes$2(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$7$pes$2
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$7$pes$3(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$7$pes$3
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$7$pes$4(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$7$pes$4
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$7$pes$5(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$7$pes$5
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$7$pes$6(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$7$pes$6
-
-/* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$7$pes$7(trit,act,prod,corr);
-/* verilator lint_on DECLFILENAME */
-
-    // Module arguments
-    input wire  [1:0] trit;
-    input wire  [7:0] act;
-    output reg  [7:0] prod;
-    output reg  corr;
-
-    // Update code (custom)
-    // ternary product in one's complement: nz & (act ^ {A{neg}}); +1 correction = nz & neg
-    always @(*) begin
-      prod = {8{trit[0]}} & (act ^ {8{trit[1]}});
-      corr = trit[0] & trit[1];
-    end
-endmodule // tern_small_core$lanes$7$pes$7
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
 module tern_small_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
@@ -5439,12 +4321,14 @@ module tern_small_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     end
     // 3. accumulate into the token's output accumulator (read-modify-write)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
-    reg [39:0] acc_mem [0:7];
-    wire [39:0] acc_old = acc_mem[acc_a];
-    wire [39:0] acc_new = (acc_first ? {40{1'b0}} : acc_old) + {{9{prod[30]}}, prod};
+    reg [39:0] acc_mem [0:15];
+    integer acc_i;
+    initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
+    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
+    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
     reg [39:0] out_q;
     always @(posedge clock) begin
-      if (en & acc_we) acc_mem[acc_a] <= acc_new;
+      if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
     always @(*) begin
