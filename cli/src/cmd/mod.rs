@@ -9,3 +9,4 @@ pub mod model;
 pub mod pack;
 pub mod run;
 pub mod sim;
+pub mod synth;
