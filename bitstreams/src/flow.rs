@@ -366,6 +366,16 @@ pub fn synth(
     let out = &out.canonicalize().map_err(|e| SynthError::io(out, e))?;
     let logs = out.join("logs");
     let rtl = out.join("rtl");
+    // a previous run's logs and report must not outlive this run
+    for stale in [&logs, &rtl] {
+        if stale.is_dir() {
+            std::fs::remove_dir_all(stale).map_err(|e| SynthError::io(stale, e))?;
+        }
+    }
+    let old_report = out.join("report.json");
+    if old_report.is_file() {
+        std::fs::remove_file(&old_report).map_err(|e| SynthError::io(&old_report, e))?;
+    }
     std::fs::create_dir_all(&logs).map_err(|e| SynthError::io(&logs, e))?;
     let family = board.family();
     let full = opts.depth == Depth::Full;

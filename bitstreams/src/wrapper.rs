@@ -151,7 +151,7 @@ pub fn board_wrapper(m: &Manifest, pins: &BoardPins) -> (String, WrapperShape) {
     // (the copies of the sign bit are wires; folding them would only add XORs)
     let (acc, word) = (m.widths.acc, m.widths.out_word);
     let sign_extended =
-        |p: &Port| p.role == "data" && word > acc && p.width % word == 0 && p.width > 1;
+        |p: &Port| p.role == "data" && word > acc && p.width.is_multiple_of(word) && p.width > 1;
     let pieces: Vec<String> = outputs
         .iter()
         .rev()

@@ -14,7 +14,7 @@
 //! scale stream has none: the whole pipeline freezes, so nothing is lost or duplicated.
 
 use crate::params::{Params, CMD_BITS, OUT_WORD_BITS, TOKEN_FIELD_BITS};
-use crate::vlog::{bit, decl, lit, wire_eq, zext, Text};
+use crate::vlog::{bit, decl, lit, wire_eq, zeros, zext, Text};
 use rust_hdl::prelude::*;
 
 /// Runtime shape of the controller.
@@ -109,8 +109,12 @@ struct Flags {
     v: bool,
     last: bool,
     tf: bool,
+    /// Last token of the block (and of the tile's output vectors).
+    tl: bool,
     kbf: bool,
     kbl: bool,
+    /// Last N tile.
+    nl: bool,
     t: u64,
 }
 
@@ -126,8 +130,10 @@ pub struct CtrlModel {
     n_reg: u64,
     m_last: u64,
     m_gt1: bool,
-    kb_base: u64,
-    kpos: u64,
+    /// K minus the first K index of the current block.
+    kbrem: u64,
+    /// The current block is the tile's first.
+    kbf: bool,
     j: u64,
     t: u64,
     n_base: u64,
@@ -139,8 +145,10 @@ pub struct CtrlModel {
     fm: Flags,
     out_valid: bool,
     out_tok: u64,
-    out_n: u64,
     out_last: bool,
+    out_tl: bool,
+    /// Output index of the vector in the output register (and of the next tile's after the
+    /// tile's last vector is taken).
     out_nbase: u64,
 }
 
@@ -170,8 +178,8 @@ impl CtrlModel {
             n_reg: 0,
             m_last: 0,
             m_gt1: false,
-            kb_base: 0,
-            kpos: 0,
+            kbrem: 0,
+            kbf: false,
             j: 0,
             t: 0,
             n_base: 0,
@@ -182,8 +190,8 @@ impl CtrlModel {
             fm: Flags::default(),
             out_valid: false,
             out_tok: 0,
-            out_n: 0,
             out_last: false,
+            out_tl: false,
             out_nbase: 0,
         }
     }
@@ -196,11 +204,13 @@ impl CtrlModel {
         let need_scale = ft.v && ft.last && (!ring || ft.tf);
         let go = !stall_out && (!need_scale || i.scale_valid);
         let need_w = !ring || self.t == 0;
-        let pad = ring && self.m_gt1 && self.kpos >= self.k_reg;
+        // the beat's K position within its block, against what remains of K (last block)
+        let kb_last = self.kbrem <= s.block_k as u64;
+        let jpos = self.j * s.cols as u64;
+        let pad = ring && self.m_gt1 && kb_last && jpos >= self.kbrem;
         let can = self.issuing && (pad || (i.act_valid && (!need_w || i.w_valid)));
-        let kpos_c = self.kpos + s.cols as u64;
-        let last_beat =
-            self.j == s.bpb as u64 - 1 || (!(ring && self.m_gt1) && kpos_c >= self.k_reg);
+        let last_beat = self.j == s.bpb as u64 - 1
+            || (!(ring && self.m_gt1) && kb_last && jpos + s.cols as u64 >= self.kbrem);
         Comb {
             stall_out,
             need_scale,
@@ -210,7 +220,7 @@ impl CtrlModel {
             fire: go && can,
             last_beat,
             t_last: !ring || self.t == self.m_last,
-            kb_last: self.kb_base + s.block_k as u64 >= self.k_reg,
+            kb_last,
             n_last: self.n_base + s.rows as u64 >= self.n_reg,
             ft,
         }
@@ -242,7 +252,7 @@ impl CtrlModel {
             out_load: self.fm.v && self.fm.kbl,
             out_valid: self.out_valid,
             out_token: self.out_tok,
-            out_n: self.out_n,
+            out_n: self.out_nbase,
             out_last: self.out_last,
         }
     }
@@ -250,7 +260,6 @@ impl CtrlModel {
     /// One clock edge.
     pub fn tick(&mut self, i: &CtrlIn) {
         let s = self.s;
-        let ring = s.ring();
         if i.rst {
             self.busy = false;
             self.issuing = false;
@@ -274,52 +283,33 @@ impl CtrlModel {
         let start_bad = i.start && !self.busy && !cmd_ok;
         let mut nx = self.clone();
         nx.done_q = false;
-        if start_ok {
-            nx.busy = true;
-            nx.issuing = true;
-            nx.err_q = false;
-            nx.k_reg = i.cmd_k;
-            nx.n_reg = i.cmd_n;
-            nx.m_last = i.cmd_m - 1;
-            nx.m_gt1 = i.cmd_m != 1;
-            nx.kb_base = 0;
-            nx.kpos = 0;
-            nx.j = 0;
-            nx.t = 0;
-            nx.n_base = 0;
-            nx.out_nbase = 0;
-        }
-        if start_bad {
-            nx.done_q = true;
-            nx.err_q = true;
-        }
         if c.go {
             nx.ra = self.j;
             nx.f0 = Flags {
                 v: c.fire,
                 last: c.last_beat,
                 tf: self.t == 0,
-                kbf: self.kb_base == 0,
+                tl: c.t_last,
+                kbf: self.kbf,
                 kbl: c.kb_last,
+                nl: c.n_last,
                 t: self.t,
             };
             if c.fire {
                 if !c.last_beat {
                     nx.j = self.j + 1;
-                    nx.kpos = self.kpos + s.cols as u64;
                 } else {
                     nx.j = 0;
                     if !c.t_last {
                         nx.t = self.t + 1;
-                        nx.kpos = self.kb_base;
                     } else {
                         nx.t = 0;
                         if !c.kb_last {
-                            nx.kb_base = self.kb_base + s.block_k as u64;
-                            nx.kpos = nx.kb_base;
+                            nx.kbrem = self.kbrem - s.block_k as u64;
+                            nx.kbf = false;
                         } else {
-                            nx.kb_base = 0;
-                            nx.kpos = 0;
+                            nx.kbrem = self.k_reg;
+                            nx.kbf = true;
                             if !c.n_last {
                                 nx.n_base = self.n_base + s.rows as u64;
                             } else {
@@ -338,25 +328,42 @@ impl CtrlModel {
             };
             nx.fm = self.fs;
             if self.fm.v && self.fm.kbl {
-                let tl = !ring || self.fm.t == self.m_last;
                 nx.out_valid = true;
                 nx.out_tok = self.fm.t;
-                nx.out_n = self.out_nbase;
-                nx.out_last = tl && self.out_nbase + s.rows as u64 >= self.n_reg;
-                if tl {
-                    nx.out_nbase = self.out_nbase + s.rows as u64;
-                }
+                nx.out_last = self.fm.tl && self.fm.nl;
+                nx.out_tl = self.fm.tl;
             } else if i.out_ready {
                 nx.out_valid = false;
             }
         } else if i.out_ready {
             nx.out_valid = false;
         }
+        if self.out_valid && i.out_ready && self.out_tl {
+            nx.out_nbase = self.out_nbase + s.rows as u64;
+        }
         if self.out_valid && i.out_ready && self.out_last {
             nx.busy = false;
             nx.done_q = true;
         }
-        let _ = (c.need_w, c.stall_out);
+        if start_ok {
+            nx.busy = true;
+            nx.issuing = true;
+            nx.err_q = false;
+            nx.k_reg = i.cmd_k;
+            nx.kbrem = i.cmd_k;
+            nx.kbf = true;
+            nx.n_reg = i.cmd_n;
+            nx.m_last = i.cmd_m - 1;
+            nx.m_gt1 = i.cmd_m != 1;
+            nx.j = 0;
+            nx.t = 0;
+            nx.n_base = 0;
+            nx.out_nbase = 0;
+        }
+        if start_bad {
+            nx.done_q = true;
+            nx.err_q = true;
+        }
         *self = nx;
     }
 }
@@ -538,17 +545,112 @@ impl Logic for Controller {
     }
 }
 
+/// A boolean over the bits of a signal, built to compare it with a constant (see [`le_const`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BitExpr {
+    True,
+    /// Bits `[hi:lo]` all zero.
+    Zero(u32, u32),
+    /// Bits `[hi:lo]` not all one.
+    NotAllOnes(u32, u32),
+    And(Box<BitExpr>, Box<BitExpr>),
+    Or(Box<BitExpr>, Box<BitExpr>),
+}
+
+impl BitExpr {
+    /// Evaluates the expression on `x`.
+    pub fn eval(&self, x: u64) -> bool {
+        let field = |hi: u32, lo: u32| (x >> lo) & ((1u64 << (hi - lo + 1)) - 1);
+        match self {
+            BitExpr::True => true,
+            BitExpr::Zero(hi, lo) => field(*hi, *lo) == 0,
+            BitExpr::NotAllOnes(hi, lo) => field(*hi, *lo) != (1u64 << (hi - lo + 1)) - 1,
+            BitExpr::And(a, b) => a.eval(x) && b.eval(x),
+            BitExpr::Or(a, b) => a.eval(x) || b.eval(x),
+        }
+    }
+    /// Verilog text on the `width`-bit signal `sig`.
+    pub fn verilog(&self, sig: &str, width: u32) -> String {
+        let field = |hi: u32, lo: u32| {
+            if width == 1 {
+                sig.to_string()
+            } else if hi == lo {
+                format!("{sig}[{hi}]")
+            } else {
+                format!("{sig}[{hi}:{lo}]")
+            }
+        };
+        match self {
+            BitExpr::True => "1'b1".into(),
+            BitExpr::Zero(hi, lo) => format!("~(|{})", field(*hi, *lo)),
+            BitExpr::NotAllOnes(hi, lo) => format!("~(&{})", field(*hi, *lo)),
+            BitExpr::And(a, b) => {
+                format!("({} & {})", a.verilog(sig, width), b.verilog(sig, width))
+            }
+            BitExpr::Or(a, b) => format!("({} | {})", a.verilog(sig, width), b.verilog(sig, width)),
+        }
+    }
+}
+
+/// `x <= c` for a `width`-bit unsigned `x` and a constant `c`, as and/or of bit-field tests
+/// (yosys turns a comparison with a constant into a full carry chain and multiplexers; this
+/// is a handful of LUTs).
+pub fn le_const(width: u32, c: u64) -> BitExpr {
+    assert!((1..=64).contains(&width));
+    if width == 64 || c >= (1u64 << width) - 1 {
+        return BitExpr::True;
+    }
+    let b = 64 - c.leading_zeros(); // bits of c; x[width-1:b] must be zero
+                                    // lexicographic comparison from the LSB up: runs of equal bits of c
+    let mut e = BitExpr::True;
+    let mut i = 0;
+    while i < b {
+        let bit = (c >> i) & 1;
+        let mut j = i;
+        while j + 1 < b && (c >> (j + 1)) & 1 == bit {
+            j += 1;
+        }
+        e = if bit == 1 {
+            // x[j:i] below all-ones: true; equal: decided below
+            match e {
+                BitExpr::True => BitExpr::True,
+                e => BitExpr::Or(Box::new(BitExpr::NotAllOnes(j, i)), Box::new(e)),
+            }
+        } else {
+            // x[j:i] must be zero
+            match e {
+                BitExpr::True => BitExpr::Zero(j, i),
+                e => BitExpr::And(Box::new(BitExpr::Zero(j, i)), Box::new(e)),
+            }
+        };
+        i = j + 1;
+    }
+    if b < width {
+        let hi = BitExpr::Zero(width - 1, b);
+        match e {
+            BitExpr::True => hi,
+            e => BitExpr::And(Box::new(hi), Box::new(e)),
+        }
+    } else {
+        e
+    }
+}
+
 /// The controller's Verilog body.
 pub fn ctrl_verilog(s: &CtrlShape) -> String {
     let ring = s.ring();
     let (kw, nw, jw, tw) = (s.k_bits, s.n_bits, s.j_bits, s.tok_bits);
     let cb = CMD_BITS;
+    let bk = s.block_k as u64;
+    // bits of a K position within a block (values up to block.k)
+    let rb = tern_spec::widths::counter_bits(bk);
     let mut t = Text::default();
     // flag sets per stage: (name, width)
     let f0: Vec<(&str, u32)> = {
-        let mut v = vec![("v", 1), ("last", 1), ("kbf", 1), ("kbl", 1)];
+        let mut v = vec![("v", 1), ("last", 1), ("kbf", 1), ("kbl", 1), ("nl", 1)];
         if ring {
             v.push(("tf", 1));
+            v.push(("tl", 1));
             v.push(("t", tw));
         }
         v
@@ -560,9 +662,9 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         ("done_q", 1),
         ("err_q", 1),
         ("k_reg", kw),
+        ("kbrem", kw),
+        ("kbf_q", 1),
         ("n_reg", nw),
-        ("kb_base", kw),
-        ("kpos", kw),
         ("j", jw),
         ("n_base", nw),
         ("out_nbase", nw),
@@ -590,10 +692,11 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
             t.line(decl("reg", *w, &format!("{n}{st}")));
         }
     }
-    let tstage = stage_names.last().expect("stage 0").clone();
+    let ts = stage_names.last().expect("stage 0").clone();
     let smflags: Vec<(&str, u32)> = {
-        let mut v = vec![("vl", 1), ("kbf", 1), ("kbl", 1)];
+        let mut v = vec![("vl", 1), ("kbf", 1), ("kbl", 1), ("nl", 1)];
         if ring {
+            v.push(("tl", 1));
             v.push(("t", tw));
         }
         v
@@ -603,37 +706,27 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
             t.line(decl("reg", *w, &format!("{n}{st}")));
         }
     }
-    t.comment("output register (the lanes hold the data)");
+    t.comment("output register (the lanes hold the data); out_nbase is the vector's output index");
     t.line(decl("reg", 1, "out_valid_q"));
     t.line(decl("reg", 1, "out_last_q"));
-    t.line(decl("reg", nw, "out_n_q"));
     if ring {
+        t.line(decl("reg", 1, "out_tl_q"));
         t.line(decl("reg", tw, "out_tok_q"));
     }
     t.comment("command check: 1 <= K <= max_k, 1 <= N <= max_n, 1 <= M <= token_tile");
-    let z = lit(cb, 0);
+    let check = |sig: &str, max: u64| format!("(|{sig}) & {}", le_const(cb, max).verilog(sig, cb));
     t.line(wire_eq(
         1,
         "cmd_ok",
         &format!(
-            "(cmd_k != {z}) & (cmd_k <= {}) & (cmd_n != {z}) & (cmd_n <= {}) & (cmd_m != {z}) & (cmd_m <= {})",
-            lit(cb, s.max_k),
-            lit(cb, s.max_n),
-            lit(cb, s.token_tile as u64)
+            "{} & {} & {}",
+            check("cmd_k", s.max_k),
+            check("cmd_n", s.max_n),
+            check("cmd_m", s.token_tile as u64)
         ),
     ));
     t.line(wire_eq(1, "start_ok", "start & ~busy_q & cmd_ok"));
     t.line(wire_eq(1, "start_bad", "start & ~busy_q & ~cmd_ok"));
-    t.line(wire_eq(
-        kw,
-        "kpos_c",
-        &format!("kpos + {}", lit(kw, s.cols as u64)),
-    ));
-    t.line(wire_eq(
-        kw,
-        "kb_bk",
-        &format!("kb_base + {}", lit(kw, s.block_k as u64)),
-    ));
     t.line(wire_eq(
         nw,
         "n_r",
@@ -650,25 +743,48 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line(wire_eq(
             1,
             "need_scale",
-            &format!("v{tstage} & last{tstage} & tf{tstage}"),
+            &format!("v{ts} & last{ts} & tf{ts}"),
         ));
     } else {
-        t.line(wire_eq(
-            1,
-            "need_scale",
-            &format!("v{tstage} & last{tstage}"),
-        ));
+        t.line(wire_eq(1, "need_scale", &format!("v{ts} & last{ts}")));
     }
     t.line(wire_eq(
         1,
         "go",
         "~stall_out & ~(need_scale & ~scale_valid)",
     ));
-    t.comment("issue");
+    t.comment(format!(
+        "issue: kbrem = K - (first K index of the block); in the last block (kbrem <= {bk}) the beat at jpos = j * {} is a pad beat from jpos >= kbrem on, and ends a partial block (M = 1) when jpos + {} >= kbrem",
+        s.cols, s.cols
+    ));
+    t.line(wire_eq(
+        1,
+        "kb_last",
+        &le_const(kw, bk).verilog("kbrem", kw),
+    ));
+    t.line(wire_eq(rb, "rem", &crate::vlog::slice("kbrem", 0, rb)));
+    let jpos = if s.cols.is_power_of_two() {
+        let sh = s.cols.trailing_zeros();
+        if sh == 0 {
+            zext("j", jw, rb)
+        } else {
+            zext(&format!("{{j, {}}}", zeros(sh)), jw + sh, rb)
+        }
+    } else {
+        format!("{} * {}", zext("j", jw, rb), lit(rb, s.cols as u64))
+    };
+    t.line(wire_eq(rb, "jpos", &jpos));
+    t.line(wire_eq(
+        rb,
+        "jnext",
+        &format!("jpos + {}", lit(rb, s.cols as u64)),
+    ));
+    t.line(wire_eq(1, "kb_end", "kb_last & (jnext >= rem)"));
+    let j_end = format!("(j == {})", lit(jw, s.bpb as u64 - 1));
     if ring {
         t.line(wire_eq(1, "t_zero", &format!("t == {}", lit(tw, 0))));
         t.line(wire_eq(1, "need_w", "t_zero"));
-        t.line(wire_eq(1, "pad", "m_gt1 & (kpos >= k_reg)"));
+        t.line(wire_eq(1, "pad", "m_gt1 & kb_last & (jpos >= rem)"));
         t.line(wire_eq(
             1,
             "can",
@@ -677,22 +793,14 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line(wire_eq(
             1,
             "last_beat",
-            &format!(
-                "(j == {}) | (~m_gt1 & (kpos_c >= k_reg))",
-                lit(jw, s.bpb as u64 - 1)
-            ),
+            &format!("{j_end} | (~m_gt1 & kb_end)"),
         ));
         t.line(wire_eq(1, "t_last", "t == m_last"));
     } else {
         t.line(wire_eq(1, "can", "issuing & act_valid & w_valid"));
-        t.line(wire_eq(
-            1,
-            "last_beat",
-            &format!("(j == {}) | (kpos_c >= k_reg)", lit(jw, s.bpb as u64 - 1)),
-        ));
+        t.line(wire_eq(1, "last_beat", &format!("{j_end} | kb_end")));
     }
     t.line(wire_eq(1, "fire", "go & can"));
-    t.line(wire_eq(1, "kb_last", "kb_bk >= k_reg"));
     t.line(wire_eq(1, "n_last", "n_r >= n_reg"));
     t.open("always @(posedge clock) begin");
     t.open("if (rst) begin");
@@ -717,31 +825,6 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.close("end else begin");
     t.indent_more();
     t.line("done_q <= 1'b0;");
-    t.open("if (start_ok) begin");
-    t.line("busy_q <= 1'b1;");
-    t.line("issuing <= 1'b1;");
-    t.line("err_q <= 1'b0;");
-    t.line(format!("k_reg <= cmd_k[{}:0];", kw - 1));
-    t.line(format!("n_reg <= cmd_n[{}:0];", nw - 1));
-    if ring {
-        t.line(format!("m_last <= cmd_m[{}:0] - {};", tw - 1, lit(tw, 1)));
-        t.line(format!("m_gt1 <= (cmd_m != {});", lit(cb, 1)));
-        t.line(format!("t <= {};", lit(tw, 0)));
-    }
-    for (n, w) in [
-        ("kb_base", kw),
-        ("kpos", kw),
-        ("j", jw),
-        ("n_base", nw),
-        ("out_nbase", nw),
-    ] {
-        t.line(format!("{n} <= {};", lit(w, 0)));
-    }
-    t.close("end");
-    t.open("if (start_bad) begin");
-    t.line("done_q <= 1'b1;");
-    t.line("err_q <= 1'b1;");
-    t.close("end");
     t.open("if (go) begin");
     if s.addr_bits > 0 {
         assert_eq!(s.addr_bits, jw);
@@ -749,27 +832,28 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     }
     t.line("v0 <= fire;");
     t.line("last0 <= last_beat;");
-    t.line(format!("kbf0 <= (kb_base == {});", lit(kw, 0)));
+    t.line("kbf0 <= kbf_q;");
     t.line("kbl0 <= kb_last;");
+    t.line("nl0 <= n_last;");
     if ring {
         t.line("tf0 <= t_zero;");
+        t.line("tl0 <= t_last;");
         t.line("t0 <= t;");
     }
     t.open("if (fire) begin");
     t.open("if (~last_beat) begin");
     t.line(format!("j <= j + {};", lit(jw, 1)));
-    t.line("kpos <= kpos_c;");
     t.close("end else begin");
     t.indent_more();
     t.line(format!("j <= {};", lit(jw, 0)));
     let tile_end = |t: &mut Text| {
         t.open("if (~kb_last) begin");
-        t.line("kb_base <= kb_bk;");
-        t.line("kpos <= kb_bk;");
+        t.line(format!("kbrem <= kbrem - {};", lit(kw, bk)));
+        t.line("kbf_q <= 1'b0;");
         t.close("end else begin");
         t.indent_more();
-        t.line(format!("kb_base <= {};", lit(kw, 0)));
-        t.line(format!("kpos <= {};", lit(kw, 0)));
+        t.line("kbrem <= k_reg;");
+        t.line("kbf_q <= 1'b1;");
         t.line("if (~n_last) n_base <= n_r;");
         t.line("else issuing <= 1'b0;");
         t.close("end");
@@ -777,7 +861,6 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     if ring {
         t.open("if (~t_last) begin");
         t.line(format!("t <= t + {};", lit(tw, 1)));
-        t.line("kpos <= kb_base;");
         t.close("end else begin");
         t.indent_more();
         t.line(format!("t <= {};", lit(tw, 0)));
@@ -795,31 +878,62 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
             t.line(format!("{n}{st} <= {n}{prev};"));
         }
     }
-    t.line(format!("vlS <= v{tstage} & last{tstage};"));
-    t.line(format!("kbfS <= kbf{tstage};"));
-    t.line(format!("kblS <= kbl{tstage};"));
+    t.line(format!("vlS <= v{ts} & last{ts};"));
+    for n in ["kbf", "kbl", "nl"] {
+        t.line(format!("{n}S <= {n}{ts};"));
+    }
     if ring {
-        t.line(format!("tS <= t{tstage};"));
+        t.line(format!("tlS <= tl{ts};"));
+        t.line(format!("tS <= t{ts};"));
     }
     for (n, _) in &smflags {
         t.line(format!("{n}M <= {n}S;"));
     }
     t.open("if (vlM & kblM) begin");
     t.line("out_valid_q <= 1'b1;");
-    t.line("out_n_q <= out_nbase;");
     if ring {
         t.line("out_tok_q <= tM;");
-        t.line("out_last_q <= (tM == m_last) & (on_r >= n_reg);");
-        t.line("if (tM == m_last) out_nbase <= on_r;");
+        t.line("out_tl_q <= tlM;");
+        t.line("out_last_q <= tlM & nlM;");
     } else {
-        t.line("out_last_q <= (on_r >= n_reg);");
-        t.line("out_nbase <= on_r;");
+        t.line("out_last_q <= nlM;");
     }
     t.close("end else if (out_ready) out_valid_q <= 1'b0;");
     t.close("end else if (out_ready) out_valid_q <= 1'b0;");
+    t.comment("the tile's last vector taken: the next vector is the next tile's");
+    if ring {
+        t.line("if (out_valid_q & out_ready & out_tl_q) out_nbase <= on_r;");
+    } else {
+        t.line("if (out_valid_q & out_ready) out_nbase <= on_r;");
+    }
     t.open("if (out_valid_q & out_ready & out_last_q) begin");
     t.line("busy_q <= 1'b0;");
     t.line("done_q <= 1'b1;");
+    t.close("end");
+    t.open("if (start_ok) begin");
+    t.line("busy_q <= 1'b1;");
+    t.line("issuing <= 1'b1;");
+    t.line("err_q <= 1'b0;");
+    t.line(format!("k_reg <= {};", crate::vlog::slice("cmd_k", 0, kw)));
+    t.line(format!("kbrem <= {};", crate::vlog::slice("cmd_k", 0, kw)));
+    t.line("kbf_q <= 1'b1;");
+    t.line(format!("n_reg <= {};", crate::vlog::slice("cmd_n", 0, nw)));
+    if ring {
+        t.line(format!(
+            "m_last <= {} - {};",
+            crate::vlog::slice("cmd_m", 0, tw),
+            lit(tw, 1)
+        ));
+        t.line(format!("m_gt1 <= (cmd_m[{}:0] != {});", tw, lit(tw + 1, 1)));
+        t.line(format!("t <= {};", lit(tw, 0)));
+    }
+    for (n, w) in [("j", jw), ("n_base", nw), ("out_nbase", nw)] {
+        t.line(format!("{n} <= {};", lit(w, 0)));
+    }
+    t.close("end");
+    t.open("if (start_bad) begin");
+    t.line("done_q <= 1'b1;");
+    t.line("err_q <= 1'b1;");
     t.close("end");
     t.close("end");
     t.close("end");
@@ -846,9 +960,9 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line("act_ready = go & issuing & w_valid;");
     }
     t.line("scale_ready = need_scale & ~stall_out;");
-    t.line(format!("ps_valid = v{tstage};"));
-    t.line(format!("ps_clr = rst | (go & v{tstage} & last{tstage});"));
-    t.line(format!("sc_take = v{tstage} & last{tstage};"));
+    t.line(format!("ps_valid = v{ts};"));
+    t.line(format!("ps_clr = rst | (go & v{ts} & last{ts});"));
+    t.line(format!("sc_take = v{ts} & last{ts};"));
     t.line("sc_mload = need_scale;");
     t.line("acc_we = vlM;");
     t.line("acc_first = kbfM;");
@@ -865,9 +979,60 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     } else {
         t.line(format!("out_token = {};", lit(TOKEN_FIELD_BITS, 0)));
     }
-    t.line(format!("out_n = {};", zext("out_n_q", nw, CMD_BITS)));
+    t.line(format!("out_n = {};", zext("out_nbase", nw, CMD_BITS)));
     t.line("out_last = out_last_q;");
     t.close("end");
     let _ = OUT_WORD_BITS;
     t.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `le_const` against `<=` on every value of small widths and on the boundaries of wide
+    /// ones (the command checks' constants among them).
+    #[test]
+    fn le_const_is_exact() {
+        for width in 1..=8u32 {
+            for c in 0..(1u64 << width) + 2 {
+                let e = le_const(width, c);
+                for x in 0..(1u64 << width) {
+                    assert_eq!(e.eval(x), x <= c, "width {width} c {c} x {x}");
+                }
+            }
+        }
+        for c in [
+            1u64,
+            16,
+            256,
+            4096,
+            32768,
+            32767,
+            262144,
+            1 << 20,
+            123_457,
+            (1 << 32) - 2,
+        ] {
+            let e = le_const(32, c);
+            for x in [
+                0u64,
+                1,
+                c - 1,
+                c,
+                c + 1,
+                c + 2,
+                2 * c,
+                1 << 31,
+                (1 << 32) - 1,
+            ] {
+                let x = x & 0xffff_ffff;
+                assert_eq!(e.eval(x), x <= c, "c {c} x {x}");
+            }
+        }
+        assert_eq!(
+            le_const(32, 32768).verilog("k", 32),
+            "(~(|k[31:16]) & (~(&k[15]) | ~(|k[14:0])))"
+        );
+    }
 }

@@ -120,3 +120,55 @@ fn checker_catches_a_wrong_output() {
     assert_eq!(res.errors, 1, "{}", res.log);
     assert!(res.log.contains("MISMATCH output 1"), "{}", res.log);
 }
+
+/// The command checks at their limits: K = max_k, N = max_n, M = token_tile run; one more
+/// (or zero, or a high bit set) is refused. The controller compares with the constants bit
+/// by bit (`ctrl::le_const`), so the boundaries are checked here on the emitted Verilog.
+#[test]
+fn command_limits_are_exact() {
+    if !have_tool("verilator", "command_limits_are_exact") {
+        return;
+    }
+    let mut cfg = config("lim", 3, 4, 3, 2, 8);
+    cfg.accumulator.max_k = 40;
+    cfg.accumulator.max_n = 7;
+    cfg.validate("lim").unwrap();
+    let p = Params::new(&cfg, HdlOptions::default()).unwrap();
+    let dir = scratch("tb_lim");
+    let rep = emit(&cfg, &dir).unwrap();
+    let mut list = vec![TbCommand::Run(random_command(&p, &cfg, 11, 40, 7, 3))];
+    for (k, n, m) in [
+        (41u64, 7u64, 3u64),
+        (40, 8, 3),
+        (40, 7, 4),
+        (0, 7, 1),
+        (40, 0, 1),
+        (40, 7, 0),
+        (40 | 1 << 31, 7, 1),
+        (40, 7 | 1 << 20, 1),
+        (40, 7, 3 | 1 << 8),
+        (u32::MAX as u64, u32::MAX as u64, u32::MAX as u64),
+    ] {
+        list.push(TbCommand::Refused { k, n, m });
+    }
+    list.push(TbCommand::Run(random_command(&p, &cfg, 12, 1, 1, 1)));
+    let expected: usize = list
+        .iter()
+        .map(|c| match c {
+            TbCommand::Run(s) => s.outputs.len(),
+            TbCommand::Refused { .. } => 0,
+        })
+        .sum();
+    write_testbench(&p, &rep.top, &list, 2, &dir).unwrap();
+    let rtl: Vec<_> = rep
+        .files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "v"))
+        .cloned()
+        .collect();
+    let res = run_testbench(&dir, &rtl)
+        .unwrap()
+        .expect("verilator present");
+    assert_eq!(res.errors, 0, "{}", res.log);
+    assert_eq!(res.outputs, expected, "{}", res.log);
+}

@@ -3046,9 +3046,9 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     reg done_q;
     reg err_q;
     reg [15:0] k_reg;
+    reg [15:0] kbrem;
+    reg kbf_q;
     reg [18:0] n_reg;
-    reg [15:0] kb_base;
-    reg [15:0] kpos;
     reg [1:0] j;
     reg [18:0] n_base;
     reg [18:0] out_nbase;
@@ -3061,72 +3061,90 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     reg last0;
     reg kbf0;
     reg kbl0;
+    reg nl0;
     reg tf0;
+    reg tl0;
     reg [3:0] t0;
     reg vl;
     reg lastl;
     reg kbfl;
     reg kbll;
+    reg nll;
     reg tfl;
+    reg tll;
     reg [3:0] tl;
     reg vd1;
     reg lastd1;
     reg kbfd1;
     reg kbld1;
+    reg nld1;
     reg tfd1;
+    reg tld1;
     reg [3:0] td1;
     reg vd2;
     reg lastd2;
     reg kbfd2;
     reg kbld2;
+    reg nld2;
     reg tfd2;
+    reg tld2;
     reg [3:0] td2;
     reg vd3;
     reg lastd3;
     reg kbfd3;
     reg kbld3;
+    reg nld3;
     reg tfd3;
+    reg tld3;
     reg [3:0] td3;
     reg vd4;
     reg lastd4;
     reg kbfd4;
     reg kbld4;
+    reg nld4;
     reg tfd4;
+    reg tld4;
     reg [3:0] td4;
     reg vlS;
     reg kbfS;
     reg kblS;
+    reg nlS;
+    reg tlS;
     reg [3:0] tS;
     reg vlM;
     reg kbfM;
     reg kblM;
+    reg nlM;
+    reg tlM;
     reg [3:0] tM;
-    // output register (the lanes hold the data)
+    // output register (the lanes hold the data); out_nbase is the vector's output index
     reg out_valid_q;
     reg out_last_q;
-    reg [18:0] out_n_q;
+    reg out_tl_q;
     reg [3:0] out_tok_q;
     // command check: 1 <= K <= max_k, 1 <= N <= max_n, 1 <= M <= token_tile
-    wire cmd_ok = (cmd_k != 32'd0) & (cmd_k <= 32'd32768) & (cmd_n != 32'd0) & (cmd_n <= 32'd262144) & (cmd_m != 32'd0) & (cmd_m <= 32'd16);
+    wire cmd_ok = (|cmd_k) & (~(|cmd_k[31:16]) & (~(&cmd_k[15]) | ~(|cmd_k[14:0]))) & (|cmd_n) & (~(|cmd_n[31:19]) & (~(&cmd_n[18]) | ~(|cmd_n[17:0]))) & (|cmd_m) & (~(|cmd_m[31:5]) & (~(&cmd_m[4]) | ~(|cmd_m[3:0])));
     wire start_ok = start & ~busy_q & cmd_ok;
     wire start_bad = start & ~busy_q & ~cmd_ok;
-    wire [15:0] kpos_c = kpos + 16'd16;
-    wire [15:0] kb_bk = kb_base + 16'd64;
     wire [18:0] n_r = n_base + 19'd16;
     wire [18:0] on_r = out_nbase + 19'd16;
     // go: the clock enable of every datapath register
     wire stall_out = out_valid_q & ~out_ready;
     wire need_scale = vd4 & lastd4 & tfd4;
     wire go = ~stall_out & ~(need_scale & ~scale_valid);
-    // issue
+    // issue: kbrem = K - (first K index of the block); in the last block (kbrem <= 64) the beat at jpos = j * 16 is a pad beat from jpos >= kbrem on, and ends a partial block (M = 1) when jpos + 16 >= kbrem
+    wire kb_last = (~(|kbrem[15:7]) & (~(&kbrem[6]) | ~(|kbrem[5:0])));
+    wire [6:0] rem = kbrem[6:0];
+    wire [6:0] jpos = {{1{1'b0}}, {j, {4{1'b0}}}};
+    wire [6:0] jnext = jpos + 7'd16;
+    wire kb_end = kb_last & (jnext >= rem);
     wire t_zero = t == 4'd0;
     wire need_w = t_zero;
-    wire pad = m_gt1 & (kpos >= k_reg);
+    wire pad = m_gt1 & kb_last & (jpos >= rem);
     wire can = issuing & (pad | (act_valid & (~need_w | w_valid)));
-    wire last_beat = (j == 2'd3) | (~m_gt1 & (kpos_c >= k_reg));
+    wire last_beat = (j == 2'd3) | (~m_gt1 & kb_end);
     wire t_last = t == m_last;
     wire fire = go & can;
-    wire kb_last = kb_bk >= k_reg;
     wire n_last = n_r >= n_reg;
     always @(posedge clock) begin
       if (rst) begin
@@ -3145,50 +3163,31 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
         vd4 <= 1'b0;
       end else begin
         done_q <= 1'b0;
-        if (start_ok) begin
-          busy_q <= 1'b1;
-          issuing <= 1'b1;
-          err_q <= 1'b0;
-          k_reg <= cmd_k[15:0];
-          n_reg <= cmd_n[18:0];
-          m_last <= cmd_m[3:0] - 4'd1;
-          m_gt1 <= (cmd_m != 32'd1);
-          t <= 4'd0;
-          kb_base <= 16'd0;
-          kpos <= 16'd0;
-          j <= 2'd0;
-          n_base <= 19'd0;
-          out_nbase <= 19'd0;
-        end
-        if (start_bad) begin
-          done_q <= 1'b1;
-          err_q <= 1'b1;
-        end
         if (go) begin
           ra_q <= j;
           v0 <= fire;
           last0 <= last_beat;
-          kbf0 <= (kb_base == 16'd0);
+          kbf0 <= kbf_q;
           kbl0 <= kb_last;
+          nl0 <= n_last;
           tf0 <= t_zero;
+          tl0 <= t_last;
           t0 <= t;
           if (fire) begin
             if (~last_beat) begin
               j <= j + 2'd1;
-              kpos <= kpos_c;
             end else begin
               j <= 2'd0;
               if (~t_last) begin
                 t <= t + 4'd1;
-                kpos <= kb_base;
               end else begin
                 t <= 4'd0;
                 if (~kb_last) begin
-                  kb_base <= kb_bk;
-                  kpos <= kb_bk;
+                  kbrem <= kbrem - 16'd64;
+                  kbf_q <= 1'b0;
                 end else begin
-                  kb_base <= 16'd0;
-                  kpos <= 16'd0;
+                  kbrem <= k_reg;
+                  kbf_q <= 1'b1;
                   if (~n_last) n_base <= n_r;
                   else issuing <= 1'b0;
                 end
@@ -3199,51 +3198,85 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
           lastl <= last0;
           kbfl <= kbf0;
           kbll <= kbl0;
+          nll <= nl0;
           tfl <= tf0;
+          tll <= tl0;
           tl <= t0;
           vd1 <= vl;
           lastd1 <= lastl;
           kbfd1 <= kbfl;
           kbld1 <= kbll;
+          nld1 <= nll;
           tfd1 <= tfl;
+          tld1 <= tll;
           td1 <= tl;
           vd2 <= vd1;
           lastd2 <= lastd1;
           kbfd2 <= kbfd1;
           kbld2 <= kbld1;
+          nld2 <= nld1;
           tfd2 <= tfd1;
+          tld2 <= tld1;
           td2 <= td1;
           vd3 <= vd2;
           lastd3 <= lastd2;
           kbfd3 <= kbfd2;
           kbld3 <= kbld2;
+          nld3 <= nld2;
           tfd3 <= tfd2;
+          tld3 <= tld2;
           td3 <= td2;
           vd4 <= vd3;
           lastd4 <= lastd3;
           kbfd4 <= kbfd3;
           kbld4 <= kbld3;
+          nld4 <= nld3;
           tfd4 <= tfd3;
+          tld4 <= tld3;
           td4 <= td3;
           vlS <= vd4 & lastd4;
           kbfS <= kbfd4;
           kblS <= kbld4;
+          nlS <= nld4;
+          tlS <= tld4;
           tS <= td4;
           vlM <= vlS;
           kbfM <= kbfS;
           kblM <= kblS;
+          nlM <= nlS;
+          tlM <= tlS;
           tM <= tS;
           if (vlM & kblM) begin
             out_valid_q <= 1'b1;
-            out_n_q <= out_nbase;
             out_tok_q <= tM;
-            out_last_q <= (tM == m_last) & (on_r >= n_reg);
-            if (tM == m_last) out_nbase <= on_r;
+            out_tl_q <= tlM;
+            out_last_q <= tlM & nlM;
           end else if (out_ready) out_valid_q <= 1'b0;
         end else if (out_ready) out_valid_q <= 1'b0;
+        // the tile's last vector taken: the next vector is the next tile's
+        if (out_valid_q & out_ready & out_tl_q) out_nbase <= on_r;
         if (out_valid_q & out_ready & out_last_q) begin
           busy_q <= 1'b0;
           done_q <= 1'b1;
+        end
+        if (start_ok) begin
+          busy_q <= 1'b1;
+          issuing <= 1'b1;
+          err_q <= 1'b0;
+          k_reg <= cmd_k[15:0];
+          kbrem <= cmd_k[15:0];
+          kbf_q <= 1'b1;
+          n_reg <= cmd_n[18:0];
+          m_last <= cmd_m[3:0] - 4'd1;
+          m_gt1 <= (cmd_m[4:0] != 5'd1);
+          t <= 4'd0;
+          j <= 2'd0;
+          n_base <= 19'd0;
+          out_nbase <= 19'd0;
+        end
+        if (start_bad) begin
+          done_q <= 1'b1;
+          err_q <= 1'b1;
         end
       end
     end
@@ -3276,7 +3309,7 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
       out_load = vlM & kblM;
       out_valid = out_valid_q;
       out_token = {{12{1'b0}}, out_tok_q};
-      out_n = {{13{1'b0}}, out_n_q};
+      out_n = {{13{1'b0}}, out_nbase};
       out_last = out_last_q;
     end
 endmodule // tern_default_core$ctrl
