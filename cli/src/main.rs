@@ -49,6 +49,9 @@ enum Command {
     Synth(cmd::synth::SynthArgs),
     /// List the FPGA boards (bitstreams/boards/).
     Boards(cmd::synth::BoardsArgs),
+    /// Talk to a card through the host driver: info, selftest, bench (docs/driver.md).
+    #[command(subcommand)]
+    Card(cmd::card::CardCmd),
     /// Design-space exploration on a board: sweep array shapes, Pareto front, table and SVG.
     Dse(cmd::synth::DseArgs),
 }
@@ -83,6 +86,7 @@ fn run(cmd: Command) -> Result<()> {
         Command::Synth(a) => cmd::synth::run_synth(a),
         Command::Boards(a) => cmd::synth::run_boards(a),
         Command::Dse(a) => cmd::synth::run_dse(a),
+        Command::Card(c) => cmd::card::run(c),
     }
 }
 

@@ -448,3 +448,91 @@ fn model_synth_run_and_bench_agree_across_backends() {
     ]);
     assert!(e.contains("gpu") && e.contains("reference"), "{e}");
 }
+
+#[test]
+fn card_info_and_selftest_on_the_model() {
+    let v = json(&ok(&["card", "info", "--backend", "model:small", "--json"]));
+    assert_eq!(v["magic"], 0x6e72_6574u32);
+    assert_eq!(v["rows"], 8);
+    assert_eq!(v["abi_major"], 1);
+    let text = ok(&["card", "info", "--backend", "model"]);
+    assert!(text.contains("16×16") && text.contains("ABI 1.0"), "{text}");
+    let v = json(&ok(&[
+        "card",
+        "selftest",
+        "--backend",
+        "model",
+        "--config",
+        "small",
+        "--seed",
+        "7",
+        "--json",
+    ]));
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["cases"][0]["name"], "gemv");
+    assert_eq!(v["cases"][1]["m"], 11);
+    assert_eq!(v["cases"][1]["bit_exact"], true);
+    assert_eq!(v["cases"][1]["gemm_commands"], 2);
+    let text = ok(&["card", "selftest", "--backend", "model:small"]);
+    assert!(
+        text.contains("PASS") && text.contains("bit-exact"),
+        "{text}"
+    );
+}
+
+#[test]
+fn card_selftest_reports_each_injected_fault() {
+    for (fault, want) in [
+        ("crc", "CRC_MISMATCH"),
+        ("dma", "DMA_ERROR"),
+        ("stuck", "heartbeat stopped"),
+        ("timeout", "timed out"),
+        ("dropped", "completion lost"),
+    ] {
+        let t0 = std::time::Instant::now();
+        let e = fails(&[
+            "card",
+            "selftest",
+            "--backend",
+            "model",
+            "--config",
+            "small",
+            "--inject",
+            fault,
+            "--deadline-ms",
+            "400",
+        ]);
+        assert!(e.contains(want), "--inject {fault}: {e}");
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "--inject {fault} hung"
+        );
+    }
+    let e = fails(&["card", "info", "--backend", "pcie0"]);
+    assert!(
+        e.contains("unknown back end") && e.contains("vfio:DDDD:BB:DD.F"),
+        "{e}"
+    );
+    let e = fails(&["card", "selftest", "--backend", "sim", "--inject", "crc"]);
+    assert!(e.contains("model back end"), "{e}");
+}
+
+#[test]
+fn card_bench_reports_figures() {
+    let v = json(&ok(&[
+        "card",
+        "bench",
+        "--backend",
+        "model:small",
+        "--seconds",
+        "0.05",
+        "--gemvs",
+        "1",
+        "--size",
+        "128",
+        "--json",
+    ]));
+    assert!(v["nop_round_trips_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["gemv_us"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["gemv_layer"], "128×128");
+}

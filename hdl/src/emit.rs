@@ -95,6 +95,22 @@ pub struct Manifest {
     pub streams: Vec<StreamLayout>,
     pub modules: usize,
     pub lines: usize,
+    /// The card top (docs/hdl-card.md), when the geometry is one it supports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card: Option<CardManifest>,
+}
+
+/// The card top in the manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct CardManifest {
+    /// Module name of the card top.
+    pub top: String,
+    /// Its file (it instantiates the array wrapper, so it needs the array's files too).
+    pub file: String,
+    /// Verilog parameter with the card memory size (bytes) and its default.
+    pub mem_bytes_param: &'static str,
+    pub mem_bytes_default: u64,
+    pub ports: Vec<Port>,
 }
 
 /// Everything `emit` writes, in memory.
@@ -464,16 +480,26 @@ pub fn generate(cfg: &ArrayConfig, options: HdlOptions) -> Result<Generated, Hdl
         streams: streams(&p),
         modules,
         lines,
+        card: None,
     };
+    let mut manifest = manifest;
+    let mut files = vec![(top_file, wrap_v), (core_file, core_v)];
+    if crate::card::CardGeometry::new(&p).is_ok() {
+        let card_top = format!("{top}_card");
+        let card_file = format!("{card_top}.v");
+        let text = crate::card::card_verilog(&p, cfg, &card_top, &top)?;
+        manifest.card = Some(CardManifest {
+            top: card_top,
+            file: card_file.clone(),
+            mem_bytes_param: "MEM_BYTES",
+            mem_bytes_default: crate::card::DEFAULT_MEM_BYTES,
+            ports: crate::card::card_ports(),
+        });
+        files.push((card_file, text));
+    }
     let json = serde_json::to_string_pretty(&manifest)? + "\n";
-    Ok(Generated {
-        files: vec![
-            (top_file, wrap_v),
-            (core_file, core_v),
-            (format!("{top}.json"), json),
-        ],
-        manifest,
-    })
+    files.push((format!("{top}.json"), json));
+    Ok(Generated { files, manifest })
 }
 
 fn count_modules(text: &str) -> usize {

@@ -7,6 +7,7 @@
 //! ([`emit`]). Every block has a cycle model (its rust-hdl `update()`), tested against
 //! tern-spec's reference.
 
+pub mod card;
 pub mod core;
 pub mod ctrl;
 pub mod emit;

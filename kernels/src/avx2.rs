@@ -195,3 +195,147 @@ unsafe fn group<const T: usize>(
         }
     }
 }
+
+/// Whether this CPU has what the AVX2 head kernel uses (AVX2, FMA, F16C).
+pub fn head_available() -> bool {
+    available() && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+}
+
+/// The dense head (see [`crate::head`]) on AVX2: F32/F16 rows as two 8-lane `vfmadd`
+/// accumulators (lanes 0–7 and 8–15 of the definition), Q8 rows with
+/// `vpmaddubsw(|a|, sign(w, a))` + `vpmaddwd` (pairs ≤ 2·128·127, no saturation; the codes
+/// are in [-127, 127]). On a CPU without FMA/F16C it runs the portable kernel (same result).
+pub fn head_run(
+    h: &crate::head::HeadMatrix,
+    a: &crate::head::HeadActs,
+    r0: usize,
+    r1: usize,
+    out: &mut [f32],
+) {
+    if !head_available() {
+        return crate::portable::head_run(h, a, r0, r1, out);
+    }
+    assert!(r0 <= r1 && r1 <= h.rows());
+    assert_eq!(out.len(), (r1 - r0) * a.m());
+    assert_eq!(a.kp(), h.kp());
+    assert_eq!(h.kp() % crate::head::HEAD_PAD, 0);
+    // SAFETY: the features were checked above; rows r0..r1 < h.rows() each hold kp()
+    // elements, activations kp() per token, and `out` has the length asserted.
+    unsafe { head_rows(h, a, r0, r1, out) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn head_rows(
+    h: &crate::head::HeadMatrix,
+    a: &crate::head::HeadActs,
+    r0: usize,
+    r1: usize,
+    out: &mut [f32],
+) {
+    let m = a.m();
+    let mut r = r0;
+    while r < r1 {
+        let nb = (r1 - r).min(4);
+        for t in 0..m {
+            let mut v = [0.0f32; 4];
+            match nb {
+                4 => head_block::<4>(h, a, r, t, &mut v),
+                3 => head_block::<3>(h, a, r, t, &mut v),
+                2 => head_block::<2>(h, a, r, t, &mut v),
+                _ => head_block::<1>(h, a, r, t, &mut v),
+            }
+            for (i, &x) in v.iter().take(nb).enumerate() {
+                out[(r - r0 + i) * m + t] = x;
+            }
+        }
+        r += nb;
+    }
+}
+
+/// Bytes ahead of each head row stream to prefetch.
+const HEAD_PF: usize = 1024;
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn head_block<const R: usize>(
+    h: &crate::head::HeadMatrix,
+    a: &crate::head::HeadActs,
+    r: usize,
+    t: usize,
+    v: &mut [f32; 4],
+) {
+    use crate::head::{q8_logit, reduce_lanes, HeadType, LANES};
+    let kp = h.kp();
+    let rows: [*const u8; R] = std::array::from_fn(|i| h.row(r + i).as_ptr());
+    match h.head_type() {
+        HeadType::F32 | HeadType::F16 => {
+            let half = h.head_type() == HeadType::F16;
+            let x = a.values(t).as_ptr();
+            let mut lo = [_mm256_setzero_ps(); R];
+            let mut hi = [_mm256_setzero_ps(); R];
+            for c in (0..kp).step_by(LANES) {
+                // SAFETY: c + 16 <= kp values of the token.
+                let (xl, xh) =
+                    unsafe { (_mm256_loadu_ps(x.add(c)), _mm256_loadu_ps(x.add(c + 8))) };
+                for i in 0..R {
+                    let (wl, wh) = if half {
+                        let p = rows[i].wrapping_add(2 * c);
+                        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(HEAD_PF).cast());
+                        // SAFETY: 16 f16 = 32 bytes within the row.
+                        let w = unsafe { _mm256_load_si256(p.cast()) };
+                        (
+                            _mm256_cvtph_ps(_mm256_castsi256_si128(w)),
+                            _mm256_cvtph_ps(_mm256_extracti128_si256::<1>(w)),
+                        )
+                    } else {
+                        let p = rows[i].wrapping_add(4 * c);
+                        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(HEAD_PF).cast());
+                        // SAFETY: 16 f32 = 64 bytes within the 64-byte aligned row.
+                        unsafe {
+                            (
+                                _mm256_load_ps(p.cast()),
+                                _mm256_load_ps(p.cast::<f32>().add(8)),
+                            )
+                        }
+                    };
+                    lo[i] = _mm256_fmadd_ps(wl, xl, lo[i]);
+                    hi[i] = _mm256_fmadd_ps(wh, xh, hi[i]);
+                }
+            }
+            for i in 0..R {
+                let mut l = [0.0f32; LANES];
+                // SAFETY: `l` holds 16 f32.
+                unsafe {
+                    _mm256_storeu_ps(l.as_mut_ptr(), lo[i]);
+                    _mm256_storeu_ps(l.as_mut_ptr().add(8), hi[i]);
+                }
+                v[i] = reduce_lanes(&l);
+            }
+        }
+        HeadType::Q8 => {
+            let q = a.codes(t).as_ptr();
+            let ones = _mm256_set1_epi16(1);
+            let mut acc = [_mm256_setzero_si256(); R];
+            for c in (0..kp).step_by(32) {
+                // SAFETY: c + 32 <= kp codes of the token.
+                let av = unsafe { _mm256_loadu_si256(q.add(c).cast()) };
+                let ua = _mm256_abs_epi8(av);
+                for i in 0..R {
+                    let p = rows[i].wrapping_add(c);
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(HEAD_PF).cast());
+                    // SAFETY: 32 codes within the 64-byte aligned row.
+                    let w = unsafe { _mm256_load_si256(p.cast()) };
+                    let pr = _mm256_maddubs_epi16(ua, _mm256_sign_epi8(w, av));
+                    acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(pr, ones));
+                }
+            }
+            for i in 0..R {
+                let mut l = [0i32; 8];
+                // SAFETY: `l` holds 8 i32.
+                unsafe { _mm256_storeu_si256(l.as_mut_ptr().cast(), acc[i]) };
+                let dot = l.iter().fold(0i32, |s, &x| s.wrapping_add(x));
+                v[i] = q8_logit(dot, h.scale(r + i), a.inv_scale(t));
+            }
+        }
+    }
+}

@@ -204,3 +204,124 @@ unsafe fn tile_kernel<const G: usize, const T: usize>(
         }
     }
 }
+
+/// The dense head (see [`crate::head`]) on AVX-512: F32/F16 rows with `vfmadd` (F16 widened
+/// by `vcvtph2ps`), Q8 rows with `vpdpbusd` on `code + 128` minus `128 · rowsum`; four rows
+/// at a time share each activation load. Rows `r0..r1` for every token into
+/// `out [row - r0][token]`.
+pub fn head_run(
+    h: &crate::head::HeadMatrix,
+    a: &crate::head::HeadActs,
+    r0: usize,
+    r1: usize,
+    out: &mut [f32],
+) {
+    assert!(
+        available(),
+        "AVX-512 VNNI kernel called on a CPU without it"
+    );
+    assert!(r0 <= r1 && r1 <= h.rows());
+    assert_eq!(out.len(), (r1 - r0) * a.m());
+    assert_eq!(a.kp(), h.kp());
+    assert_eq!(h.kp() % crate::head::HEAD_PAD, 0);
+    // SAFETY: the features were checked above; rows r0..r1 < h.rows() each hold kp()
+    // elements, activations kp() per token, and `out` has the length asserted.
+    unsafe { head_rows(h, a, r0, r1, out) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn head_rows(
+    h: &crate::head::HeadMatrix,
+    a: &crate::head::HeadActs,
+    r0: usize,
+    r1: usize,
+    out: &mut [f32],
+) {
+    let m = a.m();
+    let mut r = r0;
+    while r < r1 {
+        let nb = (r1 - r).min(4);
+        for t in 0..m {
+            let mut v = [0.0f32; 4];
+            match nb {
+                4 => head_block::<4>(h, a, r, t, &mut v),
+                3 => head_block::<3>(h, a, r, t, &mut v),
+                2 => head_block::<2>(h, a, r, t, &mut v),
+                _ => head_block::<1>(h, a, r, t, &mut v),
+            }
+            for (i, &x) in v.iter().take(nb).enumerate() {
+                out[(r - r0 + i) * m + t] = x;
+            }
+        }
+        r += nb;
+    }
+}
+
+/// Bytes ahead of each head row stream to prefetch.
+const HEAD_PF: usize = 1024;
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[inline]
+unsafe fn head_block<const R: usize>(
+    h: &crate::head::HeadMatrix,
+    a: &crate::head::HeadActs,
+    r: usize,
+    t: usize,
+    v: &mut [f32; 4],
+) {
+    use crate::head::{q8_logit, reduce_lanes, HeadType, LANES};
+    let kp = h.kp();
+    let rows: [*const u8; R] = std::array::from_fn(|i| h.row(r + i).as_ptr());
+    match h.head_type() {
+        HeadType::F32 | HeadType::F16 => {
+            let half = h.head_type() == HeadType::F16;
+            let x = a.values(t).as_ptr();
+            let mut acc = [_mm512_setzero_ps(); R];
+            for c in (0..kp).step_by(LANES) {
+                // SAFETY: c + 16 <= kp values of the token.
+                let xv = unsafe { _mm512_loadu_ps(x.add(c)) };
+                for i in 0..R {
+                    let w = if half {
+                        let p = rows[i].wrapping_add(2 * c);
+                        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(HEAD_PF).cast());
+                        // SAFETY: 16 f16 = 32 bytes within the row (kp is a multiple of 64,
+                        // rows 64-byte aligned).
+                        _mm512_cvtph_ps(unsafe { _mm256_load_si256(p.cast()) })
+                    } else {
+                        let p = rows[i].wrapping_add(4 * c);
+                        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(HEAD_PF).cast());
+                        // SAFETY: 16 f32 = 64 bytes within the 64-byte aligned row.
+                        unsafe { _mm512_load_ps(p.cast()) }
+                    };
+                    acc[i] = _mm512_fmadd_ps(w, xv, acc[i]);
+                }
+            }
+            for i in 0..R {
+                let mut l = [0.0f32; LANES];
+                // SAFETY: `l` holds 16 f32.
+                unsafe { _mm512_storeu_ps(l.as_mut_ptr(), acc[i]) };
+                v[i] = reduce_lanes(&l);
+            }
+        }
+        HeadType::Q8 => {
+            let u = a.offset_codes(t).as_ptr();
+            let mut acc = [_mm512_setzero_si512(); R];
+            for c in (0..kp).step_by(64) {
+                // SAFETY: c + 64 <= kp codes of the token.
+                let uv = unsafe { _mm512_loadu_si512(u.add(c).cast()) };
+                for i in 0..R {
+                    let p = rows[i].wrapping_add(c);
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(HEAD_PF).cast());
+                    // SAFETY: 64 codes within the 64-byte aligned row.
+                    let w = unsafe { _mm512_load_si512(p.cast()) };
+                    acc[i] = _mm512_dpbusd_epi32(acc[i], uv, w);
+                }
+            }
+            for i in 0..R {
+                let s = _mm512_reduce_add_epi32(acc[i]);
+                let dot = s.wrapping_sub(h.rowsum(r + i).wrapping_mul(128));
+                v[i] = q8_logit(dot, h.scale(r + i), a.inv_scale(t));
+            }
+        }
+    }
+}

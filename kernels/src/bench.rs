@@ -306,6 +306,25 @@ fn measure_bandwidth(buf: &[u64], threads: usize, min_seconds: f64) -> Vec<f64> 
     samples
 }
 
+/// The memory read bandwidth probe alone: for each thread count, samples over a buffer of
+/// `bytes` for at least `min_seconds` (best sample reported, every sample kept).
+pub fn memory_bandwidth(threads: &[usize], bytes: usize, min_seconds: f64) -> Vec<Bandwidth> {
+    let probe: Vec<u64> = (0..bytes.max(8) / 8).map(|i| i as u64).collect();
+    read_bandwidth(&probe, 1); // page faults
+    threads
+        .iter()
+        .map(|&t| {
+            let samples = measure_bandwidth(&probe, t.max(1), min_seconds);
+            Bandwidth {
+                threads: t.max(1),
+                gbps: samples.iter().copied().fold(0.0, f64::max),
+                samples,
+                loadavg: loadavg(),
+            }
+        })
+        .collect()
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]

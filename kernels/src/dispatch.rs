@@ -25,6 +25,8 @@ pub enum KernelError {
         "{ENV_VAR}={0:?} names no kernel path (legal: auto, portable, avx2, avx512vnni, neon)"
     )]
     BadName(String),
+    #[error("output head: {0}")]
+    Head(String),
 }
 
 /// An implementation of the kernels.
@@ -128,7 +130,7 @@ pub fn path_from_env_value(v: Option<&str>) -> Result<KernelPath, KernelError> {
     }
 }
 
-fn check_available(p: KernelPath) -> Result<KernelPath, KernelError> {
+pub(crate) fn check_available(p: KernelPath) -> Result<KernelPath, KernelError> {
     if p.is_available() {
         Ok(p)
     } else {
@@ -165,8 +167,74 @@ pub fn gemm_with(
     let pa = PreparedActs::new(pm, acts)?;
     let mut buf = vec![0i64; pm.groups() * ROWS * pa.m()];
     gemm_prepared(pm, &pa, threads, path, &mut buf)?;
-    let m = pa.m();
-    Ok(Array2::from_shape_fn((m, pm.n()), |(t, o)| buf[o * m + t]))
+    Ok(token_major(buf, pa.m(), pm.n()))
+}
+
+/// `[padded row][token]` kernel output → `acc [M, N]`.
+fn token_major(mut buf: Vec<i64>, m: usize, n: usize) -> Array2<i64> {
+    if m == 1 {
+        buf.truncate(n);
+        return Array2::from_shape_vec((1, n), buf).expect("1 × n");
+    }
+    // One 16-row group (16 · M contiguous values) at a time: the reads stay in L1 and each
+    // token's 16 outputs are written contiguously.
+    let mut y = vec![0i64; m * n];
+    for (g, blk) in buf.chunks_exact(ROWS * m).enumerate() {
+        let o0 = g * ROWS;
+        if o0 >= n {
+            break;
+        }
+        let w = ROWS.min(n - o0);
+        for (t, yr) in y.chunks_exact_mut(n).enumerate() {
+            for (r, yv) in yr[o0..o0 + w].iter_mut().enumerate() {
+                *yv = blk[r * m + t];
+            }
+        }
+    }
+    Array2::from_shape_vec((m, n), y).expect("m × n")
+}
+
+/// Several matrices of the same K times the same activations (Q, K, V; gate, up) in one
+/// hand-off to the thread pool: `[acc [M, N_i]]`, each equal to [`gemm`] of its matrix.
+pub fn gemm_many(
+    pms: &[&PreparedMatrix],
+    acts: &QuantizedActs,
+    threads: usize,
+) -> Result<Vec<Array2<i64>>, KernelError> {
+    let path = default_path()?;
+    let pas = pms
+        .iter()
+        .map(|pm| PreparedActs::new(pm, acts))
+        .collect::<Result<Vec<_>, _>>()?;
+    let m = acts.m();
+    let mut bufs: Vec<Vec<i64>> = pms
+        .iter()
+        .map(|pm| vec![0i64; pm.groups() * ROWS * m])
+        .collect();
+    let kernel = path.kernel();
+    let total: usize = pms.iter().map(|pm| pm.groups()).sum();
+    let cg = threads::chunk_groups(total, threads.max(1));
+    let mut tasks = Vec::new();
+    for (i, buf) in bufs.iter_mut().enumerate() {
+        for (c, chunk) in buf.chunks_mut(cg * ROWS * m).enumerate() {
+            tasks.push((i, c * cg, chunk));
+        }
+    }
+    let run = |(i, g0, chunk): (usize, usize, &mut [i64])| {
+        let g1 = g0 + chunk.len() / (ROWS * m);
+        kernel(pms[i], &pas[i], g0, g1, chunk)
+    };
+    if threads <= 1 || tasks.len() <= 1 {
+        tasks.into_iter().for_each(run);
+    } else {
+        use rayon::prelude::*;
+        threads::pool(threads).install(|| tasks.into_par_iter().for_each(run));
+    }
+    Ok(pms
+        .iter()
+        .zip(bufs)
+        .map(|(pm, buf)| token_major(buf, m, pm.n()))
+        .collect())
 }
 
 /// The kernel itself on prepared activations, into `out` laid out `[padded row][token]`
@@ -198,6 +266,39 @@ pub fn gemm_prepared(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gemm_many_equals_gemm_of_each() {
+        use tern_spec::{random, reference, BlockShape};
+        for (seed, m) in [(1u64, 1usize), (2, 3), (3, 5)] {
+            let shapes = [(40usize, 100usize), (17, 100), (64, 100)];
+            let ws: Vec<_> = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, &(n, k))| {
+                    random::layer(
+                        seed + i as u64,
+                        n,
+                        k,
+                        BlockShape { n: 16, k: 64 },
+                        16,
+                        random::ScaleDist::Typical,
+                    )
+                    .unwrap()
+                    .0
+                })
+                .collect();
+            let pms: Vec<_> = ws.iter().map(PreparedMatrix::new).collect();
+            let refs: Vec<&PreparedMatrix> = pms.iter().collect();
+            let acts = random::acts(seed, m, 100, 8).unwrap();
+            for threads in 1..=3 {
+                let got = gemm_many(&refs, &acts, threads).unwrap();
+                for (w, g) in ws.iter().zip(&got) {
+                    assert_eq!(g, &reference::gemm_acc(w, acts.q.view()).unwrap());
+                }
+            }
+        }
+    }
 
     #[test]
     fn names_round_trip_and_env_values() {

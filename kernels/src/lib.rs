@@ -20,6 +20,7 @@
 
 pub mod bench;
 pub mod dispatch;
+pub mod head;
 pub mod layout;
 pub mod portable;
 pub mod threads;
@@ -33,7 +34,8 @@ pub mod neon;
 
 pub use bench::{bench_kernels, BenchOptions, BenchReport};
 pub use dispatch::{
-    available, default_path, detect, gemm, gemm_prepared, gemm_with, KernelError, KernelPath,
-    ENV_VAR,
+    available, default_path, detect, gemm, gemm_many, gemm_prepared, gemm_with, KernelError,
+    KernelPath, ENV_VAR,
 };
+pub use head::{head_logits, head_logits_with, HeadActs, HeadMatrix, HeadType};
 pub use layout::{PreparedActs, PreparedMatrix};

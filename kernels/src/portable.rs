@@ -45,3 +45,41 @@ pub fn run(pm: &PreparedMatrix, acts: &PreparedActs, g0: usize, g1: usize, out: 
         }
     }
 }
+
+/// The dense head (see [`crate::head`]): rows `r0..r1` for every token into
+/// `out [row - r0][token]`, in plain Rust over the padded layout.
+pub fn head_run(
+    h: &crate::head::HeadMatrix,
+    a: &crate::head::HeadActs,
+    r0: usize,
+    r1: usize,
+    out: &mut [f32],
+) {
+    use crate::head::{q8_logit, reduce_lanes, HeadType, LANES};
+    let m = a.m();
+    debug_assert_eq!(out.len(), (r1 - r0) * m);
+    for r in r0..r1 {
+        for t in 0..m {
+            out[(r - r0) * m + t] = match h.head_type() {
+                HeadType::F32 | HeadType::F16 => {
+                    let x = a.values(t);
+                    let mut lanes = [0.0f32; LANES];
+                    for (c, xs) in x.chunks_exact(LANES).enumerate() {
+                        for (j, (l, &xv)) in lanes.iter_mut().zip(xs).enumerate() {
+                            *l = h.weight(r, c * LANES + j).mul_add(xv, *l);
+                        }
+                    }
+                    reduce_lanes(&lanes)
+                }
+                HeadType::Q8 => {
+                    let w = h.row(r);
+                    let dot = w
+                        .iter()
+                        .zip(a.codes(t))
+                        .fold(0i32, |s, (&wv, &av)| s + wv as i8 as i32 * av as i32);
+                    q8_logit(dot, h.scale(r), a.inv_scale(t))
+                }
+            };
+        }
+    }
+}

@@ -42,6 +42,24 @@ pub trait TernaryBackend {
     fn load(&mut self, layers: &[(&str, &ScaledTernaryMatrix)]) -> Result<(), BackendError>;
     /// Exact accumulators `acc [M, N]` of layer `layer` for `acts [M, K]`.
     fn gemm(&mut self, layer: LayerId, acts: &QuantizedActs) -> Result<Array2<i64>, BackendError>;
+    /// Several layers of the same input width on the same activations (Q, K, V; gate, up):
+    /// one accumulator array per layer, each what [`TernaryBackend::gemm`] gives. Backends may
+    /// run them together (one thread hand-off instead of several).
+    fn gemm_many(
+        &mut self,
+        layers: &[LayerId],
+        acts: &QuantizedActs,
+    ) -> Result<Vec<Array2<i64>>, BackendError> {
+        layers.iter().map(|&l| self.gemm(l, acts)).collect()
+    }
+    /// Host threads the backend computes on (the session runs its output head on as many).
+    fn threads(&self) -> usize {
+        1
+    }
+    /// Bytes of weights one token reads from memory (0 if unknown, e.g. off-host).
+    fn weight_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// The plain CPU backend: `tern_spec::reference::gemm_acc`, the contract's definition.
@@ -137,11 +155,53 @@ impl TernaryBackend for KernelBackend {
             problem: e.to_string(),
         })
     }
+
+    fn gemm_many(
+        &mut self,
+        layers: &[LayerId],
+        acts: &QuantizedActs,
+    ) -> Result<Vec<Array2<i64>>, BackendError> {
+        let loaded = self.layers.len();
+        let pms = layers
+            .iter()
+            .map(|l| {
+                self.layers
+                    .get(l.0)
+                    .map(|(_, pm)| pm)
+                    .ok_or(BackendError::UnknownLayer {
+                        backend: "cpu".into(),
+                        layer: l.0,
+                        loaded,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        tern_kernels::gemm_many(&pms, acts, self.threads).map_err(|e| BackendError::Other {
+            backend: "cpu".into(),
+            problem: format!("layers {layers:?}: {e}"),
+        })
+    }
+
+    fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn weight_bytes(&self) -> usize {
+        self.layers.iter().map(|(_, pm)| pm.bytes()).sum()
+    }
 }
 
 /// Backend names `backend_by_name` knows: `cpu` (fast kernels, all cores), `cpu:N`
 /// (N threads), `reference` (the plain contract implementation).
-pub const BACKENDS: &[&str] = &["cpu", "cpu:N", "reference"];
+/// The card back ends (`model`, `sim`, `vfio:BDF`, with their options) are tern-driver's
+/// specs: see [`crate::card_backend`].
+pub const BACKENDS: &[&str] = &[
+    "cpu",
+    "cpu:N",
+    "reference",
+    "model[:CONFIG]",
+    "sim[:CONFIG]",
+    "vfio:DDDD:BB:DD.F",
+];
 
 /// A backend by name.
 pub fn backend_by_name(name: &str) -> Result<Box<dyn TernaryBackend>, BackendError> {
@@ -149,6 +209,10 @@ pub fn backend_by_name(name: &str) -> Result<Box<dyn TernaryBackend>, BackendErr
         backend: name.into(),
         problem: format!("unknown backend (legal: {})", BACKENDS.join(", ")),
     };
+    let kind = name.split([':', '?']).next().unwrap_or("");
+    if matches!(kind, "model" | "sim" | "vfio") {
+        return Ok(Box::new(crate::card_backend::CardBackend::open(name)?));
+    }
     match name {
         "reference" => Ok(Box::new(CpuBackend::new())),
         "cpu" => Ok(Box::new(KernelBackend::new(0))),
@@ -168,5 +232,18 @@ impl TernaryBackend for Box<dyn TernaryBackend> {
     }
     fn gemm(&mut self, layer: LayerId, acts: &QuantizedActs) -> Result<Array2<i64>, BackendError> {
         (**self).gemm(layer, acts)
+    }
+    fn gemm_many(
+        &mut self,
+        layers: &[LayerId],
+        acts: &QuantizedActs,
+    ) -> Result<Vec<Array2<i64>>, BackendError> {
+        (**self).gemm_many(layers, acts)
+    }
+    fn threads(&self) -> usize {
+        (**self).threads()
+    }
+    fn weight_bytes(&self) -> usize {
+        (**self).weight_bytes()
     }
 }

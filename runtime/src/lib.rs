@@ -13,6 +13,7 @@
 
 pub mod backend;
 pub mod bytes;
+pub mod card_backend;
 pub mod decode;
 pub mod generate;
 pub mod gguf;

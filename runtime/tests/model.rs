@@ -675,3 +675,104 @@ fn fast_cpu_backend_is_bit_identical_to_reference() {
     }
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// The output heads on the tiny model (GGUF, F16 embedding): `f16` gives the `f32` head's
+/// logits bit for bit; `q8` changes them by a small fraction of their range (measured and
+/// printed; the bound checked is loose), and on 1 and 2 threads alike.
+#[test]
+fn output_heads_f16_exact_q8_close() {
+    use tern_runtime::backend::KernelBackend;
+    use tern_runtime::model::bitnet::HeadType;
+    let d = tmp("heads");
+    let g = d.join("m.gguf");
+    make(Preset::Tiny, Variant::BitNet, Format::Gguf, 5, None, &g);
+    let ids: Vec<u32> = (0..12).map(|i| (i * 37 + 3) % 500).collect();
+    let logits = |head: HeadType, threads: usize| {
+        let m = model::load(&g).unwrap();
+        let (mut s, _) =
+            Session::from_model_with_head(m, KernelBackend::new(threads), head).unwrap();
+        s.forward(&ids, true).unwrap()
+    };
+    let f32l = logits(HeadType::F32, 1);
+    assert_eq!(f32l, logits(HeadType::F32, 2));
+    assert_eq!(
+        f32l,
+        logits(HeadType::F16, 2),
+        "f16 head of an F16 embedding"
+    );
+    let q8 = logits(HeadType::Q8, 1);
+    assert_eq!(q8, logits(HeadType::Q8, 2));
+    let range = f32l.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b))
+        - f32l.iter().fold(f32::INFINITY, |a, &b| a.min(b));
+    let worst = f32l
+        .iter()
+        .zip(q8.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    let rms = (f32l
+        .iter()
+        .zip(q8.iter())
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum::<f64>()
+        / f32l.len() as f64)
+        .sqrt();
+    let same_argmax = f32l
+        .rows()
+        .into_iter()
+        .zip(q8.rows())
+        .filter(|(a, b)| argmax(a.as_slice().unwrap()) == argmax(b.as_slice().unwrap()))
+        .count();
+    println!(
+        "q8 head vs f32 head: max |Δlogit| {worst:.3e}, rms {rms:.3e}, logit range {range:.3}, \
+         max/range {:.2e}, argmax equal at {same_argmax}/{} positions",
+        worst / range,
+        f32l.nrows()
+    );
+    assert!(worst / range < 0.02, "max |Δ| {worst} vs range {range}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+        )
+        .0
+}
+
+/// `quantize_acts` (the forward pass's fast activation quantizer) equals the contract's
+/// `QuantizedActs::quantize` bit for bit: random rows of ordinary, tiny, huge, tie-valued
+/// (x · s = k + 0.5) and constant values, 1 and 2 threads. The seed is printed on failure.
+#[test]
+fn fast_activation_quantizer_equals_the_contract() {
+    use ndarray::Array2;
+    use rand::{Rng, SeedableRng};
+    use tern_runtime::model::bitnet::quantize_acts;
+    use tern_spec::QuantizedActs;
+    for seed in 0..300u64 {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let (m, k) = (rng.gen_range(1..6), rng.gen_range(1..300));
+        let kind = seed % 5;
+        let x = Array2::from_shape_simple_fn((m, k), || {
+            let u: f32 = rng.gen_range(-1.0..1.0);
+            match kind {
+                0 => u,
+                1 => u * 1e-7,
+                2 => u * 3e38,
+                3 => (rng.gen_range(-254i32..=254) as f32) * 0.5,
+                _ => 0.75,
+            }
+        });
+        let want = QuantizedActs::quantize(x.view(), 8).unwrap();
+        for threads in [1, 2] {
+            let got = quantize_acts(x.view(), threads).unwrap();
+            assert_eq!(got.q, want.q, "seed {seed}, {threads} threads");
+            assert_eq!(got.scales, want.scales, "seed {seed}");
+            assert_eq!(got.bits, want.bits);
+        }
+    }
+    let bad = ndarray::array![[1.0f32, f32::NAN]];
+    assert!(quantize_acts(bad.view(), 1).is_err());
+}

@@ -8,6 +8,8 @@
 //! [`case`] defines one stimulus that regenerates from a few numbers, [`engine`] the
 //! `Engine` trait every simulator implements and the bit-for-bit comparison.
 
+pub mod card;
+pub mod card_image;
 pub mod case;
 pub mod driver;
 pub mod engine;

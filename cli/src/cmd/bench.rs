@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use tern_runtime::backend;
 use tern_runtime::generate::generate;
 use tern_runtime::model::{self, bitnet::Session};
+
 use tern_runtime::sample::Sampler;
 
 #[derive(Subcommand, Debug)]
@@ -24,8 +25,23 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Prefill and decode tokens/s of a model on a backend.
+    /// Prefill and decode tokens/s of a model on a backend, with the bytes of weights a
+    /// decoded token reads and the bandwidth bound (measured just before, same threads).
     Run(RunBenchArgs),
+    /// The memory read-bandwidth probe alone (what `kernels` and `run` compare with).
+    Bandwidth {
+        /// Thread counts to measure.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
+        /// Probe buffer, MiB (larger than the last-level cache).
+        #[arg(long, default_value_t = 1024)]
+        mib: usize,
+        /// Least seconds per thread count.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -41,6 +57,16 @@ pub struct RunBenchArgs {
     /// Tokens decoded one by one.
     #[arg(long, default_value_t = 64)]
     pub decode: usize,
+    /// Repetitions (the KV cache is emptied between them); the figures are the medians.
+    #[arg(long, default_value_t = 1)]
+    pub reps: usize,
+    /// Output heads, each run in turn on the same loaded model: f32 (default), f16, q8 (see
+    /// `tern run --help`); with several, --json prints an array.
+    #[arg(long, value_delimiter = ',', default_value = "f32")]
+    pub head: Vec<String>,
+    /// Seconds of bandwidth probing before the run (0: skip; no bound reported).
+    #[arg(long, default_value_t = 1.0)]
+    pub bandwidth_seconds: f64,
     #[arg(long)]
     pub json: bool,
 }
@@ -72,6 +98,31 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
             Ok(())
         }
         BenchCmd::Run(a) => run_bench(a),
+        BenchCmd::Bandwidth {
+            threads,
+            mib,
+            seconds,
+            json,
+        } => {
+            if threads.contains(&0) || mib == 0 {
+                bail!("--threads and --mib must be ≥ 1");
+            }
+            let bw = tern_kernels::bench::memory_bandwidth(&threads, mib << 20, seconds);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&bw)?);
+            } else {
+                for b in &bw {
+                    println!(
+                        "{} thread(s): {:.1} GB/s (best of {}, loadavg {})",
+                        b.threads,
+                        b.gbps,
+                        b.samples.len(),
+                        b.loadavg
+                    );
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -79,44 +130,109 @@ fn run_bench(a: RunBenchArgs) -> Result<()> {
     if a.prefill == 0 {
         bail!("--prefill must be ≥ 1");
     }
-    let load0 = tern_kernels::bench::loadavg();
+    let heads = a
+        .head
+        .iter()
+        .map(|h| super::run::parse_head(h))
+        .collect::<Result<Vec<_>>>()?;
     let m = model::load(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
-    let vocab = m.config.vocab as u32;
     let be = backend::backend_by_name(&a.backend)?;
-    let (mut s, _tok) = Session::from_model(m, be)?;
+    let (mut s, _tok) = Session::from_model_with_head(m, be, heads[0])?;
+    let mut outs = Vec::new();
+    for (i, &h) in heads.iter().enumerate() {
+        if i > 0 {
+            s.set_head(h)?;
+        }
+        outs.push(bench_session(&a, &mut s)?);
+    }
+    if a.json {
+        let v = if outs.len() == 1 {
+            outs.remove(0)
+        } else {
+            serde_json::Value::Array(outs)
+        };
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    Ok(())
+}
+
+fn bench_session(
+    a: &RunBenchArgs,
+    s: &mut Session<Box<dyn backend::TernaryBackend>>,
+) -> Result<serde_json::Value> {
+    let vocab = s.config.vocab as u32;
     let name = s.backend().name();
+    let threads = s.backend().threads();
+    // The bandwidth probe right before the run, on the same thread count.
+    let bw = (a.bandwidth_seconds > 0.0).then(|| {
+        tern_kernels::bench::memory_bandwidth(&[threads], 1 << 30, a.bandwidth_seconds)[0].gbps
+    });
+    let load0 = tern_kernels::bench::loadavg();
     // a deterministic prompt of in-vocabulary ids
     let prompt: Vec<u32> = (0..a.prefill as u32)
         .map(|i| (i * 7919 + 13) % vocab.max(1))
         .collect();
-    let g = generate(
-        &mut s,
-        &prompt,
-        a.decode,
-        &mut Sampler::greedy(),
-        None,
-        |_| true,
-    )?;
+    let (mut prefill, mut decode, mut decoded) = (Vec::new(), Vec::new(), 0);
+    let mut samples = Vec::new();
+    for _ in 0..a.reps.max(1) {
+        s.reset();
+        let g = generate(s, &prompt, a.decode, &mut Sampler::greedy(), None, |_| true)?;
+        decoded = g.generated_ids.len();
+        let d = decoded as f64 / g.decode_secs.max(1e-12);
+        prefill.push(g.prefill_tokens_per_sec());
+        decode.push(d);
+        samples.push(json!({
+            "prefill_tokens_per_s": g.prefill_tokens_per_sec(), "decode_tokens_per_s": d,
+            "prefill_s": g.prefill_secs, "decode_s": g.decode_secs,
+            "loadavg": tern_kernels::bench::loadavg(),
+        }));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|x, y| x.total_cmp(y));
+        v[v.len() / 2]
+    };
+    let (prefill_tps, decode_tps) = (median(&mut prefill), median(&mut decode));
+    let h = s.head();
+    let bytes = s.weight_bytes_per_token();
+    let ternary_bytes = s.backend().weight_bytes();
+    // Decode reads every weight once per token: bound = bandwidth ÷ bytes per token.
+    let bound = bw
+        .filter(|_| ternary_bytes > 0)
+        .map(|b| b * 1e9 / bytes as f64);
     let out = json!({
-        "model": a.model, "backend": name,
-        "prefill_tokens": prompt.len(), "decode_tokens": g.generated_ids.len(),
-        "prefill_tokens_per_s": g.prefill_tokens_per_sec(),
-        "decode_tokens_per_s": g.generated_ids.len() as f64 / g.decode_secs.max(1e-12),
-        "prefill_s": g.prefill_secs, "decode_s": g.decode_secs,
+        "model": a.model, "backend": name, "threads": threads,
+        "head": h.head_type().name(), "head_exact": h.exact(),
+        "head_bytes": h.bytes(), "ternary_bytes": ternary_bytes,
+        "bytes_per_token": bytes,
+        "bandwidth_gbps": bw,
+        "bound_tokens_per_s": bound,
+        "pct_of_bound": bound.map(|b| 100.0 * decode_tps / b),
+        "prefill_tokens": prompt.len(), "decode_tokens": decoded,
+        "reps": samples.len(),
+        "prefill_tokens_per_s": prefill_tps,
+        "decode_tokens_per_s": decode_tps,
+        "samples": samples,
         "loadavg_before": load0, "loadavg_after": tern_kernels::bench::loadavg(),
     });
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
+    if !a.json {
         println!(
-            "{} on {name}: prefill {} tokens at {:.1} tok/s, decode {} tokens at {:.1} tok/s (loadavg {})",
+            "{} on {name}, head {}: prefill {} tokens at {:.1} tok/s, decode {} tokens at {:.1} tok/s (loadavg {})",
             a.model.display(),
+            h.head_type(),
             prompt.len(),
-            out["prefill_tokens_per_s"].as_f64().unwrap_or(0.0),
-            g.generated_ids.len(),
-            out["decode_tokens_per_s"].as_f64().unwrap_or(0.0),
+            prefill_tps,
+            decoded,
+            decode_tps,
             load0
         );
+        if let (Some(b), Some(bound)) = (bw, bound) {
+            println!(
+                "{:.1} MB read per decoded token (head {:.1} MB), bandwidth {b:.1} GB/s: bound {bound:.1} tok/s, {:.0}% reached",
+                bytes as f64 / 1e6,
+                h.bytes() as f64 / 1e6,
+                100.0 * decode_tps / bound
+            );
+        }
     }
-    Ok(())
+    Ok(out)
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod card;
 pub mod config;
 pub mod demo;
 pub mod gemm;

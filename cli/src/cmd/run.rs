@@ -7,7 +7,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use tern_runtime::backend;
 use tern_runtime::generate::generate;
-use tern_runtime::model::{self, bitnet::Session};
+use tern_runtime::model;
+use tern_runtime::model::bitnet::{HeadType, Session};
 use tern_runtime::sample::Sampler;
 
 use crate::progress;
@@ -29,6 +30,11 @@ pub struct RunArgs {
     /// Ternary GEMM backend.
     #[arg(long, default_value = "cpu")]
     pub backend: String,
+    /// Output head: f32 (default; the embedding's values), f16 (half the bytes; the same
+    /// logits for an F16 embedding) or q8 (int8 rows and activations: a quarter of the bytes,
+    /// slightly different logits; docs/runtime.md).
+    #[arg(long, default_value = "f32")]
+    pub head: String,
     /// 0 = greedy.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
@@ -48,11 +54,12 @@ pub fn run(a: RunArgs) -> Result<()> {
     if !(a.top_p > 0.0 && a.top_p <= 1.0) {
         bail!("--top-p {} (legal: 0 < p ≤ 1)", a.top_p);
     }
+    let head = parse_head(&a.head)?;
     let t0 = std::time::Instant::now();
     let m = model::load(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
     let info = (m.config.clone(), m.weight_format.clone(), m.format);
     let be = backend::backend_by_name(&a.backend)?;
-    let (mut session, tok) = Session::from_model(m, be)?;
+    let (mut session, tok) = Session::from_model_with_head(m, be, head)?;
     let load_secs = t0.elapsed().as_secs_f64();
     let prompt = match (&a.prompt, &a.prompt_ids) {
         (Some(p), None) => tok.encode(p, true)?,
@@ -61,8 +68,8 @@ pub fn run(a: RunArgs) -> Result<()> {
     };
     if !a.json {
         eprintln!(
-            "model {} ({:?}, {}, weights {}), activation {} ({}), backend {}, loaded in {load_secs:.2} s",
-            a.model.display(), info.2, info.0.arch, info.1, info.0.activation.name(), info.0.activation_source, session.backend().name()
+            "model {} ({:?}, {}, weights {}), activation {} ({}), backend {}, head {}, loaded in {load_secs:.2} s",
+            a.model.display(), info.2, info.0.arch, info.1, info.0.activation.name(), info.0.activation_source, session.backend().name(), head
         );
         if let Some(p) = &a.prompt {
             print!("{p}");
@@ -125,6 +132,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                 "activation_source": info.0.activation_source,
                 "weights": info.1,
                 "backend": session.backend().name(),
+                "head": head.name(),
                 "seed": a.seed,
                 "temperature": a.temperature,
                 "top_p": a.top_p,
@@ -159,4 +167,9 @@ pub fn run(a: RunArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Parses `--head`.
+pub fn parse_head(s: &str) -> Result<HeadType> {
+    HeadType::parse(s).with_context(|| format!("--head {s:?} (legal: f32, f16, q8)"))
 }

@@ -15,7 +15,11 @@
 //! x = x + Down(f)
 //! ```
 //!
-//! then `logits = RMSNorm(x) · output_norm · Eᵀ` (tied embeddings) or `· lm_headᵀ`.
+//! then `logits = RMSNorm(x) · output_norm · Eᵀ` (tied embeddings) or `· lm_headᵀ`, by the
+//! output head chosen with [`Session::with_head`] (tern-kernels' dense head kernels,
+//! [`HeadType`]): `f32` (the default: the embedding's values, f32 lanes in a fixed order),
+//! `f16` (the same logits from half the bytes when the embedding is F16) or `q8` (int8 rows
+//! with per-row scales and int8 activations: a quarter of the bytes, different numerics).
 //! Every ternary linear quantizes its input per token with `tern_spec::act` (int8) and runs
 //! through the [`TernaryBackend`]; the host converts the integers with `output_to_f32`.
 
@@ -28,6 +32,8 @@ use super::config::{Activation, ModelConfig, RopeStyle};
 use super::weights::{LayerNorms, LinearKind, Weights};
 use super::Model;
 use crate::backend::{BackendError, LayerId, TernaryBackend};
+pub use tern_kernels::HeadType;
+use tern_kernels::{HeadMatrix, KernelError};
 
 /// Activation width of every ternary linear (BitNet b1.58: int8).
 pub const ACT_BITS: u32 = 8;
@@ -40,6 +46,8 @@ pub enum ForwardError {
     Layer { layer: String, problem: String },
     #[error("token id {id} is outside the vocabulary (0..{vocab})")]
     Token { id: u32, vocab: usize },
+    #[error("output head: {0}")]
+    Head(#[from] KernelError),
     #[error("context full: {pos} + {m} tokens exceed the context length {context}")]
     Context {
         pos: usize,
@@ -56,6 +64,8 @@ struct HostLinear {
     n: usize,
     bn: usize,
     exps: Vec<i16>,
+    /// `2^-exp` of each output row's block row.
+    pow2: Vec<f64>,
 }
 
 /// A model bound to a backend, with its KV cache.
@@ -63,7 +73,9 @@ pub struct Session<B: TernaryBackend> {
     pub config: ModelConfig,
     embed: Array2<f32>,
     output_norm: Vec<f32>,
+    /// The untied output matrix (tied models use `embed`), kept to rebuild the head.
     lm_head: Option<Array2<f32>>,
+    head: HeadMatrix,
     norms: Vec<LayerNorms>,
     linears: Vec<HostLinear>,
     backend: B,
@@ -74,11 +86,18 @@ pub struct Session<B: TernaryBackend> {
 }
 
 impl<B: TernaryBackend> Session<B> {
-    /// Loads the weights' matrices into `backend` (the session keeps only what the host needs).
-    pub fn new(
+    /// Loads the weights' matrices into `backend` (the session keeps only what the host needs),
+    /// with the default (`f32`) output head.
+    pub fn new(weights: Weights, config: ModelConfig, backend: B) -> Result<Self, ForwardError> {
+        Self::with_head(weights, config, backend, HeadType::F32)
+    }
+
+    /// As [`Session::new`] with the output head stored as `head`.
+    pub fn with_head(
         weights: Weights,
         config: ModelConfig,
         mut backend: B,
+        head: HeadType,
     ) -> Result<Self, ForwardError> {
         let Weights {
             embed,
@@ -94,19 +113,27 @@ impl<B: TernaryBackend> Session<B> {
         }
         let linears = linears
             .into_iter()
-            .map(|l| HostLinear {
-                n: l.w.n(),
-                bn: l.w.block.n as usize,
-                exps: l.w.exps.to_vec(),
-                name: l.name,
+            .map(|l| {
+                let bn = l.w.block.n as usize;
+                HostLinear {
+                    n: l.w.n(),
+                    bn,
+                    pow2: (0..l.w.n())
+                        .map(|o| tern_spec::scale::pow2(-(l.w.exps[o / bn] as i64)))
+                        .collect(),
+                    exps: l.w.exps.to_vec(),
+                    name: l.name,
+                }
             })
             .collect();
         let n = config.n_layers;
+        let head = HeadMatrix::new(head, lm_head.as_ref().unwrap_or(&embed).view())?;
         Ok(Self {
             config,
             embed,
             output_norm,
             lm_head,
+            head,
             norms,
             linears,
             backend,
@@ -121,17 +148,43 @@ impl<B: TernaryBackend> Session<B> {
         model: Model,
         backend: B,
     ) -> Result<(Self, crate::tokenizer::Tokenizer), ForwardError> {
+        Self::from_model_with_head(model, backend, HeadType::F32)
+    }
+
+    /// As [`Session::from_model`] with the output head stored as `head`.
+    pub fn from_model_with_head(
+        model: Model,
+        backend: B,
+        head: HeadType,
+    ) -> Result<(Self, crate::tokenizer::Tokenizer), ForwardError> {
         let Model {
             config,
             weights,
             tokenizer,
             ..
         } = model;
-        Ok((Self::new(weights, config, backend)?, tokenizer))
+        Ok((Self::with_head(weights, config, backend, head)?, tokenizer))
     }
 
     pub fn backend(&self) -> &B {
         &self.backend
+    }
+
+    /// The output head.
+    pub fn head(&self) -> &HeadMatrix {
+        &self.head
+    }
+
+    /// Rebuilds the output head as `ty` (the KV cache is kept).
+    pub fn set_head(&mut self, ty: HeadType) -> Result<(), ForwardError> {
+        self.head = HeadMatrix::new(ty, self.lm_head.as_ref().unwrap_or(&self.embed).view())?;
+        Ok(())
+    }
+
+    /// Bytes of weights one decoded token reads: the backend's ternary matrices (0 if it does
+    /// not say) plus the output head.
+    pub fn weight_bytes_per_token(&self) -> usize {
+        self.backend.weight_bytes() + self.head.bytes()
     }
 
     /// Tokens in the KV cache.
@@ -174,23 +227,20 @@ impl<B: TernaryBackend> Session<B> {
             // Attention.
             let h = rms_norm(x.view(), &norms.attn_norm, c.rms_eps);
             let acts = self.quantize(&h, l, "attn input")?;
-            let mut q = self.linear(l, LinearKind::Q, &acts)?;
-            let mut k = self.linear(l, LinearKind::K, &acts)?;
-            let v = self.linear(l, LinearKind::V, &acts)?;
+            let [mut q, mut k, v] =
+                self.linears(l, [LinearKind::Q, LinearKind::K, LinearKind::V], &acts)?;
             for t in 0..m {
-                let p = self.pos + t;
-                rope(
+                let angles = rope_angles(c.head_dim, self.pos + t, c.rope_theta);
+                rope_with(
                     q.row_mut(t).as_slice_mut().unwrap_or(&mut []),
                     c.head_dim,
-                    p,
-                    c.rope_theta,
+                    &angles,
                     c.rope,
                 );
-                rope(
+                rope_with(
                     k.row_mut(t).as_slice_mut().unwrap_or(&mut []),
                     c.head_dim,
-                    p,
-                    c.rope_theta,
+                    &angles,
                     c.rope,
                 );
             }
@@ -205,10 +255,9 @@ impl<B: TernaryBackend> Session<B> {
             // FFN.
             let h = rms_norm(x.view(), &norms.ffn_norm, c.rms_eps);
             let acts = self.quantize(&h, l, "ffn input")?;
-            let gate = self.linear(l, LinearKind::Gate, &acts)?;
-            let up = self.linear(l, LinearKind::Up, &acts)?;
-            let mut f =
-                Array2::from_shape_fn(gate.dim(), |ij| act(c.activation, gate[ij]) * up[ij]);
+            let [gate, up] = self.linears(l, [LinearKind::Gate, LinearKind::Up], &acts)?;
+            let mut f = gate;
+            f.zip_mut_with(&up, |g, &u| *g = act(c.activation, *g) * u);
             if let Some(w) = &norms.ffn_sub_norm {
                 f = rms_norm(f.view(), w, c.rms_eps);
             }
@@ -222,14 +271,10 @@ impl<B: TernaryBackend> Session<B> {
             x.slice(s![m - 1.., ..])
         };
         let h = rms_norm(rows, &self.output_norm, c.rms_eps);
-        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        // logits [R, V] = h [R, H] · headᵀ, f32 dot products in index order.
-        Ok(Array2::from_shape_fn((h.nrows(), c.vocab), |(t, v)| {
-            dot(
-                h.row(t).as_slice().unwrap_or(&[]),
-                head.row(v).as_slice().unwrap_or(&[]),
-            )
-        }))
+        // logits [R, V] = h [R, H] · headᵀ on the backend's thread count (every kernel path
+        // gives the same bits, so the backend's choice does not change the logits).
+        let threads = self.backend.threads().max(1);
+        Ok(tern_kernels::head_logits(&self.head, h.view(), threads)?)
     }
 
     fn quantize(
@@ -238,7 +283,7 @@ impl<B: TernaryBackend> Session<B> {
         layer: usize,
         what: &str,
     ) -> Result<QuantizedActs, ForwardError> {
-        QuantizedActs::quantize(x.view(), ACT_BITS).map_err(|e| ForwardError::Layer {
+        quantize_acts(x.view(), self.backend.threads()).map_err(|e| ForwardError::Layer {
             layer: format!("blk.{layer} {what}"),
             problem: e.to_string(),
         })
@@ -251,8 +296,46 @@ impl<B: TernaryBackend> Session<B> {
         kind: LinearKind,
         acts: &QuantizedActs,
     ) -> Result<Array2<f32>, ForwardError> {
-        let id = Weights::index(layer, kind);
-        let acc = self.backend.gemm(LayerId(id), acts)?;
+        let [y] = self.linears(layer, [kind], acts)?;
+        Ok(y)
+    }
+
+    /// Ternary linears of the same input on one batch of activations (one backend call).
+    fn linears<const L: usize>(
+        &mut self,
+        layer: usize,
+        kinds: [LinearKind; L],
+        acts: &QuantizedActs,
+    ) -> Result<[Array2<f32>; L], ForwardError> {
+        let ids = kinds.map(|k| Weights::index(layer, k));
+        let accs = if L == 1 {
+            vec![self.backend.gemm(LayerId(ids[0]), acts)?]
+        } else {
+            self.backend.gemm_many(&ids.map(LayerId), acts)?
+        };
+        if accs.len() != L {
+            return Err(ForwardError::Layer {
+                layer: format!("blk.{layer}"),
+                problem: format!("backend returned {} results for {L} layers", accs.len()),
+            });
+        }
+        let mut out = Vec::with_capacity(L);
+        for (id, acc) in ids.into_iter().zip(accs) {
+            out.push(self.to_f32(id, acc, acts)?);
+        }
+        out.try_into().map_err(|_| ForwardError::Layer {
+            layer: format!("blk.{layer}"),
+            problem: format!("expected {L} outputs"),
+        })
+    }
+
+    /// Backend integers of linear `id` → f32 `[M, N]`.
+    fn to_f32(
+        &self,
+        id: usize,
+        acc: Array2<i64>,
+        acts: &QuantizedActs,
+    ) -> Result<Array2<f32>, ForwardError> {
         let hl = &self.linears[id];
         if acc.dim() != (acts.m(), hl.n) {
             return Err(ForwardError::Layer {
@@ -265,47 +348,158 @@ impl<B: TernaryBackend> Session<B> {
                 ),
             });
         }
-        Ok(Array2::from_shape_fn(acc.dim(), |(t, o)| {
-            output_to_f32(acc[(t, o)], hl.exps[o / hl.bn], acts.scales[t])
-        }))
+        // output_to_f32 per value, with 2^-exp looked up per row (the same f64 arithmetic).
+        let mut y = Array2::<f32>::zeros(acc.dim());
+        let n = hl.n;
+        let acc = acc.as_standard_layout();
+        let row = |(t, yr): (usize, &mut [f32])| {
+            let s = acts.scales[t] as f64;
+            let ar = &acc.as_slice().unwrap_or(&[])[t * n..(t + 1) * n];
+            for ((yv, &a), &p) in yr.iter_mut().zip(ar).zip(&hl.pow2) {
+                *yv = ((a as f64) * p / s) as f32;
+            }
+        };
+        let ys = y.as_slice_mut().unwrap_or(&mut []);
+        let threads = self.backend.threads();
+        if acts.m() > 1 && threads > 1 {
+            use rayon::prelude::*;
+            tern_kernels::threads::pool(threads)
+                .install(|| ys.par_chunks_mut(n.max(1)).enumerate().for_each(row));
+        } else {
+            ys.chunks_mut(n.max(1)).enumerate().for_each(row);
+        }
+        debug_assert!(y.indexed_iter().all(|((t, o), &v)| v.to_bits()
+            == output_to_f32(acc[(t, o)], hl.exps[o / hl.bn], acts.scales[t]).to_bits()
+            || v.is_nan()));
+        Ok(y)
     }
 
-    /// Causal GQA attention of the M new queries `q [M, q_dim]` over the cache.
+    /// Causal GQA attention of the M new queries `q [M, q_dim]` over the cache (tokens in
+    /// parallel on the backend's thread count when M > 1; each token's result does not
+    /// depend on how they are split).
     fn attention(&self, l: usize, q: &Array2<f32>, c: &ModelConfig) -> Array2<f32> {
         let (m, d, kvd) = (q.nrows(), c.head_dim, c.kv_dim());
         let group = c.n_heads / c.n_kv_heads;
         let scale = 1.0 / (d as f32).sqrt();
         let (kc, vc) = (&self.k_cache[l], &self.v_cache[l]);
         let mut out = Array2::<f32>::zeros((m, c.q_dim()));
-        let mut scores = Vec::new();
-        for t in 0..m {
-            let len = self.pos + t + 1; // keys 0..=p
+        let pos = self.pos;
+        let one = |t: usize, orow: &mut [f32]| {
+            let mut scores = Vec::new();
+            let len = pos + t + 1; // keys 0..=p
+            let qrow = q.row(t);
+            let qrow = qrow.as_slice().unwrap_or(&[]);
             for hq in 0..c.n_heads {
                 let hk = hq / group;
-                let qv = &q.row(t).to_slice().unwrap_or(&[])[hq * d..hq * d + d];
+                let qv = &qrow[hq * d..hq * d + d];
                 scores.clear();
                 for j in 0..len {
                     scores.push(dot(qv, &kc[j * kvd + hk * d..j * kvd + hk * d + d]) * scale);
                 }
                 softmax(&mut scores);
-                let mut o = vec![0.0f32; d];
+                let o = &mut orow[hq * d..hq * d + d];
                 for (j, &w) in scores.iter().enumerate() {
                     let vv = &vc[j * kvd + hk * d..j * kvd + hk * d + d];
                     for (oi, &vi) in o.iter_mut().zip(vv) {
                         *oi += w * vi;
                     }
                 }
-                out.slice_mut(s![t, hq * d..hq * d + d])
-                    .assign(&ndarray::ArrayView1::from(&o[..]));
+            }
+        };
+        let threads = self.backend.threads();
+        let qd = c.q_dim();
+        let flat = out.as_slice_mut().unwrap_or(&mut []);
+        if m > 1 && threads > 1 {
+            use rayon::prelude::*;
+            tern_kernels::threads::pool(threads).install(|| {
+                flat.par_chunks_mut(qd)
+                    .enumerate()
+                    .for_each(|(t, orow)| one(t, orow))
+            });
+        } else {
+            for (t, orow) in flat.chunks_mut(qd).enumerate() {
+                one(t, orow);
             }
         }
         out
     }
 }
 
-/// f32 dot product in index order.
+/// Per-token int8 activations, equal to `QuantizedActs::quantize(x, 8)` (checked by the
+/// tests): the same absmax and scale, and `round_ties_even` by adding and subtracting
+/// 1.5 · 2^23, exact for the |x · s| ≤ 127 (+ rounding) that occur here. Tokens in parallel
+/// when there are several.
+pub fn quantize_acts(
+    x: ArrayView2<f32>,
+    threads: usize,
+) -> Result<QuantizedActs, tern_spec::act::ActError> {
+    use tern_spec::act::{ActError, AMAX_FLOOR};
+    let (m, k) = x.dim();
+    let mut q = Array2::<i8>::zeros((m, k));
+    let mut scales = ndarray::Array1::<f32>::zeros(m);
+    let one = |t: usize, row: ndarray::ArrayView1<f32>, out: &mut [i8]| -> Result<f32, ActError> {
+        let mut amax = 0.0f32;
+        for (index, &v) in row.iter().enumerate() {
+            if !v.is_finite() {
+                return Err(ActError::NotFinite {
+                    token: t,
+                    index,
+                    value: v,
+                });
+            }
+            amax = amax.max(v.abs());
+        }
+        let s = 127.0f32 / amax.max(AMAX_FLOOR);
+        const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+        for (o, &v) in out.iter_mut().zip(row.iter()) {
+            *o = (((v * s) + MAGIC) - MAGIC).clamp(-128.0, 127.0) as i8;
+        }
+        Ok(s)
+    };
+    let qs = q.as_slice_mut().unwrap_or(&mut []);
+    let rows: Vec<_> = x.rows().into_iter().collect();
+    let results: Vec<Result<f32, ActError>> = if m > 1 && threads > 1 {
+        use rayon::prelude::*;
+        tern_kernels::threads::pool(threads).install(|| {
+            qs.par_chunks_mut(k.max(1))
+                .zip(rows.par_iter())
+                .enumerate()
+                .map(|(t, (out, row))| one(t, row.view(), out))
+                .collect()
+        })
+    } else {
+        qs.chunks_mut(k.max(1))
+            .zip(&rows)
+            .enumerate()
+            .map(|(t, (out, row))| one(t, row.view(), out))
+            .collect()
+    };
+    for (t, r) in results.into_iter().enumerate() {
+        scales[t] = r?;
+    }
+    Ok(QuantizedActs {
+        bits: ACT_BITS,
+        q,
+        scales,
+    })
+}
+
+/// f32 dot product: eight lane sums (`lane[i mod 8] += a[i]·b[i]` in index order, then
+/// `((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7))`), a fixed order the compiler can vectorize.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let n = a.len().min(b.len());
+    let mut l = [0.0f32; 8];
+    let (ac, bc) = (a[..n].chunks_exact(8), b[..n].chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            l[i] += x[i] * y[i];
+        }
+    }
+    for (i, (x, y)) in ar.iter().zip(br).enumerate() {
+        l[i] += x * y;
+    }
+    ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))
 }
 
 /// RMSNorm per row: `x · w / sqrt(mean(x²) + eps)` in f32.
@@ -348,12 +542,26 @@ pub fn softmax(v: &mut [f32]) {
 /// Rotates every head of `x` (heads of `d` values) for position `pos`:
 /// angle_i = pos · θ^(-2i/d), i < d/2 (computed in f64, applied in f32).
 pub fn rope(x: &mut [f32], d: usize, pos: usize, theta: f32, style: RopeStyle) {
-    let half = d / 2;
-    for head in x.chunks_exact_mut(d) {
-        for i in 0..half {
+    rope_with(x, d, &rope_angles(d, pos, theta), style);
+}
+
+/// `(sin, cos)` of angle_i = pos · θ^(-2i/d) for i < d/2, computed in f64, rounded to f32:
+/// the same for every head of a position, so [`rope_with`] computes them once per token.
+pub fn rope_angles(d: usize, pos: usize, theta: f32) -> Vec<(f32, f32)> {
+    (0..d / 2)
+        .map(|i| {
             let freq = (theta as f64).powf(-2.0 * i as f64 / d as f64);
             let (sin, cos) = (pos as f64 * freq).sin_cos();
-            let (sin, cos) = (sin as f32, cos as f32);
+            (sin as f32, cos as f32)
+        })
+        .collect()
+}
+
+/// [`rope`] with the angles of [`rope_angles`].
+pub fn rope_with(x: &mut [f32], d: usize, angles: &[(f32, f32)], style: RopeStyle) {
+    let half = d / 2;
+    for head in x.chunks_exact_mut(d) {
+        for (i, &(sin, cos)) in angles.iter().enumerate().take(half) {
             let (a, b) = match style {
                 RopeStyle::Neox => (i, i + half),
                 RopeStyle::Norm => (2 * i, 2 * i + 1),

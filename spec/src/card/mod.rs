@@ -2,4 +2,5 @@
 //! layouts and the model image follow in the same module.
 
 pub mod cmd;
+pub mod image;
 pub mod regs;
