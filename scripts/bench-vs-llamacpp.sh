@@ -170,7 +170,7 @@ for r in recs:
         g = bw.get(t)
         bound = g * 1e9 / b
         outp = ty["embedding"] + (" (tied)" if ty["output"] == "tied" else f" / {ty['output']}")
-        print(f"| llama.cpp {tg.get('build_commit','')} | {','.join(ty['linears'])} | {outp} | {t} | {pp['avg_ts']:.1f} | {tg['avg_ts']:.1f} | {b/1e6:.0f} | {g:.1f} | {bound:.1f} | {100*tg['avg_ts']/bound:.0f}% | {r['loadavg_before']} |")
+        print(f"| llama.cpp ({d['llama_cpp_python']}) | {','.join(ty['linears'])} | {outp} | {t} | {pp['avg_ts']:.1f} | {tg['avg_ts']:.1f} | {b/1e6:.0f} | {g:.1f} | {bound:.1f} | {100*tg['avg_ts']/bound:.0f}% | {r['loadavg_before']} |")
 print("\nBandwidth: tern's probe (`tern bench bandwidth`), best sample; tern rows use the probe taken by `tern bench run` just before the run.")
 print("MB/token: bytes of weights one decoded token reads (tern: prepared ternary tiles + head; llama.cpp: llama-bench's model_size).")
 PY

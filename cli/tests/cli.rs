@@ -118,6 +118,11 @@ fn demo_runs() {
     assert!(out.contains("inside"), "{out}");
     let v = json(&ok(&["demo", "--json"]));
     assert_eq!(v["layer"]["within_bound"], true);
+    // the tiny model on the card (the software model here; `make demo` uses the simulated one)
+    let v = json(&ok(&["demo", "--json", "--card", "model", "--steps", "3"]));
+    assert_eq!(v["model"]["identical"], true, "{v}");
+    assert_eq!(v["model"]["card_ids"], v["model"]["cpu_ids"]);
+    assert!(v["model"]["cycles_per_token"].as_f64().unwrap() > 0.0);
 }
 
 #[test]
@@ -423,11 +428,59 @@ fn model_synth_run_and_bench_agree_across_backends() {
         "8",
         "--decode",
         "4",
+        "--bandwidth-seconds",
+        "0.1",
         "--json",
     ]));
     assert_eq!(b["prefill_tokens"], 8);
     assert_eq!(b["decode_tokens"], 4);
     assert!(b["loadavg_before"].is_string());
+    assert_eq!(b["head"], "f32");
+    assert!(b["bytes_per_token"].as_u64().unwrap() > b["head_bytes"].as_u64().unwrap());
+    assert!(b["pct_of_bound"].as_f64().unwrap() > 0.0);
+    assert!(b["host_ms_per_decode_token"].as_f64().unwrap() > 0.0);
+    assert!(b["card"].is_null());
+    // on the card model: cycles per token and PE utilization from the card
+    let c = json(&ok(&[
+        "bench",
+        "run",
+        "--model",
+        g.to_str().unwrap(),
+        "--prefill",
+        "4",
+        "--decode",
+        "2",
+        "--backend",
+        "model:small",
+        "--bandwidth-seconds",
+        "0",
+        "--json",
+    ]));
+    assert_eq!(c["decode_tokens"], 2);
+    assert_eq!(c["card"]["pes"], 64);
+    for phase in ["prefill", "decode"] {
+        let u = c["card"][phase]["pe_utilization"].as_f64().unwrap();
+        assert!(u > 0.0 && u <= 1.0, "{phase}: {c}");
+        assert!(c["card"][phase]["cycles_per_token"].as_f64().unwrap() > 0.0);
+    }
+    let heads = json(&ok(&[
+        "bench",
+        "run",
+        "--model",
+        g.to_str().unwrap(),
+        "--prefill",
+        "4",
+        "--decode",
+        "2",
+        "--head",
+        "f16,q8",
+        "--bandwidth-seconds",
+        "0",
+        "--json",
+    ]));
+    assert_eq!(heads[0]["head"], "f16");
+    assert_eq!(heads[1]["head"], "q8");
+    assert!(heads[1]["bound_tokens_per_s"].is_null());
     let k = json(&ok(&[
         "bench",
         "kernels",

@@ -130,3 +130,26 @@ impl TernaryBackend for CardBackend {
         Ok(run.acc)
     }
 }
+
+/// A [`CardBackend`] shared between a session (which owns its backend) and the code that
+/// reads the card's counters while the session runs.
+#[derive(Debug, Clone)]
+pub struct SharedCard(pub std::rc::Rc<std::cell::RefCell<CardBackend>>);
+
+impl SharedCard {
+    pub fn new(card: CardBackend) -> Self {
+        Self(std::rc::Rc::new(std::cell::RefCell::new(card)))
+    }
+}
+
+impl TernaryBackend for SharedCard {
+    fn name(&self) -> String {
+        self.0.borrow().name()
+    }
+    fn load(&mut self, layers: &[(&str, &ScaledTernaryMatrix)]) -> Result<(), BackendError> {
+        self.0.borrow_mut().load(layers)
+    }
+    fn gemm(&mut self, layer: LayerId, acts: &QuantizedActs) -> Result<Array2<i64>, BackendError> {
+        self.0.borrow_mut().gemm(layer, acts)
+    }
+}

@@ -23,4 +23,5 @@ pub mod quantize;
 pub mod safetensors;
 pub mod sample;
 pub mod synth;
+pub mod timed;
 pub mod tokenizer;

@@ -6,8 +6,10 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
 use tern_runtime::backend;
+use tern_runtime::card_backend::{CardBackend, SharedCard};
 use tern_runtime::generate::generate;
 use tern_runtime::model::{self, bitnet::Session};
+use tern_runtime::timed::{GemmClock, Timed};
 
 use tern_runtime::sample::Sampler;
 
@@ -136,14 +138,38 @@ fn run_bench(a: RunBenchArgs) -> Result<()> {
         .map(|h| super::run::parse_head(h))
         .collect::<Result<Vec<_>>>()?;
     let m = model::load(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
-    let be = backend::backend_by_name(&a.backend)?;
+    // ternary MACs per token: Σ K·N over the linears
+    let macs_per_token: u64 = m
+        .weights
+        .linears
+        .iter()
+        .map(|l| (l.w.k() * l.w.n()) as u64)
+        .sum();
+    // a card back end is kept shared so its cycle counts can be read during the run
+    let kind = a.backend.split([':', '?']).next().unwrap_or("");
+    let card = if matches!(kind, "model" | "sim" | "vfio") {
+        Some(SharedCard::new(CardBackend::open(&a.backend)?))
+    } else {
+        None
+    };
+    let inner: Box<dyn backend::TernaryBackend> = match &card {
+        Some(c) => Box::new(c.clone()),
+        None => backend::backend_by_name(&a.backend)?,
+    };
+    let (timed, clock) = Timed::new(inner);
+    let be: Box<dyn backend::TernaryBackend> = Box::new(timed);
     let (mut s, _tok) = Session::from_model_with_head(m, be, heads[0])?;
+    let probe = Probe {
+        clock,
+        card,
+        macs_per_token,
+    };
     let mut outs = Vec::new();
     for (i, &h) in heads.iter().enumerate() {
         if i > 0 {
             s.set_head(h)?;
         }
-        outs.push(bench_session(&a, &mut s)?);
+        outs.push(bench_session(&a, &mut s, &probe)?);
     }
     if a.json {
         let v = if outs.len() == 1 {
@@ -156,10 +182,40 @@ fn run_bench(a: RunBenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// What `bench run` reads besides the session: the time spent in the ternary GEMMs and, on a
+/// card, its cycle counts.
+struct Probe {
+    clock: GemmClock,
+    card: Option<SharedCard>,
+    macs_per_token: u64,
+}
+
+/// Time and card cycles of one phase (prefill or decode).
+#[derive(Debug, Clone, Copy, Default)]
+struct Phase {
+    gemm_s: f64,
+    card_cycles: u64,
+}
+
 fn bench_session(
     a: &RunBenchArgs,
     s: &mut Session<Box<dyn backend::TernaryBackend>>,
+    probe: &Probe,
 ) -> Result<serde_json::Value> {
+    let card_cycles = || {
+        probe
+            .card
+            .as_ref()
+            .map_or(0, |c| c.0.borrow().used().gemm_cycles)
+    };
+    let pes = match &probe.card {
+        Some(c) => {
+            let mut c = c.0.borrow_mut();
+            let cfg = c.card().config();
+            u64::from(cfg.array.rows) * u64::from(cfg.array.cols)
+        }
+        None => 0,
+    };
     let vocab = s.config.vocab as u32;
     let name = s.backend().name();
     let threads = s.backend().threads();
@@ -173,17 +229,52 @@ fn bench_session(
         .map(|i| (i * 7919 + 13) % vocab.max(1))
         .collect();
     let (mut prefill, mut decode, mut decoded) = (Vec::new(), Vec::new(), 0);
+    let (mut host_prefill, mut host_decode) = (Vec::new(), Vec::new());
+    let (mut pre_phase, mut dec_phase) = (Phase::default(), Phase::default());
     let mut samples = Vec::new();
     for _ in 0..a.reps.max(1) {
         s.reset();
-        let g = generate(s, &prompt, a.decode, &mut Sampler::greedy(), None, |_| true)?;
-        decoded = g.generated_ids.len();
+        probe.clock.clear();
+        let c0 = card_cycles();
+        // the first token is sampled from the prefill's logits: at that point every GEMM so
+        // far was the prefill's
+        let mut at_first: Option<(f64, u64)> = None;
+        // `decode` decode steps (one forward of one token each) after the first token
+        let g = generate(
+            s,
+            &prompt,
+            a.decode + 1,
+            &mut Sampler::greedy(),
+            None,
+            |_| {
+                if at_first.is_none() {
+                    at_first = Some((probe.clock.spent().as_secs_f64(), card_cycles()));
+                }
+                true
+            },
+        )?;
+        let (pre_gemm, c1) = at_first.unwrap_or((probe.clock.spent().as_secs_f64(), card_cycles()));
+        pre_phase = Phase {
+            gemm_s: pre_gemm,
+            card_cycles: c1 - c0,
+        };
+        dec_phase = Phase {
+            gemm_s: probe.clock.spent().as_secs_f64() - pre_gemm,
+            card_cycles: card_cycles() - c1,
+        };
+        decoded = g.generated_ids.len().saturating_sub(1);
         let d = decoded as f64 / g.decode_secs.max(1e-12);
+        let hp = (g.prefill_secs - pre_phase.gemm_s) / prompt.len() as f64;
+        let hd = (g.decode_secs - dec_phase.gemm_s) / decoded.max(1) as f64;
         prefill.push(g.prefill_tokens_per_sec());
         decode.push(d);
+        host_prefill.push(hp);
+        host_decode.push(hd);
         samples.push(json!({
             "prefill_tokens_per_s": g.prefill_tokens_per_sec(), "decode_tokens_per_s": d,
             "prefill_s": g.prefill_secs, "decode_s": g.decode_secs,
+            "prefill_gemm_s": pre_phase.gemm_s, "decode_gemm_s": dec_phase.gemm_s,
+            "host_ms_per_prefill_token": 1e3 * hp, "host_ms_per_decode_token": 1e3 * hd,
             "loadavg": tern_kernels::bench::loadavg(),
         }));
     }
@@ -192,6 +283,23 @@ fn bench_session(
         v[v.len() / 2]
     };
     let (prefill_tps, decode_tps) = (median(&mut prefill), median(&mut decode));
+    let (host_pre_ms, host_dec_ms) = (
+        1e3 * median(&mut host_prefill),
+        1e3 * median(&mut host_decode),
+    );
+    // the card's cycles per token and PE utilization (useful MACs ÷ cycles × PEs), last rep
+    let card = probe.card.as_ref().map(|_| {
+        let per = |p: Phase, tokens: usize| {
+            let cyc = p.card_cycles as f64 / tokens.max(1) as f64;
+            let util = probe.macs_per_token as f64 / (cyc * pes as f64);
+            json!({"cycles_per_token": cyc, "pe_utilization": util})
+        };
+        json!({
+            "pes": pes,
+            "prefill": per(pre_phase, prompt.len()),
+            "decode": per(dec_phase, decoded),
+        })
+    });
     let h = s.head();
     let bytes = s.weight_bytes_per_token();
     let ternary_bytes = s.backend().weight_bytes();
@@ -211,6 +319,9 @@ fn bench_session(
         "reps": samples.len(),
         "prefill_tokens_per_s": prefill_tps,
         "decode_tokens_per_s": decode_tps,
+        "host_ms_per_prefill_token": host_pre_ms,
+        "host_ms_per_decode_token": host_dec_ms,
+        "card": card,
         "samples": samples,
         "loadavg_before": load0, "loadavg_after": tern_kernels::bench::loadavg(),
     });
@@ -225,6 +336,18 @@ fn bench_session(
             decode_tps,
             load0
         );
+        println!(
+            "host time outside the ternary GEMMs (norms, attention, head, sampling): {host_pre_ms:.3} ms per prefill token, {host_dec_ms:.3} ms per decoded token"
+        );
+        if let Some(c) = &card {
+            println!(
+                "card: {:.0} cycles per decoded token, PE utilization {:.1}% of {pes} PEs (prefill: {:.0} cycles per token, {:.1}%)",
+                c["decode"]["cycles_per_token"].as_f64().unwrap_or(0.0),
+                100.0 * c["decode"]["pe_utilization"].as_f64().unwrap_or(0.0),
+                c["prefill"]["cycles_per_token"].as_f64().unwrap_or(0.0),
+                100.0 * c["prefill"]["pe_utilization"].as_f64().unwrap_or(0.0),
+            );
+        }
         if let (Some(b), Some(bound)) = (bw, bound) {
             println!(
                 "{:.1} MB read per decoded token (head {:.1} MB), bandwidth {b:.1} GB/s: bound {bound:.1} tok/s, {:.0}% reached",

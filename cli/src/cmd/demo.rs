@@ -9,8 +9,8 @@
 use super::gemm::{self, GemmArgs, Scales};
 use anyhow::{Context, Result};
 use clap::Args;
-use tern_runtime::backend::{CpuBackend, TernaryBackend};
-use tern_runtime::card_backend::CardBackend;
+use tern_runtime::backend::CpuBackend;
+use tern_runtime::card_backend::{CardBackend, SharedCard};
 use tern_runtime::generate::generate;
 use tern_runtime::model::{self, bitnet::Session};
 use tern_runtime::sample::Sampler;
@@ -161,28 +161,6 @@ struct ModelPart {
     pes: u64,
 }
 
-/// A card backend the demo keeps a handle on while the session owns it.
-struct Shared(std::rc::Rc<std::cell::RefCell<CardBackend>>);
-
-impl TernaryBackend for Shared {
-    fn name(&self) -> String {
-        self.0.borrow().name()
-    }
-    fn load(
-        &mut self,
-        layers: &[(&str, &tern_spec::ScaledTernaryMatrix)],
-    ) -> Result<(), tern_runtime::backend::BackendError> {
-        self.0.borrow_mut().load(layers)
-    }
-    fn gemm(
-        &mut self,
-        layer: tern_runtime::backend::LayerId,
-        acts: &tern_spec::QuantizedActs,
-    ) -> Result<ndarray::Array2<i64>, tern_runtime::backend::BackendError> {
-        self.0.borrow_mut().gemm(layer, acts)
-    }
-}
-
 fn model_part(card_spec: &str, seed: u64, steps: usize) -> Result<ModelPart> {
     let dir = std::env::temp_dir().join(format!("tern-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -213,16 +191,16 @@ fn model_part(card_spec: &str, seed: u64, steps: usize) -> Result<ModelPart> {
     })?;
     let cpu_s = t.elapsed().as_secs_f64();
 
-    let card = std::rc::Rc::new(std::cell::RefCell::new(
+    let card = SharedCard::new(
         CardBackend::open(card_spec).with_context(|| format!("opening the card `{card_spec}`"))?,
-    ));
-    let before = card.borrow_mut().perf()?;
+    );
+    let before = card.0.borrow_mut().perf()?;
     let pes = {
-        let mut c = card.borrow_mut();
+        let mut c = card.0.borrow_mut();
         let cfg = c.card().config();
         u64::from(cfg.array.rows) * u64::from(cfg.array.cols)
     };
-    let (mut on_card, _) = Session::from_model(load()?, Shared(card.clone()))?;
+    let (mut on_card, _) = Session::from_model(load()?, card.clone())?;
     let t = std::time::Instant::now();
     let got = generate(
         &mut on_card,
@@ -233,8 +211,8 @@ fn model_part(card_spec: &str, seed: u64, steps: usize) -> Result<ModelPart> {
         |_| true,
     )?;
     let card_s = t.elapsed().as_secs_f64();
-    let after = card.borrow_mut().perf()?;
-    let used = card.borrow().used();
+    let after = card.0.borrow_mut().perf()?;
+    let used = card.0.borrow().used();
     let tokens = ids.len() + got.generated_ids.len().saturating_sub(1);
     let d = |a: u64, b: u64| a.saturating_sub(b);
     let perf = tern_driver::PerfCounters {
