@@ -209,8 +209,7 @@ pub fn backend_by_name(name: &str) -> Result<Box<dyn TernaryBackend>, BackendErr
         backend: name.into(),
         problem: format!("unknown backend (legal: {})", BACKENDS.join(", ")),
     };
-    let kind = name.split([':', '?']).next().unwrap_or("");
-    if matches!(kind, "model" | "sim" | "vfio") {
+    if tern_driver::backend::is_card_spec(name) {
         return Ok(Box::new(crate::card_backend::CardBackend::open(name)?));
     }
     match name {

@@ -73,6 +73,12 @@ impl CardBackend {
         })
     }
 
+    /// Processing elements of the card's array (rows × cols).
+    pub fn pes(&self) -> u64 {
+        let cfg = self.card.config();
+        u64::from(cfg.array.rows) * u64::from(cfg.array.cols)
+    }
+
     /// What this backend asked of the card so far.
     pub fn used(&self) -> CardUse {
         self.used

@@ -139,15 +139,9 @@ fn run_bench(a: RunBenchArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let m = model::load(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
     // ternary MACs per token: Σ K·N over the linears
-    let macs_per_token: u64 = m
-        .weights
-        .linears
-        .iter()
-        .map(|l| (l.w.k() * l.w.n()) as u64)
-        .sum();
+    let macs_per_token = m.weights.ternary_macs_per_token();
     // a card back end is kept shared so its cycle counts can be read during the run
-    let kind = a.backend.split([':', '?']).next().unwrap_or("");
-    let card = if matches!(kind, "model" | "sim" | "vfio") {
+    let card = if tern_driver::backend::is_card_spec(&a.backend) {
         Some(SharedCard::new(CardBackend::open(&a.backend)?))
     } else {
         None
@@ -208,14 +202,7 @@ fn bench_session(
             .as_ref()
             .map_or(0, |c| c.0.borrow().used().gemm_cycles)
     };
-    let pes = match &probe.card {
-        Some(c) => {
-            let mut c = c.0.borrow_mut();
-            let cfg = c.card().config();
-            u64::from(cfg.array.rows) * u64::from(cfg.array.cols)
-        }
-        None => 0,
-    };
+    let pes = probe.card.as_ref().map_or(0, |c| c.0.borrow().pes());
     let vocab = s.config.vocab as u32;
     let name = s.backend().name();
     let threads = s.backend().threads();

@@ -161,7 +161,7 @@ struct SelftestReport {
 
 /// The back-end spec with `--config` and `--inject` folded in.
 fn selftest_spec(a: &SelftestArgs) -> Result<String> {
-    let kind = a.backend.split([':', '?']).next().unwrap_or("");
+    let kind = tern_driver::backend::kind(&a.backend);
     if kind != "model" && a.inject.is_some() {
         bail!("--inject needs the model back end (got `{}`)", a.backend);
     }

@@ -176,14 +176,10 @@ fn model_part(card_spec: &str, seed: u64, steps: usize) -> Result<ModelPart> {
         .with_context(|| format!("synthesizing the tiny model into {}", path.display()))?;
     let load = || model::load(&path).with_context(|| format!("loading {}", path.display()));
     let prompt = "Ternary weights add and subtract.";
-    let macs_per_token: u64 = load()?
-        .weights
-        .linears
-        .iter()
-        .map(|l| (l.w.k() * l.w.n()) as u64)
-        .sum();
+    let m = load()?;
+    let macs_per_token = m.weights.ternary_macs_per_token();
 
-    let (mut cpu, tok) = Session::from_model(load()?, CpuBackend::new())?;
+    let (mut cpu, tok) = Session::from_model(m, CpuBackend::new())?;
     let ids = tok.encode(prompt, true)?;
     let t = std::time::Instant::now();
     let want = generate(&mut cpu, &ids, steps, &mut Sampler::greedy(), None, |_| {
@@ -195,11 +191,7 @@ fn model_part(card_spec: &str, seed: u64, steps: usize) -> Result<ModelPart> {
         CardBackend::open(card_spec).with_context(|| format!("opening the card `{card_spec}`"))?,
     );
     let before = card.0.borrow_mut().perf()?;
-    let pes = {
-        let mut c = card.0.borrow_mut();
-        let cfg = c.card().config();
-        u64::from(cfg.array.rows) * u64::from(cfg.array.cols)
-    };
+    let pes = card.0.borrow().pes();
     let (mut on_card, _) = Session::from_model(load()?, card.clone())?;
     let t = std::time::Instant::now();
     let got = generate(

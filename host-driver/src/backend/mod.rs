@@ -172,9 +172,19 @@ impl std::fmt::Display for Bdf {
     }
 }
 
+/// The back end a spec names, before its options: `model`, `sim`, `vfio` (or anything else).
+pub fn kind(spec: &str) -> &str {
+    spec.split([':', '?']).next().unwrap_or("")
+}
+
+/// Whether a spec names one of the card back ends (`model`, `sim`, `vfio`).
+pub fn is_card_spec(spec: &str) -> bool {
+    matches!(kind(spec), "model" | "sim" | "vfio")
+}
+
 /// Opens the back end a spec names.
 pub fn open(spec: &str) -> Result<Box<dyn Transport>, DriverError> {
-    let kind = spec.split([':', '?']).next().unwrap_or("");
+    let kind = kind(spec);
     match kind {
         "model" => Ok(Box::new(ModelCard::new(model_options(spec)?)?)),
         "sim" => open_sim(spec),

@@ -100,6 +100,14 @@ pub struct Weights {
 }
 
 impl Weights {
+    /// Ternary multiply-accumulates one token costs: Σ K·N over the linears.
+    pub fn ternary_macs_per_token(&self) -> u64 {
+        self.linears
+            .iter()
+            .map(|l| (l.w.k() * l.w.n()) as u64)
+            .sum()
+    }
+
     /// Registry index of a layer's linear.
     pub fn index(layer: usize, kind: LinearKind) -> usize {
         layer * 7 + LinearKind::ALL.iter().position(|&k| k == kind).unwrap_or(0)
