@@ -14,7 +14,7 @@
 //! scale stream has none: the whole pipeline freezes, so nothing is lost or duplicated.
 
 use crate::params::{Params, CMD_BITS, OUT_WORD_BITS, TOKEN_FIELD_BITS};
-use crate::vlog::{bit, decl, lit, wire_eq, zeros, zext, Text};
+use crate::vlog::{bit, decl, lit, pack, wire_eq, zext, Text};
 use rust_hdl::prelude::*;
 
 /// Runtime shape of the controller.
@@ -642,8 +642,6 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     let (kw, nw, jw, tw) = (s.k_bits, s.n_bits, s.j_bits, s.tok_bits);
     let cb = CMD_BITS;
     let bk = s.block_k as u64;
-    // bits of a K position within a block (values up to block.k)
-    let rb = tern_spec::widths::counter_bits(bk);
     let mut t = Text::default();
     // flag sets per stage: (name, width)
     let f0: Vec<(&str, u32)> = {
@@ -678,6 +676,16 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     }
     if s.addr_bits > 0 {
         t.line(decl("reg", s.addr_bits, "ra_q"));
+    }
+    // Block-end lookahead, registered whenever kbrem is (the same values the comparisons on
+    // kbrem would give, without a carry chain in front of the issue logic):
+    //   kbl_q     = kbrem <= block.k                    (the tile's last k-block)
+    //   more_q[j] = kbrem > (j+1)·cols, j < bpb−1       (beat j+1 of the last block has data)
+    let bpb = s.block_k / s.cols;
+    t.comment("block-end lookahead: kbl_q = (kbrem <= block.k), more_q[j] = (kbrem > (j+1)*cols); registered with kbrem");
+    t.line(decl("reg", 1, "kbl_q"));
+    if bpb > 1 {
+        t.line(decl("reg", bpb - 1, "more_q"));
     }
     t.comment(format!(
         "beat flags: issue (0), lead registers (l), {} tree stage(s), scaler capture (S), multiplier (M)",
@@ -757,34 +765,49 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         "issue: kbrem = K - (first K index of the block); in the last block (kbrem <= {bk}) the beat at jpos = j * {} is a pad beat from jpos >= kbrem on, and ends a partial block (M = 1) when jpos + {} >= kbrem",
         s.cols, s.cols
     ));
-    t.line(wire_eq(
-        1,
-        "kb_last",
-        &le_const(kw, bk).verilog("kbrem", kw),
-    ));
-    t.line(wire_eq(rb, "rem", &crate::vlog::slice("kbrem", 0, rb)));
-    let jpos = if s.cols.is_power_of_two() {
-        let sh = s.cols.trailing_zeros();
-        if sh == 0 {
-            zext("j", jw, rb)
-        } else {
-            zext(&format!("{{j, {}}}", zeros(sh)), jw + sh, rb)
-        }
+    t.line(wire_eq(1, "kb_last", "kbl_q"));
+    // has_data[j]: beat j of the last block carries K positions (beat 0 always does);
+    // ends[j]: beat j is the last such beat
+    if bpb > 1 {
+        t.line(wire_eq(bpb, "ends", "{1'b1, ~more_q}"));
+        t.line(wire_eq(1, "kb_end", "kb_last & ends[j]"));
     } else {
-        format!("{} * {}", zext("j", jw, rb), lit(rb, s.cols as u64))
+        t.line(wire_eq(1, "kb_end", "kb_last"));
+    }
+    // the lookahead of each value kbrem is loaded with
+    let look = |t: &mut Text, name: &str, val: &str| {
+        t.line(wire_eq(kw, &format!("{name}_v"), val));
+        t.line(wire_eq(
+            1,
+            &format!("{name}_kbl"),
+            &le_const(kw, bk).verilog(&format!("{name}_v"), kw),
+        ));
+        if bpb > 1 {
+            let more: Vec<String> = (0..bpb - 1)
+                .map(|j| {
+                    format!(
+                        "~{}",
+                        le_const(kw, (j as u64 + 1) * s.cols as u64)
+                            .verilog(&format!("{name}_v"), kw)
+                    )
+                })
+                .collect();
+            t.line(wire_eq(bpb - 1, &format!("{name}_more"), &pack(&more)));
+        }
     };
-    t.line(wire_eq(rb, "jpos", &jpos));
-    t.line(wire_eq(
-        rb,
-        "jnext",
-        &format!("jpos + {}", lit(rb, s.cols as u64)),
-    ));
-    t.line(wire_eq(1, "kb_end", "kb_last & (jnext >= rem)"));
+    look(&mut t, "la_sub", &format!("kbrem - {}", lit(kw, bk)));
+    look(&mut t, "la_k", "k_reg");
+    look(&mut t, "la_cmd", &crate::vlog::slice("cmd_k", 0, kw));
     let j_end = format!("(j == {})", lit(jw, s.bpb as u64 - 1));
     if ring {
         t.line(wire_eq(1, "t_zero", &format!("t == {}", lit(tw, 0))));
         t.line(wire_eq(1, "need_w", "t_zero"));
-        t.line(wire_eq(1, "pad", "m_gt1 & kb_last & (jpos >= rem)"));
+        if bpb > 1 {
+            t.line(wire_eq(bpb, "has_data", "{more_q, 1'b1}"));
+            t.line(wire_eq(1, "pad", "m_gt1 & kb_last & ~has_data[j]"));
+        } else {
+            t.line(wire_eq(1, "pad", "1'b0"));
+        }
         t.line(wire_eq(
             1,
             "can",
@@ -849,10 +872,18 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     let tile_end = |t: &mut Text| {
         t.open("if (~kb_last) begin");
         t.line(format!("kbrem <= kbrem - {};", lit(kw, bk)));
+        t.line("kbl_q <= la_sub_kbl;");
+        if bpb > 1 {
+            t.line("more_q <= la_sub_more;");
+        }
         t.line("kbf_q <= 1'b0;");
         t.close("end else begin");
         t.indent_more();
         t.line("kbrem <= k_reg;");
+        t.line("kbl_q <= la_k_kbl;");
+        if bpb > 1 {
+            t.line("more_q <= la_k_more;");
+        }
         t.line("kbf_q <= 1'b1;");
         t.line("if (~n_last) n_base <= n_r;");
         t.line("else issuing <= 1'b0;");
@@ -916,6 +947,10 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.line("err_q <= 1'b0;");
     t.line(format!("k_reg <= {};", crate::vlog::slice("cmd_k", 0, kw)));
     t.line(format!("kbrem <= {};", crate::vlog::slice("cmd_k", 0, kw)));
+    t.line("kbl_q <= la_cmd_kbl;");
+    if bpb > 1 {
+        t.line("more_q <= la_cmd_more;");
+    }
     t.line("kbf_q <= 1'b1;");
     t.line(format!("n_reg <= {};", crate::vlog::slice("cmd_n", 0, nw)));
     if ring {

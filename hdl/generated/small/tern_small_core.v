@@ -1211,6 +1211,9 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg m_gt1;
     reg [2:0] t;
     reg [2:0] ra_q;
+    // block-end lookahead: kbl_q = (kbrem <= block.k), more_q[j] = (kbrem > (j+1)*cols); registered with kbrem
+    reg kbl_q;
+    reg [6:0] more_q;
     // beat flags: issue (0), lead registers (l), 3 tree stage(s), scaler capture (S), multiplier (M)
     reg v0;
     reg last0;
@@ -1280,14 +1283,22 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     wire need_scale = vd3 & lastd3 & tfd3;
     wire go = ~stall_out & ~(need_scale & ~scale_valid);
     // issue: kbrem = K - (first K index of the block); in the last block (kbrem <= 64) the beat at jpos = j * 8 is a pad beat from jpos >= kbrem on, and ends a partial block (M = 1) when jpos + 8 >= kbrem
-    wire kb_last = (~(|kbrem[15:7]) & (~(&kbrem[6]) | ~(|kbrem[5:0])));
-    wire [6:0] rem = kbrem[6:0];
-    wire [6:0] jpos = {{1{1'b0}}, {j, {3{1'b0}}}};
-    wire [6:0] jnext = jpos + 7'd8;
-    wire kb_end = kb_last & (jnext >= rem);
+    wire kb_last = kbl_q;
+    wire [7:0] ends = {1'b1, ~more_q};
+    wire kb_end = kb_last & ends[j];
+    wire [15:0] la_sub_v = kbrem - 16'd64;
+    wire la_sub_kbl = (~(|la_sub_v[15:7]) & (~(&la_sub_v[6]) | ~(|la_sub_v[5:0])));
+    wire [6:0] la_sub_more = {~(~(|la_sub_v[15:6]) & (~(&la_sub_v[5:3]) | ~(|la_sub_v[2:0]))), ~(~(|la_sub_v[15:6]) & (~(&la_sub_v[5:4]) | ~(|la_sub_v[3:0]))), ~(~(|la_sub_v[15:6]) & (~(&la_sub_v[5]) | (~(|la_sub_v[4]) & (~(&la_sub_v[3]) | ~(|la_sub_v[2:0]))))), ~(~(|la_sub_v[15:6]) & (~(&la_sub_v[5]) | ~(|la_sub_v[4:0]))), ~(~(|la_sub_v[15:5]) & (~(&la_sub_v[4:3]) | ~(|la_sub_v[2:0]))), ~(~(|la_sub_v[15:5]) & (~(&la_sub_v[4]) | ~(|la_sub_v[3:0]))), ~(~(|la_sub_v[15:4]) & (~(&la_sub_v[3]) | ~(|la_sub_v[2:0])))};
+    wire [15:0] la_k_v = k_reg;
+    wire la_k_kbl = (~(|la_k_v[15:7]) & (~(&la_k_v[6]) | ~(|la_k_v[5:0])));
+    wire [6:0] la_k_more = {~(~(|la_k_v[15:6]) & (~(&la_k_v[5:3]) | ~(|la_k_v[2:0]))), ~(~(|la_k_v[15:6]) & (~(&la_k_v[5:4]) | ~(|la_k_v[3:0]))), ~(~(|la_k_v[15:6]) & (~(&la_k_v[5]) | (~(|la_k_v[4]) & (~(&la_k_v[3]) | ~(|la_k_v[2:0]))))), ~(~(|la_k_v[15:6]) & (~(&la_k_v[5]) | ~(|la_k_v[4:0]))), ~(~(|la_k_v[15:5]) & (~(&la_k_v[4:3]) | ~(|la_k_v[2:0]))), ~(~(|la_k_v[15:5]) & (~(&la_k_v[4]) | ~(|la_k_v[3:0]))), ~(~(|la_k_v[15:4]) & (~(&la_k_v[3]) | ~(|la_k_v[2:0])))};
+    wire [15:0] la_cmd_v = cmd_k[15:0];
+    wire la_cmd_kbl = (~(|la_cmd_v[15:7]) & (~(&la_cmd_v[6]) | ~(|la_cmd_v[5:0])));
+    wire [6:0] la_cmd_more = {~(~(|la_cmd_v[15:6]) & (~(&la_cmd_v[5:3]) | ~(|la_cmd_v[2:0]))), ~(~(|la_cmd_v[15:6]) & (~(&la_cmd_v[5:4]) | ~(|la_cmd_v[3:0]))), ~(~(|la_cmd_v[15:6]) & (~(&la_cmd_v[5]) | (~(|la_cmd_v[4]) & (~(&la_cmd_v[3]) | ~(|la_cmd_v[2:0]))))), ~(~(|la_cmd_v[15:6]) & (~(&la_cmd_v[5]) | ~(|la_cmd_v[4:0]))), ~(~(|la_cmd_v[15:5]) & (~(&la_cmd_v[4:3]) | ~(|la_cmd_v[2:0]))), ~(~(|la_cmd_v[15:5]) & (~(&la_cmd_v[4]) | ~(|la_cmd_v[3:0]))), ~(~(|la_cmd_v[15:4]) & (~(&la_cmd_v[3]) | ~(|la_cmd_v[2:0])))};
     wire t_zero = t == 3'd0;
     wire need_w = t_zero;
-    wire pad = m_gt1 & kb_last & (jpos >= rem);
+    wire [7:0] has_data = {more_q, 1'b1};
+    wire pad = m_gt1 & kb_last & ~has_data[j];
     wire can = issuing & (pad | (act_valid & (~need_w | w_valid)));
     wire last_beat = (j == 3'd7) | (~m_gt1 & kb_end);
     wire t_last = t == m_last;
@@ -1330,9 +1341,13 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
                 t <= 3'd0;
                 if (~kb_last) begin
                   kbrem <= kbrem - 16'd64;
+                  kbl_q <= la_sub_kbl;
+                  more_q <= la_sub_more;
                   kbf_q <= 1'b0;
                 end else begin
                   kbrem <= k_reg;
+                  kbl_q <= la_k_kbl;
+                  more_q <= la_k_more;
                   kbf_q <= 1'b1;
                   if (~n_last) n_base <= n_r;
                   else issuing <= 1'b0;
@@ -1403,6 +1418,8 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           err_q <= 1'b0;
           k_reg <= cmd_k[15:0];
           kbrem <= cmd_k[15:0];
+          kbl_q <= la_cmd_kbl;
+          more_q <= la_cmd_more;
           kbf_q <= 1'b1;
           n_reg <= cmd_n[18:0];
           m_last <= cmd_m[2:0] - 3'd1;

@@ -374,51 +374,48 @@ impl<B: TernaryBackend> Session<B> {
         Ok(y)
     }
 
-    /// Causal GQA attention of the M new queries `q [M, q_dim]` over the cache (tokens in
-    /// parallel on the backend's thread count when M > 1; each token's result does not
-    /// depend on how they are split).
+    /// Causal GQA attention of the M new queries `q [M, q_dim]` over the cache. The work is
+    /// split by (token, query head) pairs on the backend's thread count, so decoding (M = 1)
+    /// is parallel too; each pair's result does not depend on how the pairs are split.
     fn attention(&self, l: usize, q: &Array2<f32>, c: &ModelConfig) -> Array2<f32> {
-        let (m, d, kvd) = (q.nrows(), c.head_dim, c.kv_dim());
+        let (m, d, kvd, nh) = (q.nrows(), c.head_dim, c.kv_dim(), c.n_heads);
         let group = c.n_heads / c.n_kv_heads;
         let scale = 1.0 / (d as f32).sqrt();
         let (kc, vc) = (&self.k_cache[l], &self.v_cache[l]);
         let mut out = Array2::<f32>::zeros((m, c.q_dim()));
         let pos = self.pos;
-        let one = |t: usize, orow: &mut [f32]| {
-            let mut scores = Vec::new();
-            let len = pos + t + 1; // keys 0..=p
-            let qrow = q.row(t);
-            let qrow = qrow.as_slice().unwrap_or(&[]);
-            for hq in 0..c.n_heads {
-                let hk = hq / group;
-                let qv = &qrow[hq * d..hq * d + d];
-                scores.clear();
-                for j in 0..len {
-                    scores.push(dot(qv, &kc[j * kvd + hk * d..j * kvd + hk * d + d]) * scale);
-                }
-                softmax(&mut scores);
-                let o = &mut orow[hq * d..hq * d + d];
-                for (j, &w) in scores.iter().enumerate() {
-                    let vv = &vc[j * kvd + hk * d..j * kvd + hk * d + d];
-                    for (oi, &vi) in o.iter_mut().zip(vv) {
-                        *oi += w * vi;
-                    }
+        let qs = q.as_slice().unwrap_or(&[]);
+        // one (token t, query head hq) pair: o [d] = softmax(q·Kᵀ·scale) · V over keys 0..=pos+t
+        let one = |i: usize, o: &mut [f32], scores: &mut Vec<f32>| {
+            let (t, hq) = (i / nh, i % nh);
+            let hk = hq / group;
+            let len = pos + t + 1;
+            let qv = &qs[t * nh * d + hq * d..t * nh * d + hq * d + d];
+            scores.clear();
+            for j in 0..len {
+                scores.push(dot(qv, &kc[j * kvd + hk * d..j * kvd + hk * d + d]) * scale);
+            }
+            softmax(scores);
+            for (j, &w) in scores.iter().enumerate() {
+                let vv = &vc[j * kvd + hk * d..j * kvd + hk * d + d];
+                for (oi, &vi) in o.iter_mut().zip(vv) {
+                    *oi += w * vi;
                 }
             }
         };
         let threads = self.backend.threads();
-        let qd = c.q_dim();
         let flat = out.as_slice_mut().unwrap_or(&mut []);
-        if m > 1 && threads > 1 {
+        if threads > 1 {
             use rayon::prelude::*;
             tern_kernels::threads::pool(threads).install(|| {
-                flat.par_chunks_mut(qd)
+                flat.par_chunks_mut(d.max(1))
                     .enumerate()
-                    .for_each(|(t, orow)| one(t, orow))
+                    .for_each_init(Vec::new, |scores, (i, o)| one(i, o, scores))
             });
         } else {
-            for (t, orow) in flat.chunks_mut(qd).enumerate() {
-                one(t, orow);
+            let mut scores = Vec::new();
+            for (i, o) in flat.chunks_mut(d.max(1)).enumerate() {
+                one(i, o, &mut scores);
             }
         }
         out
