@@ -419,19 +419,16 @@ fn model_synth_run_and_bench_agree_across_backends() {
         runs.windows(2).all(|w| w[0] == w[1]),
         "every backend and format gives identical ids and logits: {runs:?}"
     );
-    let b = json(&ok(&[
-        "bench",
-        "run",
-        "--model",
-        g.to_str().unwrap(),
-        "--prefill",
-        "8",
-        "--decode",
-        "4",
-        "--bandwidth-seconds",
-        "0.1",
-        "--json",
-    ]));
+    // `tern bench run --model G --prefill P --decode D ARGS… --json`
+    let bench_run = |prefill: &str, decode: &str, args: &[&str]| {
+        let model = g.to_str().unwrap();
+        let mut a = vec!["bench", "run", "--model", model, "--prefill", prefill];
+        a.extend(["--decode", decode]);
+        a.extend_from_slice(args);
+        a.push("--json");
+        json(&ok(&a))
+    };
+    let b = bench_run("8", "4", &["--bandwidth-seconds", "0.1"]);
     assert_eq!(b["prefill_tokens"], 8);
     assert_eq!(b["decode_tokens"], 4);
     assert!(b["loadavg_before"].is_string());
@@ -441,21 +438,11 @@ fn model_synth_run_and_bench_agree_across_backends() {
     assert!(b["host_ms_per_decode_token"].as_f64().unwrap() > 0.0);
     assert!(b["card"].is_null());
     // on the card model: cycles per token and PE utilization from the card
-    let c = json(&ok(&[
-        "bench",
-        "run",
-        "--model",
-        g.to_str().unwrap(),
-        "--prefill",
+    let c = bench_run(
         "4",
-        "--decode",
         "2",
-        "--backend",
-        "model:small",
-        "--bandwidth-seconds",
-        "0",
-        "--json",
-    ]));
+        &["--backend", "model:small", "--bandwidth-seconds", "0"],
+    );
     assert_eq!(c["decode_tokens"], 2);
     assert_eq!(c["card"]["pes"], 64);
     for phase in ["prefill", "decode"] {
@@ -463,21 +450,7 @@ fn model_synth_run_and_bench_agree_across_backends() {
         assert!(u > 0.0 && u <= 1.0, "{phase}: {c}");
         assert!(c["card"][phase]["cycles_per_token"].as_f64().unwrap() > 0.0);
     }
-    let heads = json(&ok(&[
-        "bench",
-        "run",
-        "--model",
-        g.to_str().unwrap(),
-        "--prefill",
-        "4",
-        "--decode",
-        "2",
-        "--head",
-        "f16,q8",
-        "--bandwidth-seconds",
-        "0",
-        "--json",
-    ]));
+    let heads = bench_run("4", "2", &["--head", "f16,q8", "--bandwidth-seconds", "0"]);
     assert_eq!(heads[0]["head"], "f16");
     assert_eq!(heads[1]["head"], "q8");
     assert!(heads[1]["bound_tokens_per_s"].is_null());

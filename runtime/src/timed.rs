@@ -28,6 +28,10 @@ impl GemmClock {
     pub fn calls(&self) -> u64 {
         self.calls.get()
     }
+    fn add(&self, spent: Duration, calls: u64) {
+        self.spent.set(self.spent.get() + spent);
+        self.calls.set(self.calls.get() + calls);
+    }
     /// Sets both back to zero.
     pub fn clear(&self) {
         self.spent.set(Duration::ZERO);
@@ -65,8 +69,19 @@ impl<B: TernaryBackend> TernaryBackend for Timed<B> {
     fn gemm(&mut self, layer: LayerId, acts: &QuantizedActs) -> Result<Array2<i64>, BackendError> {
         let t = Instant::now();
         let r = self.inner.gemm(layer, acts);
-        self.clock.spent.set(self.clock.spent.get() + t.elapsed());
-        self.clock.calls.set(self.clock.calls.get() + 1);
+        self.clock.add(t.elapsed(), 1);
+        r
+    }
+    /// Forwarded, so the inner backend keeps running the layers together (one thread hand-off
+    /// for Q, K, V) when timed; counts one call per layer.
+    fn gemm_many(
+        &mut self,
+        layers: &[LayerId],
+        acts: &QuantizedActs,
+    ) -> Result<Vec<Array2<i64>>, BackendError> {
+        let t = Instant::now();
+        let r = self.inner.gemm_many(layers, acts);
+        self.clock.add(t.elapsed(), layers.len() as u64);
         r
     }
     fn threads(&self) -> usize {
@@ -96,6 +111,10 @@ mod tests {
         assert!(clock.spent() > Duration::ZERO);
         assert!(t.gemm(LayerId(1), &a).is_err());
         assert_eq!(clock.calls(), 2);
+        // several layers in one call: forwarded, one count per layer
+        let many = t.gemm_many(&[LayerId(0), LayerId(0)], &a).unwrap();
+        assert_eq!(many, vec![got.clone(), got.clone()]);
+        assert_eq!(clock.calls(), 4);
         clock.clear();
         assert_eq!((clock.calls(), clock.spent()), (0, Duration::ZERO));
     }
