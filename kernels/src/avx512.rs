@@ -137,6 +137,7 @@ unsafe fn tile_kernel<const G: usize, const T: usize>(
     let mut acc_e = [[zero; T]; G];
     let mut acc_o = [[zero; T]; G];
     let per_row = pm.mant_mode() == MantMode::PerRow;
+    let tiles = pm.tiles();
     for (s, seg) in pm.segs().iter().enumerate() {
         let mut d = [[[zero; 4]; T]; G];
         for j in seg.tile0..seg.tile0 + seg.tiles {
@@ -144,7 +145,10 @@ unsafe fn tile_kernel<const G: usize, const T: usize>(
             for gi in 0..G {
                 // SAFETY: tile j < pm.tiles() of a group < pm.groups(); tiles are 64-byte aligned.
                 let w = unsafe { _mm512_load_si512(wbase[gi].add(j * TILE_BYTES).cast()) };
-                _mm_prefetch::<_MM_HINT_T0>(wbase[gi].wrapping_add((j + PF) * TILE_BYTES).cast());
+                // groups are contiguous: past its end, each stream prefetches the group it
+                // reads next (G further on), not the one beside it that another stream reads
+                let ahead = j + PF + if j + PF >= tiles { (G - 1) * tiles } else { 0 };
+                _mm_prefetch::<_MM_HINT_T0>(wbase[gi].wrapping_add(ahead * TILE_BYTES).cast());
                 for p in 0..4 {
                     planes[gi][p] = _mm512_and_si512(w, masks[p]);
                 }

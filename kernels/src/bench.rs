@@ -18,10 +18,10 @@ use crate::layout::{PreparedActs, PreparedMatrix, ROWS};
 use crate::threads;
 use ndarray::{Array1, Array2};
 use rand::{Rng, RngCore, SeedableRng};
-use rayon::prelude::*;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tern_spec::matrix::{QuantizedActs, ScaledTernaryMatrix};
 use tern_spec::BlockShape;
@@ -284,11 +284,14 @@ fn read_bandwidth(buf: &[u64], threads: usize) -> f64 {
         sum_chunk(buf)
     } else {
         let chunk = buf.len().div_ceil(threads * 8).next_multiple_of(8);
-        threads::pool(threads).install(|| {
-            buf.par_chunks(chunk)
-                .map(sum_chunk)
-                .reduce(|| 0, u64::wrapping_add)
-        })
+        let chunks: Vec<&[u64]> = buf.chunks(chunk).collect();
+        let sums: Vec<AtomicU64> = chunks.iter().map(|_| AtomicU64::new(0)).collect();
+        threads::run(threads, chunks.len(), |i| {
+            sums[i].store(sum_chunk(chunks[i]), Ordering::Relaxed)
+        });
+        sums.iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
     };
     black_box(total);
     (buf.len() * 8) as f64 / t.elapsed().as_secs_f64() / 1e9

@@ -224,12 +224,9 @@ pub fn gemm_many(
         let g1 = g0 + chunk.len() / (ROWS * m);
         kernel(pms[i], &pas[i], g0, g1, chunk)
     };
-    if threads <= 1 || tasks.len() <= 1 {
-        tasks.into_iter().for_each(run);
-    } else {
-        use rayon::prelude::*;
-        threads::pool(threads).install(|| tasks.into_par_iter().for_each(run));
-    }
+    threads::for_each_mut(threads, &mut tasks, |_, (i, g0, chunk)| {
+        run((*i, *g0, &mut **chunk))
+    });
     Ok(pms
         .iter()
         .zip(bufs)

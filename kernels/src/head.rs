@@ -27,7 +27,6 @@ use crate::dispatch::{check_available, default_path, KernelError, KernelPath};
 use crate::portable;
 use half::f16;
 use ndarray::{Array2, ArrayView2};
-use rayon::prelude::*;
 use serde::Serialize;
 use std::fmt;
 
@@ -477,10 +476,8 @@ pub fn head_prepared(
     if threads <= 1 || head.rows <= cr {
         f(head, acts, 0, head.rows, &mut out);
     } else {
-        crate::threads::pool(threads).install(|| {
-            out.par_chunks_mut(cr * m)
-                .enumerate()
-                .for_each(|(i, chunk)| f(head, acts, i * cr, i * cr + chunk.len() / m, chunk))
+        crate::threads::for_chunks_mut(threads, &mut out, cr * m, |i, chunk| {
+            f(head, acts, i * cr, i * cr + chunk.len() / m, chunk)
         });
     }
     if m == 1 {

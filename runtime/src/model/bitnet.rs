@@ -28,6 +28,8 @@ use tern_spec::reference::output_to_f32;
 use tern_spec::QuantizedActs;
 use thiserror::Error;
 
+use super::attention::{attention, AttnShape, KvCache};
+pub use super::attention::{dot, softmax};
 use super::config::{Activation, ModelConfig, RopeStyle};
 use super::weights::{LayerNorms, LinearKind, Weights};
 use super::Model;
@@ -80,8 +82,7 @@ pub struct Session<B: TernaryBackend> {
     linears: Vec<HostLinear>,
     backend: B,
     /// Per layer: keys and values, each `[pos, kv_dim]` row-major.
-    k_cache: Vec<Vec<f32>>,
-    v_cache: Vec<Vec<f32>>,
+    kv: KvCache,
     pos: usize,
 }
 
@@ -126,7 +127,7 @@ impl<B: TernaryBackend> Session<B> {
                 }
             })
             .collect();
-        let n = config.n_layers;
+        let kv = KvCache::new(config.n_layers, config.n_kv_heads, config.head_dim);
         let head = HeadMatrix::new(head, lm_head.as_ref().unwrap_or(&embed).view())?;
         Ok(Self {
             config,
@@ -137,8 +138,7 @@ impl<B: TernaryBackend> Session<B> {
             norms,
             linears,
             backend,
-            k_cache: vec![Vec::new(); n],
-            v_cache: vec![Vec::new(); n],
+            kv,
             pos: 0,
         })
     }
@@ -195,8 +195,7 @@ impl<B: TernaryBackend> Session<B> {
     /// Empties the KV cache.
     pub fn reset(&mut self) {
         self.pos = 0;
-        self.k_cache.iter_mut().for_each(Vec::clear);
-        self.v_cache.iter_mut().for_each(Vec::clear);
+        self.kv.clear();
     }
 
     /// Runs `tokens` (M ≥ 1) after the cached ones; returns logits `[M, vocab]` for every
@@ -244,8 +243,9 @@ impl<B: TernaryBackend> Session<B> {
                     c.rope,
                 );
             }
-            self.k_cache[l].extend(k.iter());
-            self.v_cache[l].extend(v.iter());
+            let (k, v) = (k.as_standard_layout(), v.as_standard_layout());
+            self.kv
+                .push(l, k.as_slice().unwrap_or(&[]), v.as_slice().unwrap_or(&[]));
             let mut a = self.attention(l, &q, &c);
             if let Some(w) = &norms.attn_sub_norm {
                 a = rms_norm(a.view(), w, c.rms_eps);
@@ -352,73 +352,52 @@ impl<B: TernaryBackend> Session<B> {
         let mut y = Array2::<f32>::zeros(acc.dim());
         let n = hl.n;
         let acc = acc.as_standard_layout();
-        let row = |(t, yr): (usize, &mut [f32])| {
-            let s = acts.scales[t] as f64;
-            let ar = &acc.as_slice().unwrap_or(&[])[t * n..(t + 1) * n];
-            for ((yv, &a), &p) in yr.iter_mut().zip(ar).zip(&hl.pow2) {
-                *yv = ((a as f64) * p / s) as f32;
-            }
-        };
+        // [M, N] in pieces of up to 1024 values (a token's row, or part of it), over threads
+        let piece = n.clamp(1, 1024);
+        let per_row = n.div_ceil(piece).max(1);
+        let acc_s = acc.as_slice().unwrap_or(&[]);
         let ys = y.as_slice_mut().unwrap_or(&mut []);
-        let threads = self.backend.threads();
-        if acts.m() > 1 && threads > 1 {
-            use rayon::prelude::*;
-            tern_kernels::threads::pool(threads)
-                .install(|| ys.par_chunks_mut(n.max(1)).enumerate().for_each(row));
+        let mut pieces: Vec<&mut [f32]> = ys
+            .chunks_mut(n.max(1))
+            .flat_map(|r| r.chunks_mut(piece))
+            .collect();
+        let convert = |i: usize, yp: &mut [f32]| {
+            let (t, o0) = (i / per_row, (i % per_row) * piece);
+            let s = acts.scales[t] as f64;
+            let ap = &acc_s[t * n + o0..][..yp.len()];
+            to_f32_row(yp, ap, &hl.pow2[o0..][..yp.len()], s);
+        };
+        let threads = if pieces.len() > 1 {
+            self.backend.threads()
         } else {
-            ys.chunks_mut(n.max(1)).enumerate().for_each(row);
-        }
+            1
+        };
+        tern_kernels::threads::for_each_mut(threads, &mut pieces, |i, yp| convert(i, yp));
         debug_assert!(y.indexed_iter().all(|((t, o), &v)| v.to_bits()
             == output_to_f32(acc[(t, o)], hl.exps[o / hl.bn], acts.scales[t]).to_bits()
             || v.is_nan()));
         Ok(y)
     }
 
-    /// Causal GQA attention of the M new queries `q [M, q_dim]` over the cache. The work is
-    /// split by (token, query head) pairs on the backend's thread count, so decoding (M = 1)
-    /// is parallel too; each pair's result does not depend on how the pairs are split.
+    /// Causal GQA attention of the M new queries `q [M, q_dim]` over the cache
+    /// ([`super::attention`]), on the backend's thread count.
     fn attention(&self, l: usize, q: &Array2<f32>, c: &ModelConfig) -> Array2<f32> {
-        let (m, d, kvd, nh) = (q.nrows(), c.head_dim, c.kv_dim(), c.n_heads);
-        let group = c.n_heads / c.n_kv_heads;
-        let scale = 1.0 / (d as f32).sqrt();
-        let (kc, vc) = (&self.k_cache[l], &self.v_cache[l]);
-        let mut out = Array2::<f32>::zeros((m, c.q_dim()));
-        let pos = self.pos;
-        let qs = q.as_slice().unwrap_or(&[]);
-        // one (token t, query head hq) pair: o [d] = softmax(q·Kᵀ·scale) · V over keys 0..=pos+t
-        let one = |i: usize, o: &mut [f32], scores: &mut Vec<f32>| {
-            let (t, hq) = (i / nh, i % nh);
-            let hk = hq / group;
-            let len = pos + t + 1;
-            let qv = &qs[t * nh * d + hq * d..t * nh * d + hq * d + d];
-            scores.clear();
-            for j in 0..len {
-                scores.push(dot(qv, &kc[j * kvd + hk * d..j * kvd + hk * d + d]) * scale);
-            }
-            softmax(scores);
-            for (j, &w) in scores.iter().enumerate() {
-                let vv = &vc[j * kvd + hk * d..j * kvd + hk * d + d];
-                for (oi, &vi) in o.iter_mut().zip(vv) {
-                    *oi += w * vi;
-                }
-            }
+        let m = q.nrows();
+        let shape = AttnShape {
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: c.head_dim,
+            pos: self.pos,
         };
-        let threads = self.backend.threads();
-        let flat = out.as_slice_mut().unwrap_or(&mut []);
-        if threads > 1 {
-            use rayon::prelude::*;
-            tern_kernels::threads::pool(threads).install(|| {
-                flat.par_chunks_mut(d.max(1))
-                    .enumerate()
-                    .for_each_init(Vec::new, |scores, (i, o)| one(i, o, scores))
-            });
-        } else {
-            let mut scores = Vec::new();
-            for (i, o) in flat.chunks_mut(d.max(1)).enumerate() {
-                one(i, o, &mut scores);
-            }
-        }
-        out
+        let q = q.as_standard_layout();
+        let out = attention(
+            q.as_slice().unwrap_or(&[]),
+            m,
+            self.kv.layer(l),
+            shape,
+            self.backend.threads(),
+        );
+        Array2::from_shape_vec((m, c.q_dim()), out).expect("attention returns M × q_dim values")
     }
 }
 
@@ -435,17 +414,31 @@ pub fn quantize_acts(
     let mut q = Array2::<i8>::zeros((m, k));
     let mut scales = ndarray::Array1::<f32>::zeros(m);
     let one = |t: usize, row: ndarray::ArrayView1<f32>, out: &mut [i8]| -> Result<f32, ActError> {
-        let mut amax = 0.0f32;
-        for (index, &v) in row.iter().enumerate() {
-            if !v.is_finite() {
-                return Err(ActError::NotFinite {
-                    token: t,
-                    index,
-                    value: v,
-                });
+        // absmax in eight lanes (max is exact in any order, so this vectorizes); a value
+        // that is not finite is looked for only when the lanes saw one
+        let mut lanes = [0.0f32; 8];
+        let mut finite = true;
+        let xs = row.as_slice();
+        let v = xs.map(|x| x.chunks(8));
+        for c in v.into_iter().flatten() {
+            for (l, &x) in lanes.iter_mut().zip(c) {
+                finite &= x.is_finite();
+                *l = l.max(x.abs());
             }
-            amax = amax.max(v.abs());
         }
+        if xs.is_none() || !finite {
+            for (index, &v) in row.iter().enumerate() {
+                if !v.is_finite() {
+                    return Err(ActError::NotFinite {
+                        token: t,
+                        index,
+                        value: v,
+                    });
+                }
+                lanes[0] = lanes[0].max(v.abs());
+            }
+        }
+        let amax = lanes.iter().copied().fold(0.0f32, f32::max);
         let s = 127.0f32 / amax.max(AMAX_FLOOR);
         const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
         for (o, &v) in out.iter_mut().zip(row.iter()) {
@@ -456,14 +449,12 @@ pub fn quantize_acts(
     let qs = q.as_slice_mut().unwrap_or(&mut []);
     let rows: Vec<_> = x.rows().into_iter().collect();
     let results: Vec<Result<f32, ActError>> = if m > 1 && threads > 1 {
-        use rayon::prelude::*;
-        tern_kernels::threads::pool(threads).install(|| {
-            qs.par_chunks_mut(k.max(1))
-                .zip(rows.par_iter())
-                .enumerate()
-                .map(|(t, (out, row))| one(t, row.view(), out))
-                .collect()
-        })
+        let mut res: Vec<Result<f32, ActError>> = (0..m).map(|_| Ok(0.0)).collect();
+        let mut work: Vec<_> = qs.chunks_mut(k.max(1)).zip(res.iter_mut()).collect();
+        tern_kernels::threads::for_each_mut(threads, &mut work, |t, (out, r)| {
+            **r = one(t, rows[t].view(), out)
+        });
+        res
     } else {
         qs.chunks_mut(k.max(1))
             .zip(&rows)
@@ -481,29 +472,38 @@ pub fn quantize_acts(
     })
 }
 
-/// f32 dot product: eight lane sums (`lane[i mod 8] += a[i]·b[i]` in index order, then
-/// `((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7))`), a fixed order the compiler can vectorize.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let mut l = [0.0f32; 8];
-    let (ac, bc) = (a[..n].chunks_exact(8), b[..n].chunks_exact(8));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
-        for i in 0..8 {
-            l[i] += x[i] * y[i];
+/// `y_o = f32(f64(acc_o) · pow2_o / s)`: `output_to_f32` of one token's outputs, with
+/// 2^-exp per output looked up (the same f64 operations; vectorized with AVX-512 where
+/// present, which has the i64 → f64 conversion).
+fn to_f32_row(y: &mut [f32], acc: &[i64], pow2: &[f64], s: f64) {
+    #[inline(always)]
+    fn body(y: &mut [f32], acc: &[i64], pow2: &[f64], s: f64) {
+        for ((yv, &a), &p) in y.iter_mut().zip(acc).zip(pow2) {
+            *yv = ((a as f64) * p / s) as f32;
         }
     }
-    for (i, (x, y)) in ar.iter().zip(br).enumerate() {
-        l[i] += x * y;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512dq") {
+        #[target_feature(enable = "avx512f,avx512dq")]
+        unsafe fn wide(y: &mut [f32], acc: &[i64], pow2: &[f64], s: f64) {
+            body(y, acc, pow2, s)
+        }
+        // SAFETY: the CPU has AVX-512 F and DQ (checked above).
+        return unsafe { wide(y, acc, pow2, s) };
     }
-    ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))
+    body(y, acc, pow2, s)
 }
 
-/// RMSNorm per row: `x · w / sqrt(mean(x²) + eps)` in f32.
+/// RMSNorm per row: `x · w / sqrt(mean(x²) + eps)` in f32, the mean of squares summed in
+/// [`dot`]'s order.
 pub fn rms_norm(x: ArrayView2<f32>, w: &[f32], eps: f32) -> Array2<f32> {
-    let mut y = x.to_owned();
+    let mut y = x.as_standard_layout().into_owned();
     for mut row in y.rows_mut() {
-        let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+        // mean of squares with [`dot`]'s eight-lane order (vectorizes)
+        let ms = match row.as_slice() {
+            Some(r) => dot(r, r),
+            None => dot(&row.to_vec(), &row.to_vec()),
+        } / row.len() as f32;
         let inv = 1.0 / (ms + eps).sqrt();
         for (v, &g) in row.iter_mut().zip(w) {
             *v = *v * inv * g;
@@ -520,19 +520,6 @@ pub fn act(a: Activation, x: f32) -> f32 {
             r * r
         }
         Activation::Silu => x / (1.0 + (-x).exp()),
-    }
-}
-
-/// In-place softmax.
-pub fn softmax(v: &mut [f32]) {
-    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f32;
-    for x in v.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
-    }
-    for x in v.iter_mut() {
-        *x /= sum;
     }
 }
 

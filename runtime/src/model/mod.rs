@@ -1,6 +1,7 @@
 //! Models: hyper-parameters ([`config`]), weights ([`weights`]), loaders ([`gguf_load`],
 //! [`hf_load`]) and the forward pass ([`bitnet`]).
 
+pub mod attention;
 pub mod bitnet;
 pub mod config;
 pub mod gguf_load;
