@@ -37,6 +37,9 @@ pub const REPORT_FORMAT: &str = "tern-synth-report/1";
 pub enum Depth {
     /// yosys only (resources; no timing, no bitstream).
     Estimate,
+    /// The synthesis the full flow runs (board wrapper included) and its fit check, without
+    /// place and route: whether a config fits, in a fraction of the time ([`find_fitting`]).
+    Fit,
     /// Open flows: place, route and pack; Vivado boards: estimate and project.
     Full,
 }
@@ -354,6 +357,71 @@ pub fn estimate(
     synth(board, cfg, &opts, obs)
 }
 
+/// Smaller variants of `cfg` to try when it does not fit: rows and columns each divided by
+/// powers of two, everything else kept, most PEs first and, among equal PE counts, fewer rows
+/// first (each lane carries a fixed cost — scaler, accumulator, psum — that columns do not:
+/// on iCE40 a 4 × 2 array of the small config needs 3,559 LCs, a 4 × 4 one 3,642). Variants
+/// that are not valid configs are left out.
+pub fn smaller_configs(cfg: &ArrayConfig) -> Vec<ArrayConfig> {
+    let halvings = |mut x: u32| {
+        let mut v = vec![x];
+        while x > 1 {
+            x /= 2;
+            v.push(x);
+        }
+        v
+    };
+    let (rows, cols) = (cfg.array.rows, cfg.array.cols);
+    let mut shapes: Vec<(u32, u32)> = halvings(rows)
+        .into_iter()
+        .flat_map(|r| halvings(cols).into_iter().map(move |c| (r, c)))
+        .filter(|&s| s != (rows, cols))
+        .collect();
+    shapes.sort_by_key(|&(r, c)| (std::cmp::Reverse(u64::from(r) * u64::from(c)), r));
+    let base: String = cfg.name.chars().take(20).collect();
+    shapes
+        .into_iter()
+        .filter_map(|(r, c)| {
+            let mut v = cfg.clone();
+            v.array.rows = r;
+            v.array.cols = c;
+            v.name = format!("{base}_{r}x{c}");
+            v.validate("a smaller variant").is_ok().then_some(v)
+        })
+        .collect()
+}
+
+/// When `cfg` does not fit `board`: the largest of [`smaller_configs`] (at most `tries` of
+/// them) that does, by the synthesis and fit check the full flow runs ([`Depth::Fit`]; no
+/// place and route), with its report. Each try's files go to `out_dir/fit-ROWSxCOLS`.
+/// `Ok(None)` when none of the tried variants fits.
+pub fn find_fitting(
+    board: &Board,
+    cfg: &ArrayConfig,
+    hdl: HdlOptions,
+    out_dir: &Path,
+    tries: usize,
+    obs: &dyn Observer,
+) -> Result<Option<(ArrayConfig, SynthReport)>, SynthError> {
+    let cands = smaller_configs(cfg);
+    let n = cands.len().min(tries);
+    for (i, v) in cands.into_iter().take(n).enumerate() {
+        obs.point(i + 1, n, &v.name, "fit search");
+        let opts = SynthOptions {
+            hdl,
+            out_dir: out_dir.join(format!("fit-{}x{}", v.array.rows, v.array.cols)),
+            depth: Depth::Fit,
+            seed: 1,
+        };
+        match synth(board, &v, &opts, obs) {
+            Ok(rep) => return Ok(Some((v, rep))),
+            Err(SynthError::DoesNotFit { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
 /// Runs the flow of `board` on `cfg` (see the module docs) and writes `report.json`.
 pub fn synth(
     board: &Board,
@@ -379,11 +447,13 @@ pub fn synth(
     std::fs::create_dir_all(&logs).map_err(|e| SynthError::io(&logs, e))?;
     let family = board.family();
     let full = opts.depth == Depth::Full;
+    let wrapped = opts.depth != Depth::Estimate;
     let open = board.flow() == Flow::Open;
-    let total = match (full, open) {
-        (false, _) => 2,
-        (true, true) => 6,
-        (true, false) => 5,
+    let total = match (opts.depth, open) {
+        (Depth::Estimate, _) => 2,
+        (Depth::Fit, _) => 4,
+        (Depth::Full, true) => 6,
+        (Depth::Full, false) => 5,
     };
     let mut r = Runner {
         obs,
@@ -400,7 +470,7 @@ pub fn synth(
     let g = tern_hdl::emit::generate(cfg, opts.hdl)?;
     let m = &g.manifest;
     write_rtl(&g, &rtl)?;
-    let wrapper_kind = full.then(|| board.wrapper_kind());
+    let wrapper_kind = wrapped.then(|| board.wrapper_kind());
     let mut wrapper_shape = None;
     let (top, wrapper_file) = match wrapper_kind {
         None => (m.top.clone(), None),
@@ -488,6 +558,9 @@ pub fn synth(
         None
     };
     let total_res = r.yosys("synth", &s, out, yw)?;
+    if opts.depth == Depth::Fit {
+        check_fits(board, cfg, &total_res, "array + wrapper", out)?;
+    }
     let array_in_wrapper = wrapper_res.as_ref().map(|w| total_res.minus(w));
     let array_res = bare.unwrap_or_else(|| total_res.clone());
     let pes = cfg.macs_per_cycle();

@@ -1,12 +1,13 @@
 //! The yosys estimate of the small config on ECP5 (the fast synthesis test of `make test`),
-//! and `report.json`.
+//! `report.json`, and the search for a config that fits.
 //!
 //! Skipped (with "skipped: …") when yosys is missing, failed under CI=true.
 
 use std::path::Path;
 use tern_bitstreams::board::Boards;
+use tern_bitstreams::flow;
 use tern_bitstreams::tools::{self, Quiet, ToolKind};
-use tern_bitstreams::{estimate, Depth};
+use tern_bitstreams::{estimate, synth, Depth, SynthError, SynthOptions};
 use tern_hdl::HdlOptions;
 use tern_spec::ArrayConfig;
 
@@ -52,4 +53,99 @@ fn small_config_yosys_estimate_on_ecp5() {
     let log = std::fs::read_to_string(&synth.log).unwrap();
     // yosys 0.70 runs synth_ecp5 as SYNTH_LATTICE
     assert!(log.contains("Executing SYNTH_"), "{}", synth.log.display());
+}
+
+/// A config that does not fit gets the largest smaller variant that does: on a copy of the
+/// iCE40-HX8K board with its logic cells cut to `CAP`, a 4 × 4 array of the small config does
+/// not fit and the search tries 2 × 4, 4 × 2, … until one does, by the same synthesis and fit
+/// check the full flow runs (no place and route).
+#[test]
+fn fit_search_finds_the_largest_smaller_config_that_fits() {
+    if tools::find(ToolKind::Yosys, true).is_none() {
+        assert!(
+            !tools::under_ci(),
+            "yosys is not installed (required under CI=true)"
+        );
+        println!("skipped: fit_search: yosys is not installed");
+        return;
+    }
+    const CAP: u64 = 2_600;
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fit_search");
+    let _ = std::fs::remove_dir_all(&root);
+    let bdir = root.join("boards/ice40-tight");
+    std::fs::create_dir_all(&bdir).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/ice40-hx8k");
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap().path();
+        let name = f.file_name().unwrap().to_owned();
+        let mut text = std::fs::read_to_string(&f).unwrap();
+        if name == "board.toml" {
+            text = text
+                .replace("name = \"ice40-hx8k\"", "name = \"ice40-tight\"")
+                .replace("lut = 7680", &format!("lut = {CAP}"));
+        }
+        std::fs::write(bdir.join(name), text).unwrap();
+    }
+    let boards = Boards::with_extra(Some(&root.join("boards"))).unwrap();
+    let board = boards.get("ice40-tight").unwrap();
+    let mut cfg = ArrayConfig::builtin("small").unwrap();
+    cfg.name = "fit4".into();
+    cfg.array.rows = 4;
+    cfg.array.cols = 4;
+    cfg.validate("test").unwrap();
+    let names: Vec<String> = flow::smaller_configs(&cfg)
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "fit4_2x4", "fit4_4x2", "fit4_1x4", "fit4_2x2", "fit4_4x1", "fit4_1x2", "fit4_2x1",
+            "fit4_1x1"
+        ]
+    );
+    let opts = SynthOptions {
+        depth: Depth::Fit,
+        ..SynthOptions::new(root.join("fit4"))
+    };
+    let e = synth(board, &cfg, &opts, &Quiet).unwrap_err();
+    let SynthError::DoesNotFit {
+        used, available, ..
+    } = e
+    else {
+        panic!("expected DoesNotFit, got {e}");
+    };
+    assert_eq!(available, CAP);
+    assert!(used > CAP, "{used}");
+    let (v, rep) = flow::find_fitting(board, &cfg, opts.hdl, &opts.out_dir, 6, &Quiet)
+        .unwrap()
+        .expect("a smaller variant fits");
+    println!(
+        "4 × 4 needs {used} LC; the search found {} × {} at {} LC (of {CAP})",
+        v.array.rows, v.array.cols, rep.resources.total.lut
+    );
+    assert!(v.array.rows * v.array.cols < 16);
+    assert!(rep.resources.total.lut <= CAP);
+    assert!(
+        rep.resources.includes_wrapper,
+        "checked with the board wrapper"
+    );
+    assert_eq!(rep.depth, Depth::Fit);
+    assert!(rep.bitstream.is_none() && rep.fmax_mhz.is_none());
+    // every larger variant tried before it did not fit
+    for c in flow::smaller_configs(&cfg)
+        .iter()
+        .take_while(|c| c.name != v.name)
+    {
+        let r = opts
+            .out_dir
+            .join(format!("fit-{}x{}/report.json", c.array.rows, c.array.cols));
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&r).unwrap()).unwrap();
+        assert!(
+            j["does_not_fit"]["used"].as_u64().unwrap() > CAP,
+            "{}",
+            r.display()
+        );
+    }
 }

@@ -6,11 +6,12 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Duration;
-use tern_bitstreams::board::{Boards, Flow};
+use tern_bitstreams::board::{Board, Boards, Flow};
 use tern_bitstreams::dse::{self, DseOptions, Sweep};
 use tern_bitstreams::flow::{Depth, SynthOptions, SynthReport};
 use tern_bitstreams::perf;
 use tern_bitstreams::tools::Observer;
+use tern_bitstreams::SynthError;
 use tern_spec::ArrayConfig;
 
 #[derive(Args, Debug)]
@@ -36,6 +37,9 @@ pub struct SynthArgs {
     /// A folder of extra board folders (each with board.toml), added to the built-in boards.
     #[arg(long)]
     pub boards_dir: Option<PathBuf>,
+    /// When the config does not fit: do not look for a smaller one that does.
+    #[arg(long)]
+    pub no_fit_search: bool,
     /// Print report.json instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -197,7 +201,19 @@ pub fn run_synth(a: SynthArgs) -> Result<()> {
     };
     let prog = Progress::new(a.json, false);
     let r = tern_bitstreams::synth(board, &cfg, &opts, &prog);
-    prog.finish();
+    let r = match r {
+        Err(e @ SynthError::DoesNotFit { .. }) if !a.no_fit_search => {
+            let hint = fit_hint(board, &cfg, &opts, &prog);
+            prog.finish();
+            return Err(anyhow::anyhow!("{e}; {hint}")).with_context(|| {
+                format!("tern synth --board {} --config {}", board.name(), a.config)
+            });
+        }
+        r => {
+            prog.finish();
+            r
+        }
+    };
     let r =
         r.with_context(|| format!("tern synth --board {} --config {}", board.name(), a.config))?;
     if a.json {
@@ -206,6 +222,56 @@ pub fn run_synth(a: SynthArgs) -> Result<()> {
         print_summary(&r);
     }
     Ok(())
+}
+
+/// Looks for the largest smaller variant of `cfg` that fits (synthesis and fit check, no place
+/// and route); writes it to `OUT/fits.toml`, records it in `OUT/report.json` under
+/// `fits_instead`, and returns the sentence to show.
+fn fit_hint(board: &Board, cfg: &ArrayConfig, opts: &SynthOptions, prog: &Progress) -> String {
+    match tern_bitstreams::flow::find_fitting(board, cfg, opts.hdl, &opts.out_dir, 6, prog) {
+        Ok(Some((v, rep))) => {
+            let toml_path = opts.out_dir.join("fits.toml");
+            let text = format!(
+                "# {} with a {} × {} array: the largest variant that fits {} (tern synth's fit search)\n{}",
+                cfg.name,
+                v.array.rows,
+                v.array.cols,
+                board.name(),
+                v.to_toml()
+            );
+            let written = std::fs::write(&toml_path, text).is_ok();
+            let report = opts.out_dir.join("report.json");
+            if let Ok(mut j) = std::fs::read_to_string(&report)
+                .map_err(|_| ())
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|_| ()))
+            {
+                j["fits_instead"] = serde_json::json!({
+                    "config": v.name, "rows": v.array.rows, "cols": v.array.cols,
+                    "toml": toml_path, "lut": rep.resources.total.lut,
+                    "lut_unit": rep.resources.lut_unit, "report": rep.out_dir.join("report.json"),
+                });
+                let _ = std::fs::write(&report, format!("{j:#}\n"));
+            }
+            format!(
+                "a {} × {} array of the same config fits ({} {} by the same synthesis, not placed and routed yet){}",
+                v.array.rows,
+                v.array.cols,
+                rep.resources.total.lut,
+                rep.resources.lut_unit,
+                if written {
+                    format!(
+                        ": tern synth --board {} --config {}",
+                        board.name(),
+                        toml_path.display()
+                    )
+                } else {
+                    String::new()
+                }
+            )
+        }
+        Ok(None) => "none of the smaller arrays tried fits either".to_string(),
+        Err(e) => format!("the search for a smaller array that fits stopped: {e}"),
+    }
 }
 
 fn print_summary(r: &SynthReport) {
