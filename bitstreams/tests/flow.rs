@@ -11,14 +11,22 @@ use tern_bitstreams::{estimate, synth, Depth, SynthError, SynthOptions};
 use tern_hdl::HdlOptions;
 use tern_spec::ArrayConfig;
 
+/// Whether yosys is installed; without it `test` prints "skipped" (fails under CI=true).
+fn have_yosys(test: &str) -> bool {
+    if tools::find(ToolKind::Yosys, true).is_some() {
+        return true;
+    }
+    assert!(
+        !tools::under_ci(),
+        "yosys is not installed (required under CI=true)"
+    );
+    println!("skipped: {test}: yosys is not installed");
+    false
+}
+
 #[test]
 fn small_config_yosys_estimate_on_ecp5() {
-    if tools::find(ToolKind::Yosys, true).is_none() {
-        assert!(
-            !tools::under_ci(),
-            "yosys is not installed (required under CI=true)"
-        );
-        println!("skipped: small_config_yosys_estimate_on_ecp5: yosys is not installed");
+    if !have_yosys("small_config_yosys_estimate_on_ecp5") {
         return;
     }
     let boards = Boards::builtin().unwrap();
@@ -61,12 +69,7 @@ fn small_config_yosys_estimate_on_ecp5() {
 /// check the full flow runs (no place and route).
 #[test]
 fn fit_search_finds_the_largest_smaller_config_that_fits() {
-    if tools::find(ToolKind::Yosys, true).is_none() {
-        assert!(
-            !tools::under_ci(),
-            "yosys is not installed (required under CI=true)"
-        );
-        println!("skipped: fit_search: yosys is not installed");
+    if !have_yosys("fit_search") {
         return;
     }
     const CAP: u64 = 2_600;

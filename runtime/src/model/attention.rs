@@ -10,11 +10,12 @@
 //! ```
 //!
 //! [`attention_reference`] is that definition, one (token, head) pair at a time.
-//! [`attention`] gives the same bits faster: it takes the query heads that share a KV head
+//! [`attention`] gives the same bits faster: it splits (token, head-group) units over threads,
+//! and on CPUs with AVX2 (picked at run time) it takes the query heads that share a KV head
 //! together, so each key and value row is read once for all of them and the dot products of
-//! several heads and keys run as independent chains (the reference's single eight-lane chain
-//! waits on the adder's latency), it is compiled for AVX2 as well and picked at run time,
-//! and it splits the (token, head-chunk) pairs over threads. Every value is computed with
+//! several heads and keys run as independent chains in registers (the reference's single
+//! eight-lane chain waits on the adder's latency); elsewhere each head runs as in the
+//! definition. Every value is computed with
 //! the same operations in the same order as in the reference (Rust never fuses a multiply and
 //! an add), so the split and the instruction set do not change a bit; the tests check it.
 
@@ -173,13 +174,33 @@ pub fn attention_reference(q: &[f32], m: usize, kv: KvLayer<'_>, s: AttnShape) -
 
 /// [`attention_reference`]'s result, on `threads` threads of the kernels' pool.
 pub fn attention(q: &[f32], m: usize, kv: KvLayer<'_>, s: AttnShape, threads: usize) -> Vec<f32> {
+    attention_on(q, m, kv, s, threads, simd_available())
+}
+
+/// Whether this CPU runs the AVX2 path.
+fn simd_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// [`attention`] on the AVX2 path (`simd`, only when the CPU has it) or the portable one.
+fn attention_on(
+    q: &[f32],
+    m: usize,
+    kv: KvLayer<'_>,
+    s: AttnShape,
+    threads: usize,
+    simd: bool,
+) -> Vec<f32> {
     let (d, group) = (s.head_dim, s.group());
     let mut out = vec![0.0f32; m * s.q_dim()];
     if d == 0 || m == 0 {
         return out;
     }
     // Heads per work unit: up to 4 of one group (4 dot chains per key, each key and value row
-    // read once for them); fewer when that leaves under 4 units per thread (decode, M = 1).
+    // read once for them); fewer when that leaves fewer units than threads.
     let units_for = |h: usize| m * s.n_heads / h;
     let hpu = [4, 2, 1]
         .into_iter()
@@ -191,7 +212,7 @@ pub fn attention(q: &[f32], m: usize, kv: KvLayer<'_>, s: AttnShape, threads: us
         let per_tok = s.n_heads / hpu;
         let (t, hq0) = (i / per_tok, (i % per_tok) * hpu);
         let qv = &q[(t * s.n_heads + hq0) * d..][..hpu * d];
-        attend(qv, hpu, hq0 / group, s.pos + t + 1, kv, s, o, scores);
+        attend(qv, hpu, hq0 / group, s.pos + t + 1, kv, s, o, scores, simd);
     };
     let chunk = hpu * d;
     if threads > 1 && m * s.n_heads / hpu > 1 {
@@ -207,7 +228,8 @@ pub fn attention(q: &[f32], m: usize, kv: KvLayer<'_>, s: AttnShape, threads: us
     out
 }
 
-/// `h` query heads `qv [h·d]` of KV head `hk` over keys `0..len` → `o [h·d]` (zeros on entry).
+/// `h` query heads `qv [h·d]` of KV head `hk` over keys `0..len` → `o [h·d]` (zeros on entry),
+/// on the AVX2 path when `simd`, else the portable one: each head as in the definition.
 #[allow(clippy::too_many_arguments)]
 fn attend(
     qv: &[f32],
@@ -218,77 +240,29 @@ fn attend(
     s: AttnShape,
     o: &mut [f32],
     scores: &mut Vec<f32>,
+    simd: bool,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked above).
+    if simd {
+        // SAFETY: `simd` is only set when the CPU has AVX2 (`simd_available`).
         return unsafe { avx2::attend(qv, h, hk, len, kv, s, o, scores) };
     }
-    attend_generic(qv, h, hk, len, kv, s, o, scores)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn attend_generic(
-    qv: &[f32],
-    h: usize,
-    hk: usize,
-    len: usize,
-    kv: KvLayer<'_>,
-    s: AttnShape,
-    o: &mut [f32],
-    scores: &mut Vec<f32>,
-) {
+    let _ = simd;
     let d = s.head_dim;
     let scale = 1.0 / (d as f32).sqrt();
-    // scores [h, len]
-    scores.clear();
-    scores.resize(h * len, 0.0);
-    let key = |j: usize| kv.key(hk, j, d);
-    let mut j = 0;
-    match h {
-        4 => {
-            while j + 2 <= len {
-                let r = dots::<4, 2>(qv, [key(j), key(j + 1)], d);
-                for (hh, row) in r.iter().enumerate() {
-                    scores[hh * len + j] = row[0] * scale;
-                    scores[hh * len + j + 1] = row[1] * scale;
-                }
-                j += 2;
-            }
-        }
-        2 => {
-            while j + 4 <= len {
-                let r = dots::<2, 4>(qv, [key(j), key(j + 1), key(j + 2), key(j + 3)], d);
-                for (hh, row) in r.iter().enumerate() {
-                    for (jj, &v) in row.iter().enumerate() {
-                        scores[hh * len + j + jj] = v * scale;
-                    }
-                }
-                j += 4;
-            }
-        }
-        _ => {}
-    }
-    for j in j..len {
-        for hh in 0..h {
-            scores[hh * len + j] = dot(&qv[hh * d..][..d], key(j)) * scale;
-        }
-    }
-    for row in scores.chunks_mut(len) {
-        softmax(row);
-    }
-    for j in 0..len {
-        let vv = kv.value(hk, j, d);
-        for hh in 0..h {
-            let w = scores[hh * len + j];
-            for (oi, &vi) in o[hh * d..][..d].iter_mut().zip(vv) {
+    for (qh, oh) in qv.chunks_exact(d).zip(o.chunks_exact_mut(d)).take(h) {
+        scores.clear();
+        scores.extend((0..len).map(|j| dot(qh, kv.key(hk, j, d)) * scale));
+        softmax(scores);
+        for (j, &w) in scores.iter().enumerate() {
+            for (oi, &vi) in oh.iter_mut().zip(kv.value(hk, j, d)) {
                 *oi += w * vi;
             }
         }
     }
 }
 
-/// The AVX2 path: the same operations as [`attend_generic`] (separate multiply and add, one
+/// The AVX2 path: the same operations as the definition (separate multiply and add, one
 /// eight-lane register per dot chain, the same reduction), with the chains and the output
 /// accumulators kept in registers.
 #[cfg(target_arch = "x86_64")]
@@ -448,40 +422,6 @@ mod avx2 {
     }
 }
 
-/// `H` heads × `J` keys of [`dot`], as `H·J` independent eight-lane chains.
-#[inline(always)]
-fn dots<const H: usize, const J: usize>(qv: &[f32], keys: [&[f32]; J], d: usize) -> [[f32; J]; H] {
-    let mut l = [[[0.0f32; 8]; J]; H];
-    let full = d / 8 * 8;
-    let mut c = 0;
-    while c < full {
-        for (hh, lh) in l.iter_mut().enumerate() {
-            let qc = &qv[hh * d + c..][..8];
-            for (lj, k) in lh.iter_mut().zip(&keys) {
-                let kc = &k[c..c + 8];
-                for i in 0..8 {
-                    lj[i] += qc[i] * kc[i];
-                }
-            }
-        }
-        c += 8;
-    }
-    for (hh, lh) in l.iter_mut().enumerate() {
-        for (lj, k) in lh.iter_mut().zip(&keys) {
-            for i in 0..d - full {
-                lj[i] += qv[hh * d + full + i] * k[full + i];
-            }
-        }
-    }
-    let mut r = [[0.0f32; J]; H];
-    for (rh, lh) in r.iter_mut().zip(&l) {
-        for (v, lj) in rh.iter_mut().zip(lh) {
-            *v = reduce(lj);
-        }
-    }
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,21 +458,23 @@ mod tests {
             }
         }
         let want = attention_reference(&q, m, kv, s);
-        for threads in 1..=3 {
-            let got = attention(&q, m, kv, s, threads);
+        let paths = [false, simd_available()];
+        for (threads, simd) in (1..=3).flat_map(|t| paths.map(|p| (t, p))) {
+            let got = attention_on(&q, m, kv, s, threads, simd);
             let same = got
                 .iter()
                 .zip(&want)
                 .all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(
                 same && got.len() == want.len(),
-                "seed {seed} (TERN_SEED={seed} replays): {s:?} m {m} threads {threads}"
+                "seed {seed} (TERN_SEED={seed} replays): {s:?} m {m} threads {threads} simd {simd}"
             );
         }
     }
 
-    /// The fast path gives the reference's bits on random shapes (odd head sizes, every group
-    /// size that selects a different path, 1–5 tokens), for 1–3 threads.
+    /// Both paths (AVX2 where the CPU has it, and the portable one) give the reference's bits
+    /// on random shapes (odd head sizes, every group size that selects a different pass, 1–5
+    /// tokens), for 1–3 threads.
     #[test]
     fn fast_attention_equals_reference() {
         let seeds: Vec<u64> = match std::env::var("TERN_SEED") {

@@ -81,7 +81,7 @@ pub struct Session<B: TernaryBackend> {
     norms: Vec<LayerNorms>,
     linears: Vec<HostLinear>,
     backend: B,
-    /// Per layer: keys and values, each `[pos, kv_dim]` row-major.
+    /// Keys and values per layer and KV head, each `[pos, head_dim]` row-major.
     kv: KvCache,
     pos: usize,
 }
@@ -367,12 +367,9 @@ impl<B: TernaryBackend> Session<B> {
             let ap = &acc_s[t * n + o0..][..yp.len()];
             to_f32_row(yp, ap, &hl.pow2[o0..][..yp.len()], s);
         };
-        let threads = if pieces.len() > 1 {
-            self.backend.threads()
-        } else {
-            1
-        };
-        tern_kernels::threads::for_each_mut(threads, &mut pieces, |i, yp| convert(i, yp));
+        tern_kernels::threads::for_each_mut(self.backend.threads(), &mut pieces, |i, yp| {
+            convert(i, yp)
+        });
         debug_assert!(y.indexed_iter().all(|((t, o), &v)| v.to_bits()
             == output_to_f32(acc[(t, o)], hl.exps[o / hl.bn], acts.scales[t]).to_bits()
             || v.is_nan()));
@@ -448,20 +445,12 @@ pub fn quantize_acts(
     };
     let qs = q.as_slice_mut().unwrap_or(&mut []);
     let rows: Vec<_> = x.rows().into_iter().collect();
-    let results: Vec<Result<f32, ActError>> = if m > 1 && threads > 1 {
-        let mut res: Vec<Result<f32, ActError>> = (0..m).map(|_| Ok(0.0)).collect();
-        let mut work: Vec<_> = qs.chunks_mut(k.max(1)).zip(res.iter_mut()).collect();
-        tern_kernels::threads::for_each_mut(threads, &mut work, |t, (out, r)| {
-            **r = one(t, rows[t].view(), out)
-        });
-        res
-    } else {
-        qs.chunks_mut(k.max(1))
-            .zip(&rows)
-            .enumerate()
-            .map(|(t, (out, row))| one(t, row.view(), out))
-            .collect()
-    };
+    // tokens over threads (one token runs on the calling thread)
+    let mut results: Vec<Result<f32, ActError>> = (0..m).map(|_| Ok(0.0)).collect();
+    let mut work: Vec<_> = qs.chunks_mut(k.max(1)).zip(results.iter_mut()).collect();
+    tern_kernels::threads::for_each_mut(threads, &mut work, |t, (out, r)| {
+        **r = one(t, rows[t].view(), out)
+    });
     for (t, r) in results.into_iter().enumerate() {
         scales[t] = r?;
     }
