@@ -143,10 +143,10 @@ impl Params {
     }
 
     /// Cycles from the issue of a block's last beat to `out_valid` for that token
-    /// (input register / ring read, lead registers, tree registers, psum and scaler capture,
-    /// multiplier, output register).
+    /// (input register, ring write, ring read / lead registers, tree registers, psum and
+    /// scaler capture, multiplier, output register).
     pub fn issue_to_out(&self) -> u32 {
-        self.tree_lat() + 5
+        self.tree_lat() + 6
     }
 
     /// Index width of the lanes' weight ring memory: `j_bits` when the ring holds more than one
