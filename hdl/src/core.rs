@@ -149,6 +149,12 @@ pub fn core_verilog(p: &Params) -> String {
     let pairs = p.pairs();
     let followers: Vec<usize> = pairs.iter().filter_map(|&(_, b)| b).collect();
     let ab = p.ring_addr_bits();
+    // the per-lane control copies stay apart only when asked (HdlOptions::lane_copies)
+    let keep = if p.options.lane_copies {
+        "(* keep *) "
+    } else {
+        ""
+    };
     let tw = p.tok_bits;
     let mb = p.mant_bits;
     let mut t = Text::default();
@@ -167,7 +173,7 @@ pub fn core_verilog(p: &Params) -> String {
     t.comment("the activations one stage later (the lanes' ring write stage), the leaders' input");
     t.line(decl("reg", 1, "en_x"));
     t.line(decl("reg", xw, "x_2"));
-    t.open("(* keep *) always @(posedge clock) begin");
+    t.open(format!("{keep}always @(posedge clock) begin"));
     t.line("en_x <= ctrl$en_d;");
     t.close("end");
     t.open("always @(posedge clock) begin");
@@ -203,7 +209,7 @@ pub fn core_verilog(p: &Params) -> String {
         t.line(decl("reg", 2 * c, &n("wq")));
         t.line(decl("reg", mb, &n("scn")));
         let ws: Vec<String> = (0..c).map(|i| format!("w${}", l * c + i)).collect();
-        t.open("(* keep *) always @(posedge clock) begin");
+        t.open(format!("{keep}always @(posedge clock) begin"));
         t.line(format!("{} <= ctrl$en_d;", n("en")));
         t.line(format!("{} <= ctrl$sc_full_d;", n("scf")));
         t.open("if (rst) begin");
