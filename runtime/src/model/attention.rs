@@ -204,7 +204,7 @@ fn attention_on(
     // (a decoded token of 20 heads in groups of 4 is 5 units: 3 + 2 on two threads, while
     // 10 units of 2 heads are 5 + 5).
     let units_for = |h: usize| m * s.n_heads / h;
-    let even = |u: usize| u >= 4 * threads || u % threads == 0;
+    let even = |u: usize| u >= 4 * threads || u.is_multiple_of(threads);
     let hpu = [4, 2, 1]
         .into_iter()
         .filter(|&h| group % h == 0)
