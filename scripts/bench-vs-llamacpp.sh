@@ -134,7 +134,11 @@ for t in $THREADS; do
   for m in "${LLAMA_MODELS[@]}"; do
     l0=$(load)
     log "llama.cpp $m, $t thread(s) (load $l0)"
-    r=$("$LBENCH" -m "$MODELS/$m.gguf" -t "$t" -p "$PREFILL" -n "$DECODE" -r "$REPS" -o json 2>/dev/null)
+    # prefill from an empty cache; decode after PREFILL cached tokens (-d), as tern decodes
+    # after its prefill, so both attend over the same context
+    pp=$("$LBENCH" -m "$MODELS/$m.gguf" -t "$t" -p "$PREFILL" -n 0 -r "$REPS" -o json 2>/dev/null)
+    tg=$("$LBENCH" -m "$MODELS/$m.gguf" -t "$t" -p 0 -n "$DECODE" -d "$PREFILL" -r "$REPS" -o json 2>/dev/null)
+    r=$(jq -s 'add' <<<"$pp$tg")
     ty=$(types "$MODELS/$m.gguf")
     record "{kind:\"llama.cpp\", model:\"$m\", threads:$t, version:\"$VERSION\", types:$ty, loadavg_before:\"$l0\", result:.}" <<<"$r"
   done
@@ -149,6 +153,11 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 recs = d["records"]
 bw = {r["threads"]: r["result"]["gbps"] for r in recs if r["kind"] == "bandwidth"}
+# KV cache bytes per cached position (F32, from tern's record of the same model) and the mean
+# context of a decode step: decode step i attends to prefill + i + 1 positions
+tern0 = next(r["result"] for r in recs if r["kind"] == "tern")
+kv_row = tern0["kv_bytes_per_position"]
+mean_ctx = tern0["prefill_tokens"] + (tern0["decode_tokens"] + 1) / 2
 print(f"tern vs llama.cpp (llama-cpp-python {d['llama_cpp_python']}) on bitnet-2b-shape, {d['date']}, {d['cpu']}\n")
 print("| engine | weights | embedding/output | threads | prefill tok/s | decode tok/s | MB/token | bandwidth GB/s | bound tok/s | % of bound | loadavg before |")
 print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -166,13 +175,17 @@ for r in recs:
         pp = next(x for x in res if x["n_prompt"] > 0 and x["n_gen"] == 0)
         tg = next(x for x in res if x["n_gen"] > 0 and x["n_prompt"] == 0)
         ty = r["types"]
-        b = tg["model_size"]
+        # weights (llama-bench's model_size; the embedding is tied, stored once) plus the KV
+        # cache its decode reads: llama.cpp caches F16, half of tern's F32 bytes per position,
+        # over the same mean context (decode after PREFILL cached tokens)
+        b = tg["model_size"] + round(kv_row / 2 * mean_ctx)
         g = bw.get(t)
         bound = g * 1e9 / b
         outp = ty["embedding"] + (" (tied)" if ty["output"] == "tied" else f" / {ty['output']}")
         print(f"| llama.cpp ({d['llama_cpp_python']}) | {','.join(ty['linears'])} | {outp} | {t} | {pp['avg_ts']:.1f} | {tg['avg_ts']:.1f} | {b/1e6:.0f} | {g:.1f} | {bound:.1f} | {100*tg['avg_ts']/bound:.0f}% | {r['loadavg_before']} |")
 print("\nBandwidth: tern's probe (`tern bench bandwidth`), best sample; tern rows use the probe taken by `tern bench run` just before the run.")
-print("MB/token: bytes of weights one decoded token reads (tern: prepared ternary tiles + head; llama.cpp: llama-bench's model_size).")
+print("MB/token: bytes one decoded token reads: weights (tern: prepared ternary tiles + head; llama.cpp: llama-bench's model_size) plus the KV cache over the mean decode context (tern F32, llama.cpp F16).")
+print("Decode runs after the prefill's tokens are cached in both engines (llama-bench -d).")
 PY
 cat "$MD"
 log "raw: $JSON, table: $MD"

@@ -182,9 +182,11 @@ pub struct SynthArgs {
 pub enum Host {
     /// No host: the LED board wrapper, as in the open flows.
     None,
-    /// A PCIe card: XDMA (streams over H2C/C2H channels, registers over its AXI-Lite master).
+    /// A PCIe card: XDMA as an AXI bridge (BAR0 → the card top's registers, the card top's
+    /// host port → host memory) and the card memory controller.
     Xdma,
-    /// A Zynq UltraScale+ MPSoC: the PS drives AXI DMA engines and the registers.
+    /// A Zynq UltraScale+ MPSoC: the PS reaches the card top's registers on HPM0 and the card
+    /// top's memory ports reach PS DDR on HP0/HP1.
     ZynqMpsoc,
 }
 
@@ -198,6 +200,49 @@ impl Host {
     }
 }
 
+/// The memory behind the card top's card port in a Vivado design.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemoryIp {
+    /// The HBM IP (`hbm`, Virtex UltraScale+ HBM devices), reached through one of its AXI
+    /// ports with the global address switch on.
+    Hbm,
+    /// The Zynq UltraScale+ PS's DDR controller, through an HP port.
+    PsDdr,
+}
+
+impl MemoryIp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemoryIp::Hbm => "hbm",
+            MemoryIp::PsDdr => "ps-ddr",
+        }
+    }
+}
+
+/// `[vivado.card_memory]`: where card memory (the card top's card port, addresses
+/// `0..bytes`) lives in a Vivado design.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardMemory {
+    pub ip: MemoryIp,
+    /// AXI address of card address 0 (the card shell adds it to every card-port address): 0
+    /// for a memory of its own, a reserved carve-out when the memory is shared (PS DDR).
+    #[serde(default)]
+    pub base: u64,
+    /// Bytes of card memory: the card top's `MEM_BYTES`.
+    pub bytes: u64,
+    /// HBM: stacks used (1 or 2; each has its own reference and APB clock).
+    #[serde(default)]
+    pub stacks: Option<u32>,
+    /// HBM: the AXI port the card port reaches (`SAXI_00`); the others are disabled.
+    #[serde(default)]
+    pub port: Option<String>,
+    /// Extra `CONFIG.*` of the memory IP (HBM density, stacks, address switch …).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
 /// Vivado settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -209,6 +254,9 @@ pub struct VivadoBoard {
     /// Output ports the board needs held low.
     #[serde(default)]
     pub tie_low: Vec<String>,
+    /// Card memory (host boards).
+    #[serde(default)]
+    pub card_memory: Option<CardMemory>,
 }
 
 /// `board.toml`.
@@ -250,8 +298,8 @@ pub struct Board {
 pub enum WrapperKind {
     /// LFSR-fed stimulus and an XOR signature on a few LEDs ([`crate::wrapper`]).
     LedSignature,
-    /// AXI-Lite registers and AXI-Stream ports for a host block design ([`crate::axi`]).
-    AxiAdapter,
+    /// The card top in its block-design shell ([`crate::shell`]) for a host block design.
+    CardShell,
 }
 
 impl Board {
@@ -306,8 +354,16 @@ impl Board {
     pub fn wrapper_kind(&self) -> WrapperKind {
         match self.host() {
             Host::None => WrapperKind::LedSignature,
-            Host::Xdma | Host::ZynqMpsoc => WrapperKind::AxiAdapter,
+            Host::Xdma | Host::ZynqMpsoc => WrapperKind::CardShell,
         }
+    }
+
+    /// Card memory of a host board (`[vivado.card_memory]`).
+    pub fn card_memory(&self) -> Option<&CardMemory> {
+        self.spec
+            .vivado
+            .as_ref()
+            .and_then(|v| v.card_memory.as_ref())
     }
 
     /// The constraint file's contents.
@@ -460,6 +516,64 @@ impl Board {
             }
         }
         if let Some(v) = &s.vivado {
+            let want = match v.host {
+                Host::None => None,
+                Host::Xdma => Some(MemoryIp::Hbm),
+                Host::ZynqMpsoc => Some(MemoryIp::PsDdr),
+            };
+            match (&v.card_memory, want) {
+                (None, None) => {}
+                (Some(_), None) => {
+                    return Err(err(
+                        "[vivado.card_memory] applies to host boards only".into()
+                    ))
+                }
+                (None, Some(ip)) => {
+                    return Err(err(format!(
+                        "host {} needs [vivado.card_memory] (ip = \"{}\")",
+                        v.host.as_str(),
+                        ip.as_str()
+                    )))
+                }
+                (Some(m), Some(ip)) => {
+                    if m.ip != ip {
+                        return Err(err(format!(
+                            "host {} generates card memory on ip = \"{}\", not \"{}\" (DDR4 controllers are not generated yet)",
+                            v.host.as_str(),
+                            ip.as_str(),
+                            m.ip.as_str()
+                        )));
+                    }
+                    if m.bytes == 0 || !m.bytes.is_multiple_of(4096) || !m.base.is_multiple_of(4096)
+                    {
+                        return Err(err(format!(
+                            "[vivado.card_memory] bytes = {} and base = {:#x} must be multiples of 4096, bytes > 0",
+                            m.bytes, m.base
+                        )));
+                    }
+                    if m.ip == MemoryIp::Hbm {
+                        if !matches!(m.stacks, Some(1 | 2)) {
+                            return Err(err(
+                                "[vivado.card_memory] ip = \"hbm\" needs stacks = 1 or 2".into(),
+                            ));
+                        }
+                        let ok = m.port.as_deref().is_some_and(|p| {
+                            p.strip_prefix("SAXI_").is_some_and(|n| {
+                                n.len() == 2
+                                    && n.parse::<u32>()
+                                        .is_ok_and(|i| i < 16 * m.stacks.unwrap_or(1))
+                            })
+                        });
+                        if !ok {
+                            return Err(err(format!(
+                                "[vivado.card_memory] port = {:?}: an HBM AXI port SAXI_00..SAXI_{:02} is needed",
+                                m.port,
+                                16 * m.stacks.unwrap_or(1) - 1
+                            )));
+                        }
+                    }
+                }
+            }
             for port in &v.tie_low {
                 if !pins.contains_key(port) {
                     return Err(err(format!(
@@ -748,6 +862,40 @@ mod tests {
                     f.insert("board.toml".into(), t);
                 },
                 "bogus",
+            ),
+            (
+                "alveo-u55c",
+                |f| {
+                    let t = f["board.toml"].replace("ip = \"hbm\"", "ip = \"ps-ddr\"");
+                    f.insert("board.toml".into(), t);
+                },
+                "generates card memory on ip = \"hbm\"",
+            ),
+            (
+                "alveo-u55c",
+                |f| {
+                    let t = f["board.toml"].replace("port = \"SAXI_00\"", "port = \"SAXI_32\"");
+                    f.insert("board.toml".into(), t);
+                },
+                "SAXI_00..SAXI_31",
+            ),
+            (
+                "kv260",
+                |f| {
+                    let t = f["board.toml"].replace("bytes = 1073741824", "bytes = 1000");
+                    f.insert("board.toml".into(), t);
+                },
+                "multiples of 4096",
+            ),
+            (
+                "kv260",
+                |f| {
+                    let t = &f["board.toml"];
+                    let cut = t.rfind("[vivado.card_memory]").unwrap();
+                    let t = t[..cut].to_string();
+                    f.insert("board.toml".into(), t);
+                },
+                "host zynq-mpsoc needs [vivado.card_memory]",
             ),
         ];
         for (board, edit, want) in cases {

@@ -3,7 +3,8 @@
 //!
 //! Steps, each logged to `<out>/logs/NN-step.log`:
 //! 1. `rtl`: tern-hdl emits the array (`rtl/tern_NAME.v`, `_core.v`, `.json` manifest) and
-//!    the board's wrapper (`rtl/tern_NAME_board.v` or `rtl/tern_NAME_axi.v`);
+//!    the board's wrapper (`rtl/tern_NAME_board.v`, or for host boards the card top
+//!    `rtl/tern_NAME_card.v` in its shell `rtl/tern_NAME_shell.v`);
 //! 2. `wrapper-cost`: yosys synthesizes the wrapper with the array black-boxed;
 //! 3. `array`: yosys synthesizes the bare array (the per-PE figures);
 //! 4. `synth`: yosys synthesizes the whole top (array + wrapper);
@@ -13,7 +14,6 @@
 //!
 //! [`estimate`] is the fast path the design-space exploration uses: yosys on the bare array.
 
-use crate::axi;
 use crate::board::{Board, Family, Flow, WrapperKind};
 use crate::error::{write_file, SynthError};
 use crate::nextpnr::{self, ClockTiming, PnrFigures};
@@ -478,8 +478,9 @@ pub fn synth(
     write_rtl(&g, &rtl)?;
     let wrapper_kind = wrapped.then(|| board.wrapper_kind());
     let mut wrapper_shape = None;
-    let (top, wrapper_file) = match wrapper_kind {
-        None => (m.top.clone(), None),
+    // the wrapper's files (written here or, for the card top, by the generator)
+    let (top, wrapper_files): (String, Vec<String>) = match wrapper_kind {
+        None => (m.top.clone(), vec![]),
         Some(WrapperKind::LedSignature) => {
             let pins = BoardPins::of(board)?;
             let (v, shape) = wrapper::board_wrapper(m, &pins);
@@ -487,13 +488,15 @@ pub fn synth(
             let top = wrapper::board_top_name(&m.top);
             let file = format!("{top}.v");
             write_file(&rtl.join(&file), &v)?;
-            (top, Some(file))
+            (top, vec![file])
         }
-        Some(WrapperKind::AxiAdapter) => {
-            let a = axi::adapter(m);
-            let file = format!("{}.v", a.module);
-            write_file(&rtl.join(&file), &a.verilog)?;
-            (a.module, Some(file))
+        Some(WrapperKind::CardShell) => {
+            let sh = vivado::board_shell(board, &g)?.ok_or_else(|| {
+                SynthError::Unsupported(format!("board {} has no host", board.name()))
+            })?;
+            let file = format!("{}.v", sh.module);
+            write_file(&rtl.join(&file), &sh.verilog)?;
+            (sh.module, vec![sh.card_file, file])
         }
     };
     r.index = 1;
@@ -512,13 +515,13 @@ pub fn synth(
     let extra = board.spec.synth.yosys_args.clone();
 
     // 2. wrapper cost (array black-boxed)
-    let wrapper_res = match &wrapper_file {
-        Some(wf) => {
+    let wrapper_res = match wrapper_files.is_empty() {
+        false => {
             let s = SynthScript {
                 family,
                 xilinx_family: xfam.clone(),
                 top: top.clone(),
-                files: vec![format!("rtl/{wf}")],
+                files: wrapper_files.iter().map(|f| format!("rtl/{f}")).collect(),
                 blackbox_files: vec![format!("rtl/{}.v", m.top)],
                 json_out: None,
                 stat_out: "logs/wrapper-stat.json".into(),
@@ -526,14 +529,12 @@ pub fn synth(
             };
             Some(r.yosys("wrapper-cost", &s, out, yw)?)
         }
-        None => None,
+        true => None,
     };
 
     // 3. synthesis of the whole top
     let mut files = array_files.clone();
-    if let Some(wf) = &wrapper_file {
-        files.push(format!("rtl/{wf}"));
-    }
+    files.extend(wrapper_files.iter().map(|f| format!("rtl/{f}")));
     let json_out = (full && open).then(|| "synth.json".to_string());
     let s = SynthScript {
         family,
@@ -546,7 +547,7 @@ pub fn synth(
         extra,
     };
     // the bare array alone, when a wrapper is synthesized around it
-    let bare = if wrapper_file.is_some() {
+    let bare = if !wrapper_files.is_empty() {
         let b = SynthScript {
             top: m.top.clone(),
             files: array_files.clone(),
@@ -680,7 +681,7 @@ pub fn synth(
     } else if full {
         obs.step_started("vivado-project", total, total);
         let t = std::time::Instant::now();
-        let files = vivado::write_project(board, &g, &top, out)?;
+        let files = vivado::write_project(board, &g, &top, &wrapper_files, out)?;
         obs.step_finished("vivado-project", t.elapsed(), true);
         r.steps.push(StepRecord {
             name: "vivado-project".into(),

@@ -8,23 +8,25 @@
 //! - `create_project.tcl`: creates the project for the board's part (and board part when its
 //!   board files are installed), adds the RTL and the constraints, and for a host board builds
 //!   the block design from a [`BlockDesign`] value: cells (Xilinx IP by name, the version
-//!   picked from the installed catalogue, and the adapter as a module reference), external
-//!   ports, interface and net connections, addresses;
+//!   picked from the installed catalogue, and the card shell as a module reference), external
+//!   ports, interface and net connections, address windows (set, then checked by the script);
 //! - `build.tcl`: sources `create_project.tcl`, runs synthesis and implementation to a
 //!   bitstream, writes utilization and timing reports;
 //! - the board's `.xdc` and a generated `timing.xdc` (the array clock at `clock.target_mhz`
 //!   when the board clock comes from a pin).
 //!
-//! Block designs are built from the adapter's description ([`crate::axi::Adapter`]): one XDMA
-//! H2C channel per input stream and one C2H channel per output stream (PCIe cards), or one
-//! AXI DMA engine per stream on the PS's HP port (Zynq UltraScale+), with width converters
-//! where the stream's beat differs from the DMA width and clock converters into the array's
-//! clock. A card top that describes its streams and register port the same way replaces the
-//! adapter without changing this code.
+//! Host boards carry the card top (docs/card.md) in its shell ([`crate::shell::CardShell`]):
+//! its AXI4-Lite register block, its host port (AXI4 master on host memory) and its card port
+//! (AXI4 master on card memory). The PCIe design ([`xdma_design`]) puts XDMA in AXI bridge
+//! mode in front of the registers and the host port and the HBM behind the card port; the Zynq
+//! design ([`zynq_design`]) puts the PS's HPM0 in front of the registers and its HP0/HP1
+//! ports behind the two memory ports. Both are built from the shell's description (interface
+//! names, address and data widths from the card top's port list, `tern_hdl::card::card_ports`)
+//! and the board data (`[pcie]`, `[vivado.card_memory]`).
 
-use crate::axi::{self, Adapter};
-use crate::board::{Board, ClockSource, Host};
+use crate::board::{Board, ClockSource, Host, MemoryIp};
 use crate::error::{write_file, SynthError};
+use crate::shell::{self, AxiPort, CardShell};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -101,6 +103,22 @@ pub struct BlockDesign {
     pub nets: Vec<Vec<String>>,
     /// Raw TCL run after the cells are created (board automation), guarded by the script.
     pub automation: Vec<String>,
+    /// Address windows tern sets and checks; Vivado assigns the rest.
+    pub windows: Vec<Window>,
+}
+
+/// An address window: what a master address space (`cell/space`) sees of a slave interface
+/// (`cell/pin`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    pub space: String,
+    pub slave: String,
+    pub offset: u64,
+    pub range: u64,
+    /// true: one segment set to `offset`/`range`; false: the slave's own segments at their
+    /// fixed addresses (memory controllers), which must cover `offset..offset + range` (the
+    /// script checks it after assignment).
+    pub fixed: bool,
 }
 
 fn cfg(pairs: &[(&str, String)]) -> Vec<(String, String)> {
@@ -132,9 +150,13 @@ impl BlockDesign {
     }
 
     /// Structural checks: unique names; every endpoint names an existing cell or port; no
-    /// endpoint in two connections; every external port connected; for each module cell,
-    /// every interface and clock/reset of `adapter` connected exactly once.
-    pub fn check(&self, adapter: &Adapter) -> Result<(), String> {
+    /// endpoint in two connections; every external port connected; exactly one module cell,
+    /// the shell, with every interface, the clock and the reset (and the interrupt, if it has
+    /// one) connected exactly once; address windows: the register block mapped once with the
+    /// range its address width decodes, the host port given a window from 0, the card port a
+    /// window of exactly the card memory (`card_base`, `mem_bytes`); every window between a
+    /// connected master interface of an existing cell and a connected slave interface.
+    pub fn check(&self, shell: &CardShell) -> Result<(), String> {
         let mut cells = BTreeSet::new();
         for c in &self.cells {
             if !cells.insert(c.name.as_str()) {
@@ -185,26 +207,104 @@ impl BlockDesign {
                 return Err(format!("net {n:?} has fewer than two endpoints"));
             }
         }
-        for c in &self.cells {
-            if let CellKind::Module(m) = &c.kind {
-                if *m != adapter.module {
-                    return Err(format!(
-                        "module cell `{}` is `{m}`, expected `{}`",
-                        c.name, adapter.module
-                    ));
-                }
-                let mut needed: Vec<String> =
-                    adapter.streams.iter().map(|s| s.port.clone()).collect();
-                needed.push(adapter.lite.clone());
-                needed.push(adapter.clock.clone());
-                needed.push(adapter.reset_n.clone());
-                needed.push(adapter.irq.clone());
-                for pin in needed {
-                    let e = format!("{}/{pin}", c.name);
-                    if seen.get(e.as_str()) != Some(&1) {
-                        return Err(format!("adapter pin `{e}` is not connected"));
-                    }
-                }
+        let modules: Vec<&Cell> = self
+            .cells
+            .iter()
+            .filter(|c| matches!(c.kind, CellKind::Module(_)))
+            .collect();
+        let [cell] = modules.as_slice() else {
+            return Err(format!(
+                "{} module cells, expected one (the shell)",
+                modules.len()
+            ));
+        };
+        if cell.kind != CellKind::Module(shell.module.clone()) {
+            return Err(format!(
+                "module cell `{}` is {:?}, expected `{}`",
+                cell.name, cell.kind, shell.module
+            ));
+        }
+        let mut needed: Vec<&str> = shell.interfaces().iter().map(|i| i.name.as_str()).collect();
+        needed.extend([shell.clock.as_str(), shell.reset_n.as_str()]);
+        needed.extend(shell.irq.as_deref());
+        for pin in needed {
+            let e = format!("{}/{pin}", cell.name);
+            if seen.get(e.as_str()) != Some(&1) {
+                return Err(format!("shell pin `{e}` is not connected exactly once"));
+            }
+        }
+        // address windows
+        let intf_ends: BTreeSet<&str> = self
+            .intf_nets
+            .iter()
+            .flat_map(|(a, b)| [a.as_str(), b.as_str()])
+            .collect();
+        for w in &self.windows {
+            let space_cell = w.space.split_once('/').map(|(c, _)| c);
+            if !space_cell.is_some_and(|c| cells.contains(c)) {
+                return Err(format!(
+                    "window {w:?}: no cell for address space `{}`",
+                    w.space
+                ));
+            }
+            if !intf_ends.contains(w.slave.as_str()) {
+                return Err(format!(
+                    "window {w:?}: slave `{}` is not connected",
+                    w.slave
+                ));
+            }
+            if w.range == 0 || w.offset.checked_add(w.range).is_none() {
+                return Err(format!("window {w:?}: empty or past 2^64"));
+            }
+            if w.fixed && (!w.range.is_power_of_two() || !w.offset.is_multiple_of(w.range)) {
+                return Err(format!(
+                    "window {w:?}: a fixed window is a power of two, aligned"
+                ));
+            }
+        }
+        let pin = |i: &AxiPort| format!("{}/{}", cell.name, i.name);
+        let lite: Vec<&Window> = self
+            .windows
+            .iter()
+            .filter(|w| w.slave == pin(&shell.lite))
+            .collect();
+        let want = 1u64 << shell.lite.addr_bits;
+        match lite.as_slice() {
+            [w] if w.fixed && w.range == want => {}
+            _ => {
+                return Err(format!(
+                    "the register block `{}` needs one fixed window of {want} bytes (its {} address bits), has {lite:?}",
+                    pin(&shell.lite),
+                    shell.lite.addr_bits
+                ))
+            }
+        }
+        let of_space = |i: &AxiPort| -> Vec<&Window> {
+            self.windows.iter().filter(|w| w.space == pin(i)).collect()
+        };
+        match of_space(&shell.host).as_slice() {
+            [w] if w.offset == 0 => {}
+            other => {
+                return Err(format!(
+                    "the host port `{}` needs one window from address 0, has {other:?}",
+                    pin(&shell.host)
+                ))
+            }
+        }
+        match of_space(&shell.card).as_slice() {
+            [w] if w.offset == shell.card_base && w.range == shell.mem_bytes => {}
+            other => {
+                return Err(format!(
+                    "the card port `{}` needs one window of the card memory ({:#x} bytes at {:#x}), has {other:?}",
+                    pin(&shell.card),
+                    shell.mem_bytes,
+                    shell.card_base
+                ))
+            }
+        }
+        for i in shell.interfaces() {
+            if !intf_ends.contains(pin(i).as_str()) {
+                return Err(format!("shell interface `{}` is not connected", pin(i)));
             }
         }
         Ok(())
@@ -311,11 +411,76 @@ impl BlockDesign {
             let ends: Vec<String> = n.iter().map(|e| ep(e)).collect();
             let _ = writeln!(w, "connect_bd_net {}", ends.join(" "));
         }
-        let _ = writeln!(w, "\nassign_bd_address");
+        let _ = writeln!(
+            w,
+            "\n# addresses: the windows tern checks, then the rest by Vivado"
+        );
+        if !self.windows.is_empty() {
+            let _ = writeln!(w, "proc tern_expect_window {{space lo size}} {{");
+            let _ = writeln!(w, "    set spans {{}}");
+            let _ = writeln!(
+                w,
+                "    foreach s [get_bd_addr_segs -of_objects [get_bd_addr_spaces $space]] {{"
+            );
+            let _ = writeln!(w, "        lappend spans [list [expr {{[get_property OFFSET $s]}}] [expr {{[get_property RANGE $s]}}]]");
+            let _ = writeln!(w, "    }}");
+            let _ = writeln!(w, "    set cur [expr {{$lo}}]");
+            let _ = writeln!(w, "    foreach sp [lsort -integer -index 0 $spans] {{");
+            let _ = writeln!(w, "        lassign $sp o r");
+            let _ = writeln!(
+                w,
+                "        if {{$o <= $cur && $o + $r > $cur}} {{ set cur [expr {{$o + $r}}] }}"
+            );
+            let _ = writeln!(w, "    }}");
+            let _ = writeln!(w, "    if {{$cur < $lo + $size}} {{ error \"tern: address space $space maps [format 0x%x $lo] + [format 0x%x $size] only up to [format 0x%x $cur]\" }}");
+            let _ = writeln!(w, "}}");
+        }
+        for win in &self.windows {
+            let segs = format!(
+                "[get_bd_addr_segs -of_objects [get_bd_intf_pins {}]]",
+                win.slave
+            );
+            let space = format!("[get_bd_addr_spaces {}]", win.space);
+            if win.fixed {
+                let _ = writeln!(
+                    w,
+                    "assign_bd_address -offset {:#018x} -range {} -target_address_space {space} {segs}",
+                    win.offset,
+                    size_str(win.range)
+                );
+            } else {
+                let _ = writeln!(w, "assign_bd_address -target_address_space {space} {segs}");
+            }
+        }
+        let _ = writeln!(w, "assign_bd_address");
+        for win in &self.windows {
+            let _ = writeln!(
+                w,
+                "tern_expect_window {} {:#x} {:#x}",
+                win.space, win.offset, win.range
+            );
+        }
         let _ = writeln!(w, "validate_bd_design");
         let _ = writeln!(w, "save_bd_design");
         t
     }
+}
+
+/// A range as Vivado writes it: `64K`, `16G`, `256T`.
+pub fn size_str(bytes: u64) -> String {
+    for (shift, unit) in [
+        (60, "E"),
+        (50, "P"),
+        (40, "T"),
+        (30, "G"),
+        (20, "M"),
+        (10, "K"),
+    ] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
 }
 
 /// XDMA AXI data width (bits) for a PCIe link: 32 bits per lane per 8 GT/s class at 250 MHz,
@@ -343,24 +508,56 @@ fn mhz(x: f64) -> String {
     format!("{x:.3}")
 }
 
-/// The PCIe card design: XDMA (streams on H2C/C2H, registers on its AXI-Lite master) and
-/// the adapter in the array's clock domain.
-pub fn xdma_design(board: &Board, a: &Adapter, target_mhz: f64) -> Result<BlockDesign, SynthError> {
-    let pcie = board.spec.pcie.as_ref().ok_or_else(|| SynthError::Board {
+/// Host IOVAs the card's host port reaches through the PCIe bridge: AXI addresses
+/// `0..2^HOST_WINDOW_BITS`, passed to PCIe unchanged (the VFIO driver hands out IOVAs in
+/// 1 GiB..1 TiB + 1 GiB).
+pub const HOST_WINDOW_BITS: u32 = 48;
+
+/// Where the PS's HPM0 (FPD) port maps the card top's registers on the Zynq design.
+pub const ZYNQ_REGS_BASE: u64 = 0xA000_0000;
+
+/// On the Zynq design the host port reaches PS DDR through HP0; its window checked from 0 is
+/// DDR_LOW (2 GiB; physical addresses, no SMMU).
+pub const ZYNQ_HOST_WINDOW: u64 = 0x8000_0000;
+
+/// The reference clock the clocking wizard makes for the HBM (and its APB ports), MHz.
+pub const HBM_REF_MHZ: f64 = 100.0;
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn board_err(board: &Board, message: &str) -> SynthError {
+    SynthError::Board {
         board: board.name().to_string(),
-        message: "host xdma needs [pcie]".into(),
-    })?;
-    let h2c: Vec<_> = a.streams.iter().filter(|s| s.slave).collect();
-    let c2h: Vec<_> = a.streams.iter().filter(|s| !s.slave).collect();
-    if h2c.len() > 4 || c2h.len() > 4 {
-        return Err(SynthError::Unsupported(format!(
-            "XDMA has 4 H2C and 4 C2H channels; the adapter has {} input and {} output streams",
-            h2c.len(),
-            c2h.len()
-        )));
+        message: message.into(),
     }
+}
+
+/// The PCIe card design (docs/synthesis.md): XDMA as an AXI bridge — BAR0 on its AXI master
+/// (`M_AXI_B`) to the card top's registers, the card top's host port to its AXI slave
+/// (`S_AXI_B`, AXI addresses passed to PCIe unchanged) —, the card port to the HBM, the card
+/// top in its own clock (`clk_wiz` from XDMA's `axi_aclk` at the config's target), SmartConnects
+/// crossing clocks and converting widths and protocols.
+pub fn xdma_design(
+    board: &Board,
+    shell: &CardShell,
+    target_mhz: f64,
+) -> Result<BlockDesign, SynthError> {
+    let pcie = board
+        .spec
+        .pcie
+        .as_ref()
+        .ok_or_else(|| board_err(board, "host xdma needs [pcie]"))?;
+    let mem = board
+        .card_memory()
+        .filter(|m| m.ip == MemoryIp::Hbm)
+        .ok_or_else(|| board_err(board, "host xdma needs [vivado.card_memory] ip = \"hbm\""))?;
+    let stacks = mem.stacks.unwrap_or(1);
+    let port = mem.port.clone().unwrap_or_else(|| "SAXI_00".into());
+    let port_no = port.trim_start_matches("SAXI_").to_string();
     let axi_bits = xdma_axi_bits(pcie.gen, pcie.lanes);
-    let axi_bytes = axi_bits / 8;
+    let regs = 1u64 << shell.lite.addr_bits;
     let mut d = BlockDesign {
         name: "tern_bd".into(),
         ..Default::default()
@@ -369,21 +566,24 @@ pub fn xdma_design(board: &Board, a: &Adapter, target_mhz: f64) -> Result<BlockD
         "xdma_0",
         "xdma",
         &[
-            ("functional_mode", "DMA".into()),
+            ("functional_mode", "AXI_Bridge".into()),
             ("mode_selection", "Advanced".into()),
             ("pcie_blk_locn", pcie.block.clone()),
             ("pl_link_cap_max_link_width", format!("X{}", pcie.lanes)),
             ("pl_link_cap_max_link_speed", link_speed(pcie.gen).into()),
             ("ref_clk_freq", "100_MHz".into()),
+            ("axi_addr_width", "64".into()),
             ("axi_data_width", format!("{axi_bits}_bit")),
             ("axisten_freq", "250".into()),
-            ("xdma_axi_intf_mm", "AXI_Stream".into()),
-            ("xdma_rnum_chnl", h2c.len().to_string()),
-            ("xdma_wnum_chnl", c2h.len().to_string()),
-            ("axilite_master_en", "true".into()),
-            ("axilite_master_scale", "Kilobytes".into()),
-            ("axilite_master_size", "64".into()),
-            ("xdma_num_usr_irq", "1".into()),
+            ("en_axi_master_if", "true".into()),
+            ("en_axi_slave_if", "true".into()),
+            // BAR0: the register block, at AXI address 0 of M_AXI_B
+            ("pf0_bar0_scale", "Kilobytes".into()),
+            ("pf0_bar0_size", (regs / 1024).to_string()),
+            ("pciebar2axibar_0", format!("{:#018x}", 0)),
+            // one AXI BAR: S_AXI_B addresses go to PCIe unchanged (host IOVAs)
+            ("axibar_num", "1".into()),
+            ("axibar2pciebar_0", format!("{:#018x}", 0)),
             ("pf0_base_class_menu", "Processing_accelerators".into()),
             ("pf0_sub_class_interface_menu", "Unknown".into()),
         ],
@@ -394,31 +594,61 @@ pub fn xdma_design(board: &Board, a: &Adapter, target_mhz: f64) -> Result<BlockD
         &[("C_BUF_TYPE", "IBUFDSGTE".into())],
     );
     d.ip(
-        "clk_array",
+        "clk_card",
         "clk_wiz",
         &[
             ("PRIM_IN_FREQ", mhz(250.0)),
             ("PRIM_SOURCE", "No_buffer".into()),
             ("CLKOUT1_REQUESTED_OUT_FREQ", mhz(target_mhz)),
+            ("CLKOUT2_USED", "true".into()),
+            ("CLKOUT2_REQUESTED_OUT_FREQ", mhz(HBM_REF_MHZ)),
             ("USE_RESET", "false".into()),
             ("USE_LOCKED", "true".into()),
         ],
     );
     d.ip(
-        "rst_array",
+        "rst_card",
         "proc_sys_reset",
         &[("C_EXT_RESET_HIGH", "0".into())],
     );
     d.ip(
-        "smc_lite",
-        "smartconnect",
-        &[
-            ("NUM_SI", "1".into()),
-            ("NUM_MI", "1".into()),
-            ("NUM_CLKS", "2".into()),
-        ],
+        "rst_ref",
+        "proc_sys_reset",
+        &[("C_EXT_RESET_HIGH", "0".into())],
     );
-    d.cell("tern_0", CellKind::Module(a.module.clone()), vec![]);
+    let smc2 = [
+        ("NUM_SI", "1".to_string()),
+        ("NUM_MI", "1".into()),
+        ("NUM_CLKS", "2".into()),
+    ];
+    d.ip("smc_regs", "smartconnect", &smc2);
+    d.ip("smc_host", "smartconnect", &smc2);
+    d.ip(
+        "smc_mem",
+        "smartconnect",
+        &[("NUM_SI", "1".into()), ("NUM_MI", "1".into())],
+    );
+    let mut hbm_cfg: Vec<(String, String)> = mem
+        .config
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let axi_mhz = format!("{}", target_mhz.round() as u64);
+    hbm_cfg.push(("USER_AXI_CLK_FREQ".into(), axi_mhz.clone()));
+    hbm_cfg.push(("USER_AXI_INPUT_CLK_FREQ".into(), axi_mhz));
+    for s in 0..stacks {
+        let r = format!("{}", HBM_REF_MHZ.round() as u64);
+        hbm_cfg.push((format!("USER_HBM_REF_CLK_{s}"), r.clone()));
+        hbm_cfg.push((format!("USER_APB_PCLK_{s}"), r));
+    }
+    for i in 0..16 * stacks {
+        let p = format!("{i:02}");
+        if p != port_no {
+            hbm_cfg.push((format!("USER_SAXI_{p}"), "false".into()));
+        }
+    }
+    d.cell("hbm_0", CellKind::Ip("hbm".into()), hbm_cfg);
+    d.cell("tern_0", CellKind::Module(shell.module.clone()), vec![]);
     d.ports.push(Port::Intf {
         name: "pcie_refclk".into(),
         slave: true,
@@ -443,104 +673,85 @@ pub fn xdma_design(board: &Board, a: &Adapter, target_mhz: f64) -> Result<BlockD
     d.net(&["refclk_buf/IBUF_DS_ODIV2", "xdma_0/sys_clk"]);
     d.net(&["refclk_buf/IBUF_OUT", "xdma_0/sys_clk_gt"]);
     d.net(&["pcie_perstn", "xdma_0/sys_rst_n"]);
-    // clocks and resets: host side (xdma axi_aclk) and array side (clk_array)
-    let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
-    let mut host_clk = strs(&["xdma_0/axi_aclk", "clk_array/clk_in1", "smc_lite/aclk"]);
-    let mut host_rst = strs(&[
+    // registers: BAR0 → M_AXI_B (PCIe clock) → SmartConnect → card clock, AXI4-Lite
+    d.intf("xdma_0/M_AXI_B", "smc_regs/S00_AXI");
+    d.intf("smc_regs/M00_AXI", format!("tern_0/{}", shell.lite.name));
+    // host port: card clock → SmartConnect → S_AXI_B (PCIe clock)
+    d.intf(format!("tern_0/{}", shell.host.name), "smc_host/S00_AXI");
+    d.intf("smc_host/M00_AXI", "xdma_0/S_AXI_B");
+    // card port: card clock, which also clocks the HBM port (512 → 256 bits, AXI4 → AXI3)
+    d.intf(format!("tern_0/{}", shell.card.name), "smc_mem/S00_AXI");
+    d.intf("smc_mem/M00_AXI", format!("hbm_0/{port}"));
+    // clocks and resets: PCIe side (axi_aclk), card side (clk_out1), HBM reference (clk_out2)
+    d.nets.push(strs(&[
+        "xdma_0/axi_aclk",
+        "clk_card/clk_in1",
+        "smc_regs/aclk",
+        "smc_host/aclk1",
+    ]));
+    d.nets.push(strs(&[
         "xdma_0/axi_aresetn",
-        "rst_array/ext_reset_in",
-        "smc_lite/aresetn",
+        "rst_card/ext_reset_in",
+        "rst_ref/ext_reset_in",
+        "smc_regs/aresetn",
+    ]));
+    d.net(&[
+        "clk_card/locked",
+        "rst_card/dcm_locked",
+        "rst_ref/dcm_locked",
     ]);
-    let mut arr_clk = strs(&[
-        "clk_array/clk_out1",
-        "rst_array/slowest_sync_clk",
-        "smc_lite/aclk1",
-        "tern_0/aclk",
+    let card_clk = format!("hbm_0/AXI_{port_no}_ACLK");
+    d.nets.push(strs(&[
+        "clk_card/clk_out1",
+        "rst_card/slowest_sync_clk",
+        "smc_regs/aclk1",
+        "smc_host/aclk",
+        "smc_mem/aclk",
+        &format!("tern_0/{}", shell.clock),
+        &card_clk,
+    ]));
+    d.nets.push(strs(&[
+        "rst_card/peripheral_aresetn",
+        &format!("tern_0/{}", shell.reset_n),
+        &format!("hbm_0/AXI_{port_no}_ARESET_N"),
+    ]));
+    d.net(&[
+        "rst_card/interconnect_aresetn",
+        "smc_host/aresetn",
+        "smc_mem/aresetn",
     ]);
-    let mut arr_rst = strs(&["rst_array/peripheral_aresetn", "tern_0/aresetn"]);
-    d.net(&["clk_array/locked", "rst_array/dcm_locked"]);
-    d.intf("xdma_0/M_AXI_LITE", "smc_lite/S00_AXI");
-    d.intf("smc_lite/M00_AXI", format!("tern_0/{}", a.lite));
-    d.net(&["tern_0/irq", "xdma_0/usr_irq_req"]);
-    let dwidth = |d: &mut BlockDesign,
-                  stream: &str,
-                  from: u32,
-                  to: u32,
-                  clk: &mut Vec<String>,
-                  rst: &mut Vec<String>| {
-        let dw = format!("dw_{stream}");
-        d.ip(
-            &dw,
-            "axis_dwidth_converter",
-            &[
-                ("S_TDATA_NUM_BYTES", from.to_string()),
-                ("M_TDATA_NUM_BYTES", to.to_string()),
-            ],
-        );
-        clk.push(format!("{dw}/aclk"));
-        rst.push(format!("{dw}/aresetn"));
-        dw
-    };
-    for (i, s) in h2c.iter().enumerate() {
-        // host clock: XDMA → (width converter) → clock converter → array clock: adapter
-        let mut src = format!("xdma_0/M_AXIS_H2C_{i}");
-        if s.bytes != axi_bytes {
-            let dw = dwidth(
-                &mut d,
-                &s.stream,
-                axi_bytes,
-                s.bytes,
-                &mut host_clk,
-                &mut host_rst,
-            );
-            d.intf(src, format!("{dw}/S_AXIS"));
-            src = format!("{dw}/M_AXIS");
-        }
-        let cc = format!("cc_{}", s.stream);
-        d.ip(
-            &cc,
-            "axis_clock_converter",
-            &[("TDATA_NUM_BYTES", s.bytes.to_string())],
-        );
-        d.intf(src, format!("{cc}/S_AXIS"));
-        d.intf(format!("{cc}/M_AXIS"), format!("tern_0/{}", s.port));
-        host_clk.push(format!("{cc}/s_axis_aclk"));
-        host_rst.push(format!("{cc}/s_axis_aresetn"));
-        arr_clk.push(format!("{cc}/m_axis_aclk"));
-        arr_rst.push(format!("{cc}/m_axis_aresetn"));
+    let mut ref_clk = strs(&["clk_card/clk_out2", "rst_ref/slowest_sync_clk"]);
+    let mut ref_rst = strs(&["rst_ref/peripheral_aresetn"]);
+    for s in 0..stacks {
+        ref_clk.push(format!("hbm_0/HBM_REF_CLK_{s}"));
+        ref_clk.push(format!("hbm_0/APB_{s}_PCLK"));
+        ref_rst.push(format!("hbm_0/APB_{s}_PRESET_N"));
     }
-    for (i, s) in c2h.iter().enumerate() {
-        // array clock: adapter → clock converter → host clock: (width converter) → XDMA
-        let cc = format!("cc_{}", s.stream);
-        d.ip(
-            &cc,
-            "axis_clock_converter",
-            &[("TDATA_NUM_BYTES", s.bytes.to_string())],
-        );
-        d.intf(format!("tern_0/{}", s.port), format!("{cc}/S_AXIS"));
-        arr_clk.push(format!("{cc}/s_axis_aclk"));
-        arr_rst.push(format!("{cc}/s_axis_aresetn"));
-        host_clk.push(format!("{cc}/m_axis_aclk"));
-        host_rst.push(format!("{cc}/m_axis_aresetn"));
-        let mut src = format!("{cc}/M_AXIS");
-        if s.bytes != axi_bytes {
-            let dw = dwidth(
-                &mut d,
-                &s.stream,
-                s.bytes,
-                axi_bytes,
-                &mut host_clk,
-                &mut host_rst,
-            );
-            d.intf(src, format!("{dw}/S_AXIS"));
-            src = format!("{dw}/M_AXIS");
-        }
-        d.intf(src, format!("xdma_0/S_AXIS_C2H_{i}"));
-    }
-    d.nets.push(host_clk);
-    d.nets.push(host_rst);
-    d.nets.push(arr_clk);
-    d.nets.push(arr_rst);
+    d.nets.push(ref_clk);
+    d.nets.push(ref_rst);
+    d.windows = vec![
+        Window {
+            space: "xdma_0/M_AXI_B".into(),
+            slave: format!("tern_0/{}", shell.lite.name),
+            offset: 0,
+            range: regs,
+            fixed: true,
+        },
+        Window {
+            space: format!("tern_0/{}", shell.host.name),
+            slave: "xdma_0/S_AXI_B".into(),
+            offset: 0,
+            range: 1 << HOST_WINDOW_BITS,
+            fixed: true,
+        },
+        Window {
+            space: format!("tern_0/{}", shell.card.name),
+            slave: format!("hbm_0/{port}"),
+            offset: shell.card_base,
+            range: shell.mem_bytes,
+            fixed: false,
+        },
+    ];
     tie_low(board, &mut d);
     Ok(d)
 }
@@ -574,32 +785,44 @@ fn tie_low(board: &Board, d: &mut BlockDesign) {
     d.nets.push(net);
 }
 
-/// Width of the AXI DMA streams on the Zynq design (bytes): the PS HP ports are 128 bits.
-pub const ZYNQ_DMA_BYTES: u32 = 16;
-
-/// The Zynq UltraScale+ design: the PS's HPM0 port drives the registers and the DMA engines'
-/// control ports; one AXI DMA per stream reads (MM2S) or writes (S2MM) DDR through HP0; the
-/// whole design runs on pl_clk0 at the config's target clock.
-pub fn zynq_design(board: &Board, a: &Adapter, target_mhz: f64) -> BlockDesign {
+/// The Zynq UltraScale+ design: the PS's HPM0 (FPD) port reaches the card top's registers, the
+/// host port reaches PS DDR through HP0 and the card port the board's carve-out of it through
+/// HP1, each through a SmartConnect (128-bit PS ports, AXI4-Lite registers); the whole design
+/// runs on pl_clk0 at the config's target clock.
+pub fn zynq_design(
+    board: &Board,
+    shell: &CardShell,
+    target_mhz: f64,
+) -> Result<BlockDesign, SynthError> {
+    board
+        .card_memory()
+        .filter(|m| m.ip == MemoryIp::PsDdr)
+        .ok_or_else(|| {
+            board_err(
+                board,
+                "host zynq-mpsoc needs [vivado.card_memory] ip = \"ps-ddr\"",
+            )
+        })?;
     let mut d = BlockDesign {
         name: "tern_bd".into(),
         ..Default::default()
     };
-    let n = a.streams.len();
     d.ip(
         "ps",
         "zynq_ultra_ps_e",
         &[
+            // M_AXI_HPM0_FPD on, HPM1_FPD and HPM0_LPD off
             ("PSU__USE__M_AXI_GP0", "1".into()),
             ("PSU__USE__M_AXI_GP1", "0".into()),
             ("PSU__USE__M_AXI_GP2", "0".into()),
+            // S_AXI_HP0_FPD (host port) and S_AXI_HP1_FPD (card port)
             ("PSU__USE__S_AXI_GP2", "1".into()),
+            ("PSU__USE__S_AXI_GP3", "1".into()),
             ("PSU__FPGA_PL0_ENABLE", "1".into()),
             (
                 "PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ",
                 format!("{}", target_mhz.round() as u64),
             ),
-            ("PSU__USE__IRQ0", "1".into()),
         ],
     );
     d.automation.push(
@@ -607,123 +830,67 @@ pub fn zynq_design(board: &Board, a: &Adapter, target_mhz: f64) -> BlockDesign {
             .to_string(),
     );
     d.ip("rst_pl", "proc_sys_reset", &[]);
-    d.ip(
-        "smc_ctrl",
-        "smartconnect",
-        &[("NUM_SI", "1".into()), ("NUM_MI", (1 + n).to_string())],
-    );
-    d.ip(
-        "smc_mem",
-        "smartconnect",
-        &[("NUM_SI", n.to_string()), ("NUM_MI", "1".into())],
-    );
-    d.ip(
-        "irq_concat",
-        "xlconcat",
-        &[("NUM_PORTS", (1 + n).to_string())],
-    );
-    d.cell("tern_0", CellKind::Module(a.module.clone()), vec![]);
-    let mut clk: Vec<String> = [
+    for smc in ["smc_regs", "smc_host", "smc_card"] {
+        d.ip(
+            smc,
+            "smartconnect",
+            &[("NUM_SI", "1".into()), ("NUM_MI", "1".into())],
+        );
+    }
+    d.cell("tern_0", CellKind::Module(shell.module.clone()), vec![]);
+    d.net(&["ps/pl_resetn0", "rst_pl/ext_reset_in"]);
+    d.intf("ps/M_AXI_HPM0_FPD", "smc_regs/S00_AXI");
+    d.intf("smc_regs/M00_AXI", format!("tern_0/{}", shell.lite.name));
+    d.intf(format!("tern_0/{}", shell.host.name), "smc_host/S00_AXI");
+    d.intf("smc_host/M00_AXI", "ps/S_AXI_HP0_FPD");
+    d.intf(format!("tern_0/{}", shell.card.name), "smc_card/S00_AXI");
+    d.intf("smc_card/M00_AXI", "ps/S_AXI_HP1_FPD");
+    d.nets.push(strs(&[
         "ps/pl_clk0",
         "ps/maxihpm0_fpd_aclk",
         "ps/saxihp0_fpd_aclk",
+        "ps/saxihp1_fpd_aclk",
         "rst_pl/slowest_sync_clk",
-        "smc_ctrl/aclk",
-        "smc_mem/aclk",
-        "tern_0/aclk",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut rst: Vec<String> = [
+        "smc_regs/aclk",
+        "smc_host/aclk",
+        "smc_card/aclk",
+        &format!("tern_0/{}", shell.clock),
+    ]));
+    d.net(&[
         "rst_pl/peripheral_aresetn",
-        "smc_ctrl/aresetn",
-        "smc_mem/aresetn",
-        "tern_0/aresetn",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    d.net(&["ps/pl_resetn0", "rst_pl/ext_reset_in"]);
-    d.intf("ps/M_AXI_HPM0_FPD", "smc_ctrl/S00_AXI");
-    d.intf("smc_ctrl/M00_AXI", format!("tern_0/{}", a.lite));
-    d.intf("smc_mem/M00_AXI", "ps/S_AXI_HP0_FPD");
-    d.net(&["tern_0/irq", "irq_concat/In0"]);
-    d.net(&["irq_concat/dout", "ps/pl_ps_irq0"]);
-    let bits = (ZYNQ_DMA_BYTES * 8).to_string();
-    for (i, s) in a.streams.iter().enumerate() {
-        let dma = format!("dma_{}", s.stream);
-        let (mm2s, s2mm) = if s.slave { ("1", "0") } else { ("0", "1") };
-        d.ip(
-            &dma,
-            "axi_dma",
-            &[
-                ("c_include_sg", "0".into()),
-                ("c_sg_length_width", "26".into()),
-                ("c_include_mm2s", mm2s.into()),
-                ("c_include_s2mm", s2mm.into()),
-                ("c_m_axi_mm2s_data_width", bits.clone()),
-                ("c_m_axis_mm2s_tdata_width", bits.clone()),
-                ("c_m_axi_s2mm_data_width", bits.clone()),
-                ("c_s_axis_s2mm_tdata_width", bits.clone()),
-                ("c_mm2s_burst_size", "64".into()),
-                ("c_s2mm_burst_size", "64".into()),
-            ],
-        );
-        d.intf(
-            format!("smc_ctrl/M{:02}_AXI", i + 1),
-            format!("{dma}/S_AXI_LITE"),
-        );
-        let (mm, irq) = if s.slave {
-            ("M_AXI_MM2S", "mm2s_introut")
-        } else {
-            ("M_AXI_S2MM", "s2mm_introut")
-        };
-        d.intf(format!("{dma}/{mm}"), format!("smc_mem/S{i:02}_AXI"));
-        d.net(&[&format!("{dma}/{irq}"), &format!("irq_concat/In{}", i + 1)]);
-        clk.push(format!("{dma}/s_axi_lite_aclk"));
-        clk.push(format!(
-            "{dma}/m_axi_{}_aclk",
-            if s.slave { "mm2s" } else { "s2mm" }
-        ));
-        rst.push(format!("{dma}/axi_resetn"));
-        let needs_dw = s.bytes != ZYNQ_DMA_BYTES;
-        let dw = format!("dw_{}", s.stream);
-        if needs_dw {
-            let (sb, mb) = if s.slave {
-                (ZYNQ_DMA_BYTES, s.bytes)
-            } else {
-                (s.bytes, ZYNQ_DMA_BYTES)
-            };
-            d.ip(
-                &dw,
-                "axis_dwidth_converter",
-                &[
-                    ("S_TDATA_NUM_BYTES", sb.to_string()),
-                    ("M_TDATA_NUM_BYTES", mb.to_string()),
-                ],
-            );
-            clk.push(format!("{dw}/aclk"));
-            rst.push(format!("{dw}/aresetn"));
-        }
-        let tern = format!("tern_0/{}", s.port);
-        match (s.slave, needs_dw) {
-            (true, true) => {
-                d.intf(format!("{dma}/M_AXIS_MM2S"), format!("{dw}/S_AXIS"));
-                d.intf(format!("{dw}/M_AXIS"), tern);
-            }
-            (true, false) => d.intf(format!("{dma}/M_AXIS_MM2S"), tern),
-            (false, true) => {
-                d.intf(tern, format!("{dw}/S_AXIS"));
-                d.intf(format!("{dw}/M_AXIS"), format!("{dma}/S_AXIS_S2MM"));
-            }
-            (false, false) => d.intf(tern, format!("{dma}/S_AXIS_S2MM")),
-        }
-    }
-    d.nets.push(clk);
-    d.nets.push(rst);
+        &format!("tern_0/{}", shell.reset_n),
+    ]);
+    d.net(&[
+        "rst_pl/interconnect_aresetn",
+        "smc_regs/aresetn",
+        "smc_host/aresetn",
+        "smc_card/aresetn",
+    ]);
+    d.windows = vec![
+        Window {
+            space: "ps/Data".into(),
+            slave: format!("tern_0/{}", shell.lite.name),
+            offset: ZYNQ_REGS_BASE,
+            range: 1 << shell.lite.addr_bits,
+            fixed: true,
+        },
+        Window {
+            space: format!("tern_0/{}", shell.host.name),
+            slave: "ps/S_AXI_HP0_FPD".into(),
+            offset: 0,
+            range: ZYNQ_HOST_WINDOW,
+            fixed: false,
+        },
+        Window {
+            space: format!("tern_0/{}", shell.card.name),
+            slave: "ps/S_AXI_HP1_FPD".into(),
+            offset: shell.card_base,
+            range: shell.mem_bytes,
+            fixed: false,
+        },
+    ];
     tie_low(board, &mut d);
-    d
+    Ok(d)
 }
 
 /// Files of a generated project.
@@ -737,8 +904,8 @@ pub struct ProjectFiles {
     /// Top of the implementation (the block design wrapper or the board wrapper).
     pub top: String,
     pub host: Host,
-    /// Adapter streams and widths (host boards), for the docs and the driver.
-    pub streams: Vec<axi::AxisStream>,
+    /// The card shell (host boards): its interfaces, widths and card memory.
+    pub shell: Option<CardShell>,
 }
 
 /// The texts of a project, in memory: (relative path, contents).
@@ -747,13 +914,25 @@ pub struct ProjectTexts {
     pub files: Vec<(String, String)>,
     pub top: String,
     pub design: Option<BlockDesign>,
-    pub adapter: Option<Adapter>,
+    pub shell: Option<CardShell>,
 }
 
 const HEADER: &str = "# Generated by tern-bitstreams (tern synth); do not edit.\n# NOT TESTED ON A REAL VIVADO: the generator is checked structurally only (docs/synthesis.md).\n";
 
-/// Builds the project texts. `rtl_top` is the synthesized top (board wrapper or adapter) and
-/// `sources` the RTL file names under `rtl/`.
+/// The card shell of a host board (`None` for a board without a host).
+pub fn board_shell(board: &Board, g: &Generated) -> Result<Option<CardShell>, SynthError> {
+    match (board.host(), board.card_memory()) {
+        (Host::None, _) => Ok(None),
+        (_, Some(mem)) => shell::card_shell(&g.manifest, mem).map(Some),
+        (h, None) => Err(SynthError::Board {
+            board: board.name().to_string(),
+            message: format!("host {} needs [vivado.card_memory]", h.as_str()),
+        }),
+    }
+}
+
+/// Builds the project texts. `rtl_top` is the synthesized top (board wrapper or card shell)
+/// and `sources` the RTL file names under `rtl/`.
 pub fn project_texts(
     board: &Board,
     g: &Generated,
@@ -764,19 +943,14 @@ pub fn project_texts(
     let cfg = &m.config;
     let proj = format!("{}_{}", m.top, board.name().replace('-', "_"));
     let host = board.host();
-    let (design, adapter) = match host {
-        Host::None => (None, None),
-        Host::Xdma => {
-            let a = axi::adapter(m);
-            (Some(xdma_design(board, &a, cfg.clock.target_mhz)?), Some(a))
-        }
-        Host::ZynqMpsoc => {
-            let a = axi::adapter(m);
-            (Some(zynq_design(board, &a, cfg.clock.target_mhz)), Some(a))
-        }
+    let shell = board_shell(board, g)?;
+    let design = match (host, &shell) {
+        (Host::Xdma, Some(sh)) => Some(xdma_design(board, sh, cfg.clock.target_mhz)?),
+        (Host::ZynqMpsoc, Some(sh)) => Some(zynq_design(board, sh, cfg.clock.target_mhz)?),
+        _ => None,
     };
-    if let (Some(d), Some(a)) = (&design, &adapter) {
-        d.check(a)
+    if let (Some(d), Some(sh)) = (&design, &shell) {
+        d.check(sh)
             .map_err(|e| SynthError::Unsupported(format!("block design: {e}")))?;
     }
     let xdc_name = board.spec.io.constraints.clone();
@@ -928,19 +1102,21 @@ pub fn project_texts(
         files,
         top,
         design,
-        adapter,
+        shell,
     })
 }
 
-/// Writes the project into `<out>/vivado/` (the RTL is in `<out>/rtl/`).
+/// Writes the project into `<out>/vivado/` (the RTL is in `<out>/rtl/`): the array's files
+/// and `extra` (the wrapper, or the card top and its shell).
 pub fn write_project(
     board: &Board,
     g: &Generated,
     rtl_top: &str,
+    extra: &[String],
     out: &Path,
 ) -> Result<ProjectFiles, SynthError> {
     let mut sources: Vec<String> = g.manifest.files.clone();
-    sources.push(format!("{rtl_top}.v"));
+    sources.extend(extra.iter().cloned());
     let t = project_texts(board, g, rtl_top, &sources)?;
     let dir = out.join("vivado");
     let mut constraints = Vec::new();
@@ -959,6 +1135,6 @@ pub fn write_project(
         sources: sources.iter().map(|s| out.join("rtl").join(s)).collect(),
         top: t.top,
         host: board.host(),
-        streams: t.adapter.map(|a| a.streams).unwrap_or_default(),
+        shell: t.shell,
     })
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use tern_bitstreams::board::{parse_constraints, Boards, Family, Flow, Host};
-use tern_bitstreams::vivado::{project_texts, Port};
+use tern_bitstreams::vivado::{board_shell, project_texts, Port};
 use tern_bitstreams::wrapper::{board_top_name, board_wrapper, BoardPins};
 use tern_hdl::HdlOptions;
 use tern_spec::ArrayConfig;
@@ -66,9 +66,13 @@ fn vivado_projects_match_golden_and_are_consistent() {
                 ports.extend((0..pins.leds).map(|i| format!("{}[{i}]", pins.led_port)));
                 (board_top_name(&g.manifest.top), ports)
             }
-            _ => (format!("{}_axi", g.manifest.top), vec![]),
+            _ => (format!("{}_shell", g.manifest.top), vec![]),
         };
         let mut sources = g.manifest.files.clone();
+        if b.host() != Host::None {
+            // the card top, then its shell
+            sources.push(g.manifest.card.as_ref().unwrap().file.clone());
+        }
         sources.push(format!("{rtl_top}.v"));
         let t = project_texts(b, &g, &rtl_top, &sources).unwrap();
         let text = |name: &str| {
@@ -99,9 +103,10 @@ fn vivado_projects_match_golden_and_are_consistent() {
             .collect();
         let top: BTreeSet<String> = match &t.design {
             Some(d) => {
-                let a = t.adapter.as_ref().unwrap();
-                d.check(a).unwrap();
-                // every cell is created once, every adapter stream is wired
+                let sh = t.shell.as_ref().unwrap();
+                assert_eq!(sh.module, rtl_top);
+                d.check(sh).unwrap();
+                // every cell is created once
                 for c in &d.cells {
                     assert_eq!(
                         create.matches(&format!(" {}\n", c.name)).count()
@@ -112,14 +117,33 @@ fn vivado_projects_match_golden_and_are_consistent() {
                         c.name
                     );
                 }
-                for s in &a.streams {
-                    assert!(
-                        create.contains(&format!("tern_0/{}]", s.port)),
-                        "{}",
-                        s.port
+                // every interface of the shell is wired once in the script, and every window
+                // is assigned and checked
+                for i in sh.interfaces() {
+                    assert_eq!(
+                        create.matches(&format!("tern_0/{}]", i.name)).count(),
+                        // the connection, plus its window's assign_bd_address (the address
+                        // space of a master, the segments of the slave)
+                        2,
+                        "{}: {}",
+                        b.name(),
+                        i.name
                     );
-                    assert!(s.bytes * 8 >= s.bits && s.bytes * 8 < s.bits + 8);
                 }
+                for w in &d.windows {
+                    assert!(create.contains(&format!(
+                        "tern_expect_window {} {:#x} {:#x}",
+                        w.space, w.offset, w.range
+                    )));
+                }
+                // the shell's widths are the card top's (tern_hdl::card::card_ports)
+                let ports = tern_hdl::card::card_ports();
+                let width = |n: &str| ports.iter().find(|p| p.name == n).unwrap().width;
+                for i in sh.interfaces() {
+                    assert_eq!(i.addr_bits, width(&format!("{}awaddr", i.card_prefix)));
+                    assert_eq!(i.data_bits, width(&format!("{}wdata", i.card_prefix)));
+                }
+                assert_eq!(Some(sh.mem_bytes), b.card_memory().map(|m| m.bytes));
                 d.ports.iter().flat_map(Port::hdl_names).collect()
             }
             None => {
@@ -178,22 +202,95 @@ fn xdma_widths_follow_the_link() {
     assert_eq!(xdma_axi_bits(2, 1), 64);
 }
 
-/// The large config's 2048-bit weight beat needs an up-sizer from XDMA's 512 bits; the
-/// default's 512-bit beat needs none.
+/// The block design follows the card top and the board: the register window is what the
+/// card top's address bits decode, the card port's window is the board's card memory, and the
+/// checks refuse a design with a shell interface left out or wired twice, or a window off.
 #[test]
-fn converters_appear_only_where_widths_differ() {
+fn block_designs_follow_the_card_top_and_refuse_mistakes() {
     let boards = Boards::builtin().unwrap();
-    let b = boards.get("alveo-u55c").unwrap();
-    for (name, want_dw_w) in [("default", false), ("large", true)] {
-        let cfg = ArrayConfig::builtin(name).unwrap();
-        let g = tern_hdl::emit::generate(&cfg, HdlOptions::default()).unwrap();
-        let top = format!("{}_axi", g.manifest.top);
-        let t = project_texts(b, &g, &top, &[]).unwrap();
+    let cfg = ArrayConfig::builtin("default").unwrap();
+    let g = tern_hdl::emit::generate(&cfg, HdlOptions::default()).unwrap();
+    for name in ["alveo-u55c", "kv260"] {
+        let b = boards.get(name).unwrap();
+        let sh = board_shell(b, &g).unwrap().unwrap();
+        let t = project_texts(b, &g, &sh.module, &[]).unwrap();
         let d = t.design.unwrap();
-        let has = d.cells.iter().any(|c| c.name == "dw_weights");
-        assert_eq!(has, want_dw_w, "{name}");
-        let a = t.adapter.unwrap();
-        let w = a.streams.iter().find(|s| s.stream == "weights").unwrap();
-        assert_eq!(w.bits, 2 * cfg.array.rows * cfg.array.cols);
+        d.check(&sh).unwrap();
+        let regs = d
+            .windows
+            .iter()
+            .find(|w| w.slave == "tern_0/s_axi_lite")
+            .unwrap();
+        assert_eq!(regs.range, 1 << 16, "{name}");
+        let card = d
+            .windows
+            .iter()
+            .find(|w| w.space == "tern_0/m_axi_card")
+            .unwrap();
+        assert_eq!(card.range, b.card_memory().unwrap().bytes, "{name}");
+        assert!(sh.verilog.contains(&format!(
+            "#(.MEM_BYTES(64'h{:016x}))",
+            b.card_memory().unwrap().bytes
+        )));
+
+        // the card port left unconnected
+        let mut bad = d.clone();
+        bad.intf_nets.retain(|(a, _)| a != "tern_0/m_axi_card");
+        assert!(bad.check(&sh).unwrap_err().contains("m_axi_card"), "{name}");
+        // the host port wired twice
+        let mut bad = d.clone();
+        bad.intf_nets
+            .push(("tern_0/m_axi_host".into(), "smc_regs/S00_AXI".into()));
+        assert!(
+            bad.check(&sh)
+                .unwrap_err()
+                .contains("more than one connection"),
+            "{name}"
+        );
+        // the register window too small for the card top's 16 address bits
+        let mut bad = d.clone();
+        for w in &mut bad.windows {
+            if w.slave == "tern_0/s_axi_lite" {
+                w.range = 4096;
+            }
+        }
+        assert!(
+            bad.check(&sh).unwrap_err().contains("register block"),
+            "{name}"
+        );
+        // the card window not the card memory
+        let mut bad = d.clone();
+        for w in &mut bad.windows {
+            if w.space == "tern_0/m_axi_card" {
+                w.range /= 2;
+            }
+        }
+        assert!(bad.check(&sh).unwrap_err().contains("card port"), "{name}");
+        // a second module cell
+        let mut bad = d.clone();
+        let mut extra = bad
+            .cells
+            .iter()
+            .find(|c| c.name == "tern_0")
+            .unwrap()
+            .clone();
+        extra.name = "tern_1".into();
+        bad.cells.push(extra);
+        assert!(
+            bad.check(&sh).unwrap_err().contains("module cells"),
+            "{name}"
+        );
     }
+}
+
+/// A config the card top does not support cannot go on a host board: the error says why.
+#[test]
+fn host_boards_need_a_card_top() {
+    let boards = Boards::builtin().unwrap();
+    let cfg = ArrayConfig::builtin("small").unwrap();
+    let mut g = tern_hdl::emit::generate(&cfg, HdlOptions::default()).unwrap();
+    g.manifest.card = None;
+    let b = boards.get("alveo-u55c").unwrap();
+    let e = project_texts(b, &g, "x", &[]).unwrap_err().to_string();
+    assert!(e.contains("card top does not support"), "{e}");
 }

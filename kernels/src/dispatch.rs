@@ -165,33 +165,70 @@ pub fn gemm_with(
 ) -> Result<Array2<i64>, KernelError> {
     let path = check_available(path)?;
     let pa = PreparedActs::new(pm, acts)?;
-    let mut buf = vec![0i64; pm.groups() * ROWS * pa.m()];
-    gemm_prepared(pm, &pa, threads, path, &mut buf)?;
-    Ok(token_major(buf, pa.m(), pm.n()))
+    let (m, n) = (pa.m(), pm.n());
+    let y = with_scratch(pm.groups() * ROWS * m, |buf| {
+        gemm_prepared(pm, &pa, threads, path, buf)?;
+        Ok::<_, KernelError>(token_major(buf, m, n, threads))
+    })?;
+    Ok(Array2::from_shape_vec((m, n), y).expect("m × n"))
 }
 
-/// `[padded row][token]` kernel output → `acc [M, N]`.
-fn token_major(mut buf: Vec<i64>, m: usize, n: usize) -> Array2<i64> {
-    if m == 1 {
-        buf.truncate(n);
-        return Array2::from_shape_vec((1, n), buf).expect("1 × n");
-    }
-    // One 16-row group (16 · M contiguous values) at a time: the reads stay in L1 and each
-    // token's 16 outputs are written contiguously.
-    let mut y = vec![0i64; m * n];
-    for (g, blk) in buf.chunks_exact(ROWS * m).enumerate() {
-        let o0 = g * ROWS;
-        if o0 >= n {
-            break;
-        }
-        let w = ROWS.min(n - o0);
-        for (t, yr) in y.chunks_exact_mut(n).enumerate() {
-            for (r, yv) in yr[o0..o0 + w].iter_mut().enumerate() {
-                *yv = blk[r * m + t];
+thread_local! {
+    /// The calling thread's kernel output buffer, `[padded row][token]`, kept between calls:
+    /// a prefill GEMM's output is megabytes, and a fresh one per call costs page faults and
+    /// zeroing. It is never read before the kernel writes it (every kernel writes every value
+    /// of its chunk: `kernels_write_every_output_value`).
+    static SCRATCH: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `len` values of the calling thread's scratch (a fresh buffer when the scratch
+/// is already in use further up the stack).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [i64]) -> R) -> R {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < len {
+                v.resize(len, 0);
             }
+            f(&mut v[..len])
         }
+        Err(_) => f(&mut vec![0i64; len]),
+    })
+}
+
+/// `[padded row][token]` kernel output (`⌈N/16⌉·16·M` values) → `acc [M, N]`, row-major,
+/// split over `threads` by token.
+fn token_major(buf: &[i64], m: usize, n: usize, threads: usize) -> Vec<i64> {
+    if m == 1 {
+        return buf[..n].to_vec();
     }
-    Array2::from_shape_vec((m, n), y).expect("m × n")
+    let mut y: Vec<i64> = Vec::with_capacity(m * n);
+    // Tokens per task: about 4 tasks per thread. Each task reads, per 16-row group, a
+    // contiguous run of its tokens for each row, and writes its tokens' rows.
+    let tpt = m.div_ceil(threads.max(1) * 4).max(1);
+    threads::for_chunks_mut(
+        threads,
+        &mut y.spare_capacity_mut()[..m * n],
+        tpt * n,
+        |i, ys| {
+            let t0 = i * tpt;
+            let tn = ys.len() / n;
+            for (g, blk) in buf.chunks_exact(ROWS * m).enumerate() {
+                let o0 = g * ROWS;
+                if o0 >= n {
+                    break;
+                }
+                for r in 0..ROWS.min(n - o0) {
+                    for (dt, &v) in blk[r * m + t0..][..tn].iter().enumerate() {
+                        ys[dt * n + o0 + r].write(v);
+                    }
+                }
+            }
+        },
+    );
+    // SAFETY: the groups cover rows 0..n (⌈N/16⌉ groups of 16), so every (token, row) of
+    // the m·n values was written above.
+    unsafe { y.set_len(m * n) };
+    y
 }
 
 /// Several matrices of the same K times the same activations (Q, K, V; gate, up) in one
@@ -202,36 +239,51 @@ pub fn gemm_many(
     threads: usize,
 ) -> Result<Vec<Array2<i64>>, KernelError> {
     let path = default_path()?;
-    let pas = pms
-        .iter()
-        .map(|pm| PreparedActs::new(pm, acts))
-        .collect::<Result<Vec<_>, _>>()?;
+    // Matrices with the same segments (same K and block shape) share one activation layout.
+    let mut pas: Vec<PreparedActs> = Vec::new();
+    let mut pa_of = Vec::with_capacity(pms.len());
+    for (i, pm) in pms.iter().enumerate() {
+        match (0..i).find(|&j| pms[j].segs() == pm.segs() && pms[j].tiles() == pm.tiles()) {
+            Some(j) => pa_of.push(pa_of[j]),
+            None => {
+                pas.push(PreparedActs::new(pm, acts)?);
+                pa_of.push(pas.len() - 1);
+            }
+        }
+    }
     let m = acts.m();
-    let mut bufs: Vec<Vec<i64>> = pms
-        .iter()
-        .map(|pm| vec![0i64; pm.groups() * ROWS * m])
-        .collect();
+    let lens: Vec<usize> = pms.iter().map(|pm| pm.groups() * ROWS * m).collect();
     let kernel = path.kernel();
     let total: usize = pms.iter().map(|pm| pm.groups()).sum();
     let cg = threads::chunk_groups(total, threads.max(1));
-    let mut tasks = Vec::new();
-    for (i, buf) in bufs.iter_mut().enumerate() {
-        for (c, chunk) in buf.chunks_mut(cg * ROWS * m).enumerate() {
-            tasks.push((i, c * cg, chunk));
+    with_scratch(lens.iter().sum(), |scratch| {
+        let mut bufs: Vec<&mut [i64]> = Vec::with_capacity(pms.len());
+        let mut rest = scratch;
+        for &l in &lens {
+            let (b, r) = rest.split_at_mut(l);
+            bufs.push(b);
+            rest = r;
         }
-    }
-    let run = |(i, g0, chunk): (usize, usize, &mut [i64])| {
-        let g1 = g0 + chunk.len() / (ROWS * m);
-        kernel(pms[i], &pas[i], g0, g1, chunk)
-    };
-    threads::for_each_mut(threads, &mut tasks, |_, (i, g0, chunk)| {
-        run((*i, *g0, &mut **chunk))
-    });
-    Ok(pms
-        .iter()
-        .zip(bufs)
-        .map(|(pm, buf)| token_major(buf, m, pm.n()))
-        .collect())
+        let mut tasks = Vec::new();
+        for (i, buf) in bufs.iter_mut().enumerate() {
+            for (c, chunk) in buf.chunks_mut(cg * ROWS * m).enumerate() {
+                tasks.push((i, c * cg, chunk));
+            }
+        }
+        threads::for_each_mut(threads, &mut tasks, |_, (i, g0, chunk)| {
+            let g1 = *g0 + chunk.len() / (ROWS * m);
+            kernel(pms[*i], &pas[pa_of[*i]], *g0, g1, chunk)
+        });
+        drop(tasks);
+        Ok(pms
+            .iter()
+            .zip(bufs)
+            .map(|(pm, buf)| {
+                let y = token_major(buf, m, pm.n(), threads);
+                Array2::from_shape_vec((m, pm.n()), y).expect("m × n")
+            })
+            .collect())
+    })
 }
 
 /// The kernel itself on prepared activations, into `out` laid out `[padded row][token]`

@@ -292,17 +292,19 @@ impl PreparedActs {
         let (m, kp, nseg) = (acts.m(), pm.tiles() * TILE_K, pm.segs().len());
         let mut q = vec![0i8; m * kp];
         let mut asum = vec![0i32; m * nseg];
-        for (t, row) in acts.q.rows().into_iter().enumerate() {
-            let dst = &mut q[t * kp..(t + 1) * kp];
-            for (s, seg) in pm.segs().iter().enumerate() {
-                let mut sum = 0i32;
-                let d = &mut dst[seg.tile0 * TILE_K..seg.tile0 * TILE_K + seg.len];
-                for (i, v) in d.iter_mut().enumerate() {
-                    let a = row[seg.k0 + i];
-                    *v = a;
-                    sum += a as i32;
-                }
-                asum[t * nseg + s] = sum;
+        let codes = acts.q.as_standard_layout();
+        let codes = codes.as_slice().expect("standard layout");
+        let k = pm.k();
+        for (t, (dst, asum)) in q
+            .chunks_exact_mut(kp.max(1))
+            .zip(asum.chunks_exact_mut(nseg.max(1)))
+            .enumerate()
+        {
+            let row = &codes[t * k..(t + 1) * k];
+            for (seg, sum) in pm.segs().iter().zip(asum.iter_mut()) {
+                let src = &row[seg.k0..seg.k0 + seg.len];
+                dst[seg.tile0 * TILE_K..][..seg.len].copy_from_slice(src);
+                *sum = src.iter().map(|&a| a as i32).sum();
             }
         }
         Ok(Self {

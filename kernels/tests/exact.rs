@@ -8,7 +8,8 @@ use ndarray::{Array1, Array2};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tern_kernels::{available, gemm_with, KernelPath, PreparedMatrix};
+use tern_kernels::layout::ROWS;
+use tern_kernels::{available, gemm_prepared, gemm_with, KernelPath, PreparedActs, PreparedMatrix};
 use tern_spec::act::{qmax, qmin};
 use tern_spec::matrix::{QuantizedActs, ScaledTernaryMatrix};
 use tern_spec::reference::gemm_acc;
@@ -138,6 +139,12 @@ proptest! {
                 let got = gemm_with(&pm, &acts, threads, path).unwrap();
                 prop_assert_eq!(&got, &want, "path {} threads {} seed {}", path, threads, c.seed);
             }
+            // Every kernel writes every value of its output (the GEMM entry points reuse an
+            // output buffer without clearing it): none of a sentinel fill survives.
+            let pa = PreparedActs::new(&pm, &acts).unwrap();
+            let mut out = vec![i64::MIN; pm.groups() * ROWS * acts.m()];
+            gemm_prepared(&pm, &pa, 2, path, &mut out).unwrap();
+            prop_assert!(!out.contains(&i64::MIN), "path {} left a value unwritten, seed {}", path, c.seed);
         }
     }
 }

@@ -775,4 +775,17 @@ fn fast_activation_quantizer_equals_the_contract() {
     }
     let bad = ndarray::array![[1.0f32, f32::NAN]];
     assert!(quantize_acts(bad.view(), 1).is_err());
+    // a value that is not finite anywhere (16-lane body or remainder) is named
+    for pos in 0..40 {
+        for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut x = Array2::from_elem((2, 40), 0.5f32);
+            x[(1, pos)] = v;
+            match quantize_acts(x.view(), 2) {
+                Err(tern_spec::act::ActError::NotFinite { token, index, .. }) => {
+                    assert_eq!((token, index), (1, pos), "{v} at {pos}")
+                }
+                other => panic!("{v} at {pos}: {other:?}"),
+            }
+        }
+    }
 }

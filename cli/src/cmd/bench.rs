@@ -27,8 +27,9 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Prefill and decode tokens/s of a model on a backend, with the bytes of weights a
-    /// decoded token reads and the bandwidth bound (measured just before, same threads).
+    /// Prefill and decode tokens/s of a model on a backend, with the bytes a decoded token
+    /// reads (weights and KV cache) and the bandwidth bound (measured just before, same
+    /// threads).
     Run(RunBenchArgs),
     /// The memory read-bandwidth probe alone (what `kernels` and `run` compare with).
     Bandwidth {
@@ -288,9 +289,16 @@ fn bench_session(
         })
     });
     let h = s.head();
-    let bytes = s.weight_bytes_per_token();
+    let weight_bytes = s.weight_bytes_per_token();
+    // The KV cache a decoded token reads: decode step i (0-based) attends to prefill + i + 1
+    // positions, so the mean over the steps is prefill + (decoded + 1) / 2.
+    let kv_row = s.kv_bytes_per_position();
+    let mean_ctx = prompt.len() as f64 + (decoded as f64 + 1.0) / 2.0;
+    let kv_bytes = (kv_row as f64 * mean_ctx).round() as usize;
+    let bytes = weight_bytes + kv_bytes;
     let ternary_bytes = s.backend().weight_bytes();
-    // Decode reads every weight once per token: bound = bandwidth ÷ bytes per token.
+    // Decode reads every weight and the cached keys and values once per token:
+    // bound = bandwidth ÷ bytes per token.
     let bound = bw
         .filter(|_| ternary_bytes > 0)
         .map(|b| b * 1e9 / bytes as f64);
@@ -299,6 +307,8 @@ fn bench_session(
         "head": h.head_type().name(), "head_exact": h.exact(),
         "head_bytes": h.bytes(), "ternary_bytes": ternary_bytes,
         "bytes_per_token": bytes,
+        "weight_bytes_per_token": weight_bytes,
+        "kv_bytes_per_token": kv_bytes, "kv_bytes_per_position": kv_row,
         "bandwidth_gbps": bw,
         "bound_tokens_per_s": bound,
         "pct_of_bound": bound.map(|b| 100.0 * decode_tps / b),
@@ -337,9 +347,10 @@ fn bench_session(
         }
         if let (Some(b), Some(bound)) = (bw, bound) {
             println!(
-                "{:.1} MB read per decoded token (head {:.1} MB), bandwidth {b:.1} GB/s: bound {bound:.1} tok/s, {:.0}% reached",
+                "{:.1} MB read per decoded token (head {:.1} MB, KV cache {:.1} MB), bandwidth {b:.1} GB/s: bound {bound:.1} tok/s, {:.0}% reached",
                 bytes as f64 / 1e6,
                 h.bytes() as f64 / 1e6,
+                kv_bytes as f64 / 1e6,
                 100.0 * decode_tps / bound
             );
         }

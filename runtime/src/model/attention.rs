@@ -200,12 +200,15 @@ fn attention_on(
         return out;
     }
     // Heads per work unit: up to 4 of one group (4 dot chains per key, each key and value row
-    // read once for them); fewer when that leaves fewer units than threads.
+    // read once for them); fewer when the units would not spread evenly over the threads
+    // (a decoded token of 20 heads in groups of 4 is 5 units: 3 + 2 on two threads, while
+    // 10 units of 2 heads are 5 + 5).
     let units_for = |h: usize| m * s.n_heads / h;
+    let even = |u: usize| u >= 4 * threads || u.is_multiple_of(threads);
     let hpu = [4, 2, 1]
         .into_iter()
         .filter(|&h| group % h == 0)
-        .find(|&h| threads <= 1 || units_for(h) >= threads)
+        .find(|&h| threads <= 1 || even(units_for(h)))
         .unwrap_or(1);
     let unit = |i: usize, o: &mut [f32], scores: &mut Vec<f32>| {
         // unit i: token t, query heads hq0..hq0+hpu (contiguous in q and out)

@@ -187,6 +187,12 @@ impl<B: TernaryBackend> Session<B> {
         self.backend.weight_bytes() + self.head.bytes()
     }
 
+    /// Bytes of the KV cache per cached position (keys and values of every layer, f32): what
+    /// a decoded token reads once for every position it attends to.
+    pub fn kv_bytes_per_position(&self) -> usize {
+        self.config.n_layers * 2 * self.config.kv_dim() * std::mem::size_of::<f32>()
+    }
+
     /// Tokens in the KV cache.
     pub fn position(&self) -> usize {
         self.pos
@@ -367,9 +373,14 @@ impl<B: TernaryBackend> Session<B> {
             let ap = &acc_s[t * n + o0..][..yp.len()];
             to_f32_row(yp, ap, &hl.pow2[o0..][..yp.len()], s);
         };
-        tern_kernels::threads::for_each_mut(self.backend.threads(), &mut pieces, |i, yp| {
-            convert(i, yp)
-        });
+        // A decoded token's few thousand values convert in microseconds: less than a hand-off
+        // to the helpers costs, so small outputs stay on the calling thread.
+        let threads = if acc_s.len() < PARALLEL_CONVERT {
+            1
+        } else {
+            self.backend.threads()
+        };
+        tern_kernels::threads::for_each_mut(threads, &mut pieces, |i, yp| convert(i, yp));
         debug_assert!(y.indexed_iter().all(|((t, o), &v)| v.to_bits()
             == output_to_f32(acc[(t, o)], hl.exps[o / hl.bn], acts.scales[t]).to_bits()
             || v.is_nan()));
@@ -411,36 +422,29 @@ pub fn quantize_acts(
     let mut q = Array2::<i8>::zeros((m, k));
     let mut scales = ndarray::Array1::<f32>::zeros(m);
     let one = |t: usize, row: ndarray::ArrayView1<f32>, out: &mut [i8]| -> Result<f32, ActError> {
-        // absmax in eight lanes (max is exact in any order, so this vectorizes); a value
-        // that is not finite is looked for only when the lanes saw one
-        let mut lanes = [0.0f32; 8];
-        let mut finite = true;
-        let xs = row.as_slice();
-        let v = xs.map(|x| x.chunks(8));
-        for c in v.into_iter().flatten() {
-            for (l, &x) in lanes.iter_mut().zip(c) {
-                finite &= x.is_finite();
-                *l = l.max(x.abs());
+        let owned;
+        let xs = match row.as_slice() {
+            Some(xs) => xs,
+            None => {
+                owned = row.to_vec();
+                &owned
             }
+        };
+        let (amax, finite) = absmax(xs);
+        if !finite {
+            let (index, &value) = xs
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !v.is_finite())
+                .expect("absmax saw a value that is not finite");
+            return Err(ActError::NotFinite {
+                token: t,
+                index,
+                value,
+            });
         }
-        if xs.is_none() || !finite {
-            for (index, &v) in row.iter().enumerate() {
-                if !v.is_finite() {
-                    return Err(ActError::NotFinite {
-                        token: t,
-                        index,
-                        value: v,
-                    });
-                }
-                lanes[0] = lanes[0].max(v.abs());
-            }
-        }
-        let amax = lanes.iter().copied().fold(0.0f32, f32::max);
         let s = 127.0f32 / amax.max(AMAX_FLOOR);
-        const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
-        for (o, &v) in out.iter_mut().zip(row.iter()) {
-            *o = (((v * s) + MAGIC) - MAGIC).clamp(-128.0, 127.0) as i8;
-        }
+        round_codes(xs, s, out);
         Ok(s)
     };
     let qs = q.as_slice_mut().unwrap_or(&mut []);
@@ -459,6 +463,66 @@ pub fn quantize_acts(
         q,
         scales,
     })
+}
+
+/// Outputs (M·N values) from which the integer → f32 conversion is split over threads.
+const PARALLEL_CONVERT: usize = 32 * 1024;
+
+/// `max |x|` and whether every value is finite. The max is exact in any order, so it is
+/// taken in 16 lanes; a value that is not finite makes its lane's `x · 0` sum NaN.
+fn absmax(xs: &[f32]) -> (f32, bool) {
+    #[inline(always)]
+    fn body(xs: &[f32]) -> (f32, bool) {
+        let (mut lanes, mut bad) = ([0.0f32; 16], [0.0f32; 16]);
+        let chunks = xs.chunks_exact(16);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for i in 0..16 {
+                lanes[i] = lanes[i].max(c[i].abs());
+                bad[i] += c[i] * 0.0;
+            }
+        }
+        for &x in rest {
+            lanes[0] = lanes[0].max(x.abs());
+            bad[0] += x * 0.0;
+        }
+        let amax = lanes.iter().copied().fold(0.0f32, f32::max);
+        (amax, bad.iter().all(|&b| b == 0.0))
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn wide(xs: &[f32]) -> (f32, bool) {
+            body(xs)
+        }
+        // SAFETY: the CPU has AVX-512 F (checked above).
+        return unsafe { wide(xs) };
+    }
+    body(xs)
+}
+
+/// `code = clamp(round_ties_even(x · s), −128, 127)` for finite `x`: rounding by adding and
+/// subtracting 1.5 · 2^23 (exact for |x · s| < 2^22), and clamping before or after rounding
+/// gives the same code since the bounds are integers.
+fn round_codes(xs: &[f32], s: f32, out: &mut [i8]) {
+    #[inline(always)]
+    fn body(xs: &[f32], s: f32, out: &mut [i8]) {
+        const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+        for (o, &v) in out.iter_mut().zip(xs) {
+            let r = ((v * s + MAGIC) - MAGIC).clamp(-128.0, 127.0);
+            *o = r as i32 as i8; // r is an integer in [-128, 127]
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512bw") {
+        #[target_feature(enable = "avx512f,avx512bw")]
+        unsafe fn wide(xs: &[f32], s: f32, out: &mut [i8]) {
+            body(xs, s, out)
+        }
+        // SAFETY: the CPU has AVX-512 F and BW (checked above).
+        return unsafe { wide(xs, s, out) };
+    }
+    body(xs, s, out)
 }
 
 /// `y_o = f32(f64(acc_o) · pow2_o / s)`: `output_to_f32` of one token's outputs, with

@@ -21,7 +21,7 @@ proc tern_ip {name} {
 }
 
 # sources and constraints
-add_files -norecurse [list [file join $tern_dir .. rtl tern_small.v] [file join $tern_dir .. rtl tern_small_core.v] [file join $tern_dir .. rtl tern_small_axi.v]]
+add_files -norecurse [list [file join $tern_dir .. rtl tern_small.v] [file join $tern_dir .. rtl tern_small_core.v] [file join $tern_dir .. rtl tern_small_card.v] [file join $tern_dir .. rtl tern_small_shell.v]]
 add_files -fileset constrs_1 -norecurse [list [file join $tern_dir alveo-u55c.xdc] [file join $tern_dir timing.xdc]]
 update_compile_order -fileset sources_1
 
@@ -32,21 +32,22 @@ current_bd_design tern_bd
 # cells
 create_bd_cell -type ip -vlnv [tern_ip xdma] xdma_0
 set_property -dict [list \
-    CONFIG.functional_mode {DMA} \
+    CONFIG.functional_mode {AXI_Bridge} \
     CONFIG.mode_selection {Advanced} \
     CONFIG.pcie_blk_locn {PCIE4C_X1Y1} \
     CONFIG.pl_link_cap_max_link_width {X16} \
     CONFIG.pl_link_cap_max_link_speed {8.0_GT/s} \
     CONFIG.ref_clk_freq {100_MHz} \
+    CONFIG.axi_addr_width {64} \
     CONFIG.axi_data_width {512_bit} \
     CONFIG.axisten_freq {250} \
-    CONFIG.xdma_axi_intf_mm {AXI_Stream} \
-    CONFIG.xdma_rnum_chnl {3} \
-    CONFIG.xdma_wnum_chnl {1} \
-    CONFIG.axilite_master_en {true} \
-    CONFIG.axilite_master_scale {Kilobytes} \
-    CONFIG.axilite_master_size {64} \
-    CONFIG.xdma_num_usr_irq {1} \
+    CONFIG.en_axi_master_if {true} \
+    CONFIG.en_axi_slave_if {true} \
+    CONFIG.pf0_bar0_scale {Kilobytes} \
+    CONFIG.pf0_bar0_size {64} \
+    CONFIG.pciebar2axibar_0 {0x0000000000000000} \
+    CONFIG.axibar_num {1} \
+    CONFIG.axibar2pciebar_0 {0x0000000000000000} \
     CONFIG.pf0_base_class_menu {Processing_accelerators} \
     CONFIG.pf0_sub_class_interface_menu {Unknown} \
 ] [get_bd_cells xdma_0]
@@ -54,56 +55,86 @@ create_bd_cell -type ip -vlnv [tern_ip util_ds_buf] refclk_buf
 set_property -dict [list \
     CONFIG.C_BUF_TYPE {IBUFDSGTE} \
 ] [get_bd_cells refclk_buf]
-create_bd_cell -type ip -vlnv [tern_ip clk_wiz] clk_array
+create_bd_cell -type ip -vlnv [tern_ip clk_wiz] clk_card
 set_property -dict [list \
     CONFIG.PRIM_IN_FREQ {250.000} \
     CONFIG.PRIM_SOURCE {No_buffer} \
     CONFIG.CLKOUT1_REQUESTED_OUT_FREQ {150.000} \
+    CONFIG.CLKOUT2_USED {true} \
+    CONFIG.CLKOUT2_REQUESTED_OUT_FREQ {100.000} \
     CONFIG.USE_RESET {false} \
     CONFIG.USE_LOCKED {true} \
-] [get_bd_cells clk_array]
-create_bd_cell -type ip -vlnv [tern_ip proc_sys_reset] rst_array
+] [get_bd_cells clk_card]
+create_bd_cell -type ip -vlnv [tern_ip proc_sys_reset] rst_card
 set_property -dict [list \
     CONFIG.C_EXT_RESET_HIGH {0} \
-] [get_bd_cells rst_array]
-create_bd_cell -type ip -vlnv [tern_ip smartconnect] smc_lite
+] [get_bd_cells rst_card]
+create_bd_cell -type ip -vlnv [tern_ip proc_sys_reset] rst_ref
+set_property -dict [list \
+    CONFIG.C_EXT_RESET_HIGH {0} \
+] [get_bd_cells rst_ref]
+create_bd_cell -type ip -vlnv [tern_ip smartconnect] smc_regs
 set_property -dict [list \
     CONFIG.NUM_SI {1} \
     CONFIG.NUM_MI {1} \
     CONFIG.NUM_CLKS {2} \
-] [get_bd_cells smc_lite]
-create_bd_cell -type module -reference tern_small_axi tern_0
-create_bd_cell -type ip -vlnv [tern_ip axis_dwidth_converter] dw_weights
+] [get_bd_cells smc_regs]
+create_bd_cell -type ip -vlnv [tern_ip smartconnect] smc_host
 set_property -dict [list \
-    CONFIG.S_TDATA_NUM_BYTES {64} \
-    CONFIG.M_TDATA_NUM_BYTES {16} \
-] [get_bd_cells dw_weights]
-create_bd_cell -type ip -vlnv [tern_ip axis_clock_converter] cc_weights
+    CONFIG.NUM_SI {1} \
+    CONFIG.NUM_MI {1} \
+    CONFIG.NUM_CLKS {2} \
+] [get_bd_cells smc_host]
+create_bd_cell -type ip -vlnv [tern_ip smartconnect] smc_mem
 set_property -dict [list \
-    CONFIG.TDATA_NUM_BYTES {16} \
-] [get_bd_cells cc_weights]
-create_bd_cell -type ip -vlnv [tern_ip axis_dwidth_converter] dw_activations
+    CONFIG.NUM_SI {1} \
+    CONFIG.NUM_MI {1} \
+] [get_bd_cells smc_mem]
+create_bd_cell -type ip -vlnv [tern_ip hbm] hbm_0
 set_property -dict [list \
-    CONFIG.S_TDATA_NUM_BYTES {64} \
-    CONFIG.M_TDATA_NUM_BYTES {8} \
-] [get_bd_cells dw_activations]
-create_bd_cell -type ip -vlnv [tern_ip axis_clock_converter] cc_activations
-set_property -dict [list \
-    CONFIG.TDATA_NUM_BYTES {8} \
-] [get_bd_cells cc_activations]
-create_bd_cell -type ip -vlnv [tern_ip axis_dwidth_converter] dw_scales
-set_property -dict [list \
-    CONFIG.S_TDATA_NUM_BYTES {64} \
-    CONFIG.M_TDATA_NUM_BYTES {16} \
-] [get_bd_cells dw_scales]
-create_bd_cell -type ip -vlnv [tern_ip axis_clock_converter] cc_scales
-set_property -dict [list \
-    CONFIG.TDATA_NUM_BYTES {16} \
-] [get_bd_cells cc_scales]
-create_bd_cell -type ip -vlnv [tern_ip axis_clock_converter] cc_outputs
-set_property -dict [list \
-    CONFIG.TDATA_NUM_BYTES {64} \
-] [get_bd_cells cc_outputs]
+    CONFIG.USER_HBM_DENSITY {16GB} \
+    CONFIG.USER_HBM_STACK {2} \
+    CONFIG.USER_SWITCH_ENABLE_00 {TRUE} \
+    CONFIG.USER_SWITCH_ENABLE_01 {TRUE} \
+    CONFIG.USER_AXI_CLK_FREQ {150} \
+    CONFIG.USER_AXI_INPUT_CLK_FREQ {150} \
+    CONFIG.USER_HBM_REF_CLK_0 {100} \
+    CONFIG.USER_APB_PCLK_0 {100} \
+    CONFIG.USER_HBM_REF_CLK_1 {100} \
+    CONFIG.USER_APB_PCLK_1 {100} \
+    CONFIG.USER_SAXI_01 {false} \
+    CONFIG.USER_SAXI_02 {false} \
+    CONFIG.USER_SAXI_03 {false} \
+    CONFIG.USER_SAXI_04 {false} \
+    CONFIG.USER_SAXI_05 {false} \
+    CONFIG.USER_SAXI_06 {false} \
+    CONFIG.USER_SAXI_07 {false} \
+    CONFIG.USER_SAXI_08 {false} \
+    CONFIG.USER_SAXI_09 {false} \
+    CONFIG.USER_SAXI_10 {false} \
+    CONFIG.USER_SAXI_11 {false} \
+    CONFIG.USER_SAXI_12 {false} \
+    CONFIG.USER_SAXI_13 {false} \
+    CONFIG.USER_SAXI_14 {false} \
+    CONFIG.USER_SAXI_15 {false} \
+    CONFIG.USER_SAXI_16 {false} \
+    CONFIG.USER_SAXI_17 {false} \
+    CONFIG.USER_SAXI_18 {false} \
+    CONFIG.USER_SAXI_19 {false} \
+    CONFIG.USER_SAXI_20 {false} \
+    CONFIG.USER_SAXI_21 {false} \
+    CONFIG.USER_SAXI_22 {false} \
+    CONFIG.USER_SAXI_23 {false} \
+    CONFIG.USER_SAXI_24 {false} \
+    CONFIG.USER_SAXI_25 {false} \
+    CONFIG.USER_SAXI_26 {false} \
+    CONFIG.USER_SAXI_27 {false} \
+    CONFIG.USER_SAXI_28 {false} \
+    CONFIG.USER_SAXI_29 {false} \
+    CONFIG.USER_SAXI_30 {false} \
+    CONFIG.USER_SAXI_31 {false} \
+] [get_bd_cells hbm_0]
+create_bd_cell -type module -reference tern_small_shell tern_0
 create_bd_cell -type ip -vlnv [tern_ip xlconstant] const_low
 set_property -dict [list \
     CONFIG.CONST_VAL {0} \
@@ -121,33 +152,47 @@ create_bd_port -dir O hbm_cattrip
 # interface connections
 connect_bd_intf_net [get_bd_intf_ports pcie_refclk] [get_bd_intf_pins refclk_buf/CLK_IN_D]
 connect_bd_intf_net [get_bd_intf_pins xdma_0/pcie_mgt] [get_bd_intf_ports pcie_mgt]
-connect_bd_intf_net [get_bd_intf_pins xdma_0/M_AXI_LITE] [get_bd_intf_pins smc_lite/S00_AXI]
-connect_bd_intf_net [get_bd_intf_pins smc_lite/M00_AXI] [get_bd_intf_pins tern_0/s_axi_lite]
-connect_bd_intf_net [get_bd_intf_pins xdma_0/M_AXIS_H2C_0] [get_bd_intf_pins dw_weights/S_AXIS]
-connect_bd_intf_net [get_bd_intf_pins dw_weights/M_AXIS] [get_bd_intf_pins cc_weights/S_AXIS]
-connect_bd_intf_net [get_bd_intf_pins cc_weights/M_AXIS] [get_bd_intf_pins tern_0/s_axis_weights]
-connect_bd_intf_net [get_bd_intf_pins xdma_0/M_AXIS_H2C_1] [get_bd_intf_pins dw_activations/S_AXIS]
-connect_bd_intf_net [get_bd_intf_pins dw_activations/M_AXIS] [get_bd_intf_pins cc_activations/S_AXIS]
-connect_bd_intf_net [get_bd_intf_pins cc_activations/M_AXIS] [get_bd_intf_pins tern_0/s_axis_activations]
-connect_bd_intf_net [get_bd_intf_pins xdma_0/M_AXIS_H2C_2] [get_bd_intf_pins dw_scales/S_AXIS]
-connect_bd_intf_net [get_bd_intf_pins dw_scales/M_AXIS] [get_bd_intf_pins cc_scales/S_AXIS]
-connect_bd_intf_net [get_bd_intf_pins cc_scales/M_AXIS] [get_bd_intf_pins tern_0/s_axis_scales]
-connect_bd_intf_net [get_bd_intf_pins tern_0/m_axis_outputs] [get_bd_intf_pins cc_outputs/S_AXIS]
-connect_bd_intf_net [get_bd_intf_pins cc_outputs/M_AXIS] [get_bd_intf_pins xdma_0/S_AXIS_C2H_0]
+connect_bd_intf_net [get_bd_intf_pins xdma_0/M_AXI_B] [get_bd_intf_pins smc_regs/S00_AXI]
+connect_bd_intf_net [get_bd_intf_pins smc_regs/M00_AXI] [get_bd_intf_pins tern_0/s_axi_lite]
+connect_bd_intf_net [get_bd_intf_pins tern_0/m_axi_host] [get_bd_intf_pins smc_host/S00_AXI]
+connect_bd_intf_net [get_bd_intf_pins smc_host/M00_AXI] [get_bd_intf_pins xdma_0/S_AXI_B]
+connect_bd_intf_net [get_bd_intf_pins tern_0/m_axi_card] [get_bd_intf_pins smc_mem/S00_AXI]
+connect_bd_intf_net [get_bd_intf_pins smc_mem/M00_AXI] [get_bd_intf_pins hbm_0/SAXI_00]
 
 # nets
 connect_bd_net [get_bd_pins refclk_buf/IBUF_DS_ODIV2] [get_bd_pins xdma_0/sys_clk]
 connect_bd_net [get_bd_pins refclk_buf/IBUF_OUT] [get_bd_pins xdma_0/sys_clk_gt]
 connect_bd_net [get_bd_ports pcie_perstn] [get_bd_pins xdma_0/sys_rst_n]
-connect_bd_net [get_bd_pins clk_array/locked] [get_bd_pins rst_array/dcm_locked]
-connect_bd_net [get_bd_pins tern_0/irq] [get_bd_pins xdma_0/usr_irq_req]
-connect_bd_net [get_bd_pins xdma_0/axi_aclk] [get_bd_pins clk_array/clk_in1] [get_bd_pins smc_lite/aclk] [get_bd_pins dw_weights/aclk] [get_bd_pins cc_weights/s_axis_aclk] [get_bd_pins dw_activations/aclk] [get_bd_pins cc_activations/s_axis_aclk] [get_bd_pins dw_scales/aclk] [get_bd_pins cc_scales/s_axis_aclk] [get_bd_pins cc_outputs/m_axis_aclk]
-connect_bd_net [get_bd_pins xdma_0/axi_aresetn] [get_bd_pins rst_array/ext_reset_in] [get_bd_pins smc_lite/aresetn] [get_bd_pins dw_weights/aresetn] [get_bd_pins cc_weights/s_axis_aresetn] [get_bd_pins dw_activations/aresetn] [get_bd_pins cc_activations/s_axis_aresetn] [get_bd_pins dw_scales/aresetn] [get_bd_pins cc_scales/s_axis_aresetn] [get_bd_pins cc_outputs/m_axis_aresetn]
-connect_bd_net [get_bd_pins clk_array/clk_out1] [get_bd_pins rst_array/slowest_sync_clk] [get_bd_pins smc_lite/aclk1] [get_bd_pins tern_0/aclk] [get_bd_pins cc_weights/m_axis_aclk] [get_bd_pins cc_activations/m_axis_aclk] [get_bd_pins cc_scales/m_axis_aclk] [get_bd_pins cc_outputs/s_axis_aclk]
-connect_bd_net [get_bd_pins rst_array/peripheral_aresetn] [get_bd_pins tern_0/aresetn] [get_bd_pins cc_weights/m_axis_aresetn] [get_bd_pins cc_activations/m_axis_aresetn] [get_bd_pins cc_scales/m_axis_aresetn] [get_bd_pins cc_outputs/s_axis_aresetn]
+connect_bd_net [get_bd_pins xdma_0/axi_aclk] [get_bd_pins clk_card/clk_in1] [get_bd_pins smc_regs/aclk] [get_bd_pins smc_host/aclk1]
+connect_bd_net [get_bd_pins xdma_0/axi_aresetn] [get_bd_pins rst_card/ext_reset_in] [get_bd_pins rst_ref/ext_reset_in] [get_bd_pins smc_regs/aresetn]
+connect_bd_net [get_bd_pins clk_card/locked] [get_bd_pins rst_card/dcm_locked] [get_bd_pins rst_ref/dcm_locked]
+connect_bd_net [get_bd_pins clk_card/clk_out1] [get_bd_pins rst_card/slowest_sync_clk] [get_bd_pins smc_regs/aclk1] [get_bd_pins smc_host/aclk] [get_bd_pins smc_mem/aclk] [get_bd_pins tern_0/aclk] [get_bd_pins hbm_0/AXI_00_ACLK]
+connect_bd_net [get_bd_pins rst_card/peripheral_aresetn] [get_bd_pins tern_0/aresetn] [get_bd_pins hbm_0/AXI_00_ARESET_N]
+connect_bd_net [get_bd_pins rst_card/interconnect_aresetn] [get_bd_pins smc_host/aresetn] [get_bd_pins smc_mem/aresetn]
+connect_bd_net [get_bd_pins clk_card/clk_out2] [get_bd_pins rst_ref/slowest_sync_clk] [get_bd_pins hbm_0/HBM_REF_CLK_0] [get_bd_pins hbm_0/APB_0_PCLK] [get_bd_pins hbm_0/HBM_REF_CLK_1] [get_bd_pins hbm_0/APB_1_PCLK]
+connect_bd_net [get_bd_pins rst_ref/peripheral_aresetn] [get_bd_pins hbm_0/APB_0_PRESET_N] [get_bd_pins hbm_0/APB_1_PRESET_N]
 connect_bd_net [get_bd_pins const_low/dout] [get_bd_ports hbm_cattrip]
 
+# addresses: the windows tern checks, then the rest by Vivado
+proc tern_expect_window {space lo size} {
+    set spans {}
+    foreach s [get_bd_addr_segs -of_objects [get_bd_addr_spaces $space]] {
+        lappend spans [list [expr {[get_property OFFSET $s]}] [expr {[get_property RANGE $s]}]]
+    }
+    set cur [expr {$lo}]
+    foreach sp [lsort -integer -index 0 $spans] {
+        lassign $sp o r
+        if {$o <= $cur && $o + $r > $cur} { set cur [expr {$o + $r}] }
+    }
+    if {$cur < $lo + $size} { error "tern: address space $space maps [format 0x%x $lo] + [format 0x%x $size] only up to [format 0x%x $cur]" }
+}
+assign_bd_address -offset 0x0000000000000000 -range 64K -target_address_space [get_bd_addr_spaces xdma_0/M_AXI_B] [get_bd_addr_segs -of_objects [get_bd_intf_pins tern_0/s_axi_lite]]
+assign_bd_address -offset 0x0000000000000000 -range 256T -target_address_space [get_bd_addr_spaces tern_0/m_axi_host] [get_bd_addr_segs -of_objects [get_bd_intf_pins xdma_0/S_AXI_B]]
+assign_bd_address -target_address_space [get_bd_addr_spaces tern_0/m_axi_card] [get_bd_addr_segs -of_objects [get_bd_intf_pins hbm_0/SAXI_00]]
 assign_bd_address
+tern_expect_window xdma_0/M_AXI_B 0x0 0x10000
+tern_expect_window tern_0/m_axi_host 0x0 0x1000000000000
+tern_expect_window tern_0/m_axi_card 0x0 0x400000000
 validate_bd_design
 save_bd_design
 set tern_wrapper [make_wrapper -files [get_files tern_bd.bd] -top]

@@ -21,7 +21,7 @@ proc tern_ip {name} {
 }
 
 # sources and constraints
-add_files -norecurse [list [file join $tern_dir .. rtl tern_small.v] [file join $tern_dir .. rtl tern_small_core.v] [file join $tern_dir .. rtl tern_small_axi.v]]
+add_files -norecurse [list [file join $tern_dir .. rtl tern_small.v] [file join $tern_dir .. rtl tern_small_core.v] [file join $tern_dir .. rtl tern_small_card.v] [file join $tern_dir .. rtl tern_small_shell.v]]
 add_files -fileset constrs_1 -norecurse [list [file join $tern_dir kv260.xdc] [file join $tern_dir timing.xdc]]
 update_compile_order -fileset sources_1
 
@@ -36,88 +36,27 @@ set_property -dict [list \
     CONFIG.PSU__USE__M_AXI_GP1 {0} \
     CONFIG.PSU__USE__M_AXI_GP2 {0} \
     CONFIG.PSU__USE__S_AXI_GP2 {1} \
+    CONFIG.PSU__USE__S_AXI_GP3 {1} \
     CONFIG.PSU__FPGA_PL0_ENABLE {1} \
     CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {150} \
-    CONFIG.PSU__USE__IRQ0 {1} \
 ] [get_bd_cells ps]
 create_bd_cell -type ip -vlnv [tern_ip proc_sys_reset] rst_pl
-create_bd_cell -type ip -vlnv [tern_ip smartconnect] smc_ctrl
+create_bd_cell -type ip -vlnv [tern_ip smartconnect] smc_regs
 set_property -dict [list \
     CONFIG.NUM_SI {1} \
-    CONFIG.NUM_MI {5} \
-] [get_bd_cells smc_ctrl]
-create_bd_cell -type ip -vlnv [tern_ip smartconnect] smc_mem
-set_property -dict [list \
-    CONFIG.NUM_SI {4} \
     CONFIG.NUM_MI {1} \
-] [get_bd_cells smc_mem]
-create_bd_cell -type ip -vlnv [tern_ip xlconcat] irq_concat
+] [get_bd_cells smc_regs]
+create_bd_cell -type ip -vlnv [tern_ip smartconnect] smc_host
 set_property -dict [list \
-    CONFIG.NUM_PORTS {5} \
-] [get_bd_cells irq_concat]
-create_bd_cell -type module -reference tern_small_axi tern_0
-create_bd_cell -type ip -vlnv [tern_ip axi_dma] dma_weights
+    CONFIG.NUM_SI {1} \
+    CONFIG.NUM_MI {1} \
+] [get_bd_cells smc_host]
+create_bd_cell -type ip -vlnv [tern_ip smartconnect] smc_card
 set_property -dict [list \
-    CONFIG.c_include_sg {0} \
-    CONFIG.c_sg_length_width {26} \
-    CONFIG.c_include_mm2s {1} \
-    CONFIG.c_include_s2mm {0} \
-    CONFIG.c_m_axi_mm2s_data_width {128} \
-    CONFIG.c_m_axis_mm2s_tdata_width {128} \
-    CONFIG.c_m_axi_s2mm_data_width {128} \
-    CONFIG.c_s_axis_s2mm_tdata_width {128} \
-    CONFIG.c_mm2s_burst_size {64} \
-    CONFIG.c_s2mm_burst_size {64} \
-] [get_bd_cells dma_weights]
-create_bd_cell -type ip -vlnv [tern_ip axi_dma] dma_activations
-set_property -dict [list \
-    CONFIG.c_include_sg {0} \
-    CONFIG.c_sg_length_width {26} \
-    CONFIG.c_include_mm2s {1} \
-    CONFIG.c_include_s2mm {0} \
-    CONFIG.c_m_axi_mm2s_data_width {128} \
-    CONFIG.c_m_axis_mm2s_tdata_width {128} \
-    CONFIG.c_m_axi_s2mm_data_width {128} \
-    CONFIG.c_s_axis_s2mm_tdata_width {128} \
-    CONFIG.c_mm2s_burst_size {64} \
-    CONFIG.c_s2mm_burst_size {64} \
-] [get_bd_cells dma_activations]
-create_bd_cell -type ip -vlnv [tern_ip axis_dwidth_converter] dw_activations
-set_property -dict [list \
-    CONFIG.S_TDATA_NUM_BYTES {16} \
-    CONFIG.M_TDATA_NUM_BYTES {8} \
-] [get_bd_cells dw_activations]
-create_bd_cell -type ip -vlnv [tern_ip axi_dma] dma_scales
-set_property -dict [list \
-    CONFIG.c_include_sg {0} \
-    CONFIG.c_sg_length_width {26} \
-    CONFIG.c_include_mm2s {1} \
-    CONFIG.c_include_s2mm {0} \
-    CONFIG.c_m_axi_mm2s_data_width {128} \
-    CONFIG.c_m_axis_mm2s_tdata_width {128} \
-    CONFIG.c_m_axi_s2mm_data_width {128} \
-    CONFIG.c_s_axis_s2mm_tdata_width {128} \
-    CONFIG.c_mm2s_burst_size {64} \
-    CONFIG.c_s2mm_burst_size {64} \
-] [get_bd_cells dma_scales]
-create_bd_cell -type ip -vlnv [tern_ip axi_dma] dma_outputs
-set_property -dict [list \
-    CONFIG.c_include_sg {0} \
-    CONFIG.c_sg_length_width {26} \
-    CONFIG.c_include_mm2s {0} \
-    CONFIG.c_include_s2mm {1} \
-    CONFIG.c_m_axi_mm2s_data_width {128} \
-    CONFIG.c_m_axis_mm2s_tdata_width {128} \
-    CONFIG.c_m_axi_s2mm_data_width {128} \
-    CONFIG.c_s_axis_s2mm_tdata_width {128} \
-    CONFIG.c_mm2s_burst_size {64} \
-    CONFIG.c_s2mm_burst_size {64} \
-] [get_bd_cells dma_outputs]
-create_bd_cell -type ip -vlnv [tern_ip axis_dwidth_converter] dw_outputs
-set_property -dict [list \
-    CONFIG.S_TDATA_NUM_BYTES {64} \
-    CONFIG.M_TDATA_NUM_BYTES {16} \
-] [get_bd_cells dw_outputs]
+    CONFIG.NUM_SI {1} \
+    CONFIG.NUM_MI {1} \
+] [get_bd_cells smc_card]
+create_bd_cell -type module -reference tern_small_shell tern_0
 
 # board automation (needs the board files)
 if {$tern_board_part_ok} {
@@ -127,36 +66,39 @@ if {$tern_board_part_ok} {
 # external ports
 
 # interface connections
-connect_bd_intf_net [get_bd_intf_pins ps/M_AXI_HPM0_FPD] [get_bd_intf_pins smc_ctrl/S00_AXI]
-connect_bd_intf_net [get_bd_intf_pins smc_ctrl/M00_AXI] [get_bd_intf_pins tern_0/s_axi_lite]
-connect_bd_intf_net [get_bd_intf_pins smc_mem/M00_AXI] [get_bd_intf_pins ps/S_AXI_HP0_FPD]
-connect_bd_intf_net [get_bd_intf_pins smc_ctrl/M01_AXI] [get_bd_intf_pins dma_weights/S_AXI_LITE]
-connect_bd_intf_net [get_bd_intf_pins dma_weights/M_AXI_MM2S] [get_bd_intf_pins smc_mem/S00_AXI]
-connect_bd_intf_net [get_bd_intf_pins dma_weights/M_AXIS_MM2S] [get_bd_intf_pins tern_0/s_axis_weights]
-connect_bd_intf_net [get_bd_intf_pins smc_ctrl/M02_AXI] [get_bd_intf_pins dma_activations/S_AXI_LITE]
-connect_bd_intf_net [get_bd_intf_pins dma_activations/M_AXI_MM2S] [get_bd_intf_pins smc_mem/S01_AXI]
-connect_bd_intf_net [get_bd_intf_pins dma_activations/M_AXIS_MM2S] [get_bd_intf_pins dw_activations/S_AXIS]
-connect_bd_intf_net [get_bd_intf_pins dw_activations/M_AXIS] [get_bd_intf_pins tern_0/s_axis_activations]
-connect_bd_intf_net [get_bd_intf_pins smc_ctrl/M03_AXI] [get_bd_intf_pins dma_scales/S_AXI_LITE]
-connect_bd_intf_net [get_bd_intf_pins dma_scales/M_AXI_MM2S] [get_bd_intf_pins smc_mem/S02_AXI]
-connect_bd_intf_net [get_bd_intf_pins dma_scales/M_AXIS_MM2S] [get_bd_intf_pins tern_0/s_axis_scales]
-connect_bd_intf_net [get_bd_intf_pins smc_ctrl/M04_AXI] [get_bd_intf_pins dma_outputs/S_AXI_LITE]
-connect_bd_intf_net [get_bd_intf_pins dma_outputs/M_AXI_S2MM] [get_bd_intf_pins smc_mem/S03_AXI]
-connect_bd_intf_net [get_bd_intf_pins tern_0/m_axis_outputs] [get_bd_intf_pins dw_outputs/S_AXIS]
-connect_bd_intf_net [get_bd_intf_pins dw_outputs/M_AXIS] [get_bd_intf_pins dma_outputs/S_AXIS_S2MM]
+connect_bd_intf_net [get_bd_intf_pins ps/M_AXI_HPM0_FPD] [get_bd_intf_pins smc_regs/S00_AXI]
+connect_bd_intf_net [get_bd_intf_pins smc_regs/M00_AXI] [get_bd_intf_pins tern_0/s_axi_lite]
+connect_bd_intf_net [get_bd_intf_pins tern_0/m_axi_host] [get_bd_intf_pins smc_host/S00_AXI]
+connect_bd_intf_net [get_bd_intf_pins smc_host/M00_AXI] [get_bd_intf_pins ps/S_AXI_HP0_FPD]
+connect_bd_intf_net [get_bd_intf_pins tern_0/m_axi_card] [get_bd_intf_pins smc_card/S00_AXI]
+connect_bd_intf_net [get_bd_intf_pins smc_card/M00_AXI] [get_bd_intf_pins ps/S_AXI_HP1_FPD]
 
 # nets
 connect_bd_net [get_bd_pins ps/pl_resetn0] [get_bd_pins rst_pl/ext_reset_in]
-connect_bd_net [get_bd_pins tern_0/irq] [get_bd_pins irq_concat/In0]
-connect_bd_net [get_bd_pins irq_concat/dout] [get_bd_pins ps/pl_ps_irq0]
-connect_bd_net [get_bd_pins dma_weights/mm2s_introut] [get_bd_pins irq_concat/In1]
-connect_bd_net [get_bd_pins dma_activations/mm2s_introut] [get_bd_pins irq_concat/In2]
-connect_bd_net [get_bd_pins dma_scales/mm2s_introut] [get_bd_pins irq_concat/In3]
-connect_bd_net [get_bd_pins dma_outputs/s2mm_introut] [get_bd_pins irq_concat/In4]
-connect_bd_net [get_bd_pins ps/pl_clk0] [get_bd_pins ps/maxihpm0_fpd_aclk] [get_bd_pins ps/saxihp0_fpd_aclk] [get_bd_pins rst_pl/slowest_sync_clk] [get_bd_pins smc_ctrl/aclk] [get_bd_pins smc_mem/aclk] [get_bd_pins tern_0/aclk] [get_bd_pins dma_weights/s_axi_lite_aclk] [get_bd_pins dma_weights/m_axi_mm2s_aclk] [get_bd_pins dma_activations/s_axi_lite_aclk] [get_bd_pins dma_activations/m_axi_mm2s_aclk] [get_bd_pins dw_activations/aclk] [get_bd_pins dma_scales/s_axi_lite_aclk] [get_bd_pins dma_scales/m_axi_mm2s_aclk] [get_bd_pins dma_outputs/s_axi_lite_aclk] [get_bd_pins dma_outputs/m_axi_s2mm_aclk] [get_bd_pins dw_outputs/aclk]
-connect_bd_net [get_bd_pins rst_pl/peripheral_aresetn] [get_bd_pins smc_ctrl/aresetn] [get_bd_pins smc_mem/aresetn] [get_bd_pins tern_0/aresetn] [get_bd_pins dma_weights/axi_resetn] [get_bd_pins dma_activations/axi_resetn] [get_bd_pins dw_activations/aresetn] [get_bd_pins dma_scales/axi_resetn] [get_bd_pins dma_outputs/axi_resetn] [get_bd_pins dw_outputs/aresetn]
+connect_bd_net [get_bd_pins ps/pl_clk0] [get_bd_pins ps/maxihpm0_fpd_aclk] [get_bd_pins ps/saxihp0_fpd_aclk] [get_bd_pins ps/saxihp1_fpd_aclk] [get_bd_pins rst_pl/slowest_sync_clk] [get_bd_pins smc_regs/aclk] [get_bd_pins smc_host/aclk] [get_bd_pins smc_card/aclk] [get_bd_pins tern_0/aclk]
+connect_bd_net [get_bd_pins rst_pl/peripheral_aresetn] [get_bd_pins tern_0/aresetn]
+connect_bd_net [get_bd_pins rst_pl/interconnect_aresetn] [get_bd_pins smc_regs/aresetn] [get_bd_pins smc_host/aresetn] [get_bd_pins smc_card/aresetn]
 
+# addresses: the windows tern checks, then the rest by Vivado
+proc tern_expect_window {space lo size} {
+    set spans {}
+    foreach s [get_bd_addr_segs -of_objects [get_bd_addr_spaces $space]] {
+        lappend spans [list [expr {[get_property OFFSET $s]}] [expr {[get_property RANGE $s]}]]
+    }
+    set cur [expr {$lo}]
+    foreach sp [lsort -integer -index 0 $spans] {
+        lassign $sp o r
+        if {$o <= $cur && $o + $r > $cur} { set cur [expr {$o + $r}] }
+    }
+    if {$cur < $lo + $size} { error "tern: address space $space maps [format 0x%x $lo] + [format 0x%x $size] only up to [format 0x%x $cur]" }
+}
+assign_bd_address -offset 0x00000000a0000000 -range 64K -target_address_space [get_bd_addr_spaces ps/Data] [get_bd_addr_segs -of_objects [get_bd_intf_pins tern_0/s_axi_lite]]
+assign_bd_address -target_address_space [get_bd_addr_spaces tern_0/m_axi_host] [get_bd_addr_segs -of_objects [get_bd_intf_pins ps/S_AXI_HP0_FPD]]
+assign_bd_address -target_address_space [get_bd_addr_spaces tern_0/m_axi_card] [get_bd_addr_segs -of_objects [get_bd_intf_pins ps/S_AXI_HP1_FPD]]
 assign_bd_address
+tern_expect_window ps/Data 0xa0000000 0x10000
+tern_expect_window tern_0/m_axi_host 0x0 0x80000000
+tern_expect_window tern_0/m_axi_card 0x840000000 0x40000000
 validate_bd_design
 save_bd_design
 set tern_wrapper [make_wrapper -files [get_files tern_bd.bd] -top]
