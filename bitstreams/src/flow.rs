@@ -467,7 +467,7 @@ pub fn synth(
     // Xilinx: the per-lane control copies are left to Vivado, which replicates high-fanout
     // registers itself; kept apart they would cost logic in every lane (HdlOptions::lane_copies)
     let hdl = HdlOptions {
-        lane_copies: opts.hdl.lane_copies && board.family != Family::Xilinx,
+        lane_copies: opts.hdl.lane_copies && board.family() != Family::Xilinx,
         ..opts.hdl
     };
     // 1. RTL and wrapper
