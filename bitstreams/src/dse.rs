@@ -78,7 +78,10 @@ pub fn points(base: &ArrayConfig, sweep: &Sweep) -> Vec<PointSpec> {
                         .accumulator
                         .psum_bits
                         .max(widths::required_psum_bits(bk as u64, cfg.activation.bits));
-                    let hdl = HdlOptions { tree_reg_every: t };
+                    let hdl = HdlOptions {
+                        tree_reg_every: t,
+                        ..HdlOptions::default()
+                    };
                     if cfg.validate("<dse>").is_ok() && Params::new(&cfg, hdl).is_ok() {
                         out.push(PointSpec { name, cfg, hdl });
                     }

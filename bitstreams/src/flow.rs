@@ -464,10 +464,16 @@ pub fn synth(
         versions: BTreeMap::new(),
     };
 
+    // Xilinx: the per-lane control copies are left to Vivado, which replicates high-fanout
+    // registers itself; kept apart they would cost logic in every lane (HdlOptions::lane_copies)
+    let hdl = HdlOptions {
+        lane_copies: opts.hdl.lane_copies && board.family() != Family::Xilinx,
+        ..opts.hdl
+    };
     // 1. RTL and wrapper
     obs.step_started("rtl", 1, total);
     let t0 = std::time::Instant::now();
-    let g = tern_hdl::emit::generate(cfg, opts.hdl)?;
+    let g = tern_hdl::emit::generate(cfg, hdl)?;
     let m = &g.manifest;
     write_rtl(&g, &rtl)?;
     let wrapper_kind = wrapped.then(|| board.wrapper_kind());
@@ -498,7 +504,7 @@ pub fn synth(
     r.steps.push(StepRecord {
         name: "rtl".into(),
         tool: m.generator.clone(),
-        command: format!("tern_hdl::emit::generate({}, {:?})", cfg.name, opts.hdl),
+        command: format!("tern_hdl::emit::generate({}, {:?})", cfg.name, hdl),
         log: rtl.join(format!("{}.json", m.top)),
         seconds: t0.elapsed().as_secs_f64(),
     });
@@ -696,7 +702,7 @@ pub fn synth(
         part: part_string(board),
         config: cfg.name.clone(),
         config_hash: cfg.hash_hex(),
-        hdl_options: opts.hdl,
+        hdl_options: hdl,
         rows: cfg.array.rows,
         cols: cfg.array.cols,
         pes,

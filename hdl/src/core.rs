@@ -5,7 +5,7 @@
 use crate::ctrl::{Controller, CtrlShape};
 use crate::lane::{Lane, LaneShape};
 use crate::params::Params;
-use crate::vlog::{decl, pack, slice, wire_eq, zeros, Text};
+use crate::vlog::{bit, decl, pack, slice, wire_eq, zeros, Text};
 use rust_hdl::prelude::*;
 
 /// The core block: `A` activation bits, `MB` mantissa bits.
@@ -40,7 +40,33 @@ pub struct Core<const A: usize, const MB: usize> {
     pub lanes: Vec<Lane<A, MB>>,
     _p: Params,
     _x_reg: Vec<Bits<A>>,
+    /// The activation register one stage later (`x_2`).
+    _xd: Vec<Bits<A>>,
+    /// The follower columns' activations one more stage later (`x_f`).
     _x2: Vec<Bits<A>>,
+    /// The lanes' registered copies of the controls (one set: every copy holds the same).
+    _lc: LaneCopies,
+    /// Per lane: the issued beat's trit codes (`lL_wq`), lane-major like `w`.
+    _wq: Vec<Bits<2>>,
+    /// Per lane: the scale prefetch register (`lL_scn`).
+    _scn: Vec<Bits<MB>>,
+}
+
+/// The registered copies of the lane-wide controls that the Verilog keeps once per lane.
+#[derive(Debug, Clone, Copy, Default)]
+struct LaneCopies {
+    en: bool,
+    scf: bool,
+    wwe: bool,
+    wa: u64,
+    ra: u64,
+    vt: bool,
+    vlt: bool,
+    nst: bool,
+    vlm: bool,
+    kbfm: bool,
+    olm: bool,
+    tm: u64,
 }
 
 impl<const A: usize, const MB: usize> Core<A, MB> {
@@ -79,6 +105,10 @@ impl<const A: usize, const MB: usize> Core<A, MB> {
             _x2: vec![Bits::default(); lane.followers()],
             _p: p.clone(),
             _x_reg: vec![Bits::default(); c],
+            _xd: vec![Bits::default(); c],
+            _lc: LaneCopies::default(),
+            _wq: vec![Bits::default(); r * c],
+            _scn: vec![Bits::default(); r],
         }
     }
 }
@@ -112,25 +142,21 @@ const CTRL_OUT: [&str; 10] = [
     "out_n",
     "out_last",
 ];
-/// Lane control inputs driven by the controller's outputs of the same name.
-const LANE_CTRL: [&str; 9] = [
-    "en",
-    "w_we",
-    "ps_valid",
-    "ps_clr",
-    "sc_take",
-    "sc_mload",
-    "acc_we",
-    "acc_first",
-    "out_load",
-];
-
 /// The core's Verilog body.
 pub fn core_verilog(p: &Params) -> String {
     let (r, c, a) = (p.rows, p.cols, p.act_bits);
     let xw = c * a;
     let pairs = p.pairs();
     let followers: Vec<usize> = pairs.iter().filter_map(|&(_, b)| b).collect();
+    let ab = p.ring_addr_bits();
+    // the per-lane control copies stay apart only when asked (HdlOptions::lane_copies)
+    let keep = if p.options.lane_copies {
+        "(* keep *) "
+    } else {
+        ""
+    };
+    let tw = p.tok_bits;
+    let mb = p.mant_bits;
     let mut t = Text::default();
     t.comment("the activation register, shared by all lanes (loaded when a beat is issued, cleared for a pad beat)");
     let acts: Vec<String> = (0..c).map(|i| format!("act${i}")).collect();
@@ -144,16 +170,77 @@ pub fn core_verilog(p: &Params) -> String {
         t.line("if (ctrl$x_load) x_reg <= act_in;");
     }
     t.close("end");
+    t.comment("the activations one stage later (the lanes' ring write stage), the leaders' input");
+    t.line(decl("reg", 1, "en_x"));
+    t.line(decl("reg", xw, "x_2"));
+    t.open(format!("{keep}always @(posedge clock) begin"));
+    t.line("en_x <= ctrl$en_d;");
+    t.close("end");
+    t.open("always @(posedge clock) begin");
+    t.line("if (en_x) x_2 <= x_reg;");
+    t.close("end");
     if !followers.is_empty() {
         let fw = followers.len() as u32 * a;
         t.comment("the follower columns' activations one stage later (the lanes' lead registers hold the leaders')");
         let parts: Vec<String> = followers
             .iter()
-            .map(|&f| slice("x_reg", f as u32 * a, a))
+            .map(|&f| slice("x_2", f as u32 * a, a))
             .collect();
         t.line(decl("reg", fw, "x_f"));
         t.open("always @(posedge clock) begin");
-        t.line(format!("if (ctrl$en) x_f <= {};", pack(&parts)));
+        t.line(format!("if (en_x) x_f <= {};", pack(&parts)));
+        t.close("end");
+    }
+    t.comment("per lane, registered copies of the lane-wide controls (kept apart so that each fans out inside its lane): the clock enable, the scale prefetch flag, the issued beat's ring write (enable, index, trit codes) and ring read index, the root-stage and multiplier-stage flags; and the lane's scale prefetch register");
+    let st_bits: Vec<String> = (0..tw).map(|b| format!("ctrl$st${b}")).collect();
+    let wa_bits: Vec<String> = (0..ab).map(|b| format!("ctrl$w_addr${b}")).collect();
+    for l in 0..r {
+        let n = |x: &str| format!("l{l}_{x}");
+        for x in ["en", "scf", "wwe", "vT", "vlT", "nsT", "vlM", "kbfM", "olM"] {
+            t.line(decl("reg", 1, &n(x)));
+        }
+        if ab > 0 {
+            t.line(decl("reg", ab, &n("wa")));
+            t.line(decl("reg", ab, &n("ra")));
+        }
+        if tw > 0 {
+            t.line(decl("reg", tw, &n("tM")));
+        }
+        t.line(decl("reg", 2 * c, &n("wq")));
+        t.line(decl("reg", mb, &n("scn")));
+        let ws: Vec<String> = (0..c).map(|i| format!("w${}", l * c + i)).collect();
+        t.open(format!("{keep}always @(posedge clock) begin"));
+        t.line(format!("{} <= ctrl$en_d;", n("en")));
+        t.line(format!("{} <= ctrl$sc_full_d;", n("scf")));
+        t.open("if (rst) begin");
+        for x in ["wwe", "vT", "vlT", "nsT", "vlM", "olM"] {
+            t.line(format!("{} <= 1'b0;", n(x)));
+        }
+        t.close(format!("end else if ({}) begin", n("en")));
+        t.indent_more();
+        t.line(format!("{} <= ctrl$w_we;", n("wwe")));
+        if ab > 0 {
+            t.line(format!("{} <= {};", n("wa"), pack(&wa_bits)));
+            t.line(format!("{} <= {};", n("ra"), n("wa")));
+        }
+        t.line(format!("{} <= {};", n("wq"), pack(&ws)));
+        t.line(format!("{} <= ctrl$pv;", n("vT")));
+        t.line(format!("{} <= ctrl$pvl;", n("vlT")));
+        t.line(format!("{} <= ctrl$pns;", n("nsT")));
+        t.line(format!("{} <= ctrl$svl;", n("vlM")));
+        t.line(format!("{} <= ctrl$skbf;", n("kbfM")));
+        t.line(format!("{} <= ctrl$sol;", n("olM")));
+        if tw > 0 {
+            t.line(format!("{} <= {};", n("tM"), pack(&st_bits)));
+        }
+        t.close("end");
+        t.line(format!(
+            "if (~{} | ({} & {})) {} <= scale${l};",
+            n("scf"),
+            n("en"),
+            n("nsT"),
+            n("scn")
+        ));
         t.close("end");
     }
     t.open("always @(*) begin");
@@ -163,27 +250,40 @@ pub fn core_verilog(p: &Params) -> String {
     for n in CTRL_OUT {
         t.line(format!("{n} = ctrl${n};"));
     }
-    let ab = p.ring_addr_bits();
     for l in 0..r {
+        let n = |x: &str| format!("l{l}_{x}");
         t.comment(format!("lane {l}"));
         t.line(format!("lanes${l}$clock = clock;"));
-        for n in &LANE_CTRL {
-            t.line(format!("lanes${l}${n} = ctrl${n};"));
-        }
+        t.line(format!("lanes${l}$en = {};", n("en")));
+        t.line(format!("lanes${l}$w_we = {};", n("wwe")));
+        t.line(format!("lanes${l}$ps_valid = {};", n("vT")));
+        t.line(format!(
+            "lanes${l}$ps_clr = rst | ({} & {});",
+            n("en"),
+            n("vlT")
+        ));
+        t.line(format!("lanes${l}$sc_take = {};", n("vlT")));
+        t.line(format!("lanes${l}$sc_mload = {};", n("nsT")));
+        t.line(format!("lanes${l}$acc_we = {};", n("vlM")));
+        t.line(format!("lanes${l}$acc_first = {};", n("kbfM")));
+        t.line(format!("lanes${l}$out_load = {};", n("olM")));
         for b in 0..ab {
-            t.line(format!("lanes${l}$w_addr${b} = ctrl$w_addr${b};"));
-            t.line(format!("lanes${l}$r_addr${b} = ctrl$r_addr${b};"));
+            t.line(format!("lanes${l}$w_addr${b} = {};", bit(&n("wa"), ab, b)));
+            t.line(format!("lanes${l}$r_addr${b} = {};", bit(&n("ra"), ab, b)));
         }
-        for b in 0..p.tok_bits {
-            t.line(format!("lanes${l}$acc_addr${b} = ctrl$acc_addr${b};"));
+        for b in 0..tw {
+            t.line(format!(
+                "lanes${l}$acc_addr${b} = {};",
+                bit(&n("tM"), tw, b)
+            ));
         }
         for i in 0..c {
-            t.line(format!("lanes${l}$w${i} = w${};", l * c + i));
+            t.line(format!("lanes${l}$w${i} = {};", slice(&n("wq"), 2 * i, 2)));
         }
         for (k, &(la, _)) in pairs.iter().enumerate() {
             t.line(format!(
                 "lanes${l}$xl${k} = {};",
-                slice("x_reg", la as u32 * a, a)
+                slice("x_2", la as u32 * a, a)
             ));
         }
         for k in 0..followers.len() {
@@ -192,7 +292,7 @@ pub fn core_verilog(p: &Params) -> String {
                 slice("x_f", k as u32 * a, a)
             ));
         }
-        t.line(format!("lanes${l}$scale = scale${l};"));
+        t.line(format!("lanes${l}$scale = {};", n("scn")));
         t.line(format!("out${l} = lanes${l}$out;"));
     }
     t.close("end");
@@ -224,56 +324,95 @@ impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
         self.out_last.next = cl.out_last.val();
         let c = self._p.cols as usize;
         let pairs = self._p.pairs();
+        let lc = self._lc;
+        let rst = self.rst.val();
         for (l, lane) in self.lanes.iter_mut().enumerate() {
-            let cl = &self.ctrl;
             lane.clock.next = self.clock.val();
-            lane.en.next = cl.en.val();
-            lane.w_we.next = cl.w_we.val();
-            for (d, s) in lane.w_addr.iter_mut().zip(cl.w_addr.iter()) {
-                d.next = s.val();
+            lane.en.next = lc.en;
+            lane.w_we.next = lc.wwe;
+            for (b, d) in lane.w_addr.iter_mut().enumerate() {
+                d.next = (lc.wa >> b) & 1 == 1;
             }
-            for (d, s) in lane.r_addr.iter_mut().zip(cl.r_addr.iter()) {
-                d.next = s.val();
+            for (b, d) in lane.r_addr.iter_mut().enumerate() {
+                d.next = (lc.ra >> b) & 1 == 1;
             }
-            lane.ps_valid.next = cl.ps_valid.val();
-            lane.ps_clr.next = cl.ps_clr.val();
-            lane.sc_take.next = cl.sc_take.val();
-            lane.sc_mload.next = cl.sc_mload.val();
-            lane.acc_we.next = cl.acc_we.val();
-            lane.acc_first.next = cl.acc_first.val();
-            for (d, s) in lane.acc_addr.iter_mut().zip(cl.acc_addr.iter()) {
-                d.next = s.val();
+            lane.ps_valid.next = lc.vt;
+            lane.ps_clr.next = rst || (lc.en && lc.vlt);
+            lane.sc_take.next = lc.vlt;
+            lane.sc_mload.next = lc.nst;
+            lane.acc_we.next = lc.vlm;
+            lane.acc_first.next = lc.kbfm;
+            for (b, d) in lane.acc_addr.iter_mut().enumerate() {
+                d.next = (lc.tm >> b) & 1 == 1;
             }
-            lane.out_load.next = cl.out_load.val();
+            lane.out_load.next = lc.olm;
             for i in 0..c {
-                lane.w[i].next = self.w[l * c + i].val();
+                lane.w[i].next = self._wq[l * c + i];
             }
             for (k, &(la, _)) in pairs.iter().enumerate() {
-                lane.xl[k].next = self._x_reg[la];
+                lane.xl[k].next = self._xd[la];
             }
             for (k, x) in self._x2.iter().enumerate() {
                 lane.xf[k].next = *x;
             }
-            lane.scale.next = self.scale[l].val();
+            lane.scale.next = self._scn[l];
             self.out[l].next = lane.out.val();
         }
         // Registers last: the children see this edge one delta later (their clocks are
         // copies), so they must still read the pre-edge values driven above, as the Verilog
         // (non-blocking assignments) gives them.
         if self.clock.pos_edge() {
-            if self.ctrl.en.val() {
+            let cl = &self.ctrl;
+            if lc.en {
                 let followers = pairs.iter().filter_map(|&(_, b)| b);
                 for (k, f) in followers.enumerate() {
-                    self._x2[k] = self._x_reg[f];
+                    self._x2[k] = self._xd[f];
                 }
+                self._xd.clone_from(&self._x_reg);
             }
-            if self.ctrl.x_zero.first().map(|x| x.val()).unwrap_or(false) {
+            if cl.x_zero.first().map(|x| x.val()).unwrap_or(false) {
                 self._x_reg.iter_mut().for_each(|x| *x = Bits::default());
-            } else if self.ctrl.x_load.val() {
+            } else if cl.x_load.val() {
                 for (i, x) in self._x_reg.iter_mut().enumerate() {
                     *x = self.act[i].val();
                 }
             }
+            if !lc.scf || (lc.en && lc.nst) {
+                for (l, x) in self._scn.iter_mut().enumerate() {
+                    *x = self.scale[l].val();
+                }
+            }
+            let word = |v: &[Signal<Out, Bit>]| {
+                v.iter()
+                    .enumerate()
+                    .fold(0u64, |a, (b, x)| a | ((x.val() as u64) << b))
+            };
+            let mut n = lc;
+            n.en = cl.en_d.val();
+            n.scf = cl.sc_full_d.val();
+            if rst {
+                n.wwe = false;
+                n.vt = false;
+                n.vlt = false;
+                n.nst = false;
+                n.vlm = false;
+                n.olm = false;
+            } else if lc.en {
+                n.wwe = cl.w_we.val();
+                n.wa = word(&cl.w_addr);
+                n.ra = lc.wa;
+                for (d, s) in self._wq.iter_mut().zip(self.w.iter()) {
+                    *d = s.val();
+                }
+                n.vt = cl.pv.val();
+                n.vlt = cl.pvl.val();
+                n.nst = cl.pns.val();
+                n.vlm = cl.svl.val();
+                n.kbfm = cl.skbf.val();
+                n.olm = cl.sol.val();
+                n.tm = word(&cl.st);
+            }
+            self._lc = n;
         }
     }
     fn connect(&mut self) {

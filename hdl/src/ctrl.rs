@@ -9,9 +9,12 @@
 //! the lanes' rings. With M > 1, a partial last block is completed with pad beats (zero
 //! trits, no stream data) so that the ring stays aligned.
 //!
-//! `go` (the clock enable of every datapath register) drops only when the output register
-//! holds an unaccepted vector, or when the scaler must take a block's first mantissa and the
-//! scale stream has none: the whole pipeline freezes, so nothing is lost or duplicated.
+//! `go` (the clock enable of every datapath register) is a register: it is computed one cycle
+//! ahead from the next state (`en_d`) and the core keeps one copy per lane. It drops when a
+//! vector would reach the output register while that register holds an unaccepted one, or
+//! when the scaler must take a block's first mantissa and the one-deep scale prefetch
+//! register (`sc_full`) is empty: the whole pipeline freezes, so nothing is lost or
+//! duplicated, and no stream input reaches a lane's clock enable combinationally.
 
 use crate::params::{Params, CMD_BITS, OUT_WORD_BITS, TOKEN_FIELD_BITS};
 use crate::vlog::{bit, decl, lit, pack, wire_eq, zext, Text};
@@ -83,20 +86,26 @@ pub struct CtrlOut {
     pub w_ready: bool,
     pub act_ready: bool,
     pub scale_ready: bool,
-    pub en: bool,
+    /// `go` of the next cycle (the lanes' registered clock enables load it).
+    pub en_d: bool,
+    /// The scale prefetch register's `full` flag of the next cycle.
+    pub sc_full_d: bool,
+    /// Issue: write the beat into the weight rings (registered per lane, then written).
     pub w_we: bool,
     pub w_addr: u64,
-    pub r_addr: u64,
     pub x_load: bool,
     pub x_zero: bool,
-    pub ps_valid: bool,
-    pub ps_clr: bool,
-    pub sc_take: bool,
-    pub sc_mload: bool,
-    pub acc_we: bool,
-    pub acc_first: bool,
-    pub acc_addr: u64,
-    pub out_load: bool,
+    /// Flags of the stage before the root (`v`, `v & last`, the scaler needs a mantissa):
+    /// the lanes' copies of the root-stage flags load them.
+    pub pv: bool,
+    pub pvl: bool,
+    pub pns: bool,
+    /// Flags of the scaler capture stage (`v & last`, first k-block, `v & last & kbl`, token):
+    /// the lanes' copies of the multiplier-stage flags load them.
+    pub svl: bool,
+    pub skbf: bool,
+    pub sol: bool,
+    pub st: u64,
     pub out_valid: bool,
     pub out_token: u64,
     pub out_n: u64,
@@ -137,9 +146,13 @@ pub struct CtrlModel {
     j: u64,
     t: u64,
     n_base: u64,
-    ra: u64,
+    /// The scale prefetch register (in the lanes) holds the next block's mantissas.
+    sc_full: bool,
+    /// Mantissa vectors the issued beats will need and the prefetch has not accepted yet
+    /// (the prefetch takes no scale beat the command does not need).
+    sc_owed: u64,
     f0: Flags,
-    /// Lead stage, then one per registered tree level.
+    /// Ring write stage, lead stage, then one per registered tree level.
     fd: Vec<Flags>,
     fs: Flags,
     fm: Flags,
@@ -153,8 +166,7 @@ pub struct CtrlModel {
 }
 
 struct Comb {
-    stall_out: bool,
-    need_scale: bool,
+    take: bool,
     go: bool,
     need_w: bool,
     pad: bool,
@@ -183,9 +195,10 @@ impl CtrlModel {
             j: 0,
             t: 0,
             n_base: 0,
-            ra: 0,
+            sc_full: false,
+            sc_owed: 0,
             f0: Flags::default(),
-            fd: vec![Flags::default(); s.tree_lat as usize + 1],
+            fd: vec![Flags::default(); s.tree_lat as usize + 2],
             fs: Flags::default(),
             fm: Flags::default(),
             out_valid: false,
@@ -196,13 +209,35 @@ impl CtrlModel {
         }
     }
 
+    /// The scaler takes a new mantissa when the beat at the root stage is a block's last beat
+    /// of its first token.
+    fn need_scale(&self, f: &Flags) -> bool {
+        f.v && f.last && (!self.s.ring() || f.tf)
+    }
+
+    /// `go` as a function of the registers alone (the Verilog registers it, computed from the
+    /// next state): hold when a vector is at the multiplier stage and the output register is
+    /// full (whether or not it is taken this cycle), or when the scaler needs a mantissa and
+    /// the prefetch register is empty.
+    fn go(&self) -> bool {
+        let ft = self.fd.last().expect("lead stage");
+        let out_full = self.out_valid && self.fm.v && self.fm.kbl;
+        let scale_ok = !self.need_scale(ft) || self.sc_full;
+        !out_full && scale_ok
+    }
+
+    /// The prefetch register takes a scale beat when it is empty (or emptied now) and an
+    /// issued beat still needs one.
+    fn scale_ready(&self, c: &Comb) -> bool {
+        (!self.sc_full || c.take) && self.sc_owed != 0
+    }
+
     fn comb(&self, i: &CtrlIn) -> Comb {
         let s = &self.s;
         let ring = s.ring();
         let ft = *self.fd.last().expect("lead stage");
-        let stall_out = self.out_valid && !i.out_ready;
-        let need_scale = ft.v && ft.last && (!ring || ft.tf);
-        let go = !stall_out && (!need_scale || i.scale_valid);
+        let need_scale = self.need_scale(&ft);
+        let go = self.go();
         let need_w = !ring || self.t == 0;
         // the beat's K position within its block, against what remains of K (last block)
         let kb_last = self.kbrem <= s.block_k as u64;
@@ -212,8 +247,7 @@ impl CtrlModel {
         let last_beat = self.j == s.bpb as u64 - 1
             || (!(ring && self.m_gt1) && kb_last && jpos + s.cols as u64 >= self.kbrem);
         Comb {
-            stall_out,
-            need_scale,
+            take: go && need_scale,
             go,
             need_w,
             pad,
@@ -229,27 +263,29 @@ impl CtrlModel {
     /// The outputs in this cycle.
     pub fn outputs(&self, i: &CtrlIn) -> CtrlOut {
         let c = self.comb(i);
+        let mut nx = self.clone();
+        nx.tick(i);
+        let fp = self.fd[self.fd.len() - 2];
         CtrlOut {
             busy: self.busy,
             done: self.done_q,
             err: self.err_q,
             w_ready: c.go && self.issuing && !c.pad && c.need_w && i.act_valid,
             act_ready: c.go && self.issuing && !c.pad && (!c.need_w || i.w_valid),
-            scale_ready: c.need_scale && !c.stall_out,
-            en: c.go,
+            scale_ready: self.scale_ready(&c),
+            en_d: nx.go(),
+            sc_full_d: nx.sc_full,
             w_we: c.fire && !c.pad && c.need_w,
             w_addr: self.j,
-            r_addr: self.ra,
             x_load: c.fire && !c.pad,
             x_zero: c.fire && c.pad,
-            ps_valid: c.ft.v,
-            ps_clr: i.rst || (c.go && c.ft.v && c.ft.last),
-            sc_take: c.ft.v && c.ft.last,
-            sc_mload: c.need_scale,
-            acc_we: self.fm.v,
-            acc_first: self.fm.kbf,
-            acc_addr: self.fm.t,
-            out_load: self.fm.v && self.fm.kbl,
+            pv: fp.v,
+            pvl: fp.v && fp.last,
+            pns: self.need_scale(&fp),
+            svl: self.fs.v,
+            skbf: self.fs.kbf,
+            sol: self.fs.v && self.fs.kbl,
+            st: self.fs.t,
             out_valid: self.out_valid,
             out_token: self.out_tok,
             out_n: self.out_nbase,
@@ -270,6 +306,8 @@ impl CtrlModel {
             self.fs.v = false;
             self.fm.v = false;
             self.out_valid = false;
+            self.sc_full = false;
+            self.sc_owed = 0;
             return;
         }
         let c = self.comb(i);
@@ -283,8 +321,13 @@ impl CtrlModel {
         let start_bad = i.start && !self.busy && !cmd_ok;
         let mut nx = self.clone();
         nx.done_q = false;
+        let sc_ready = self.scale_ready(&c);
+        if !self.sc_full || c.take {
+            nx.sc_full = sc_ready && i.scale_valid;
+        }
+        let demand = c.fire && c.last_beat && (!s.ring() || self.t == 0);
+        nx.sc_owed = self.sc_owed + demand as u64 - (sc_ready && i.scale_valid) as u64;
         if c.go {
-            nx.ra = self.j;
             nx.f0 = Flags {
                 v: c.fire,
                 last: c.last_beat,
@@ -387,25 +430,26 @@ pub struct Controller {
     pub w_ready: Signal<Out, Bit>,
     pub act_ready: Signal<Out, Bit>,
     pub scale_ready: Signal<Out, Bit>,
-    pub en: Signal<Out, Bit>,
-    /// Write the beat into the lanes' weight rings.
+    /// `go` of the next cycle: the D input of every registered copy of the clock enable.
+    pub en_d: Signal<Out, Bit>,
+    /// The scale prefetch register's `full` flag of the next cycle (the lanes' copies).
+    pub sc_full_d: Signal<Out, Bit>,
+    /// Issue: the beat is written into the lanes' weight rings (registered per lane first).
     pub w_we: Signal<Out, Bit>,
     /// Ring write index (the beat in its block), bit per port (empty without a ring memory).
     pub w_addr: Vec<Signal<Out, Bit>>,
-    /// Ring read index, registered (stage 1).
-    pub r_addr: Vec<Signal<Out, Bit>>,
     pub x_load: Signal<Out, Bit>,
     /// Clear the activation register (a pad beat; present when token_tile > 1).
     pub x_zero: Vec<Signal<Out, Bit>>,
-    pub ps_valid: Signal<Out, Bit>,
-    /// Clear the lanes' psum registers (reset, or a block's last beat accumulated).
-    pub ps_clr: Signal<Out, Bit>,
-    pub sc_take: Signal<Out, Bit>,
-    pub sc_mload: Signal<Out, Bit>,
-    pub acc_we: Signal<Out, Bit>,
-    pub acc_first: Signal<Out, Bit>,
-    pub acc_addr: Vec<Signal<Out, Bit>>,
-    pub out_load: Signal<Out, Bit>,
+    /// Stage before the root: valid, valid & last beat, needs a mantissa.
+    pub pv: Signal<Out, Bit>,
+    pub pvl: Signal<Out, Bit>,
+    pub pns: Signal<Out, Bit>,
+    /// Scaler capture stage: valid (block end), first k-block, last k-block, token bits.
+    pub svl: Signal<Out, Bit>,
+    pub skbf: Signal<Out, Bit>,
+    pub sol: Signal<Out, Bit>,
+    pub st: Vec<Signal<Out, Bit>>,
     pub out_valid: Signal<Out, Bit>,
     pub out_token: Signal<Out, Bits<16>>,
     pub out_n: Signal<Out, Bits<32>>,
@@ -438,20 +482,19 @@ impl Controller {
             w_ready: Default::default(),
             act_ready: Default::default(),
             scale_ready: Default::default(),
-            en: Default::default(),
+            en_d: Default::default(),
+            sc_full_d: Default::default(),
             w_we: Default::default(),
             w_addr: (0..shape.addr_bits).map(|_| Default::default()).collect(),
-            r_addr: (0..shape.addr_bits).map(|_| Default::default()).collect(),
             x_load: Default::default(),
             x_zero: opt(shape.ring()),
-            ps_valid: Default::default(),
-            ps_clr: Default::default(),
-            sc_take: Default::default(),
-            sc_mload: Default::default(),
-            acc_we: Default::default(),
-            acc_first: Default::default(),
-            acc_addr: (0..shape.tok_bits).map(|_| Default::default()).collect(),
-            out_load: Default::default(),
+            pv: Default::default(),
+            pvl: Default::default(),
+            pns: Default::default(),
+            svl: Default::default(),
+            skbf: Default::default(),
+            sol: Default::default(),
+            st: (0..shape.tok_bits).map(|_| Default::default()).collect(),
             out_valid: Default::default(),
             out_token: Default::default(),
             out_n: Default::default(),
@@ -489,26 +532,23 @@ impl Logic for Controller {
         self.w_ready.next = o.w_ready;
         self.act_ready.next = o.act_ready;
         self.scale_ready.next = o.scale_ready;
-        self.en.next = o.en;
+        self.en_d.next = o.en_d;
+        self.sc_full_d.next = o.sc_full_d;
         self.w_we.next = o.w_we;
         for (b, x) in self.w_addr.iter_mut().enumerate() {
             x.next = (o.w_addr >> b) & 1 == 1;
         }
-        for (b, x) in self.r_addr.iter_mut().enumerate() {
-            x.next = (o.r_addr >> b) & 1 == 1;
-        }
         self.x_load.next = o.x_load;
         self.x_zero.iter_mut().for_each(|x| x.next = o.x_zero);
-        self.ps_valid.next = o.ps_valid;
-        self.ps_clr.next = o.ps_clr;
-        self.sc_take.next = o.sc_take;
-        self.sc_mload.next = o.sc_mload;
-        self.acc_we.next = o.acc_we;
-        self.acc_first.next = o.acc_first;
-        for (b, x) in self.acc_addr.iter_mut().enumerate() {
-            x.next = (o.acc_addr >> b) & 1 == 1;
+        self.pv.next = o.pv;
+        self.pvl.next = o.pvl;
+        self.pns.next = o.pns;
+        self.svl.next = o.svl;
+        self.skbf.next = o.skbf;
+        self.sol.next = o.sol;
+        for (b, x) in self.st.iter_mut().enumerate() {
+            x.next = (o.st >> b) & 1 == 1;
         }
-        self.out_load.next = o.out_load;
         self.out_valid.next = o.out_valid;
         self.out_token.next = bits::<16>(o.out_token);
         self.out_n.next = bits::<32>(o.out_n);
@@ -521,20 +561,19 @@ impl Logic for Controller {
         self.w_ready.connect();
         self.act_ready.connect();
         self.scale_ready.connect();
-        self.en.connect();
+        self.en_d.connect();
+        self.sc_full_d.connect();
         self.w_we.connect();
         self.w_addr.iter_mut().for_each(|x| x.connect());
-        self.r_addr.iter_mut().for_each(|x| x.connect());
         self.x_load.connect();
         self.x_zero.iter_mut().for_each(|x| x.connect());
-        self.ps_valid.connect();
-        self.ps_clr.connect();
-        self.sc_take.connect();
-        self.sc_mload.connect();
-        self.acc_we.connect();
-        self.acc_first.connect();
-        self.acc_addr.iter_mut().for_each(|x| x.connect());
-        self.out_load.connect();
+        self.pv.connect();
+        self.pvl.connect();
+        self.pns.connect();
+        self.svl.connect();
+        self.skbf.connect();
+        self.sol.connect();
+        self.st.iter_mut().for_each(|x| x.connect());
         self.out_valid.connect();
         self.out_token.connect();
         self.out_n.connect();
@@ -674,9 +713,15 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line(decl("reg", 1, "m_gt1"));
         t.line(decl("reg", tw, "t"));
     }
-    if s.addr_bits > 0 {
-        t.line(decl("reg", s.addr_bits, "ra_q"));
-    }
+    t.comment(
+        "go (registered, computed from the next state) and the scale prefetch register's full flag",
+    );
+    t.line(decl("reg", 1, "en_q"));
+    t.line(decl("reg", 1, "sc_full_q"));
+    // at most one demand per stage between issue and the root, plus the one being taken
+    let ow = 32 - (s.tree_lat + 6).leading_zeros();
+    t.comment("mantissa vectors owed to the prefetch register: issued block ends (first token) not yet matched by an accepted scale beat");
+    t.line(decl("reg", ow, "sc_owed"));
     // Block-end lookahead, registered whenever kbrem is (the same values the comparisons on
     // kbrem would give, without a carry chain in front of the issue logic):
     //   kbl_q     = kbrem <= block.k                    (the tile's last k-block)
@@ -688,10 +733,10 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line(decl("reg", bpb - 1, "more_q"));
     }
     t.comment(format!(
-        "beat flags: issue (0), lead registers (l), {} tree stage(s), scaler capture (S), multiplier (M)",
+        "beat flags: issue (0), ring write (r), lead registers (l), {} tree stage(s), scaler capture (S), multiplier (M)",
         s.tree_lat
     ));
-    let stage_names: Vec<String> = ["0".to_string(), "l".to_string()]
+    let stage_names: Vec<String> = ["0".to_string(), "r".to_string(), "l".to_string()]
         .into_iter()
         .chain((1..=s.tree_lat).map(|i| format!("d{i}")))
         .collect();
@@ -701,6 +746,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         }
     }
     let ts = stage_names.last().expect("stage 0").clone();
+    let ps = stage_names[stage_names.len() - 2].clone();
     let smflags: Vec<(&str, u32)> = {
         let mut v = vec![("vl", 1), ("kbf", 1), ("kbl", 1), ("nl", 1)];
         if ring {
@@ -709,10 +755,17 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         }
         v
     };
-    for st in ["S", "M"] {
-        for (n, w) in &smflags {
-            t.line(decl("reg", *w, &format!("{n}{st}")));
-        }
+    // the multiplier stage needs no kbf here: the lanes' copies take it from S
+    let mflags: Vec<(&str, u32)> = smflags
+        .iter()
+        .copied()
+        .filter(|(n, _)| *n != "kbf")
+        .collect();
+    for (n, w) in &smflags {
+        t.line(decl("reg", *w, &format!("{n}S")));
+    }
+    for (n, w) in &mflags {
+        t.line(decl("reg", *w, &format!("{n}M")));
     }
     t.comment("output register (the lanes hold the data); out_nbase is the vector's output index");
     t.line(decl("reg", 1, "out_valid_q"));
@@ -745,22 +798,42 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         "on_r",
         &format!("out_nbase + {}", lit(nw, s.rows as u64)),
     ));
-    t.comment("go: the clock enable of every datapath register");
-    t.line(wire_eq(1, "stall_out", "out_valid_q & ~out_ready"));
-    if ring {
-        t.line(wire_eq(
-            1,
-            "need_scale",
-            &format!("v{ts} & last{ts} & tf{ts}"),
-        ));
-    } else {
-        t.line(wire_eq(1, "need_scale", &format!("v{ts} & last{ts}")));
-    }
+    t.comment("go: the clock enable of every datapath register, a register (en_q; the core keeps a copy per lane)");
+    let ns = |st: &str| {
+        if ring {
+            format!("v{st} & last{st} & tf{st}")
+        } else {
+            format!("v{st} & last{st}")
+        }
+    };
+    t.line(wire_eq(1, "need_scale", &ns(&ts)));
+    t.line(wire_eq(1, "pns_w", &ns(&ps)));
+    t.line(wire_eq(1, "go", "en_q"));
+    t.line(wire_eq(1, "take", "go & need_scale"));
+    t.line(wire_eq(1, "sc_ready", "(~sc_full_q | take) & (|sc_owed)"));
+    t.line(wire_eq(1, "sc_acc", "sc_ready & scale_valid"));
+    t.comment("next state of the registers go depends on: output register full, a vector at the multiplier stage, a mantissa needed at the root, the prefetch register full");
     t.line(wire_eq(
         1,
-        "go",
-        "~stall_out & ~(need_scale & ~scale_valid)",
+        "sc_full_n",
+        "~rst & (sc_acc | (sc_full_q & ~take))",
     ));
+    t.line(wire_eq(
+        1,
+        "ov_n",
+        "~rst & ((go & vlM & kblM) | (out_valid_q & ~out_ready))",
+    ));
+    t.line(wire_eq(
+        1,
+        "ld_n",
+        "~rst & (go ? (vlS & kblS) : (vlM & kblM))",
+    ));
+    t.line(wire_eq(1, "ns_n", "~rst & (go ? pns_w : need_scale)"));
+    t.line(wire_eq(1, "en_n", "~(ov_n & ld_n) & ~(ns_n & ~sc_full_n)"));
+    t.open("always @(posedge clock) begin");
+    t.line("en_q <= en_n;");
+    t.line("sc_full_q <= sc_full_n;");
+    t.close("end");
     t.comment(format!(
         "issue: kbrem = K - (first K index of the block); in the last block (kbrem <= {bk}) the beat at jpos = j * {} is a pad beat from jpos >= kbrem on, and ends a partial block (M = 1) when jpos + {} >= kbrem",
         s.cols, s.cols
@@ -824,6 +897,19 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line(wire_eq(1, "last_beat", &format!("{j_end} | kb_end")));
     }
     t.line(wire_eq(1, "fire", "go & can"));
+    if ring {
+        t.line(wire_eq(1, "sc_demand", "fire & last_beat & t_zero"));
+    } else {
+        t.line(wire_eq(1, "sc_demand", "fire & last_beat"));
+    }
+    t.open("always @(posedge clock) begin");
+    t.line(format!("if (rst) sc_owed <= {};", lit(ow, 0)));
+    t.line(format!(
+        "else sc_owed <= sc_owed + {{{}, sc_demand}} - {{{}, sc_acc}};",
+        lit(ow - 1, 0),
+        lit(ow - 1, 0)
+    ));
+    t.close("end");
     t.line(wire_eq(1, "n_last", "n_r >= n_reg"));
     t.open("always @(posedge clock) begin");
     t.open("if (rst) begin");
@@ -849,10 +935,6 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.indent_more();
     t.line("done_q <= 1'b0;");
     t.open("if (go) begin");
-    if s.addr_bits > 0 {
-        assert_eq!(s.addr_bits, jw);
-        t.line("ra_q <= j;");
-    }
     t.line("v0 <= fire;");
     t.line("last0 <= last_beat;");
     t.line("kbf0 <= kbf_q;");
@@ -917,7 +999,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line(format!("tlS <= tl{ts};"));
         t.line(format!("tS <= t{ts};"));
     }
-    for (n, _) in &smflags {
+    for (n, _) in &mflags {
         t.line(format!("{n}M <= {n}S;"));
     }
     t.open("if (vlM & kblM) begin");
@@ -977,10 +1059,13 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.line("busy = busy_q;");
     t.line("done = done_q;");
     t.line("err = err_q;");
-    t.line("en = go;");
+    t.line("en_d = en_n;");
+    t.line("sc_full_d = sc_full_n;");
+    if s.addr_bits > 0 {
+        assert_eq!(s.addr_bits, jw);
+    }
     for b in 0..s.addr_bits {
         t.line(format!("w_addr${b} = {};", bit("j", jw, b)));
-        t.line(format!("r_addr${b} = {};", bit("ra_q", s.addr_bits, b)));
     }
     if ring {
         t.line("w_we = fire & ~pad & need_w;");
@@ -994,17 +1079,16 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line("w_ready = go & issuing & act_valid;");
         t.line("act_ready = go & issuing & w_valid;");
     }
-    t.line("scale_ready = need_scale & ~stall_out;");
-    t.line(format!("ps_valid = v{ts};"));
-    t.line(format!("ps_clr = rst | (go & v{ts} & last{ts});"));
-    t.line(format!("sc_take = v{ts} & last{ts};"));
-    t.line("sc_mload = need_scale;");
-    t.line("acc_we = vlM;");
-    t.line("acc_first = kbfM;");
+    t.line("scale_ready = sc_ready;");
+    t.line(format!("pv = v{ps};"));
+    t.line(format!("pvl = v{ps} & last{ps};"));
+    t.line("pns = pns_w;");
+    t.line("svl = vlS;");
+    t.line("skbf = kbfS;");
+    t.line("sol = vlS & kblS;");
     for b in 0..tw {
-        t.line(format!("acc_addr${b} = {};", bit("tM", tw, b)));
+        t.line(format!("st${b} = {};", bit("tS", tw, b)));
     }
-    t.line("out_load = vlM & kblM;");
     t.line("out_valid = out_valid_q;");
     if ring {
         t.line(format!(

@@ -471,9 +471,11 @@ pub fn generate(cfg: &ArrayConfig, options: HdlOptions) -> Result<Generated, Hdl
                 bpb = p.bpb
             ),
             cycles_formula: format!(
-                "ceil(N/{r}) * M * beats + {} (pipeline drain), no stalls",
+                "ceil(N/{r}) * M * beats + bubbles + {} (pipeline drain), no stalls; bubbles: one per output vector whose block's last beat directly follows the previous vector's (M = 1: ceil(N/{r}) - 1 when K <= {c}; M > 1 with one beat per block: ceil(N/{r}) * (M - 1), plus ceil(N/{r}) - 1 when K <= {bk}), else 0",
                 p.issue_to_out() + 1,
-                r = p.rows
+                r = p.rows,
+                c = p.cols,
+                bk = p.block_k
             ),
         },
         ports: wrapper_ports(&p),

@@ -158,7 +158,10 @@ pub fn command_streams(
 
 /// Cycles from the edge that samples `start` to the one that raises `done`, when every
 /// stream is always valid and ready: one beat per cycle, `tiles · M · beats_per_token`
-/// beats, then the pipeline drains (`last_beat_to_out_valid` + 1); see docs/src/array.md.
+/// beats, one bubble for every output vector whose last beat directly follows the previous
+/// vector's (the registered clock enable cannot know that the first is taken in the cycle the
+/// second arrives), then the pipeline drains (`last_beat_to_out_valid` + 1); see
+/// docs/array.md.
 pub fn ideal_cycles(p: &Params, k: usize, n: usize, m: usize) -> usize {
     let (r, c, bk) = (p.rows as usize, p.cols as usize, p.block_k as usize);
     let tiles = div_ceil(n, r);
@@ -167,5 +170,26 @@ pub fn ideal_cycles(p: &Params, k: usize, n: usize, m: usize) -> usize {
     } else {
         div_ceil(k, c)
     };
-    tiles * m * beats_per_token + p.issue_to_out() as usize + 1
+    tiles * m * beats_per_token + back_to_back_vectors(p, k, n, m) + p.issue_to_out() as usize + 1
+}
+
+/// Output vectors whose block's last beat is issued right after the previous vector's (each
+/// costs one cycle at full rate): the last block of a token is one beat long.
+pub fn back_to_back_vectors(p: &Params, k: usize, n: usize, m: usize) -> usize {
+    let (r, c, bk) = (p.rows as usize, p.cols as usize, p.block_k as usize);
+    let tiles = div_ceil(n, r);
+    if m == 1 {
+        // one vector per tile, after ceil(K/cols) beats
+        if div_ceil(k, c) == 1 {
+            tiles - 1
+        } else {
+            0
+        }
+    } else if p.bpb == 1 {
+        // the tokens of a tile's last block follow each other; the next tile's first vector
+        // follows directly when the tile has one block
+        tiles * (m - 1) + if div_ceil(k, bk) == 1 { tiles - 1 } else { 0 }
+    } else {
+        0
+    }
 }

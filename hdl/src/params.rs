@@ -27,11 +27,21 @@ pub const ACC_BITS_MAX: u32 = 64;
 pub struct HdlOptions {
     /// Register the adder tree after every `tree_reg_every`-th level (1 = every level).
     pub tree_reg_every: u32,
+    /// Keep the per-lane registered copies of the lane-wide controls apart (`(* keep *)`).
+    /// Place-and-route tools that do not replicate a high-fanout register (nextpnr) need
+    /// them: one copy per lane fans out only inside its lane. Without the attribute,
+    /// synthesis merges the copies into one register, which costs no logic, and a tool that
+    /// replicates registers by fanout itself (Vivado's `opt_design`/`phys_opt_design`) makes
+    /// the copies it needs. Simulation is the same either way.
+    pub lane_copies: bool,
 }
 
 impl Default for HdlOptions {
     fn default() -> Self {
-        HdlOptions { tree_reg_every: 1 }
+        HdlOptions {
+            tree_reg_every: 1,
+            lane_copies: true,
+        }
     }
 }
 
@@ -143,10 +153,10 @@ impl Params {
     }
 
     /// Cycles from the issue of a block's last beat to `out_valid` for that token
-    /// (input register / ring read, lead registers, tree registers, psum and scaler capture,
-    /// multiplier, output register).
+    /// (input register, ring write, ring read / lead registers, tree registers, psum and
+    /// scaler capture, multiplier, output register).
     pub fn issue_to_out(&self) -> u32 {
-        self.tree_lat() + 5
+        self.tree_lat() + 6
     }
 
     /// Index width of the lanes' weight ring memory: `j_bits` when the ring holds more than one

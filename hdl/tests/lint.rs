@@ -48,7 +48,14 @@ fn odd_shapes_lint_clean() {
     gemv.accumulator.acc_bits = 32;
     lint(&gemv, HdlOptions::default(), "lint_gemv");
     let odd = config("odd", 3, 5, 5, 16, 20);
-    lint(&odd, HdlOptions { tree_reg_every: 2 }, "lint_odd");
+    lint(
+        &odd,
+        HdlOptions {
+            tree_reg_every: 2,
+            ..HdlOptions::default()
+        },
+        "lint_odd",
+    );
     let mut wide = config("wide", 2, 4, 2, 8, 8);
     wide.accumulator.psum_bits = 32;
     lint(&wide, HdlOptions::default(), "lint_wide");

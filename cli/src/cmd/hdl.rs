@@ -18,6 +18,11 @@ pub enum HdlCmd {
         /// Register the adder tree every this many levels (1 = every level).
         #[arg(long, default_value_t = 1)]
         tree_reg_every: u32,
+        /// Let synthesis merge the per-lane copies of the lane-wide controls (for tools that
+        /// replicate high-fanout registers themselves, e.g. Vivado); by default they are kept
+        /// apart for nextpnr.
+        #[arg(long)]
+        no_lane_copies: bool,
         #[arg(long)]
         json: bool,
     },
@@ -29,10 +34,14 @@ pub fn run(cmd: HdlCmd) -> Result<()> {
             config,
             out,
             tree_reg_every,
+            no_lane_copies,
             json,
         } => {
             let cfg = ArrayConfig::builtin_or_load(&config)?;
-            let opts = tern_hdl::HdlOptions { tree_reg_every };
+            let opts = tern_hdl::HdlOptions {
+                tree_reg_every,
+                lane_copies: !no_lane_copies,
+            };
             let r = tern_hdl::emit::emit_with(&cfg, opts, &out)
                 .with_context(|| format!("emitting config {} into {}", cfg.name, out.display()))?;
             if json {

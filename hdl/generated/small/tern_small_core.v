@@ -130,26 +130,23 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     wire  ctrl$w_ready;
     wire  ctrl$act_ready;
     wire  ctrl$scale_ready;
-    wire  ctrl$en;
+    wire  ctrl$en_d;
+    wire  ctrl$sc_full_d;
     wire  ctrl$w_we;
     wire  ctrl$w_addr$0;
     wire  ctrl$w_addr$1;
     wire  ctrl$w_addr$2;
-    wire  ctrl$r_addr$0;
-    wire  ctrl$r_addr$1;
-    wire  ctrl$r_addr$2;
     wire  ctrl$x_load;
     wire  ctrl$x_zero$0;
-    wire  ctrl$ps_valid;
-    wire  ctrl$ps_clr;
-    wire  ctrl$sc_take;
-    wire  ctrl$sc_mload;
-    wire  ctrl$acc_we;
-    wire  ctrl$acc_first;
-    wire  ctrl$acc_addr$0;
-    wire  ctrl$acc_addr$1;
-    wire  ctrl$acc_addr$2;
-    wire  ctrl$out_load;
+    wire  ctrl$pv;
+    wire  ctrl$pvl;
+    wire  ctrl$pns;
+    wire  ctrl$svl;
+    wire  ctrl$skbf;
+    wire  ctrl$sol;
+    wire  ctrl$st$0;
+    wire  ctrl$st$1;
+    wire  ctrl$st$2;
     wire  ctrl$out_valid;
     wire  [15:0] ctrl$out_token;
     wire  [31:0] ctrl$out_n;
@@ -469,26 +466,23 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .w_ready(ctrl$w_ready),
         .act_ready(ctrl$act_ready),
         .scale_ready(ctrl$scale_ready),
-        .en(ctrl$en),
+        .en_d(ctrl$en_d),
+        .sc_full_d(ctrl$sc_full_d),
         .w_we(ctrl$w_we),
         .w_addr$0(ctrl$w_addr$0),
         .w_addr$1(ctrl$w_addr$1),
         .w_addr$2(ctrl$w_addr$2),
-        .r_addr$0(ctrl$r_addr$0),
-        .r_addr$1(ctrl$r_addr$1),
-        .r_addr$2(ctrl$r_addr$2),
         .x_load(ctrl$x_load),
         .x_zero$0(ctrl$x_zero$0),
-        .ps_valid(ctrl$ps_valid),
-        .ps_clr(ctrl$ps_clr),
-        .sc_take(ctrl$sc_take),
-        .sc_mload(ctrl$sc_mload),
-        .acc_we(ctrl$acc_we),
-        .acc_first(ctrl$acc_first),
-        .acc_addr$0(ctrl$acc_addr$0),
-        .acc_addr$1(ctrl$acc_addr$1),
-        .acc_addr$2(ctrl$acc_addr$2),
-        .out_load(ctrl$out_load),
+        .pv(ctrl$pv),
+        .pvl(ctrl$pvl),
+        .pns(ctrl$pns),
+        .svl(ctrl$svl),
+        .skbf(ctrl$skbf),
+        .sol(ctrl$sol),
+        .st$0(ctrl$st$0),
+        .st$1(ctrl$st$1),
+        .st$2(ctrl$st$2),
         .out_valid(ctrl$out_valid),
         .out_token(ctrl$out_token),
         .out_n(ctrl$out_n),
@@ -815,10 +809,332 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       if (ctrl$x_zero$0) x_reg <= {64{1'b0}};
       else if (ctrl$x_load) x_reg <= act_in;
     end
+    // the activations one stage later (the lanes' ring write stage), the leaders' input
+    reg en_x;
+    reg [63:0] x_2;
+    (* keep *) always @(posedge clock) begin
+      en_x <= ctrl$en_d;
+    end
+    always @(posedge clock) begin
+      if (en_x) x_2 <= x_reg;
+    end
     // the follower columns' activations one stage later (the lanes' lead registers hold the leaders')
     reg [31:0] x_f;
     always @(posedge clock) begin
-      if (ctrl$en) x_f <= {x_reg[63:56], x_reg[47:40], x_reg[31:24], x_reg[15:8]};
+      if (en_x) x_f <= {x_2[63:56], x_2[47:40], x_2[31:24], x_2[15:8]};
+    end
+    // per lane, registered copies of the lane-wide controls (kept apart so that each fans out inside its lane): the clock enable, the scale prefetch flag, the issued beat's ring write (enable, index, trit codes) and ring read index, the root-stage and multiplier-stage flags; and the lane's scale prefetch register
+    reg l0_en;
+    reg l0_scf;
+    reg l0_wwe;
+    reg l0_vT;
+    reg l0_vlT;
+    reg l0_nsT;
+    reg l0_vlM;
+    reg l0_kbfM;
+    reg l0_olM;
+    reg [2:0] l0_wa;
+    reg [2:0] l0_ra;
+    reg [2:0] l0_tM;
+    reg [15:0] l0_wq;
+    reg [15:0] l0_scn;
+    (* keep *) always @(posedge clock) begin
+      l0_en <= ctrl$en_d;
+      l0_scf <= ctrl$sc_full_d;
+      if (rst) begin
+        l0_wwe <= 1'b0;
+        l0_vT <= 1'b0;
+        l0_vlT <= 1'b0;
+        l0_nsT <= 1'b0;
+        l0_vlM <= 1'b0;
+        l0_olM <= 1'b0;
+      end else if (l0_en) begin
+        l0_wwe <= ctrl$w_we;
+        l0_wa <= {ctrl$w_addr$2, ctrl$w_addr$1, ctrl$w_addr$0};
+        l0_ra <= l0_wa;
+        l0_wq <= {w$7, w$6, w$5, w$4, w$3, w$2, w$1, w$0};
+        l0_vT <= ctrl$pv;
+        l0_vlT <= ctrl$pvl;
+        l0_nsT <= ctrl$pns;
+        l0_vlM <= ctrl$svl;
+        l0_kbfM <= ctrl$skbf;
+        l0_olM <= ctrl$sol;
+        l0_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
+      end
+      if (~l0_scf | (l0_en & l0_nsT)) l0_scn <= scale$0;
+    end
+    reg l1_en;
+    reg l1_scf;
+    reg l1_wwe;
+    reg l1_vT;
+    reg l1_vlT;
+    reg l1_nsT;
+    reg l1_vlM;
+    reg l1_kbfM;
+    reg l1_olM;
+    reg [2:0] l1_wa;
+    reg [2:0] l1_ra;
+    reg [2:0] l1_tM;
+    reg [15:0] l1_wq;
+    reg [15:0] l1_scn;
+    (* keep *) always @(posedge clock) begin
+      l1_en <= ctrl$en_d;
+      l1_scf <= ctrl$sc_full_d;
+      if (rst) begin
+        l1_wwe <= 1'b0;
+        l1_vT <= 1'b0;
+        l1_vlT <= 1'b0;
+        l1_nsT <= 1'b0;
+        l1_vlM <= 1'b0;
+        l1_olM <= 1'b0;
+      end else if (l1_en) begin
+        l1_wwe <= ctrl$w_we;
+        l1_wa <= {ctrl$w_addr$2, ctrl$w_addr$1, ctrl$w_addr$0};
+        l1_ra <= l1_wa;
+        l1_wq <= {w$15, w$14, w$13, w$12, w$11, w$10, w$9, w$8};
+        l1_vT <= ctrl$pv;
+        l1_vlT <= ctrl$pvl;
+        l1_nsT <= ctrl$pns;
+        l1_vlM <= ctrl$svl;
+        l1_kbfM <= ctrl$skbf;
+        l1_olM <= ctrl$sol;
+        l1_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
+      end
+      if (~l1_scf | (l1_en & l1_nsT)) l1_scn <= scale$1;
+    end
+    reg l2_en;
+    reg l2_scf;
+    reg l2_wwe;
+    reg l2_vT;
+    reg l2_vlT;
+    reg l2_nsT;
+    reg l2_vlM;
+    reg l2_kbfM;
+    reg l2_olM;
+    reg [2:0] l2_wa;
+    reg [2:0] l2_ra;
+    reg [2:0] l2_tM;
+    reg [15:0] l2_wq;
+    reg [15:0] l2_scn;
+    (* keep *) always @(posedge clock) begin
+      l2_en <= ctrl$en_d;
+      l2_scf <= ctrl$sc_full_d;
+      if (rst) begin
+        l2_wwe <= 1'b0;
+        l2_vT <= 1'b0;
+        l2_vlT <= 1'b0;
+        l2_nsT <= 1'b0;
+        l2_vlM <= 1'b0;
+        l2_olM <= 1'b0;
+      end else if (l2_en) begin
+        l2_wwe <= ctrl$w_we;
+        l2_wa <= {ctrl$w_addr$2, ctrl$w_addr$1, ctrl$w_addr$0};
+        l2_ra <= l2_wa;
+        l2_wq <= {w$23, w$22, w$21, w$20, w$19, w$18, w$17, w$16};
+        l2_vT <= ctrl$pv;
+        l2_vlT <= ctrl$pvl;
+        l2_nsT <= ctrl$pns;
+        l2_vlM <= ctrl$svl;
+        l2_kbfM <= ctrl$skbf;
+        l2_olM <= ctrl$sol;
+        l2_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
+      end
+      if (~l2_scf | (l2_en & l2_nsT)) l2_scn <= scale$2;
+    end
+    reg l3_en;
+    reg l3_scf;
+    reg l3_wwe;
+    reg l3_vT;
+    reg l3_vlT;
+    reg l3_nsT;
+    reg l3_vlM;
+    reg l3_kbfM;
+    reg l3_olM;
+    reg [2:0] l3_wa;
+    reg [2:0] l3_ra;
+    reg [2:0] l3_tM;
+    reg [15:0] l3_wq;
+    reg [15:0] l3_scn;
+    (* keep *) always @(posedge clock) begin
+      l3_en <= ctrl$en_d;
+      l3_scf <= ctrl$sc_full_d;
+      if (rst) begin
+        l3_wwe <= 1'b0;
+        l3_vT <= 1'b0;
+        l3_vlT <= 1'b0;
+        l3_nsT <= 1'b0;
+        l3_vlM <= 1'b0;
+        l3_olM <= 1'b0;
+      end else if (l3_en) begin
+        l3_wwe <= ctrl$w_we;
+        l3_wa <= {ctrl$w_addr$2, ctrl$w_addr$1, ctrl$w_addr$0};
+        l3_ra <= l3_wa;
+        l3_wq <= {w$31, w$30, w$29, w$28, w$27, w$26, w$25, w$24};
+        l3_vT <= ctrl$pv;
+        l3_vlT <= ctrl$pvl;
+        l3_nsT <= ctrl$pns;
+        l3_vlM <= ctrl$svl;
+        l3_kbfM <= ctrl$skbf;
+        l3_olM <= ctrl$sol;
+        l3_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
+      end
+      if (~l3_scf | (l3_en & l3_nsT)) l3_scn <= scale$3;
+    end
+    reg l4_en;
+    reg l4_scf;
+    reg l4_wwe;
+    reg l4_vT;
+    reg l4_vlT;
+    reg l4_nsT;
+    reg l4_vlM;
+    reg l4_kbfM;
+    reg l4_olM;
+    reg [2:0] l4_wa;
+    reg [2:0] l4_ra;
+    reg [2:0] l4_tM;
+    reg [15:0] l4_wq;
+    reg [15:0] l4_scn;
+    (* keep *) always @(posedge clock) begin
+      l4_en <= ctrl$en_d;
+      l4_scf <= ctrl$sc_full_d;
+      if (rst) begin
+        l4_wwe <= 1'b0;
+        l4_vT <= 1'b0;
+        l4_vlT <= 1'b0;
+        l4_nsT <= 1'b0;
+        l4_vlM <= 1'b0;
+        l4_olM <= 1'b0;
+      end else if (l4_en) begin
+        l4_wwe <= ctrl$w_we;
+        l4_wa <= {ctrl$w_addr$2, ctrl$w_addr$1, ctrl$w_addr$0};
+        l4_ra <= l4_wa;
+        l4_wq <= {w$39, w$38, w$37, w$36, w$35, w$34, w$33, w$32};
+        l4_vT <= ctrl$pv;
+        l4_vlT <= ctrl$pvl;
+        l4_nsT <= ctrl$pns;
+        l4_vlM <= ctrl$svl;
+        l4_kbfM <= ctrl$skbf;
+        l4_olM <= ctrl$sol;
+        l4_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
+      end
+      if (~l4_scf | (l4_en & l4_nsT)) l4_scn <= scale$4;
+    end
+    reg l5_en;
+    reg l5_scf;
+    reg l5_wwe;
+    reg l5_vT;
+    reg l5_vlT;
+    reg l5_nsT;
+    reg l5_vlM;
+    reg l5_kbfM;
+    reg l5_olM;
+    reg [2:0] l5_wa;
+    reg [2:0] l5_ra;
+    reg [2:0] l5_tM;
+    reg [15:0] l5_wq;
+    reg [15:0] l5_scn;
+    (* keep *) always @(posedge clock) begin
+      l5_en <= ctrl$en_d;
+      l5_scf <= ctrl$sc_full_d;
+      if (rst) begin
+        l5_wwe <= 1'b0;
+        l5_vT <= 1'b0;
+        l5_vlT <= 1'b0;
+        l5_nsT <= 1'b0;
+        l5_vlM <= 1'b0;
+        l5_olM <= 1'b0;
+      end else if (l5_en) begin
+        l5_wwe <= ctrl$w_we;
+        l5_wa <= {ctrl$w_addr$2, ctrl$w_addr$1, ctrl$w_addr$0};
+        l5_ra <= l5_wa;
+        l5_wq <= {w$47, w$46, w$45, w$44, w$43, w$42, w$41, w$40};
+        l5_vT <= ctrl$pv;
+        l5_vlT <= ctrl$pvl;
+        l5_nsT <= ctrl$pns;
+        l5_vlM <= ctrl$svl;
+        l5_kbfM <= ctrl$skbf;
+        l5_olM <= ctrl$sol;
+        l5_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
+      end
+      if (~l5_scf | (l5_en & l5_nsT)) l5_scn <= scale$5;
+    end
+    reg l6_en;
+    reg l6_scf;
+    reg l6_wwe;
+    reg l6_vT;
+    reg l6_vlT;
+    reg l6_nsT;
+    reg l6_vlM;
+    reg l6_kbfM;
+    reg l6_olM;
+    reg [2:0] l6_wa;
+    reg [2:0] l6_ra;
+    reg [2:0] l6_tM;
+    reg [15:0] l6_wq;
+    reg [15:0] l6_scn;
+    (* keep *) always @(posedge clock) begin
+      l6_en <= ctrl$en_d;
+      l6_scf <= ctrl$sc_full_d;
+      if (rst) begin
+        l6_wwe <= 1'b0;
+        l6_vT <= 1'b0;
+        l6_vlT <= 1'b0;
+        l6_nsT <= 1'b0;
+        l6_vlM <= 1'b0;
+        l6_olM <= 1'b0;
+      end else if (l6_en) begin
+        l6_wwe <= ctrl$w_we;
+        l6_wa <= {ctrl$w_addr$2, ctrl$w_addr$1, ctrl$w_addr$0};
+        l6_ra <= l6_wa;
+        l6_wq <= {w$55, w$54, w$53, w$52, w$51, w$50, w$49, w$48};
+        l6_vT <= ctrl$pv;
+        l6_vlT <= ctrl$pvl;
+        l6_nsT <= ctrl$pns;
+        l6_vlM <= ctrl$svl;
+        l6_kbfM <= ctrl$skbf;
+        l6_olM <= ctrl$sol;
+        l6_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
+      end
+      if (~l6_scf | (l6_en & l6_nsT)) l6_scn <= scale$6;
+    end
+    reg l7_en;
+    reg l7_scf;
+    reg l7_wwe;
+    reg l7_vT;
+    reg l7_vlT;
+    reg l7_nsT;
+    reg l7_vlM;
+    reg l7_kbfM;
+    reg l7_olM;
+    reg [2:0] l7_wa;
+    reg [2:0] l7_ra;
+    reg [2:0] l7_tM;
+    reg [15:0] l7_wq;
+    reg [15:0] l7_scn;
+    (* keep *) always @(posedge clock) begin
+      l7_en <= ctrl$en_d;
+      l7_scf <= ctrl$sc_full_d;
+      if (rst) begin
+        l7_wwe <= 1'b0;
+        l7_vT <= 1'b0;
+        l7_vlT <= 1'b0;
+        l7_nsT <= 1'b0;
+        l7_vlM <= 1'b0;
+        l7_olM <= 1'b0;
+      end else if (l7_en) begin
+        l7_wwe <= ctrl$w_we;
+        l7_wa <= {ctrl$w_addr$2, ctrl$w_addr$1, ctrl$w_addr$0};
+        l7_ra <= l7_wa;
+        l7_wq <= {w$63, w$62, w$61, w$60, w$59, w$58, w$57, w$56};
+        l7_vT <= ctrl$pv;
+        l7_vlT <= ctrl$pvl;
+        l7_nsT <= ctrl$pns;
+        l7_vlM <= ctrl$svl;
+        l7_kbfM <= ctrl$skbf;
+        l7_olM <= ctrl$sol;
+        l7_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
+      end
+      if (~l7_scf | (l7_en & l7_nsT)) l7_scn <= scale$7;
     end
     always @(*) begin
       ctrl$clock = clock;
@@ -843,313 +1159,313 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       out_last = ctrl$out_last;
       // lane 0
       lanes$0$clock = clock;
-      lanes$0$en = ctrl$en;
-      lanes$0$w_we = ctrl$w_we;
-      lanes$0$ps_valid = ctrl$ps_valid;
-      lanes$0$ps_clr = ctrl$ps_clr;
-      lanes$0$sc_take = ctrl$sc_take;
-      lanes$0$sc_mload = ctrl$sc_mload;
-      lanes$0$acc_we = ctrl$acc_we;
-      lanes$0$acc_first = ctrl$acc_first;
-      lanes$0$out_load = ctrl$out_load;
-      lanes$0$w_addr$0 = ctrl$w_addr$0;
-      lanes$0$r_addr$0 = ctrl$r_addr$0;
-      lanes$0$w_addr$1 = ctrl$w_addr$1;
-      lanes$0$r_addr$1 = ctrl$r_addr$1;
-      lanes$0$w_addr$2 = ctrl$w_addr$2;
-      lanes$0$r_addr$2 = ctrl$r_addr$2;
-      lanes$0$acc_addr$0 = ctrl$acc_addr$0;
-      lanes$0$acc_addr$1 = ctrl$acc_addr$1;
-      lanes$0$acc_addr$2 = ctrl$acc_addr$2;
-      lanes$0$w$0 = w$0;
-      lanes$0$w$1 = w$1;
-      lanes$0$w$2 = w$2;
-      lanes$0$w$3 = w$3;
-      lanes$0$w$4 = w$4;
-      lanes$0$w$5 = w$5;
-      lanes$0$w$6 = w$6;
-      lanes$0$w$7 = w$7;
-      lanes$0$xl$0 = x_reg[7:0];
-      lanes$0$xl$1 = x_reg[23:16];
-      lanes$0$xl$2 = x_reg[39:32];
-      lanes$0$xl$3 = x_reg[55:48];
+      lanes$0$en = l0_en;
+      lanes$0$w_we = l0_wwe;
+      lanes$0$ps_valid = l0_vT;
+      lanes$0$ps_clr = rst | (l0_en & l0_vlT);
+      lanes$0$sc_take = l0_vlT;
+      lanes$0$sc_mload = l0_nsT;
+      lanes$0$acc_we = l0_vlM;
+      lanes$0$acc_first = l0_kbfM;
+      lanes$0$out_load = l0_olM;
+      lanes$0$w_addr$0 = l0_wa[0];
+      lanes$0$r_addr$0 = l0_ra[0];
+      lanes$0$w_addr$1 = l0_wa[1];
+      lanes$0$r_addr$1 = l0_ra[1];
+      lanes$0$w_addr$2 = l0_wa[2];
+      lanes$0$r_addr$2 = l0_ra[2];
+      lanes$0$acc_addr$0 = l0_tM[0];
+      lanes$0$acc_addr$1 = l0_tM[1];
+      lanes$0$acc_addr$2 = l0_tM[2];
+      lanes$0$w$0 = l0_wq[1:0];
+      lanes$0$w$1 = l0_wq[3:2];
+      lanes$0$w$2 = l0_wq[5:4];
+      lanes$0$w$3 = l0_wq[7:6];
+      lanes$0$w$4 = l0_wq[9:8];
+      lanes$0$w$5 = l0_wq[11:10];
+      lanes$0$w$6 = l0_wq[13:12];
+      lanes$0$w$7 = l0_wq[15:14];
+      lanes$0$xl$0 = x_2[7:0];
+      lanes$0$xl$1 = x_2[23:16];
+      lanes$0$xl$2 = x_2[39:32];
+      lanes$0$xl$3 = x_2[55:48];
       lanes$0$xf$0 = x_f[7:0];
       lanes$0$xf$1 = x_f[15:8];
       lanes$0$xf$2 = x_f[23:16];
       lanes$0$xf$3 = x_f[31:24];
-      lanes$0$scale = scale$0;
+      lanes$0$scale = l0_scn;
       out$0 = lanes$0$out;
       // lane 1
       lanes$1$clock = clock;
-      lanes$1$en = ctrl$en;
-      lanes$1$w_we = ctrl$w_we;
-      lanes$1$ps_valid = ctrl$ps_valid;
-      lanes$1$ps_clr = ctrl$ps_clr;
-      lanes$1$sc_take = ctrl$sc_take;
-      lanes$1$sc_mload = ctrl$sc_mload;
-      lanes$1$acc_we = ctrl$acc_we;
-      lanes$1$acc_first = ctrl$acc_first;
-      lanes$1$out_load = ctrl$out_load;
-      lanes$1$w_addr$0 = ctrl$w_addr$0;
-      lanes$1$r_addr$0 = ctrl$r_addr$0;
-      lanes$1$w_addr$1 = ctrl$w_addr$1;
-      lanes$1$r_addr$1 = ctrl$r_addr$1;
-      lanes$1$w_addr$2 = ctrl$w_addr$2;
-      lanes$1$r_addr$2 = ctrl$r_addr$2;
-      lanes$1$acc_addr$0 = ctrl$acc_addr$0;
-      lanes$1$acc_addr$1 = ctrl$acc_addr$1;
-      lanes$1$acc_addr$2 = ctrl$acc_addr$2;
-      lanes$1$w$0 = w$8;
-      lanes$1$w$1 = w$9;
-      lanes$1$w$2 = w$10;
-      lanes$1$w$3 = w$11;
-      lanes$1$w$4 = w$12;
-      lanes$1$w$5 = w$13;
-      lanes$1$w$6 = w$14;
-      lanes$1$w$7 = w$15;
-      lanes$1$xl$0 = x_reg[7:0];
-      lanes$1$xl$1 = x_reg[23:16];
-      lanes$1$xl$2 = x_reg[39:32];
-      lanes$1$xl$3 = x_reg[55:48];
+      lanes$1$en = l1_en;
+      lanes$1$w_we = l1_wwe;
+      lanes$1$ps_valid = l1_vT;
+      lanes$1$ps_clr = rst | (l1_en & l1_vlT);
+      lanes$1$sc_take = l1_vlT;
+      lanes$1$sc_mload = l1_nsT;
+      lanes$1$acc_we = l1_vlM;
+      lanes$1$acc_first = l1_kbfM;
+      lanes$1$out_load = l1_olM;
+      lanes$1$w_addr$0 = l1_wa[0];
+      lanes$1$r_addr$0 = l1_ra[0];
+      lanes$1$w_addr$1 = l1_wa[1];
+      lanes$1$r_addr$1 = l1_ra[1];
+      lanes$1$w_addr$2 = l1_wa[2];
+      lanes$1$r_addr$2 = l1_ra[2];
+      lanes$1$acc_addr$0 = l1_tM[0];
+      lanes$1$acc_addr$1 = l1_tM[1];
+      lanes$1$acc_addr$2 = l1_tM[2];
+      lanes$1$w$0 = l1_wq[1:0];
+      lanes$1$w$1 = l1_wq[3:2];
+      lanes$1$w$2 = l1_wq[5:4];
+      lanes$1$w$3 = l1_wq[7:6];
+      lanes$1$w$4 = l1_wq[9:8];
+      lanes$1$w$5 = l1_wq[11:10];
+      lanes$1$w$6 = l1_wq[13:12];
+      lanes$1$w$7 = l1_wq[15:14];
+      lanes$1$xl$0 = x_2[7:0];
+      lanes$1$xl$1 = x_2[23:16];
+      lanes$1$xl$2 = x_2[39:32];
+      lanes$1$xl$3 = x_2[55:48];
       lanes$1$xf$0 = x_f[7:0];
       lanes$1$xf$1 = x_f[15:8];
       lanes$1$xf$2 = x_f[23:16];
       lanes$1$xf$3 = x_f[31:24];
-      lanes$1$scale = scale$1;
+      lanes$1$scale = l1_scn;
       out$1 = lanes$1$out;
       // lane 2
       lanes$2$clock = clock;
-      lanes$2$en = ctrl$en;
-      lanes$2$w_we = ctrl$w_we;
-      lanes$2$ps_valid = ctrl$ps_valid;
-      lanes$2$ps_clr = ctrl$ps_clr;
-      lanes$2$sc_take = ctrl$sc_take;
-      lanes$2$sc_mload = ctrl$sc_mload;
-      lanes$2$acc_we = ctrl$acc_we;
-      lanes$2$acc_first = ctrl$acc_first;
-      lanes$2$out_load = ctrl$out_load;
-      lanes$2$w_addr$0 = ctrl$w_addr$0;
-      lanes$2$r_addr$0 = ctrl$r_addr$0;
-      lanes$2$w_addr$1 = ctrl$w_addr$1;
-      lanes$2$r_addr$1 = ctrl$r_addr$1;
-      lanes$2$w_addr$2 = ctrl$w_addr$2;
-      lanes$2$r_addr$2 = ctrl$r_addr$2;
-      lanes$2$acc_addr$0 = ctrl$acc_addr$0;
-      lanes$2$acc_addr$1 = ctrl$acc_addr$1;
-      lanes$2$acc_addr$2 = ctrl$acc_addr$2;
-      lanes$2$w$0 = w$16;
-      lanes$2$w$1 = w$17;
-      lanes$2$w$2 = w$18;
-      lanes$2$w$3 = w$19;
-      lanes$2$w$4 = w$20;
-      lanes$2$w$5 = w$21;
-      lanes$2$w$6 = w$22;
-      lanes$2$w$7 = w$23;
-      lanes$2$xl$0 = x_reg[7:0];
-      lanes$2$xl$1 = x_reg[23:16];
-      lanes$2$xl$2 = x_reg[39:32];
-      lanes$2$xl$3 = x_reg[55:48];
+      lanes$2$en = l2_en;
+      lanes$2$w_we = l2_wwe;
+      lanes$2$ps_valid = l2_vT;
+      lanes$2$ps_clr = rst | (l2_en & l2_vlT);
+      lanes$2$sc_take = l2_vlT;
+      lanes$2$sc_mload = l2_nsT;
+      lanes$2$acc_we = l2_vlM;
+      lanes$2$acc_first = l2_kbfM;
+      lanes$2$out_load = l2_olM;
+      lanes$2$w_addr$0 = l2_wa[0];
+      lanes$2$r_addr$0 = l2_ra[0];
+      lanes$2$w_addr$1 = l2_wa[1];
+      lanes$2$r_addr$1 = l2_ra[1];
+      lanes$2$w_addr$2 = l2_wa[2];
+      lanes$2$r_addr$2 = l2_ra[2];
+      lanes$2$acc_addr$0 = l2_tM[0];
+      lanes$2$acc_addr$1 = l2_tM[1];
+      lanes$2$acc_addr$2 = l2_tM[2];
+      lanes$2$w$0 = l2_wq[1:0];
+      lanes$2$w$1 = l2_wq[3:2];
+      lanes$2$w$2 = l2_wq[5:4];
+      lanes$2$w$3 = l2_wq[7:6];
+      lanes$2$w$4 = l2_wq[9:8];
+      lanes$2$w$5 = l2_wq[11:10];
+      lanes$2$w$6 = l2_wq[13:12];
+      lanes$2$w$7 = l2_wq[15:14];
+      lanes$2$xl$0 = x_2[7:0];
+      lanes$2$xl$1 = x_2[23:16];
+      lanes$2$xl$2 = x_2[39:32];
+      lanes$2$xl$3 = x_2[55:48];
       lanes$2$xf$0 = x_f[7:0];
       lanes$2$xf$1 = x_f[15:8];
       lanes$2$xf$2 = x_f[23:16];
       lanes$2$xf$3 = x_f[31:24];
-      lanes$2$scale = scale$2;
+      lanes$2$scale = l2_scn;
       out$2 = lanes$2$out;
       // lane 3
       lanes$3$clock = clock;
-      lanes$3$en = ctrl$en;
-      lanes$3$w_we = ctrl$w_we;
-      lanes$3$ps_valid = ctrl$ps_valid;
-      lanes$3$ps_clr = ctrl$ps_clr;
-      lanes$3$sc_take = ctrl$sc_take;
-      lanes$3$sc_mload = ctrl$sc_mload;
-      lanes$3$acc_we = ctrl$acc_we;
-      lanes$3$acc_first = ctrl$acc_first;
-      lanes$3$out_load = ctrl$out_load;
-      lanes$3$w_addr$0 = ctrl$w_addr$0;
-      lanes$3$r_addr$0 = ctrl$r_addr$0;
-      lanes$3$w_addr$1 = ctrl$w_addr$1;
-      lanes$3$r_addr$1 = ctrl$r_addr$1;
-      lanes$3$w_addr$2 = ctrl$w_addr$2;
-      lanes$3$r_addr$2 = ctrl$r_addr$2;
-      lanes$3$acc_addr$0 = ctrl$acc_addr$0;
-      lanes$3$acc_addr$1 = ctrl$acc_addr$1;
-      lanes$3$acc_addr$2 = ctrl$acc_addr$2;
-      lanes$3$w$0 = w$24;
-      lanes$3$w$1 = w$25;
-      lanes$3$w$2 = w$26;
-      lanes$3$w$3 = w$27;
-      lanes$3$w$4 = w$28;
-      lanes$3$w$5 = w$29;
-      lanes$3$w$6 = w$30;
-      lanes$3$w$7 = w$31;
-      lanes$3$xl$0 = x_reg[7:0];
-      lanes$3$xl$1 = x_reg[23:16];
-      lanes$3$xl$2 = x_reg[39:32];
-      lanes$3$xl$3 = x_reg[55:48];
+      lanes$3$en = l3_en;
+      lanes$3$w_we = l3_wwe;
+      lanes$3$ps_valid = l3_vT;
+      lanes$3$ps_clr = rst | (l3_en & l3_vlT);
+      lanes$3$sc_take = l3_vlT;
+      lanes$3$sc_mload = l3_nsT;
+      lanes$3$acc_we = l3_vlM;
+      lanes$3$acc_first = l3_kbfM;
+      lanes$3$out_load = l3_olM;
+      lanes$3$w_addr$0 = l3_wa[0];
+      lanes$3$r_addr$0 = l3_ra[0];
+      lanes$3$w_addr$1 = l3_wa[1];
+      lanes$3$r_addr$1 = l3_ra[1];
+      lanes$3$w_addr$2 = l3_wa[2];
+      lanes$3$r_addr$2 = l3_ra[2];
+      lanes$3$acc_addr$0 = l3_tM[0];
+      lanes$3$acc_addr$1 = l3_tM[1];
+      lanes$3$acc_addr$2 = l3_tM[2];
+      lanes$3$w$0 = l3_wq[1:0];
+      lanes$3$w$1 = l3_wq[3:2];
+      lanes$3$w$2 = l3_wq[5:4];
+      lanes$3$w$3 = l3_wq[7:6];
+      lanes$3$w$4 = l3_wq[9:8];
+      lanes$3$w$5 = l3_wq[11:10];
+      lanes$3$w$6 = l3_wq[13:12];
+      lanes$3$w$7 = l3_wq[15:14];
+      lanes$3$xl$0 = x_2[7:0];
+      lanes$3$xl$1 = x_2[23:16];
+      lanes$3$xl$2 = x_2[39:32];
+      lanes$3$xl$3 = x_2[55:48];
       lanes$3$xf$0 = x_f[7:0];
       lanes$3$xf$1 = x_f[15:8];
       lanes$3$xf$2 = x_f[23:16];
       lanes$3$xf$3 = x_f[31:24];
-      lanes$3$scale = scale$3;
+      lanes$3$scale = l3_scn;
       out$3 = lanes$3$out;
       // lane 4
       lanes$4$clock = clock;
-      lanes$4$en = ctrl$en;
-      lanes$4$w_we = ctrl$w_we;
-      lanes$4$ps_valid = ctrl$ps_valid;
-      lanes$4$ps_clr = ctrl$ps_clr;
-      lanes$4$sc_take = ctrl$sc_take;
-      lanes$4$sc_mload = ctrl$sc_mload;
-      lanes$4$acc_we = ctrl$acc_we;
-      lanes$4$acc_first = ctrl$acc_first;
-      lanes$4$out_load = ctrl$out_load;
-      lanes$4$w_addr$0 = ctrl$w_addr$0;
-      lanes$4$r_addr$0 = ctrl$r_addr$0;
-      lanes$4$w_addr$1 = ctrl$w_addr$1;
-      lanes$4$r_addr$1 = ctrl$r_addr$1;
-      lanes$4$w_addr$2 = ctrl$w_addr$2;
-      lanes$4$r_addr$2 = ctrl$r_addr$2;
-      lanes$4$acc_addr$0 = ctrl$acc_addr$0;
-      lanes$4$acc_addr$1 = ctrl$acc_addr$1;
-      lanes$4$acc_addr$2 = ctrl$acc_addr$2;
-      lanes$4$w$0 = w$32;
-      lanes$4$w$1 = w$33;
-      lanes$4$w$2 = w$34;
-      lanes$4$w$3 = w$35;
-      lanes$4$w$4 = w$36;
-      lanes$4$w$5 = w$37;
-      lanes$4$w$6 = w$38;
-      lanes$4$w$7 = w$39;
-      lanes$4$xl$0 = x_reg[7:0];
-      lanes$4$xl$1 = x_reg[23:16];
-      lanes$4$xl$2 = x_reg[39:32];
-      lanes$4$xl$3 = x_reg[55:48];
+      lanes$4$en = l4_en;
+      lanes$4$w_we = l4_wwe;
+      lanes$4$ps_valid = l4_vT;
+      lanes$4$ps_clr = rst | (l4_en & l4_vlT);
+      lanes$4$sc_take = l4_vlT;
+      lanes$4$sc_mload = l4_nsT;
+      lanes$4$acc_we = l4_vlM;
+      lanes$4$acc_first = l4_kbfM;
+      lanes$4$out_load = l4_olM;
+      lanes$4$w_addr$0 = l4_wa[0];
+      lanes$4$r_addr$0 = l4_ra[0];
+      lanes$4$w_addr$1 = l4_wa[1];
+      lanes$4$r_addr$1 = l4_ra[1];
+      lanes$4$w_addr$2 = l4_wa[2];
+      lanes$4$r_addr$2 = l4_ra[2];
+      lanes$4$acc_addr$0 = l4_tM[0];
+      lanes$4$acc_addr$1 = l4_tM[1];
+      lanes$4$acc_addr$2 = l4_tM[2];
+      lanes$4$w$0 = l4_wq[1:0];
+      lanes$4$w$1 = l4_wq[3:2];
+      lanes$4$w$2 = l4_wq[5:4];
+      lanes$4$w$3 = l4_wq[7:6];
+      lanes$4$w$4 = l4_wq[9:8];
+      lanes$4$w$5 = l4_wq[11:10];
+      lanes$4$w$6 = l4_wq[13:12];
+      lanes$4$w$7 = l4_wq[15:14];
+      lanes$4$xl$0 = x_2[7:0];
+      lanes$4$xl$1 = x_2[23:16];
+      lanes$4$xl$2 = x_2[39:32];
+      lanes$4$xl$3 = x_2[55:48];
       lanes$4$xf$0 = x_f[7:0];
       lanes$4$xf$1 = x_f[15:8];
       lanes$4$xf$2 = x_f[23:16];
       lanes$4$xf$3 = x_f[31:24];
-      lanes$4$scale = scale$4;
+      lanes$4$scale = l4_scn;
       out$4 = lanes$4$out;
       // lane 5
       lanes$5$clock = clock;
-      lanes$5$en = ctrl$en;
-      lanes$5$w_we = ctrl$w_we;
-      lanes$5$ps_valid = ctrl$ps_valid;
-      lanes$5$ps_clr = ctrl$ps_clr;
-      lanes$5$sc_take = ctrl$sc_take;
-      lanes$5$sc_mload = ctrl$sc_mload;
-      lanes$5$acc_we = ctrl$acc_we;
-      lanes$5$acc_first = ctrl$acc_first;
-      lanes$5$out_load = ctrl$out_load;
-      lanes$5$w_addr$0 = ctrl$w_addr$0;
-      lanes$5$r_addr$0 = ctrl$r_addr$0;
-      lanes$5$w_addr$1 = ctrl$w_addr$1;
-      lanes$5$r_addr$1 = ctrl$r_addr$1;
-      lanes$5$w_addr$2 = ctrl$w_addr$2;
-      lanes$5$r_addr$2 = ctrl$r_addr$2;
-      lanes$5$acc_addr$0 = ctrl$acc_addr$0;
-      lanes$5$acc_addr$1 = ctrl$acc_addr$1;
-      lanes$5$acc_addr$2 = ctrl$acc_addr$2;
-      lanes$5$w$0 = w$40;
-      lanes$5$w$1 = w$41;
-      lanes$5$w$2 = w$42;
-      lanes$5$w$3 = w$43;
-      lanes$5$w$4 = w$44;
-      lanes$5$w$5 = w$45;
-      lanes$5$w$6 = w$46;
-      lanes$5$w$7 = w$47;
-      lanes$5$xl$0 = x_reg[7:0];
-      lanes$5$xl$1 = x_reg[23:16];
-      lanes$5$xl$2 = x_reg[39:32];
-      lanes$5$xl$3 = x_reg[55:48];
+      lanes$5$en = l5_en;
+      lanes$5$w_we = l5_wwe;
+      lanes$5$ps_valid = l5_vT;
+      lanes$5$ps_clr = rst | (l5_en & l5_vlT);
+      lanes$5$sc_take = l5_vlT;
+      lanes$5$sc_mload = l5_nsT;
+      lanes$5$acc_we = l5_vlM;
+      lanes$5$acc_first = l5_kbfM;
+      lanes$5$out_load = l5_olM;
+      lanes$5$w_addr$0 = l5_wa[0];
+      lanes$5$r_addr$0 = l5_ra[0];
+      lanes$5$w_addr$1 = l5_wa[1];
+      lanes$5$r_addr$1 = l5_ra[1];
+      lanes$5$w_addr$2 = l5_wa[2];
+      lanes$5$r_addr$2 = l5_ra[2];
+      lanes$5$acc_addr$0 = l5_tM[0];
+      lanes$5$acc_addr$1 = l5_tM[1];
+      lanes$5$acc_addr$2 = l5_tM[2];
+      lanes$5$w$0 = l5_wq[1:0];
+      lanes$5$w$1 = l5_wq[3:2];
+      lanes$5$w$2 = l5_wq[5:4];
+      lanes$5$w$3 = l5_wq[7:6];
+      lanes$5$w$4 = l5_wq[9:8];
+      lanes$5$w$5 = l5_wq[11:10];
+      lanes$5$w$6 = l5_wq[13:12];
+      lanes$5$w$7 = l5_wq[15:14];
+      lanes$5$xl$0 = x_2[7:0];
+      lanes$5$xl$1 = x_2[23:16];
+      lanes$5$xl$2 = x_2[39:32];
+      lanes$5$xl$3 = x_2[55:48];
       lanes$5$xf$0 = x_f[7:0];
       lanes$5$xf$1 = x_f[15:8];
       lanes$5$xf$2 = x_f[23:16];
       lanes$5$xf$3 = x_f[31:24];
-      lanes$5$scale = scale$5;
+      lanes$5$scale = l5_scn;
       out$5 = lanes$5$out;
       // lane 6
       lanes$6$clock = clock;
-      lanes$6$en = ctrl$en;
-      lanes$6$w_we = ctrl$w_we;
-      lanes$6$ps_valid = ctrl$ps_valid;
-      lanes$6$ps_clr = ctrl$ps_clr;
-      lanes$6$sc_take = ctrl$sc_take;
-      lanes$6$sc_mload = ctrl$sc_mload;
-      lanes$6$acc_we = ctrl$acc_we;
-      lanes$6$acc_first = ctrl$acc_first;
-      lanes$6$out_load = ctrl$out_load;
-      lanes$6$w_addr$0 = ctrl$w_addr$0;
-      lanes$6$r_addr$0 = ctrl$r_addr$0;
-      lanes$6$w_addr$1 = ctrl$w_addr$1;
-      lanes$6$r_addr$1 = ctrl$r_addr$1;
-      lanes$6$w_addr$2 = ctrl$w_addr$2;
-      lanes$6$r_addr$2 = ctrl$r_addr$2;
-      lanes$6$acc_addr$0 = ctrl$acc_addr$0;
-      lanes$6$acc_addr$1 = ctrl$acc_addr$1;
-      lanes$6$acc_addr$2 = ctrl$acc_addr$2;
-      lanes$6$w$0 = w$48;
-      lanes$6$w$1 = w$49;
-      lanes$6$w$2 = w$50;
-      lanes$6$w$3 = w$51;
-      lanes$6$w$4 = w$52;
-      lanes$6$w$5 = w$53;
-      lanes$6$w$6 = w$54;
-      lanes$6$w$7 = w$55;
-      lanes$6$xl$0 = x_reg[7:0];
-      lanes$6$xl$1 = x_reg[23:16];
-      lanes$6$xl$2 = x_reg[39:32];
-      lanes$6$xl$3 = x_reg[55:48];
+      lanes$6$en = l6_en;
+      lanes$6$w_we = l6_wwe;
+      lanes$6$ps_valid = l6_vT;
+      lanes$6$ps_clr = rst | (l6_en & l6_vlT);
+      lanes$6$sc_take = l6_vlT;
+      lanes$6$sc_mload = l6_nsT;
+      lanes$6$acc_we = l6_vlM;
+      lanes$6$acc_first = l6_kbfM;
+      lanes$6$out_load = l6_olM;
+      lanes$6$w_addr$0 = l6_wa[0];
+      lanes$6$r_addr$0 = l6_ra[0];
+      lanes$6$w_addr$1 = l6_wa[1];
+      lanes$6$r_addr$1 = l6_ra[1];
+      lanes$6$w_addr$2 = l6_wa[2];
+      lanes$6$r_addr$2 = l6_ra[2];
+      lanes$6$acc_addr$0 = l6_tM[0];
+      lanes$6$acc_addr$1 = l6_tM[1];
+      lanes$6$acc_addr$2 = l6_tM[2];
+      lanes$6$w$0 = l6_wq[1:0];
+      lanes$6$w$1 = l6_wq[3:2];
+      lanes$6$w$2 = l6_wq[5:4];
+      lanes$6$w$3 = l6_wq[7:6];
+      lanes$6$w$4 = l6_wq[9:8];
+      lanes$6$w$5 = l6_wq[11:10];
+      lanes$6$w$6 = l6_wq[13:12];
+      lanes$6$w$7 = l6_wq[15:14];
+      lanes$6$xl$0 = x_2[7:0];
+      lanes$6$xl$1 = x_2[23:16];
+      lanes$6$xl$2 = x_2[39:32];
+      lanes$6$xl$3 = x_2[55:48];
       lanes$6$xf$0 = x_f[7:0];
       lanes$6$xf$1 = x_f[15:8];
       lanes$6$xf$2 = x_f[23:16];
       lanes$6$xf$3 = x_f[31:24];
-      lanes$6$scale = scale$6;
+      lanes$6$scale = l6_scn;
       out$6 = lanes$6$out;
       // lane 7
       lanes$7$clock = clock;
-      lanes$7$en = ctrl$en;
-      lanes$7$w_we = ctrl$w_we;
-      lanes$7$ps_valid = ctrl$ps_valid;
-      lanes$7$ps_clr = ctrl$ps_clr;
-      lanes$7$sc_take = ctrl$sc_take;
-      lanes$7$sc_mload = ctrl$sc_mload;
-      lanes$7$acc_we = ctrl$acc_we;
-      lanes$7$acc_first = ctrl$acc_first;
-      lanes$7$out_load = ctrl$out_load;
-      lanes$7$w_addr$0 = ctrl$w_addr$0;
-      lanes$7$r_addr$0 = ctrl$r_addr$0;
-      lanes$7$w_addr$1 = ctrl$w_addr$1;
-      lanes$7$r_addr$1 = ctrl$r_addr$1;
-      lanes$7$w_addr$2 = ctrl$w_addr$2;
-      lanes$7$r_addr$2 = ctrl$r_addr$2;
-      lanes$7$acc_addr$0 = ctrl$acc_addr$0;
-      lanes$7$acc_addr$1 = ctrl$acc_addr$1;
-      lanes$7$acc_addr$2 = ctrl$acc_addr$2;
-      lanes$7$w$0 = w$56;
-      lanes$7$w$1 = w$57;
-      lanes$7$w$2 = w$58;
-      lanes$7$w$3 = w$59;
-      lanes$7$w$4 = w$60;
-      lanes$7$w$5 = w$61;
-      lanes$7$w$6 = w$62;
-      lanes$7$w$7 = w$63;
-      lanes$7$xl$0 = x_reg[7:0];
-      lanes$7$xl$1 = x_reg[23:16];
-      lanes$7$xl$2 = x_reg[39:32];
-      lanes$7$xl$3 = x_reg[55:48];
+      lanes$7$en = l7_en;
+      lanes$7$w_we = l7_wwe;
+      lanes$7$ps_valid = l7_vT;
+      lanes$7$ps_clr = rst | (l7_en & l7_vlT);
+      lanes$7$sc_take = l7_vlT;
+      lanes$7$sc_mload = l7_nsT;
+      lanes$7$acc_we = l7_vlM;
+      lanes$7$acc_first = l7_kbfM;
+      lanes$7$out_load = l7_olM;
+      lanes$7$w_addr$0 = l7_wa[0];
+      lanes$7$r_addr$0 = l7_ra[0];
+      lanes$7$w_addr$1 = l7_wa[1];
+      lanes$7$r_addr$1 = l7_ra[1];
+      lanes$7$w_addr$2 = l7_wa[2];
+      lanes$7$r_addr$2 = l7_ra[2];
+      lanes$7$acc_addr$0 = l7_tM[0];
+      lanes$7$acc_addr$1 = l7_tM[1];
+      lanes$7$acc_addr$2 = l7_tM[2];
+      lanes$7$w$0 = l7_wq[1:0];
+      lanes$7$w$1 = l7_wq[3:2];
+      lanes$7$w$2 = l7_wq[5:4];
+      lanes$7$w$3 = l7_wq[7:6];
+      lanes$7$w$4 = l7_wq[9:8];
+      lanes$7$w$5 = l7_wq[11:10];
+      lanes$7$w$6 = l7_wq[13:12];
+      lanes$7$w$7 = l7_wq[15:14];
+      lanes$7$xl$0 = x_2[7:0];
+      lanes$7$xl$1 = x_2[23:16];
+      lanes$7$xl$2 = x_2[39:32];
+      lanes$7$xl$3 = x_2[55:48];
       lanes$7$xf$0 = x_f[7:0];
       lanes$7$xf$1 = x_f[15:8];
       lanes$7$xf$2 = x_f[23:16];
       lanes$7$xf$3 = x_f[31:24];
-      lanes$7$scale = scale$7;
+      lanes$7$scale = l7_scn;
       out$7 = lanes$7$out;
     end
 endmodule // tern_small_core
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,scale_valid,out_ready,busy,done,err,w_ready,act_ready,scale_ready,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,x_load,x_zero$0,ps_valid,ps_clr,sc_take,sc_mload,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out_valid,out_token,out_n,out_last);
+module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,scale_valid,out_ready,busy,done,err,w_ready,act_ready,scale_ready,en_d,sc_full_d,w_we,w_addr$0,w_addr$1,w_addr$2,x_load,x_zero$0,pv,pvl,pns,svl,skbf,sol,st$0,st$1,st$2,out_valid,out_token,out_n,out_last);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -1169,26 +1485,23 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     output reg  w_ready;
     output reg  act_ready;
     output reg  scale_ready;
-    output reg  en;
+    output reg  en_d;
+    output reg  sc_full_d;
     output reg  w_we;
     output reg  w_addr$0;
     output reg  w_addr$1;
     output reg  w_addr$2;
-    output reg  r_addr$0;
-    output reg  r_addr$1;
-    output reg  r_addr$2;
     output reg  x_load;
     output reg  x_zero$0;
-    output reg  ps_valid;
-    output reg  ps_clr;
-    output reg  sc_take;
-    output reg  sc_mload;
-    output reg  acc_we;
-    output reg  acc_first;
-    output reg  acc_addr$0;
-    output reg  acc_addr$1;
-    output reg  acc_addr$2;
-    output reg  out_load;
+    output reg  pv;
+    output reg  pvl;
+    output reg  pns;
+    output reg  svl;
+    output reg  skbf;
+    output reg  sol;
+    output reg  st$0;
+    output reg  st$1;
+    output reg  st$2;
     output reg  out_valid;
     output reg  [15:0] out_token;
     output reg  [31:0] out_n;
@@ -1210,11 +1523,15 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg [2:0] m_last;
     reg m_gt1;
     reg [2:0] t;
-    reg [2:0] ra_q;
+    // go (registered, computed from the next state) and the scale prefetch register's full flag
+    reg en_q;
+    reg sc_full_q;
+    // mantissa vectors owed to the prefetch register: issued block ends (first token) not yet matched by an accepted scale beat
+    reg [3:0] sc_owed;
     // block-end lookahead: kbl_q = (kbrem <= block.k), more_q[j] = (kbrem > (j+1)*cols); registered with kbrem
     reg kbl_q;
     reg [6:0] more_q;
-    // beat flags: issue (0), lead registers (l), 3 tree stage(s), scaler capture (S), multiplier (M)
+    // beat flags: issue (0), ring write (r), lead registers (l), 3 tree stage(s), scaler capture (S), multiplier (M)
     reg v0;
     reg last0;
     reg kbf0;
@@ -1223,6 +1540,14 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg tf0;
     reg tl0;
     reg [2:0] t0;
+    reg vr;
+    reg lastr;
+    reg kbfr;
+    reg kblr;
+    reg nlr;
+    reg tfr;
+    reg tlr;
+    reg [2:0] tr;
     reg vl;
     reg lastl;
     reg kbfl;
@@ -1262,7 +1587,6 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg tlS;
     reg [2:0] tS;
     reg vlM;
-    reg kbfM;
     reg kblM;
     reg nlM;
     reg tlM;
@@ -1278,10 +1602,23 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     wire start_bad = start & ~busy_q & ~cmd_ok;
     wire [18:0] n_r = n_base + 19'd8;
     wire [18:0] on_r = out_nbase + 19'd8;
-    // go: the clock enable of every datapath register
-    wire stall_out = out_valid_q & ~out_ready;
+    // go: the clock enable of every datapath register, a register (en_q; the core keeps a copy per lane)
     wire need_scale = vd3 & lastd3 & tfd3;
-    wire go = ~stall_out & ~(need_scale & ~scale_valid);
+    wire pns_w = vd2 & lastd2 & tfd2;
+    wire go = en_q;
+    wire take = go & need_scale;
+    wire sc_ready = (~sc_full_q | take) & (|sc_owed);
+    wire sc_acc = sc_ready & scale_valid;
+    // next state of the registers go depends on: output register full, a vector at the multiplier stage, a mantissa needed at the root, the prefetch register full
+    wire sc_full_n = ~rst & (sc_acc | (sc_full_q & ~take));
+    wire ov_n = ~rst & ((go & vlM & kblM) | (out_valid_q & ~out_ready));
+    wire ld_n = ~rst & (go ? (vlS & kblS) : (vlM & kblM));
+    wire ns_n = ~rst & (go ? pns_w : need_scale);
+    wire en_n = ~(ov_n & ld_n) & ~(ns_n & ~sc_full_n);
+    always @(posedge clock) begin
+      en_q <= en_n;
+      sc_full_q <= sc_full_n;
+    end
     // issue: kbrem = K - (first K index of the block); in the last block (kbrem <= 64) the beat at jpos = j * 8 is a pad beat from jpos >= kbrem on, and ends a partial block (M = 1) when jpos + 8 >= kbrem
     wire kb_last = kbl_q;
     wire [7:0] ends = {1'b1, ~more_q};
@@ -1303,6 +1640,11 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     wire last_beat = (j == 3'd7) | (~m_gt1 & kb_end);
     wire t_last = t == m_last;
     wire fire = go & can;
+    wire sc_demand = fire & last_beat & t_zero;
+    always @(posedge clock) begin
+      if (rst) sc_owed <= 4'd0;
+      else sc_owed <= sc_owed + {3'd0, sc_demand} - {3'd0, sc_acc};
+    end
     wire n_last = n_r >= n_reg;
     always @(posedge clock) begin
       if (rst) begin
@@ -1314,6 +1656,7 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
         vlM <= 1'b0;
         out_valid_q <= 1'b0;
         v0 <= 1'b0;
+        vr <= 1'b0;
         vl <= 1'b0;
         vd1 <= 1'b0;
         vd2 <= 1'b0;
@@ -1321,7 +1664,6 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
       end else begin
         done_q <= 1'b0;
         if (go) begin
-          ra_q <= j;
           v0 <= fire;
           last0 <= last_beat;
           kbf0 <= kbf_q;
@@ -1355,14 +1697,22 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
               end
             end
           end
-          vl <= v0;
-          lastl <= last0;
-          kbfl <= kbf0;
-          kbll <= kbl0;
-          nll <= nl0;
-          tfl <= tf0;
-          tll <= tl0;
-          tl <= t0;
+          vr <= v0;
+          lastr <= last0;
+          kbfr <= kbf0;
+          kblr <= kbl0;
+          nlr <= nl0;
+          tfr <= tf0;
+          tlr <= tl0;
+          tr <= t0;
+          vl <= vr;
+          lastl <= lastr;
+          kbfl <= kbfr;
+          kbll <= kblr;
+          nll <= nlr;
+          tfl <= tfr;
+          tll <= tlr;
+          tl <= tr;
           vd1 <= vl;
           lastd1 <= lastl;
           kbfd1 <= kbfl;
@@ -1394,7 +1744,6 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           tlS <= tld3;
           tS <= td3;
           vlM <= vlS;
-          kbfM <= kbfS;
           kblM <= kblS;
           nlM <= nlS;
           tlM <= tlS;
@@ -1440,29 +1789,26 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
       busy = busy_q;
       done = done_q;
       err = err_q;
-      en = go;
+      en_d = en_n;
+      sc_full_d = sc_full_n;
       w_addr$0 = j[0];
-      r_addr$0 = ra_q[0];
       w_addr$1 = j[1];
-      r_addr$1 = ra_q[1];
       w_addr$2 = j[2];
-      r_addr$2 = ra_q[2];
       w_we = fire & ~pad & need_w;
       x_zero$0 = fire & pad;
       x_load = fire & ~pad;
       w_ready = go & issuing & ~pad & need_w & act_valid;
       act_ready = go & issuing & ~pad & (~need_w | w_valid);
-      scale_ready = need_scale & ~stall_out;
-      ps_valid = vd3;
-      ps_clr = rst | (go & vd3 & lastd3);
-      sc_take = vd3 & lastd3;
-      sc_mload = need_scale;
-      acc_we = vlM;
-      acc_first = kbfM;
-      acc_addr$0 = tM[0];
-      acc_addr$1 = tM[1];
-      acc_addr$2 = tM[2];
-      out_load = vlM & kblM;
+      scale_ready = sc_ready;
+      pv = vd2;
+      pvl = vd2 & lastd2;
+      pns = pns_w;
+      svl = vlS;
+      skbf = kbfS;
+      sol = vlS & kblS;
+      st$0 = tS[0];
+      st$1 = tS[1];
+      st$2 = tS[2];
       out_valid = out_valid_q;
       out_token = {{13{1'b0}}, out_tok_q};
       out_n = {{13{1'b0}}, out_nbase};

@@ -714,7 +714,8 @@ impl ModelCard {
         let out = encode_outputs(&acc, cfg.array.rows as usize);
         self.mem_write(cmd.a2, &out);
         let ideal = tern_hdl::host::ideal_cycles(&self.params, k, n, m) as u64;
-        let beats = ideal - self.params.issue_to_out() as u64 - 1;
+        let bubbles = tern_hdl::host::back_to_back_vectors(&self.params, k, n, m) as u64;
+        let beats = ideal - bubbles - self.params.issue_to_out() as u64 - 1;
         self.perf.busy += beats;
         self.perf.macs += tern_spec::reference::macs(m, n, k);
         Ok(CMD_CYCLES + MEM_LATENCY + ideal + (ol.dma_bytes as u64).div_ceil(64))
