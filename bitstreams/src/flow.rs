@@ -468,6 +468,8 @@ pub fn synth(
     // registers itself; kept apart they would cost logic in every lane (HdlOptions::lane_copies)
     let hdl = HdlOptions {
         lane_copies: opts.hdl.lane_copies && board.family() != Family::Xilinx,
+        // the DSP's own registers hold the scaler's capture and product registers
+        ecp5_dsp: board.family() == Family::Ecp5,
         ..opts.hdl
     };
     // 1. RTL and wrapper

@@ -160,6 +160,11 @@ impl SynthScript {
     /// The yosys command script.
     pub fn script(&self) -> String {
         let mut s = String::new();
+        if self.family == Family::Ecp5 {
+            // the vendor cells as black boxes before `hierarchy -check`: the scaler
+            // instantiates MULT18X18D (HdlOptions::ecp5_dsp); synth_ecp5 reads them only later
+            s.push_str("read_verilog -lib +/ecp5/cells_bb.v\n");
+        }
         for f in &self.blackbox_files {
             s.push_str(&format!("read_verilog -lib {f}\n"));
         }
@@ -320,5 +325,14 @@ mod tests {
         assert!(e
             .script()
             .contains("synth_ice40 -top tern_small_axi -json synth.json -dsp\n"));
+        assert!(!e.script().contains("cells_bb"));
+        // ECP5: the vendor cells are known before `hierarchy -check` (the DSP instances)
+        let c = SynthScript {
+            family: Family::Ecp5,
+            ..e
+        };
+        assert!(c
+            .script()
+            .starts_with("read_verilog -lib +/ecp5/cells_bb.v\nread_verilog -lib tern_small.v\n"));
     }
 }

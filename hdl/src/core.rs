@@ -5,6 +5,7 @@
 use crate::ctrl::{Controller, CtrlShape};
 use crate::lane::{Lane, LaneShape};
 use crate::params::Params;
+use crate::sig::{drive_bits, read_bits};
 use crate::vlog::{bit, decl, pack, slice, wire_eq, zeros, Text};
 use rust_hdl::prelude::*;
 
@@ -64,9 +65,11 @@ struct LaneCopies {
     vlt: bool,
     nst: bool,
     vlm: bool,
-    kbfm: bool,
     olm: bool,
     tm: u64,
+    /// Capture-stage first-k-block flag and token: the scaler's read-ahead address.
+    kbfs: bool,
+    ts: u64,
 }
 
 impl<const A: usize, const MB: usize> Core<A, MB> {
@@ -193,10 +196,11 @@ pub fn core_verilog(p: &Params) -> String {
     }
     t.comment("per lane, registered copies of the lane-wide controls (kept apart so that each fans out inside its lane): the clock enable, the scale prefetch flag, the issued beat's ring write (enable, index, trit codes) and ring read index, the root-stage and multiplier-stage flags; and the lane's scale prefetch register");
     let st_bits: Vec<String> = (0..tw).map(|b| format!("ctrl$st${b}")).collect();
+    let rt_bits: Vec<String> = (0..tw).map(|b| format!("ctrl$rt${b}")).collect();
     let wa_bits: Vec<String> = (0..ab).map(|b| format!("ctrl$w_addr${b}")).collect();
     for l in 0..r {
         let n = |x: &str| format!("l{l}_{x}");
-        for x in ["en", "scf", "wwe", "vT", "vlT", "nsT", "vlM", "kbfM", "olM"] {
+        for x in ["en", "scf", "wwe", "vT", "vlT", "nsT", "kbfS", "vlM", "olM"] {
             t.line(decl("reg", 1, &n(x)));
         }
         if ab > 0 {
@@ -204,6 +208,7 @@ pub fn core_verilog(p: &Params) -> String {
             t.line(decl("reg", ab, &n("ra")));
         }
         if tw > 0 {
+            t.line(decl("reg", tw, &n("tS")));
             t.line(decl("reg", tw, &n("tM")));
         }
         t.line(decl("reg", 2 * c, &n("wq")));
@@ -227,10 +232,11 @@ pub fn core_verilog(p: &Params) -> String {
         t.line(format!("{} <= ctrl$pv;", n("vT")));
         t.line(format!("{} <= ctrl$pvl;", n("vlT")));
         t.line(format!("{} <= ctrl$pns;", n("nsT")));
+        t.line(format!("{} <= ctrl$rkbf;", n("kbfS")));
         t.line(format!("{} <= ctrl$svl;", n("vlM")));
-        t.line(format!("{} <= ctrl$skbf;", n("kbfM")));
         t.line(format!("{} <= ctrl$sol;", n("olM")));
         if tw > 0 {
+            t.line(format!("{} <= {};", n("tS"), pack(&rt_bits)));
             t.line(format!("{} <= {};", n("tM"), pack(&st_bits)));
         }
         t.close("end");
@@ -265,7 +271,7 @@ pub fn core_verilog(p: &Params) -> String {
         t.line(format!("lanes${l}$sc_take = {};", n("vlT")));
         t.line(format!("lanes${l}$sc_mload = {};", n("nsT")));
         t.line(format!("lanes${l}$acc_we = {};", n("vlM")));
-        t.line(format!("lanes${l}$acc_first = {};", n("kbfM")));
+        t.line(format!("lanes${l}$rd_first = {};", n("kbfS")));
         t.line(format!("lanes${l}$out_load = {};", n("olM")));
         for b in 0..ab {
             t.line(format!("lanes${l}$w_addr${b} = {};", bit(&n("wa"), ab, b)));
@@ -276,6 +282,7 @@ pub fn core_verilog(p: &Params) -> String {
                 "lanes${l}$acc_addr${b} = {};",
                 bit(&n("tM"), tw, b)
             ));
+            t.line(format!("lanes${l}$rd_addr${b} = {};", bit(&n("tS"), tw, b)));
         }
         for i in 0..c {
             t.line(format!("lanes${l}$w${i} = {};", slice(&n("wq"), 2 * i, 2)));
@@ -330,21 +337,16 @@ impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
             lane.clock.next = self.clock.val();
             lane.en.next = lc.en;
             lane.w_we.next = lc.wwe;
-            for (b, d) in lane.w_addr.iter_mut().enumerate() {
-                d.next = (lc.wa >> b) & 1 == 1;
-            }
-            for (b, d) in lane.r_addr.iter_mut().enumerate() {
-                d.next = (lc.ra >> b) & 1 == 1;
-            }
+            drive_bits(&mut lane.w_addr, lc.wa);
+            drive_bits(&mut lane.r_addr, lc.ra);
             lane.ps_valid.next = lc.vt;
             lane.ps_clr.next = rst || (lc.en && lc.vlt);
             lane.sc_take.next = lc.vlt;
             lane.sc_mload.next = lc.nst;
             lane.acc_we.next = lc.vlm;
-            lane.acc_first.next = lc.kbfm;
-            for (b, d) in lane.acc_addr.iter_mut().enumerate() {
-                d.next = (lc.tm >> b) & 1 == 1;
-            }
+            drive_bits(&mut lane.acc_addr, lc.tm);
+            lane.rd_first.next = lc.kbfs;
+            drive_bits(&mut lane.rd_addr, lc.ts);
             lane.out_load.next = lc.olm;
             for i in 0..c {
                 lane.w[i].next = self._wq[l * c + i];
@@ -382,11 +384,6 @@ impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
                     *x = self.scale[l].val();
                 }
             }
-            let word = |v: &[Signal<Out, Bit>]| {
-                v.iter()
-                    .enumerate()
-                    .fold(0u64, |a, (b, x)| a | ((x.val() as u64) << b))
-            };
             let mut n = lc;
             n.en = cl.en_d.val();
             n.scf = cl.sc_full_d.val();
@@ -399,7 +396,7 @@ impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
                 n.olm = false;
             } else if lc.en {
                 n.wwe = cl.w_we.val();
-                n.wa = word(&cl.w_addr);
+                n.wa = read_bits(&cl.w_addr);
                 n.ra = lc.wa;
                 for (d, s) in self._wq.iter_mut().zip(self.w.iter()) {
                     *d = s.val();
@@ -408,9 +405,10 @@ impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
                 n.vlt = cl.pvl.val();
                 n.nst = cl.pns.val();
                 n.vlm = cl.svl.val();
-                n.kbfm = cl.skbf.val();
                 n.olm = cl.sol.val();
-                n.tm = word(&cl.st);
+                n.tm = read_bits(&cl.st);
+                n.kbfs = cl.rkbf.val();
+                n.ts = read_bits(&cl.rt);
             }
             self._lc = n;
         }
@@ -449,8 +447,9 @@ impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
             lane.sc_take.connect();
             lane.sc_mload.connect();
             lane.acc_we.connect();
-            lane.acc_first.connect();
             lane.acc_addr.iter_mut().for_each(|x| x.connect());
+            lane.rd_first.connect();
+            lane.rd_addr.iter_mut().for_each(|x| x.connect());
             lane.out_load.connect();
             lane.w.iter_mut().for_each(|x| x.connect());
             lane.xl.iter_mut().for_each(|x| x.connect());

@@ -17,6 +17,7 @@
 //! duplicated, and no stream input reaches a lane's clock enable combinationally.
 
 use crate::params::{Params, CMD_BITS, OUT_WORD_BITS, TOKEN_FIELD_BITS};
+use crate::sig::drive_bits;
 use crate::vlog::{bit, decl, lit, pack, wire_eq, zext, Text};
 use rust_hdl::prelude::*;
 
@@ -100,12 +101,15 @@ pub struct CtrlOut {
     pub pv: bool,
     pub pvl: bool,
     pub pns: bool,
-    /// Flags of the scaler capture stage (`v & last`, first k-block, `v & last & kbl`, token):
-    /// the lanes' copies of the multiplier-stage flags load them.
+    /// Flags of the scaler capture stage (`v & last`, `v & last & kbl`, token): the lanes'
+    /// copies of the multiplier-stage flags load them.
     pub svl: bool,
-    pub skbf: bool,
     pub sol: bool,
     pub st: u64,
+    /// Root-stage first-k-block flag and token (what the capture stage loads next): the
+    /// lanes' copies of the capture-stage flags load them, for the accumulator read-ahead.
+    pub rkbf: bool,
+    pub rt: u64,
     pub out_valid: bool,
     pub out_token: u64,
     pub out_n: u64,
@@ -283,9 +287,10 @@ impl CtrlModel {
             pvl: fp.v && fp.last,
             pns: self.need_scale(&fp),
             svl: self.fs.v,
-            skbf: self.fs.kbf,
             sol: self.fs.v && self.fs.kbl,
             st: self.fs.t,
+            rkbf: c.ft.kbf,
+            rt: c.ft.t,
             out_valid: self.out_valid,
             out_token: self.out_tok,
             out_n: self.out_nbase,
@@ -445,11 +450,13 @@ pub struct Controller {
     pub pv: Signal<Out, Bit>,
     pub pvl: Signal<Out, Bit>,
     pub pns: Signal<Out, Bit>,
-    /// Scaler capture stage: valid (block end), first k-block, last k-block, token bits.
+    /// Scaler capture stage: valid (block end), last k-block, token bits.
     pub svl: Signal<Out, Bit>,
-    pub skbf: Signal<Out, Bit>,
     pub sol: Signal<Out, Bit>,
     pub st: Vec<Signal<Out, Bit>>,
+    /// Root stage: first k-block, token bits (the lanes' capture-stage copies load them).
+    pub rkbf: Signal<Out, Bit>,
+    pub rt: Vec<Signal<Out, Bit>>,
     pub out_valid: Signal<Out, Bit>,
     pub out_token: Signal<Out, Bits<16>>,
     pub out_n: Signal<Out, Bits<32>>,
@@ -492,9 +499,10 @@ impl Controller {
             pvl: Default::default(),
             pns: Default::default(),
             svl: Default::default(),
-            skbf: Default::default(),
             sol: Default::default(),
             st: (0..shape.tok_bits).map(|_| Default::default()).collect(),
+            rkbf: Default::default(),
+            rt: (0..shape.tok_bits).map(|_| Default::default()).collect(),
             out_valid: Default::default(),
             out_token: Default::default(),
             out_n: Default::default(),
@@ -535,20 +543,17 @@ impl Logic for Controller {
         self.en_d.next = o.en_d;
         self.sc_full_d.next = o.sc_full_d;
         self.w_we.next = o.w_we;
-        for (b, x) in self.w_addr.iter_mut().enumerate() {
-            x.next = (o.w_addr >> b) & 1 == 1;
-        }
+        drive_bits(&mut self.w_addr, o.w_addr);
         self.x_load.next = o.x_load;
         self.x_zero.iter_mut().for_each(|x| x.next = o.x_zero);
         self.pv.next = o.pv;
         self.pvl.next = o.pvl;
         self.pns.next = o.pns;
         self.svl.next = o.svl;
-        self.skbf.next = o.skbf;
         self.sol.next = o.sol;
-        for (b, x) in self.st.iter_mut().enumerate() {
-            x.next = (o.st >> b) & 1 == 1;
-        }
+        drive_bits(&mut self.st, o.st);
+        self.rkbf.next = o.rkbf;
+        drive_bits(&mut self.rt, o.rt);
         self.out_valid.next = o.out_valid;
         self.out_token.next = bits::<16>(o.out_token);
         self.out_n.next = bits::<32>(o.out_n);
@@ -571,9 +576,10 @@ impl Logic for Controller {
         self.pvl.connect();
         self.pns.connect();
         self.svl.connect();
-        self.skbf.connect();
         self.sol.connect();
         self.st.iter_mut().for_each(|x| x.connect());
+        self.rkbf.connect();
+        self.rt.iter_mut().for_each(|x| x.connect());
         self.out_valid.connect();
         self.out_token.connect();
         self.out_n.connect();
@@ -748,19 +754,16 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     let ts = stage_names.last().expect("stage 0").clone();
     let ps = stage_names[stage_names.len() - 2].clone();
     let smflags: Vec<(&str, u32)> = {
-        let mut v = vec![("vl", 1), ("kbf", 1), ("kbl", 1), ("nl", 1)];
+        let mut v = vec![("vl", 1), ("kbl", 1), ("nl", 1)];
         if ring {
             v.push(("tl", 1));
             v.push(("t", tw));
         }
         v
     };
-    // the multiplier stage needs no kbf here: the lanes' copies take it from S
-    let mflags: Vec<(&str, u32)> = smflags
-        .iter()
-        .copied()
-        .filter(|(n, _)| *n != "kbf")
-        .collect();
+    // kbf is not kept past the root stage here: the lanes' capture-stage copies load it
+    // from there (rkbf) for the accumulator's read-ahead
+    let mflags = smflags.clone();
     for (n, w) in &smflags {
         t.line(decl("reg", *w, &format!("{n}S")));
     }
@@ -992,7 +995,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         }
     }
     t.line(format!("vlS <= v{ts} & last{ts};"));
-    for n in ["kbf", "kbl", "nl"] {
+    for n in ["kbl", "nl"] {
         t.line(format!("{n}S <= {n}{ts};"));
     }
     if ring {
@@ -1084,10 +1087,13 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.line(format!("pvl = v{ps} & last{ps};"));
     t.line("pns = pns_w;");
     t.line("svl = vlS;");
-    t.line("skbf = kbfS;");
     t.line("sol = vlS & kblS;");
     for b in 0..tw {
         t.line(format!("st${b} = {};", bit("tS", tw, b)));
+    }
+    t.line(format!("rkbf = kbf{ts};"));
+    for b in 0..tw {
+        t.line(format!("rt${b} = {};", bit(&format!("t{ts}"), tw, b)));
     }
     t.line("out_valid = out_valid_q;");
     if ring {

@@ -20,6 +20,7 @@
 use crate::params::Params;
 use crate::pe::PairIn;
 use crate::scaler::{Scaler, ScalerShape};
+use crate::sig::drive_bits;
 use crate::tree::{split_operand, PairNames, TreeModel, TreePlan};
 use crate::vlog::{decl, pack, slice, wire_eq, wrap_signed, zeros, zext, Text};
 use rust_hdl::prelude::*;
@@ -84,8 +85,10 @@ pub struct Lane<const A: usize, const MB: usize> {
     pub sc_mload: Signal<In, Bit>,
     pub scale: Signal<In, Bits<MB>>,
     pub acc_we: Signal<In, Bit>,
-    pub acc_first: Signal<In, Bit>,
     pub acc_addr: Vec<Signal<In, Bit>>,
+    /// The capture stage's first-k-block flag and token (the scaler reads its word ahead).
+    pub rd_first: Signal<In, Bit>,
+    pub rd_addr: Vec<Signal<In, Bit>>,
     pub out_load: Signal<In, Bit>,
     pub out: Signal<Out, Bits<64>>,
     pub scaler: Scaler<MB>,
@@ -223,8 +226,9 @@ impl<const A: usize, const MB: usize> Lane<A, MB> {
             sc_mload: Default::default(),
             scale: Default::default(),
             acc_we: Default::default(),
-            acc_first: Default::default(),
             acc_addr: sigs(shape.scaler.tok_bits as usize),
+            rd_first: Default::default(),
+            rd_addr: sigs(shape.scaler.tok_bits as usize),
             out_load: Default::default(),
             out: Default::default(),
             scaler: Scaler::new(shape.scaler),
@@ -328,9 +332,10 @@ pub fn lane_verilog(s: &LaneShape) -> String {
     }
     t.line("scaler$scale = scale;");
     t.line("scaler$acc_we = acc_we;");
-    t.line("scaler$acc_first = acc_first;");
+    t.line("scaler$rd_first = rd_first;");
     for i in 0..s.scaler.tok_bits {
         t.line(format!("scaler$acc_addr${i} = acc_addr${i};"));
+        t.line(format!("scaler$rd_addr${i} = rd_addr${i};"));
     }
     t.line("scaler$out_load = out_load;");
     t.line("out = scaler$out;");
@@ -354,14 +359,15 @@ impl<const A: usize, const MB: usize> Logic for Lane<A, MB> {
         self.scaler.en.next = self.en.val();
         self.scaler.take.next = self.sc_take.val();
         self.scaler.mload.next = self.sc_mload.val();
-        for (i, b) in self.scaler.psum.iter_mut().enumerate() {
-            b.next = (ps >> i) & 1 == 1;
-        }
+        drive_bits(&mut self.scaler.psum, ps);
         self.scaler.scale.next = self.scale.val();
         self.scaler.acc_we.next = self.acc_we.val();
-        self.scaler.acc_first.next = self.acc_first.val();
         for (i, b) in self.scaler.acc_addr.iter_mut().enumerate() {
             b.next = self.acc_addr[i].val();
+        }
+        self.scaler.rd_first.next = self.rd_first.val();
+        for (i, b) in self.scaler.rd_addr.iter_mut().enumerate() {
+            b.next = self.rd_addr[i].val();
         }
         self.scaler.out_load.next = self.out_load.val();
         self.out.next = self.scaler.out.val();
@@ -398,8 +404,9 @@ impl<const A: usize, const MB: usize> Logic for Lane<A, MB> {
         self.scaler.psum.iter_mut().for_each(|b| b.connect());
         self.scaler.scale.connect();
         self.scaler.acc_we.connect();
-        self.scaler.acc_first.connect();
         self.scaler.acc_addr.iter_mut().for_each(|b| b.connect());
+        self.scaler.rd_first.connect();
+        self.scaler.rd_addr.iter_mut().for_each(|b| b.connect());
         self.scaler.out_load.connect();
         self.out.connect();
     }

@@ -17,6 +17,7 @@ pub mod lane;
 pub mod params;
 pub mod pe;
 pub mod scaler;
+pub mod sig;
 pub mod tree;
 pub mod vlog;
 pub mod vtb;

@@ -34,6 +34,13 @@ pub struct HdlOptions {
     /// replicates registers by fanout itself (Vivado's `opt_design`/`phys_opt_design`) makes
     /// the copies it needs. Simulation is the same either way.
     pub lane_copies: bool,
+    /// Instantiate the Lattice ECP5 `MULT18X18D` for the scaler's multiply, with its input
+    /// and output registers holding the capture and product registers (`scaler.rs`). yosys
+    /// maps a `*` onto the DSP without its registers, so the path from the capture registers
+    /// through the multiplier to the product register then crosses the fabric twice (about
+    /// 9 ns on an LFE5U-85F-6). Only for widths that fit one DSP (psum ≤ 18 bits,
+    /// mantissa ≤ 17 bits); otherwise the portable `*` is emitted. The ECP5 flow sets it.
+    pub ecp5_dsp: bool,
 }
 
 impl Default for HdlOptions {
@@ -41,6 +48,7 @@ impl Default for HdlOptions {
         HdlOptions {
             tree_reg_every: 1,
             lane_copies: true,
+            ecp5_dsp: false,
         }
     }
 }

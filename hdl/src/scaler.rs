@@ -7,17 +7,29 @@
 //!    `sc_m <= scale` — the mantissa is held for the block's other tokens;
 //! 2. multiply: `prod <= sc_a × sc_m` (signed × unsigned, `psum_bits + mant_bits` bits, one
 //!    DSP for the default widths);
-//! 3. accumulate: `acc[acc_addr] <= acc[{acc_first, acc_addr}] + prod` when `acc_we` (the
-//!    words with `acc_first` set are zero);
-//!    `out_load` also copies the new value to the output register `out` (sign-extended to 64).
+//! 3. accumulate: `acc[acc_addr] <= acc_rd + prod` when `acc_we`, where `acc_rd` was read
+//!    one stage ahead: when the vector was in the capture stage, `acc_rd <= acc[{rd_first,
+//!    rd_addr}]` (its first k-block flag and token; the words with the first flag set are
+//!    zero). `out_load` also copies the new value to the output register `out`
+//!    (sign-extended to 64).
+//!
+//! Reading ahead leaves the accumulate stage a register, the adder and the memory's write
+//! port: no memory read and bank multiplexer in front of the 40-bit carry chain. When the
+//! vector in the accumulate stage writes the word being read (the same token's blocks back
+//! to back: one-beat blocks), `acc_rd` takes the new sum instead (forwarding), so the values
+//! are those of a read-modify-write in the accumulate stage.
+//!
+//! With `ScalerShape::ecp5_dsp`, the capture registers `sc_a`, `sc_m` and the product
+//! register are the input and output registers of a Lattice ECP5 `MULT18X18D` (the same
+//! clock enables), so the multiplier's 3.9 ns sits between registers inside the DSP.
 //!
 //! `acc` is a memory of `2^(tok_bits+1)` words: the tile's tokens in the lower half, read and
-//! written once per block per token (one read-modify-write cycle, no hazard); the upper half
-//! is never written and keeps its initial zeros, and the first block of a row reads there
-//! (index bit `acc_first`), so the accumulator's adder needs no masking logic.
+//! written once per block per token; the upper half is never written and keeps its initial
+//! zeros, and the first block of a row reads there (index bit `rd_first`), so the
+//! accumulator's adder needs no masking logic.
 
 use crate::params::{Params, OUT_WORD_BITS};
-use crate::vlog::{decl, pack, sext, to_pattern, wire_eq, wrap_signed, zeros, zext, Text};
+use crate::vlog::{decl, pack, sext, slice, to_pattern, wire_eq, wrap_signed, zeros, zext, Text};
 use rust_hdl::prelude::*;
 
 /// Runtime shape of a scaler.
@@ -28,7 +40,14 @@ pub struct ScalerShape {
     pub acc_bits: u32,
     pub token_tile: u32,
     pub tok_bits: u32,
+    /// Instantiate the ECP5 `MULT18X18D` with its registers (`HdlOptions::ecp5_dsp`, and the
+    /// widths fit: psum ≤ 18 bits, mantissa ≤ 17 bits).
+    pub ecp5_dsp: bool,
 }
+
+/// The widest psum and mantissa one `MULT18X18D` multiplies (18-bit signed operands; the
+/// unsigned mantissa gets a zero sign bit).
+pub const ECP5_DSP_MAX_BITS: (u32, u32) = (18, 17);
 
 impl ScalerShape {
     pub fn of(p: &Params) -> Self {
@@ -38,6 +57,9 @@ impl ScalerShape {
             acc_bits: p.acc_bits,
             token_tile: p.token_tile,
             tok_bits: p.tok_bits,
+            ecp5_dsp: p.options.ecp5_dsp
+                && p.psum_bits <= ECP5_DSP_MAX_BITS.0
+                && p.mant_bits <= ECP5_DSP_MAX_BITS.1,
         }
     }
     pub fn prod_bits(&self) -> u32 {
@@ -62,10 +84,12 @@ pub struct Scaler<const MB: usize> {
     pub scale: Signal<In, Bits<MB>>,
     /// Write the accumulator.
     pub acc_we: Signal<In, Bit>,
-    /// First block of the row: overwrite instead of accumulate.
-    pub acc_first: Signal<In, Bit>,
     /// Token index (accumulator address), bit per port.
     pub acc_addr: Vec<Signal<In, Bit>>,
+    /// The word read ahead: the capture stage's first-k-block flag (read a zero word: the
+    /// row's first block overwrites) and token index, bit per port.
+    pub rd_first: Signal<In, Bit>,
+    pub rd_addr: Vec<Signal<In, Bit>>,
     /// Copy the new accumulator value to `out` (last block of the row).
     pub out_load: Signal<In, Bit>,
     /// The last finished output, sign-extended to 64 bits.
@@ -85,8 +109,9 @@ impl<const MB: usize> Scaler<MB> {
             psum: (0..shape.psum_bits).map(|_| Default::default()).collect(),
             scale: Default::default(),
             acc_we: Default::default(),
-            acc_first: Default::default(),
             acc_addr: (0..shape.tok_bits).map(|_| Default::default()).collect(),
+            rd_first: Default::default(),
+            rd_addr: (0..shape.tok_bits).map(|_| Default::default()).collect(),
             out_load: Default::default(),
             out: Default::default(),
             _shape: shape,
@@ -104,8 +129,9 @@ pub struct ScalerIn {
     pub psum: i64,
     pub scale: u64,
     pub acc_we: bool,
-    pub acc_first: bool,
     pub acc_addr: usize,
+    pub rd_first: bool,
+    pub rd_addr: usize,
     pub out_load: bool,
 }
 
@@ -116,6 +142,8 @@ pub struct ScalerModel {
     sc_a: i64,
     sc_m: u64,
     prod: i64,
+    /// The accumulator word read ahead (`acc_rd`).
+    acc_rd: i64,
     acc: Vec<i64>,
     out_q: i64,
 }
@@ -127,6 +155,7 @@ impl ScalerModel {
             sc_a: 0,
             sc_m: 0,
             prod: 0,
+            acc_rd: 0,
             acc: vec![0; shape.token_tile as usize],
             out_q: 0,
         }
@@ -151,16 +180,21 @@ impl ScalerModel {
         if i.mload {
             self.sc_m = i.scale & ((1u64 << s.mant_bits) - 1);
         }
-        let addr = if s.token_tile > 1 { i.acc_addr } else { 0 };
-        let base = if i.acc_first {
-            0
-        } else {
-            self.acc.get(addr).copied().unwrap_or(0)
-        };
+        let ring = s.token_tile > 1;
+        let addr = if ring { i.acc_addr } else { 0 };
+        let rd_addr = if ring { i.rd_addr } else { 0 };
         let new = wrap_signed(
-            base as i128 + wrap_signed(old_prod as i128, s.acc_bits) as i128,
+            self.acc_rd as i128 + wrap_signed(old_prod as i128, s.acc_bits) as i128,
             s.acc_bits,
         );
+        // read ahead; the word written now is forwarded
+        self.acc_rd = if i.rd_first {
+            0
+        } else if i.acc_we && rd_addr == addr {
+            new
+        } else {
+            self.acc.get(rd_addr).copied().unwrap_or(0)
+        };
         if i.acc_we {
             if let Some(a) = self.acc.get_mut(addr) {
                 *a = new;
@@ -172,6 +206,70 @@ impl ScalerModel {
     }
 }
 
+/// The capture and product registers as a Lattice ECP5 `MULT18X18D`: input register A
+/// (`sc_a`, clock enable `en & take`, CE0), input register B (`sc_m`, `en & mload`, CE1)
+/// and output register (`prod`, `en`, CE2), one clock; 18-bit signed operands (the psum
+/// sign-extended, the mantissa zero-extended). Writes the wire `dsp_p` (36 bits).
+fn ecp5_multiply(t: &mut Text, s: ScalerShape) {
+    let (p, mb) = (s.psum_bits, s.mant_bits);
+    let (pa, pb) = ECP5_DSP_MAX_BITS;
+    assert!(
+        p <= pa && mb <= pb,
+        "MULT18X18D operands: psum {p}, mantissa {mb}"
+    );
+    t.line(wire_eq(18, "dsp_a", &sext("psum_in", p, 18)));
+    t.line(wire_eq(18, "dsp_b", &zext("scale", mb, 18)));
+    t.line(wire_eq(1, "dsp_ce_a", "en & take"));
+    t.line(wire_eq(1, "dsp_ce_b", "en & mload"));
+    t.line("/* verilator lint_off UNUSEDSIGNAL */");
+    t.line(decl("wire", 36, "dsp_p"));
+    t.line("/* verilator lint_on UNUSEDSIGNAL */");
+    let mut params = Vec::new();
+    for (reg, ce) in [("INPUTA", "CE0"), ("INPUTB", "CE1"), ("OUTPUT", "CE2")] {
+        params.push(format!(".REG_{reg}_CLK(\"CLK0\")"));
+        params.push(format!(".REG_{reg}_CE(\"{ce}\")"));
+        params.push(format!(".REG_{reg}_RST(\"RST0\")"));
+    }
+    params.push(".GSR(\"DISABLED\")".into());
+    params.push(".RESETMODE(\"SYNC\")".into());
+    let mut pins = Vec::new();
+    for i in 0..18 {
+        pins.push(format!(".A{i}(dsp_a[{i}])"));
+    }
+    for i in 0..18 {
+        pins.push(format!(".B{i}(dsp_b[{i}])"));
+    }
+    for i in 0..18 {
+        pins.push(format!(".C{i}(1'b0)"));
+    }
+    for x in [
+        ".SIGNEDA(1'b1)",
+        ".SIGNEDB(1'b1)",
+        ".SOURCEA(1'b0)",
+        ".SOURCEB(1'b0)",
+        ".CLK0(clock)",
+        ".CLK1(1'b0)",
+        ".CLK2(1'b0)",
+        ".CLK3(1'b0)",
+        ".CE0(dsp_ce_a)",
+        ".CE1(dsp_ce_b)",
+        ".CE2(en)",
+        ".CE3(1'b0)",
+        ".RST0(1'b0)",
+        ".RST1(1'b0)",
+        ".RST2(1'b0)",
+        ".RST3(1'b0)",
+    ] {
+        pins.push(x.into());
+    }
+    for i in 0..36 {
+        pins.push(format!(".P{i}(dsp_p[{i}])"));
+    }
+    t.comment("capture and product registers inside the ECP5 DSP (HdlOptions::ecp5_dsp)");
+    t.line(format!("MULT18X18D #({}) dsp (", params.join(", ")));
+    t.line(format!("    {});", pins.join(", ")));
+}
+
 /// The scaler's Verilog body. Port names: `psum$i`, `scale`, `acc_addr$i`, `out`, controls.
 pub fn scaler_verilog(s: ScalerShape) -> String {
     let (p, mb, acc, pw) = (s.psum_bits, s.mant_bits, s.acc_bits, s.prod_bits());
@@ -179,12 +277,16 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
     let psum_ports: Vec<String> = (0..p).map(|i| format!("psum${i}")).collect();
     t.comment("1. capture the block's psum (and, for its first token, the mantissa)");
     t.line(wire_eq(p, "psum_in", &pack(&psum_ports)));
-    t.line(decl("reg", p, "sc_a"));
-    t.line(decl("reg", mb, "sc_m"));
-    t.open("always @(posedge clock) begin");
-    t.line("if (en & take) sc_a <= psum_in;");
-    t.line("if (en & mload) sc_m <= scale;");
-    t.close("end");
+    if s.ecp5_dsp {
+        ecp5_multiply(&mut t, s);
+    } else {
+        t.line(decl("reg", p, "sc_a"));
+        t.line(decl("reg", mb, "sc_m"));
+        t.open("always @(posedge clock) begin");
+        t.line("if (en & take) sc_a <= psum_in;");
+        t.line("if (en & mload) sc_m <= scale;");
+        t.close("end");
+    }
     t.comment(format!(
         "2. multiply: signed {p}-bit psum x unsigned {mb}-bit mantissa -> {pw}-bit signed product (exact)"
     ));
@@ -196,37 +298,46 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
         ));
         t.line("/* verilator lint_off UNUSEDSIGNAL */");
     }
-    t.line(decl("reg", pw, "prod"));
+    if s.ecp5_dsp {
+        t.line(wire_eq(pw, "prod", &slice("dsp_p", 0, pw)));
+    } else {
+        t.line(decl("reg", pw, "prod"));
+    }
     if narrow {
         t.line("/* verilator lint_on UNUSEDSIGNAL */");
     }
-    t.open("always @(posedge clock) begin");
-    t.line(format!(
-        "if (en) prod <= $signed({}) * $signed({});",
-        sext("sc_a", p, pw),
-        zext("sc_m", mb, pw)
-    ));
-    t.close("end");
-    t.comment("3. accumulate into the token's output accumulator (read-modify-write)");
+    if !s.ecp5_dsp {
+        t.open("always @(posedge clock) begin");
+        t.line(format!(
+            "if (en) prod <= $signed({}) * $signed({});",
+            sext("sc_a", p, pw),
+            zext("sc_m", mb, pw)
+        ));
+        t.close("end");
+    }
+    t.comment("3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)");
     let prod_acc = if narrow {
         format!("prod[{}:0]", acc - 1)
     } else {
         sext("prod", pw, acc)
     };
     // acc_mem: the token's words in the lower half; the upper half is never written and keeps
-    // its initial zeros, so the first block of a row reads 0 through the index bit acc_first
+    // its initial zeros, so the first block of a row reads 0 through the index bit rd_first
     // instead of masking the read (no logic on the accumulator's adder).
     let ab = s.tok_bits + 1;
     let depth = 1u32 << ab;
-    let (rd, wr) = if s.token_tile > 1 {
+    let (rd, wr, same) = if s.token_tile > 1 {
         let addr_ports: Vec<String> = (0..s.tok_bits).map(|i| format!("acc_addr${i}")).collect();
+        let rd_ports: Vec<String> = (0..s.tok_bits).map(|i| format!("rd_addr${i}")).collect();
         t.line(wire_eq(s.tok_bits, "acc_a", &pack(&addr_ports)));
+        t.line(wire_eq(s.tok_bits, "rd_a", &pack(&rd_ports)));
         (
-            "{acc_first, acc_a}".to_string(),
+            "{rd_first, rd_a}".to_string(),
             "{1'b0, acc_a}".to_string(),
+            " & (rd_a == acc_a)",
         )
     } else {
-        ("acc_first".to_string(), "1'b0".to_string())
+        ("rd_first".to_string(), "1'b0".to_string(), "")
     };
     t.line(format!("reg [{}:0] acc_mem [0:{}];", acc - 1, depth - 1));
     t.line("integer acc_i;");
@@ -235,10 +346,17 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
         ab - 1,
         zeros(acc)
     ));
-    t.line(wire_eq(acc, "acc_old", &format!("acc_mem[{rd}]")));
-    t.line(wire_eq(acc, "acc_new", &format!("acc_old + {prod_acc}")));
+    t.line(decl("reg", acc, "acc_rd"));
+    t.line(wire_eq(acc, "acc_new", &format!("acc_rd + {prod_acc}")));
+    t.comment(
+        "the word being read is written now: take the new sum (one-beat blocks back to back)",
+    );
+    t.line(wire_eq(1, "acc_fwd", &format!("acc_we & ~rd_first{same}")));
     t.line(decl("reg", acc, "out_q"));
     t.open("always @(posedge clock) begin");
+    t.line(format!(
+        "if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd}];"
+    ));
     t.line(format!("if (en & acc_we) acc_mem[{wr}] <= acc_new;"));
     t.line("if (en & out_load) out_q <= acc_new;");
     t.close("end");
@@ -255,10 +373,11 @@ impl<const MB: usize> Logic for Scaler<MB> {
             for (i, b) in self.psum.iter().enumerate() {
                 psum |= (b.val() as u64) << i;
             }
-            let mut addr = 0usize;
-            for (i, b) in self.acc_addr.iter().enumerate() {
-                addr |= (b.val() as usize) << i;
-            }
+            let word = |v: &[Signal<In, Bit>]| {
+                v.iter()
+                    .enumerate()
+                    .fold(0usize, |a, (i, b)| a | ((b.val() as usize) << i))
+            };
             let input = ScalerIn {
                 en: self.en.val(),
                 take: self.take.val(),
@@ -266,8 +385,9 @@ impl<const MB: usize> Logic for Scaler<MB> {
                 psum: wrap_signed(psum as i128, self._shape.psum_bits),
                 scale: self.scale.val().to_u64(),
                 acc_we: self.acc_we.val(),
-                acc_first: self.acc_first.val(),
-                acc_addr: addr,
+                acc_addr: word(&self.acc_addr),
+                rd_first: self.rd_first.val(),
+                rd_addr: word(&self.rd_addr),
                 out_load: self.out_load.val(),
             };
             self._m.tick(&input);
@@ -293,6 +413,7 @@ mod tests {
         acc_bits: 40,
         token_tile: 4,
         tok_bits: 2,
+        ecp5_dsp: false,
     };
 
     /// Blocks of random psums and mantissas for `tokens` tokens; the expected accumulators
@@ -344,7 +465,8 @@ mod tests {
                 }
             }
         }
-        // the accumulate stage sees each take two cycles later: overlay its controls
+        // the accumulate stage sees each take two cycles later, the capture stage (the
+        // read-ahead) one: overlay their controls
         let mut k = 0;
         let takes: Vec<usize> = (0..seq.len()).filter(|&i| seq[i].take).collect();
         for kb in 0..kblocks {
@@ -358,8 +480,9 @@ mod tests {
                     });
                 }
                 seq[at].acc_we = true;
-                seq[at].acc_first = kb == 0;
                 seq[at].acc_addr = t;
+                seq[at - 1].rd_first = kb == 0;
+                seq[at - 1].rd_addr = t;
                 seq[at].out_load = kb == kblocks - 1;
             }
         }
@@ -372,8 +495,15 @@ mod tests {
 
     #[test]
     fn model_matches_reference_sums() {
-        for (seed, gap) in [(1u64, 0usize), (2, 1), (3, 3)] {
-            let (psums, mants, expect) = case(seed, 4, 5);
+        // one token without gaps: every block's sum is forwarded to the next block's read
+        for (seed, tokens, gap) in [
+            (1u64, 4, 0usize),
+            (2, 4, 1),
+            (3, 4, 3),
+            (4, 1, 0),
+            (5, 1, 1),
+        ] {
+            let (psums, mants, expect) = case(seed, tokens, 5);
             let seq = drive(&psums, &mants, gap);
             let mut m = ScalerModel::new(SHAPE);
             let mut outs = Vec::new();
@@ -432,8 +562,9 @@ mod tests {
         uut.psum.iter_mut().for_each(|s| s.connect());
         uut.scale.connect();
         uut.acc_we.connect();
-        uut.acc_first.connect();
         uut.acc_addr.iter_mut().for_each(|s| s.connect());
+        uut.rd_first.connect();
+        uut.rd_addr.iter_mut().for_each(|s| s.connect());
         uut.out_load.connect();
         uut.connect_all();
         let mut sim = Simulation::new();
@@ -451,10 +582,9 @@ mod tests {
                 }
                 x.scale.next = bits::<16>(s.scale);
                 x.acc_we.next = s.acc_we;
-                x.acc_first.next = s.acc_first;
-                for i in 0..2 {
-                    x.acc_addr[i].next = (s.acc_addr >> i) & 1 == 1;
-                }
+                crate::sig::drive_bits(&mut x.acc_addr, s.acc_addr as u64);
+                x.rd_first.next = s.rd_first;
+                crate::sig::drive_bits(&mut x.rd_addr, s.rd_addr as u64);
                 x.out_load.next = s.out_load;
                 wait_clock_true!(sim, clock, x);
                 wait_clock_false!(sim, clock, x);
@@ -490,14 +620,55 @@ mod tests {
             ..SHAPE
         });
         assert!(single.contains("acc_mem[1'b0] <= acc_new"), "{single}");
-        assert!(single.contains("acc_mem[acc_first]"));
+        assert!(single.contains("acc_mem[rd_first]"));
+        assert!(single.contains("wire acc_fwd = acc_we & ~rd_first;"));
         assert!(
-            v.contains("wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];"),
+            v.contains("if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];"),
             "{v}"
         );
+        assert!(v.contains("wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);"));
         assert!(
-            v.contains("wire [39:0] acc_new = acc_old + "),
+            v.contains("wire [39:0] acc_new = acc_rd + "),
             "no mask on the adder"
         );
+        assert!(!v.contains("MULT18X18D"));
+    }
+
+    /// The ECP5 variant: the capture and product registers are the DSP's, with the same
+    /// clock enables, and the portable registers are gone.
+    #[test]
+    fn ecp5_dsp_holds_the_registers() {
+        let v = scaler_verilog(ScalerShape {
+            ecp5_dsp: true,
+            ..SHAPE
+        });
+        for want in [
+            "MULT18X18D #(",
+            ".REG_INPUTA_CLK(\"CLK0\"), .REG_INPUTA_CE(\"CE0\")",
+            ".REG_INPUTB_CE(\"CE1\")",
+            ".REG_OUTPUT_CE(\"CE2\")",
+            "wire dsp_ce_a = en & take;",
+            "wire dsp_ce_b = en & mload;",
+            ".CE2(en)",
+            "wire [17:0] dsp_a = {{3{psum_in[14]}}, psum_in};",
+            "wire [17:0] dsp_b = {{2{1'b0}}, scale};",
+            "wire [30:0] prod = dsp_p[30:0];",
+        ] {
+            assert!(v.contains(want), "{want}\n{v}");
+        }
+        assert!(!v.contains("sc_a") && !v.contains("reg [30:0] prod"), "{v}");
+        // too wide for one DSP: the portable multiply
+        let p = Params::new(
+            &tern_spec::ArrayConfig::builtin("default").unwrap(),
+            crate::HdlOptions {
+                ecp5_dsp: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(ScalerShape::of(&p).ecp5_dsp);
+        let mut wide = p.clone();
+        wide.psum_bits = 19;
+        assert!(!ScalerShape::of(&wide).ecp5_dsp);
     }
 }

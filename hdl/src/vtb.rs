@@ -266,3 +266,111 @@ pub fn run_testbench(dir: &Path, rtl: &[PathBuf]) -> std::io::Result<Option<TbRe
     }
     Ok(Some(res))
 }
+
+/// A behavioural model of the Lattice ECP5 `MULT18X18D` for simulating the array emitted
+/// with `HdlOptions::ecp5_dsp` (the vendor's model is not open; yosys ships only a black
+/// box). It covers what tern instantiates: A, B and output registers, each either absent
+/// (`"NONE"`) or clocked by `CLK0` with the clock enable its `*_CE` parameter names;
+/// `SIGNEDA`/`SIGNEDB` select signed operands; `P` is the 36-bit product. Not modelled:
+/// the pipeline register, the C input, cascades, resets (tern ties them low), and the
+/// clock dividers. Written from Lattice's sysDSP usage guide (TN1267).
+pub fn ecp5_mult18x18d_model() -> String {
+    let mut ports = Vec::new();
+    for x in ["A", "B", "C"] {
+        for i in 0..18 {
+            ports.push(format!("input {x}{i}"));
+        }
+    }
+    for x in ["SIGNEDA", "SIGNEDB", "SOURCEA", "SOURCEB"] {
+        ports.push(format!("input {x}"));
+    }
+    for x in ["CLK", "CE", "RST"] {
+        for i in 0..4 {
+            ports.push(format!("input {x}{i}"));
+        }
+    }
+    for i in 0..36 {
+        ports.push(format!("output P{i}"));
+    }
+    let bus = |x: &str, n: u32| {
+        (0..n)
+            .rev()
+            .map(|i| format!("{x}{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut t = String::new();
+    let _ = writeln!(t, "// Behavioural model of the ECP5 MULT18X18D subset tern instantiates (tern_hdl::vtb::ecp5_mult18x18d_model).");
+    let _ = writeln!(t, "/* verilator lint_off UNUSEDSIGNAL */");
+    let _ = writeln!(t, "/* verilator lint_off UNUSEDPARAM */");
+    let _ = writeln!(t, "module MULT18X18D #(");
+    let mut params = Vec::new();
+    for r in ["INPUTA", "INPUTB", "INPUTC", "PIPELINE", "OUTPUT"] {
+        params.push(format!("  parameter REG_{r}_CLK = \"NONE\""));
+        params.push(format!("  parameter REG_{r}_CE = \"CE0\""));
+        params.push(format!("  parameter REG_{r}_RST = \"RST0\""));
+    }
+    for p in [
+        "GSR = \"ENABLED\"",
+        "RESETMODE = \"SYNC\"",
+        "CLK0_DIV = \"ENABLED\"",
+        "CLK1_DIV = \"ENABLED\"",
+        "CLK2_DIV = \"ENABLED\"",
+        "CLK3_DIV = \"ENABLED\"",
+        "HIGHSPEED_CLK = \"NONE\"",
+        "CAS_MATCH_REG = \"FALSE\"",
+        "SOURCEB_MODE = \"B_SHIFT\"",
+        "MULT_BYPASS = \"DISABLED\"",
+    ] {
+        params.push(format!("  parameter {p}"));
+    }
+    let _ = writeln!(
+        t,
+        "{}\n) (\n  {}\n);",
+        params.join(",\n"),
+        ports.join(",\n  ")
+    );
+    let _ = writeln!(t, "  wire [17:0] a = {{{}}};", bus("A", 18));
+    let _ = writeln!(t, "  wire [17:0] b = {{{}}};", bus("B", 18));
+    let _ = writeln!(t, "  wire [3:0] ce = {{CE3, CE2, CE1, CE0}};");
+    let _ = writeln!(
+        t,
+        "  function automatic sel(input [8*3-1:0] name, input [3:0] v);\n    sel = name == \"CE0\" ? v[0] : name == \"CE1\" ? v[1] : name == \"CE2\" ? v[2] : v[3];\n  endfunction"
+    );
+    let _ = writeln!(
+        t,
+        "  reg [17:0] a_q = 18'd0, b_q = 18'd0;\n  reg [35:0] p_q = 36'd0;"
+    );
+    let _ = writeln!(t, "  always @(posedge CLK0) begin");
+    let _ = writeln!(t, "    if (sel(REG_INPUTA_CE, ce)) a_q <= a;");
+    let _ = writeln!(t, "    if (sel(REG_INPUTB_CE, ce)) b_q <= b;");
+    let _ = writeln!(t, "    if (sel(REG_OUTPUT_CE, ce)) p_q <= prod;");
+    let _ = writeln!(t, "  end");
+    let _ = writeln!(
+        t,
+        "  wire [17:0] a_op = REG_INPUTA_CLK == \"NONE\" ? a : a_q;"
+    );
+    let _ = writeln!(
+        t,
+        "  wire [17:0] b_op = REG_INPUTB_CLK == \"NONE\" ? b : b_q;"
+    );
+    let _ = writeln!(
+        t,
+        "  wire signed [18:0] a_s = {{SIGNEDA & a_op[17], a_op}};"
+    );
+    let _ = writeln!(
+        t,
+        "  wire signed [18:0] b_s = {{SIGNEDB & b_op[17], b_op}};"
+    );
+    let _ = writeln!(t, "  wire signed [37:0] full = a_s * b_s;");
+    let _ = writeln!(t, "  wire [35:0] prod = full[35:0];");
+    let _ = writeln!(
+        t,
+        "  wire [35:0] p = REG_OUTPUT_CLK == \"NONE\" ? prod : p_q;"
+    );
+    let _ = writeln!(t, "  assign {{{}}} = p;", bus("P", 36));
+    let _ = writeln!(t, "endmodule");
+    let _ = writeln!(t, "/* verilator lint_on UNUSEDPARAM */");
+    let _ = writeln!(t, "/* verilator lint_on UNUSEDSIGNAL */");
+    t
+}

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use tern_hdl::emit::emit;
+use tern_hdl::emit::{emit, emit_with};
 use tern_hdl::vtb::{run_testbench, write_testbench, TbCommand};
 use tern_hdl::{HdlOptions, Params};
 
@@ -15,9 +15,20 @@ fn run(
     stall: u32,
     tag: &str,
 ) -> Vec<u64> {
-    let p = Params::new(cfg, HdlOptions::default()).unwrap();
+    run_with(cfg, HdlOptions::default(), cmds, refused, stall, tag)
+}
+
+fn run_with(
+    cfg: &tern_spec::ArrayConfig,
+    opts: HdlOptions,
+    cmds: &[(usize, usize, usize)],
+    refused: bool,
+    stall: u32,
+    tag: &str,
+) -> Vec<u64> {
+    let p = Params::new(cfg, opts).unwrap();
     let dir = scratch(tag);
-    let rep = emit(cfg, &dir).unwrap();
+    let rep = emit_with(cfg, opts, &dir).unwrap();
     let mut list = Vec::new();
     for (i, &(k, n, m)) in cmds.iter().enumerate() {
         list.push(TbCommand::Run(random_command(
@@ -49,12 +60,17 @@ fn run(
         })
         .sum();
     write_testbench(&p, &rep.top, &list, stall, &dir).unwrap();
-    let rtl: Vec<_> = rep
+    let mut rtl: Vec<_> = rep
         .files
         .iter()
         .filter(|f| f.extension().is_some_and(|e| e == "v"))
         .cloned()
         .collect();
+    if opts.ecp5_dsp {
+        let model = dir.join("MULT18X18D.v");
+        std::fs::write(&model, tern_hdl::vtb::ecp5_mult18x18d_model()).unwrap();
+        rtl.push(model);
+    }
     let res = run_testbench(&dir, &rtl)
         .unwrap()
         .expect("verilator present");
@@ -63,21 +79,67 @@ fn run(
     res.cycles
 }
 
+/// Commands of the tiny array: partial N tiles, partial blocks (K = 13, 5), one-beat last
+/// blocks back to back with M = 1 (K = 12, 9: the accumulator's read-ahead forwards the
+/// sum), M = 1, 2, 3.
+const TINY_CMDS: [(usize, usize, usize); 6] = [
+    (13, 7, 2),
+    (5, 3, 1),
+    (12, 4, 1),
+    (16, 4, 3),
+    (9, 5, 1),
+    (21, 2, 1),
+];
+
 #[test]
 fn tiny_array_with_stalls_matches_reference() {
     if !have_tool("verilator", "tiny_array_with_stalls_matches_reference") {
         return;
     }
-    // 3 lanes x 4 cols, blocks 2 x 8 (2 beats), token tile 3: partial N tiles, partial
-    // blocks (K = 13, 5), M = 1, 2, 3.
+    // 3 lanes x 4 cols, blocks 2 x 8 (2 beats), token tile 3
     let cfg = config("tiny", 3, 4, 3, 2, 8);
-    run(
-        &cfg,
-        &[(13, 7, 2), (5, 3, 1), (16, 4, 3), (21, 2, 1)],
-        true,
-        3,
-        "tb_tiny",
-    );
+    run(&cfg, &TINY_CMDS, true, 3, "tb_tiny");
+}
+
+/// One-beat blocks (block.k = cols): every block end of a token follows the previous one
+/// directly, so every accumulation after the first forwards its sum (M = 1), or the tokens
+/// alternate (M > 1); at full rate and with stalls.
+#[test]
+fn one_beat_blocks_match_reference() {
+    if !have_tool("verilator", "one_beat_blocks_match_reference") {
+        return;
+    }
+    let cfg = config("onebeat", 2, 4, 2, 2, 4);
+    let cmds = [(9, 3, 1), (12, 4, 2), (4, 2, 1), (7, 1, 2)];
+    run(&cfg, &cmds, false, 0, "tb_onebeat_rate");
+    run(&cfg, &cmds, false, 2, "tb_onebeat_stall");
+}
+
+/// The ECP5 variant (`HdlOptions::ecp5_dsp`: the scaler's registers inside `MULT18X18D`)
+/// under Verilator with the behavioural DSP model: the same results and the same cycle
+/// counts as the portable Verilog, with stalls and at full rate.
+#[test]
+fn ecp5_dsp_variant_matches_portable() {
+    if !have_tool("verilator", "ecp5_dsp_variant_matches_portable") {
+        return;
+    }
+    let cfg = config("tiny", 3, 4, 3, 2, 8);
+    let dsp = HdlOptions {
+        ecp5_dsp: true,
+        ..HdlOptions::default()
+    };
+    for stall in [0, 3] {
+        let a = run(&cfg, &TINY_CMDS, false, stall, &format!("tb_port{stall}"));
+        let b = run_with(
+            &cfg,
+            dsp,
+            &TINY_CMDS,
+            false,
+            stall,
+            &format!("tb_dsp{stall}"),
+        );
+        assert_eq!(a, b, "cycles differ with stalls {stall}");
+    }
 }
 
 #[test]

@@ -23,6 +23,11 @@ pub enum HdlCmd {
         /// apart for nextpnr.
         #[arg(long)]
         no_lane_copies: bool,
+        /// Instantiate the Lattice ECP5 MULT18X18D (with its input and output registers) for
+        /// each lane's scale multiply, instead of a portable `*` (what `tern synth` does for
+        /// ECP5 boards). Simulating the result needs a MULT18X18D model.
+        #[arg(long)]
+        ecp5_dsp: bool,
         #[arg(long)]
         json: bool,
     },
@@ -35,12 +40,14 @@ pub fn run(cmd: HdlCmd) -> Result<()> {
             out,
             tree_reg_every,
             no_lane_copies,
+            ecp5_dsp,
             json,
         } => {
             let cfg = ArrayConfig::builtin_or_load(&config)?;
             let opts = tern_hdl::HdlOptions {
                 tree_reg_every,
                 lane_copies: !no_lane_copies,
+                ecp5_dsp,
             };
             let r = tern_hdl::emit::emit_with(&cfg, opts, &out)
                 .with_context(|| format!("emitting config {} into {}", cfg.name, out.display()))?;

@@ -357,12 +357,16 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     wire  ctrl$pvl;
     wire  ctrl$pns;
     wire  ctrl$svl;
-    wire  ctrl$skbf;
     wire  ctrl$sol;
     wire  ctrl$st$0;
     wire  ctrl$st$1;
     wire  ctrl$st$2;
     wire  ctrl$st$3;
+    wire  ctrl$rkbf;
+    wire  ctrl$rt$0;
+    wire  ctrl$rt$1;
+    wire  ctrl$rt$2;
+    wire  ctrl$rt$3;
     wire  ctrl$out_valid;
     wire  [15:0] ctrl$out_token;
     wire  [31:0] ctrl$out_n;
@@ -412,11 +416,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  lanes$0$sc_mload;
     reg  [15:0] lanes$0$scale;
     reg  lanes$0$acc_we;
-    reg  lanes$0$acc_first;
     reg  lanes$0$acc_addr$0;
     reg  lanes$0$acc_addr$1;
     reg  lanes$0$acc_addr$2;
     reg  lanes$0$acc_addr$3;
+    reg  lanes$0$rd_first;
+    reg  lanes$0$rd_addr$0;
+    reg  lanes$0$rd_addr$1;
+    reg  lanes$0$rd_addr$2;
+    reg  lanes$0$rd_addr$3;
     reg  lanes$0$out_load;
     wire  [63:0] lanes$0$out;
     reg  lanes$1$clock;
@@ -464,11 +472,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  lanes$1$sc_mload;
     reg  [15:0] lanes$1$scale;
     reg  lanes$1$acc_we;
-    reg  lanes$1$acc_first;
     reg  lanes$1$acc_addr$0;
     reg  lanes$1$acc_addr$1;
     reg  lanes$1$acc_addr$2;
     reg  lanes$1$acc_addr$3;
+    reg  lanes$1$rd_first;
+    reg  lanes$1$rd_addr$0;
+    reg  lanes$1$rd_addr$1;
+    reg  lanes$1$rd_addr$2;
+    reg  lanes$1$rd_addr$3;
     reg  lanes$1$out_load;
     wire  [63:0] lanes$1$out;
     reg  lanes$2$clock;
@@ -516,11 +528,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  lanes$2$sc_mload;
     reg  [15:0] lanes$2$scale;
     reg  lanes$2$acc_we;
-    reg  lanes$2$acc_first;
     reg  lanes$2$acc_addr$0;
     reg  lanes$2$acc_addr$1;
     reg  lanes$2$acc_addr$2;
     reg  lanes$2$acc_addr$3;
+    reg  lanes$2$rd_first;
+    reg  lanes$2$rd_addr$0;
+    reg  lanes$2$rd_addr$1;
+    reg  lanes$2$rd_addr$2;
+    reg  lanes$2$rd_addr$3;
     reg  lanes$2$out_load;
     wire  [63:0] lanes$2$out;
     reg  lanes$3$clock;
@@ -568,11 +584,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  lanes$3$sc_mload;
     reg  [15:0] lanes$3$scale;
     reg  lanes$3$acc_we;
-    reg  lanes$3$acc_first;
     reg  lanes$3$acc_addr$0;
     reg  lanes$3$acc_addr$1;
     reg  lanes$3$acc_addr$2;
     reg  lanes$3$acc_addr$3;
+    reg  lanes$3$rd_first;
+    reg  lanes$3$rd_addr$0;
+    reg  lanes$3$rd_addr$1;
+    reg  lanes$3$rd_addr$2;
+    reg  lanes$3$rd_addr$3;
     reg  lanes$3$out_load;
     wire  [63:0] lanes$3$out;
     reg  lanes$4$clock;
@@ -620,11 +640,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  lanes$4$sc_mload;
     reg  [15:0] lanes$4$scale;
     reg  lanes$4$acc_we;
-    reg  lanes$4$acc_first;
     reg  lanes$4$acc_addr$0;
     reg  lanes$4$acc_addr$1;
     reg  lanes$4$acc_addr$2;
     reg  lanes$4$acc_addr$3;
+    reg  lanes$4$rd_first;
+    reg  lanes$4$rd_addr$0;
+    reg  lanes$4$rd_addr$1;
+    reg  lanes$4$rd_addr$2;
+    reg  lanes$4$rd_addr$3;
     reg  lanes$4$out_load;
     wire  [63:0] lanes$4$out;
     reg  lanes$5$clock;
@@ -672,11 +696,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  lanes$5$sc_mload;
     reg  [15:0] lanes$5$scale;
     reg  lanes$5$acc_we;
-    reg  lanes$5$acc_first;
     reg  lanes$5$acc_addr$0;
     reg  lanes$5$acc_addr$1;
     reg  lanes$5$acc_addr$2;
     reg  lanes$5$acc_addr$3;
+    reg  lanes$5$rd_first;
+    reg  lanes$5$rd_addr$0;
+    reg  lanes$5$rd_addr$1;
+    reg  lanes$5$rd_addr$2;
+    reg  lanes$5$rd_addr$3;
     reg  lanes$5$out_load;
     wire  [63:0] lanes$5$out;
     reg  lanes$6$clock;
@@ -724,11 +752,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  lanes$6$sc_mload;
     reg  [15:0] lanes$6$scale;
     reg  lanes$6$acc_we;
-    reg  lanes$6$acc_first;
     reg  lanes$6$acc_addr$0;
     reg  lanes$6$acc_addr$1;
     reg  lanes$6$acc_addr$2;
     reg  lanes$6$acc_addr$3;
+    reg  lanes$6$rd_first;
+    reg  lanes$6$rd_addr$0;
+    reg  lanes$6$rd_addr$1;
+    reg  lanes$6$rd_addr$2;
+    reg  lanes$6$rd_addr$3;
     reg  lanes$6$out_load;
     wire  [63:0] lanes$6$out;
     reg  lanes$7$clock;
@@ -776,11 +808,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  lanes$7$sc_mload;
     reg  [15:0] lanes$7$scale;
     reg  lanes$7$acc_we;
-    reg  lanes$7$acc_first;
     reg  lanes$7$acc_addr$0;
     reg  lanes$7$acc_addr$1;
     reg  lanes$7$acc_addr$2;
     reg  lanes$7$acc_addr$3;
+    reg  lanes$7$rd_first;
+    reg  lanes$7$rd_addr$0;
+    reg  lanes$7$rd_addr$1;
+    reg  lanes$7$rd_addr$2;
+    reg  lanes$7$rd_addr$3;
     reg  lanes$7$out_load;
     wire  [63:0] lanes$7$out;
     reg  lanes$8$clock;
@@ -828,11 +864,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  lanes$8$sc_mload;
     reg  [15:0] lanes$8$scale;
     reg  lanes$8$acc_we;
-    reg  lanes$8$acc_first;
     reg  lanes$8$acc_addr$0;
     reg  lanes$8$acc_addr$1;
     reg  lanes$8$acc_addr$2;
     reg  lanes$8$acc_addr$3;
+    reg  lanes$8$rd_first;
+    reg  lanes$8$rd_addr$0;
+    reg  lanes$8$rd_addr$1;
+    reg  lanes$8$rd_addr$2;
+    reg  lanes$8$rd_addr$3;
     reg  lanes$8$out_load;
     wire  [63:0] lanes$8$out;
     reg  lanes$9$clock;
@@ -880,11 +920,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  lanes$9$sc_mload;
     reg  [15:0] lanes$9$scale;
     reg  lanes$9$acc_we;
-    reg  lanes$9$acc_first;
     reg  lanes$9$acc_addr$0;
     reg  lanes$9$acc_addr$1;
     reg  lanes$9$acc_addr$2;
     reg  lanes$9$acc_addr$3;
+    reg  lanes$9$rd_first;
+    reg  lanes$9$rd_addr$0;
+    reg  lanes$9$rd_addr$1;
+    reg  lanes$9$rd_addr$2;
+    reg  lanes$9$rd_addr$3;
     reg  lanes$9$out_load;
     wire  [63:0] lanes$9$out;
     reg  lanes$10$clock;
@@ -932,11 +976,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  lanes$10$sc_mload;
     reg  [15:0] lanes$10$scale;
     reg  lanes$10$acc_we;
-    reg  lanes$10$acc_first;
     reg  lanes$10$acc_addr$0;
     reg  lanes$10$acc_addr$1;
     reg  lanes$10$acc_addr$2;
     reg  lanes$10$acc_addr$3;
+    reg  lanes$10$rd_first;
+    reg  lanes$10$rd_addr$0;
+    reg  lanes$10$rd_addr$1;
+    reg  lanes$10$rd_addr$2;
+    reg  lanes$10$rd_addr$3;
     reg  lanes$10$out_load;
     wire  [63:0] lanes$10$out;
     reg  lanes$11$clock;
@@ -984,11 +1032,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  lanes$11$sc_mload;
     reg  [15:0] lanes$11$scale;
     reg  lanes$11$acc_we;
-    reg  lanes$11$acc_first;
     reg  lanes$11$acc_addr$0;
     reg  lanes$11$acc_addr$1;
     reg  lanes$11$acc_addr$2;
     reg  lanes$11$acc_addr$3;
+    reg  lanes$11$rd_first;
+    reg  lanes$11$rd_addr$0;
+    reg  lanes$11$rd_addr$1;
+    reg  lanes$11$rd_addr$2;
+    reg  lanes$11$rd_addr$3;
     reg  lanes$11$out_load;
     wire  [63:0] lanes$11$out;
     reg  lanes$12$clock;
@@ -1036,11 +1088,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  lanes$12$sc_mload;
     reg  [15:0] lanes$12$scale;
     reg  lanes$12$acc_we;
-    reg  lanes$12$acc_first;
     reg  lanes$12$acc_addr$0;
     reg  lanes$12$acc_addr$1;
     reg  lanes$12$acc_addr$2;
     reg  lanes$12$acc_addr$3;
+    reg  lanes$12$rd_first;
+    reg  lanes$12$rd_addr$0;
+    reg  lanes$12$rd_addr$1;
+    reg  lanes$12$rd_addr$2;
+    reg  lanes$12$rd_addr$3;
     reg  lanes$12$out_load;
     wire  [63:0] lanes$12$out;
     reg  lanes$13$clock;
@@ -1088,11 +1144,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  lanes$13$sc_mload;
     reg  [15:0] lanes$13$scale;
     reg  lanes$13$acc_we;
-    reg  lanes$13$acc_first;
     reg  lanes$13$acc_addr$0;
     reg  lanes$13$acc_addr$1;
     reg  lanes$13$acc_addr$2;
     reg  lanes$13$acc_addr$3;
+    reg  lanes$13$rd_first;
+    reg  lanes$13$rd_addr$0;
+    reg  lanes$13$rd_addr$1;
+    reg  lanes$13$rd_addr$2;
+    reg  lanes$13$rd_addr$3;
     reg  lanes$13$out_load;
     wire  [63:0] lanes$13$out;
     reg  lanes$14$clock;
@@ -1140,11 +1200,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  lanes$14$sc_mload;
     reg  [15:0] lanes$14$scale;
     reg  lanes$14$acc_we;
-    reg  lanes$14$acc_first;
     reg  lanes$14$acc_addr$0;
     reg  lanes$14$acc_addr$1;
     reg  lanes$14$acc_addr$2;
     reg  lanes$14$acc_addr$3;
+    reg  lanes$14$rd_first;
+    reg  lanes$14$rd_addr$0;
+    reg  lanes$14$rd_addr$1;
+    reg  lanes$14$rd_addr$2;
+    reg  lanes$14$rd_addr$3;
     reg  lanes$14$out_load;
     wire  [63:0] lanes$14$out;
     reg  lanes$15$clock;
@@ -1192,11 +1256,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg  lanes$15$sc_mload;
     reg  [15:0] lanes$15$scale;
     reg  lanes$15$acc_we;
-    reg  lanes$15$acc_first;
     reg  lanes$15$acc_addr$0;
     reg  lanes$15$acc_addr$1;
     reg  lanes$15$acc_addr$2;
     reg  lanes$15$acc_addr$3;
+    reg  lanes$15$rd_first;
+    reg  lanes$15$rd_addr$0;
+    reg  lanes$15$rd_addr$1;
+    reg  lanes$15$rd_addr$2;
+    reg  lanes$15$rd_addr$3;
     reg  lanes$15$out_load;
     wire  [63:0] lanes$15$out;
 
@@ -1229,12 +1297,16 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .pvl(ctrl$pvl),
         .pns(ctrl$pns),
         .svl(ctrl$svl),
-        .skbf(ctrl$skbf),
         .sol(ctrl$sol),
         .st$0(ctrl$st$0),
         .st$1(ctrl$st$1),
         .st$2(ctrl$st$2),
         .st$3(ctrl$st$3),
+        .rkbf(ctrl$rkbf),
+        .rt$0(ctrl$rt$0),
+        .rt$1(ctrl$rt$1),
+        .rt$2(ctrl$rt$2),
+        .rt$3(ctrl$rt$3),
         .out_valid(ctrl$out_valid),
         .out_token(ctrl$out_token),
         .out_n(ctrl$out_n),
@@ -1286,11 +1358,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .sc_mload(lanes$0$sc_mload),
         .scale(lanes$0$scale),
         .acc_we(lanes$0$acc_we),
-        .acc_first(lanes$0$acc_first),
         .acc_addr$0(lanes$0$acc_addr$0),
         .acc_addr$1(lanes$0$acc_addr$1),
         .acc_addr$2(lanes$0$acc_addr$2),
         .acc_addr$3(lanes$0$acc_addr$3),
+        .rd_first(lanes$0$rd_first),
+        .rd_addr$0(lanes$0$rd_addr$0),
+        .rd_addr$1(lanes$0$rd_addr$1),
+        .rd_addr$2(lanes$0$rd_addr$2),
+        .rd_addr$3(lanes$0$rd_addr$3),
         .out_load(lanes$0$out_load),
         .out(lanes$0$out)
     );
@@ -1340,11 +1416,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .sc_mload(lanes$1$sc_mload),
         .scale(lanes$1$scale),
         .acc_we(lanes$1$acc_we),
-        .acc_first(lanes$1$acc_first),
         .acc_addr$0(lanes$1$acc_addr$0),
         .acc_addr$1(lanes$1$acc_addr$1),
         .acc_addr$2(lanes$1$acc_addr$2),
         .acc_addr$3(lanes$1$acc_addr$3),
+        .rd_first(lanes$1$rd_first),
+        .rd_addr$0(lanes$1$rd_addr$0),
+        .rd_addr$1(lanes$1$rd_addr$1),
+        .rd_addr$2(lanes$1$rd_addr$2),
+        .rd_addr$3(lanes$1$rd_addr$3),
         .out_load(lanes$1$out_load),
         .out(lanes$1$out)
     );
@@ -1394,11 +1474,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .sc_mload(lanes$2$sc_mload),
         .scale(lanes$2$scale),
         .acc_we(lanes$2$acc_we),
-        .acc_first(lanes$2$acc_first),
         .acc_addr$0(lanes$2$acc_addr$0),
         .acc_addr$1(lanes$2$acc_addr$1),
         .acc_addr$2(lanes$2$acc_addr$2),
         .acc_addr$3(lanes$2$acc_addr$3),
+        .rd_first(lanes$2$rd_first),
+        .rd_addr$0(lanes$2$rd_addr$0),
+        .rd_addr$1(lanes$2$rd_addr$1),
+        .rd_addr$2(lanes$2$rd_addr$2),
+        .rd_addr$3(lanes$2$rd_addr$3),
         .out_load(lanes$2$out_load),
         .out(lanes$2$out)
     );
@@ -1448,11 +1532,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .sc_mload(lanes$3$sc_mload),
         .scale(lanes$3$scale),
         .acc_we(lanes$3$acc_we),
-        .acc_first(lanes$3$acc_first),
         .acc_addr$0(lanes$3$acc_addr$0),
         .acc_addr$1(lanes$3$acc_addr$1),
         .acc_addr$2(lanes$3$acc_addr$2),
         .acc_addr$3(lanes$3$acc_addr$3),
+        .rd_first(lanes$3$rd_first),
+        .rd_addr$0(lanes$3$rd_addr$0),
+        .rd_addr$1(lanes$3$rd_addr$1),
+        .rd_addr$2(lanes$3$rd_addr$2),
+        .rd_addr$3(lanes$3$rd_addr$3),
         .out_load(lanes$3$out_load),
         .out(lanes$3$out)
     );
@@ -1502,11 +1590,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .sc_mload(lanes$4$sc_mload),
         .scale(lanes$4$scale),
         .acc_we(lanes$4$acc_we),
-        .acc_first(lanes$4$acc_first),
         .acc_addr$0(lanes$4$acc_addr$0),
         .acc_addr$1(lanes$4$acc_addr$1),
         .acc_addr$2(lanes$4$acc_addr$2),
         .acc_addr$3(lanes$4$acc_addr$3),
+        .rd_first(lanes$4$rd_first),
+        .rd_addr$0(lanes$4$rd_addr$0),
+        .rd_addr$1(lanes$4$rd_addr$1),
+        .rd_addr$2(lanes$4$rd_addr$2),
+        .rd_addr$3(lanes$4$rd_addr$3),
         .out_load(lanes$4$out_load),
         .out(lanes$4$out)
     );
@@ -1556,11 +1648,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .sc_mload(lanes$5$sc_mload),
         .scale(lanes$5$scale),
         .acc_we(lanes$5$acc_we),
-        .acc_first(lanes$5$acc_first),
         .acc_addr$0(lanes$5$acc_addr$0),
         .acc_addr$1(lanes$5$acc_addr$1),
         .acc_addr$2(lanes$5$acc_addr$2),
         .acc_addr$3(lanes$5$acc_addr$3),
+        .rd_first(lanes$5$rd_first),
+        .rd_addr$0(lanes$5$rd_addr$0),
+        .rd_addr$1(lanes$5$rd_addr$1),
+        .rd_addr$2(lanes$5$rd_addr$2),
+        .rd_addr$3(lanes$5$rd_addr$3),
         .out_load(lanes$5$out_load),
         .out(lanes$5$out)
     );
@@ -1610,11 +1706,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .sc_mload(lanes$6$sc_mload),
         .scale(lanes$6$scale),
         .acc_we(lanes$6$acc_we),
-        .acc_first(lanes$6$acc_first),
         .acc_addr$0(lanes$6$acc_addr$0),
         .acc_addr$1(lanes$6$acc_addr$1),
         .acc_addr$2(lanes$6$acc_addr$2),
         .acc_addr$3(lanes$6$acc_addr$3),
+        .rd_first(lanes$6$rd_first),
+        .rd_addr$0(lanes$6$rd_addr$0),
+        .rd_addr$1(lanes$6$rd_addr$1),
+        .rd_addr$2(lanes$6$rd_addr$2),
+        .rd_addr$3(lanes$6$rd_addr$3),
         .out_load(lanes$6$out_load),
         .out(lanes$6$out)
     );
@@ -1664,11 +1764,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .sc_mload(lanes$7$sc_mload),
         .scale(lanes$7$scale),
         .acc_we(lanes$7$acc_we),
-        .acc_first(lanes$7$acc_first),
         .acc_addr$0(lanes$7$acc_addr$0),
         .acc_addr$1(lanes$7$acc_addr$1),
         .acc_addr$2(lanes$7$acc_addr$2),
         .acc_addr$3(lanes$7$acc_addr$3),
+        .rd_first(lanes$7$rd_first),
+        .rd_addr$0(lanes$7$rd_addr$0),
+        .rd_addr$1(lanes$7$rd_addr$1),
+        .rd_addr$2(lanes$7$rd_addr$2),
+        .rd_addr$3(lanes$7$rd_addr$3),
         .out_load(lanes$7$out_load),
         .out(lanes$7$out)
     );
@@ -1718,11 +1822,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .sc_mload(lanes$8$sc_mload),
         .scale(lanes$8$scale),
         .acc_we(lanes$8$acc_we),
-        .acc_first(lanes$8$acc_first),
         .acc_addr$0(lanes$8$acc_addr$0),
         .acc_addr$1(lanes$8$acc_addr$1),
         .acc_addr$2(lanes$8$acc_addr$2),
         .acc_addr$3(lanes$8$acc_addr$3),
+        .rd_first(lanes$8$rd_first),
+        .rd_addr$0(lanes$8$rd_addr$0),
+        .rd_addr$1(lanes$8$rd_addr$1),
+        .rd_addr$2(lanes$8$rd_addr$2),
+        .rd_addr$3(lanes$8$rd_addr$3),
         .out_load(lanes$8$out_load),
         .out(lanes$8$out)
     );
@@ -1772,11 +1880,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .sc_mload(lanes$9$sc_mload),
         .scale(lanes$9$scale),
         .acc_we(lanes$9$acc_we),
-        .acc_first(lanes$9$acc_first),
         .acc_addr$0(lanes$9$acc_addr$0),
         .acc_addr$1(lanes$9$acc_addr$1),
         .acc_addr$2(lanes$9$acc_addr$2),
         .acc_addr$3(lanes$9$acc_addr$3),
+        .rd_first(lanes$9$rd_first),
+        .rd_addr$0(lanes$9$rd_addr$0),
+        .rd_addr$1(lanes$9$rd_addr$1),
+        .rd_addr$2(lanes$9$rd_addr$2),
+        .rd_addr$3(lanes$9$rd_addr$3),
         .out_load(lanes$9$out_load),
         .out(lanes$9$out)
     );
@@ -1826,11 +1938,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .sc_mload(lanes$10$sc_mload),
         .scale(lanes$10$scale),
         .acc_we(lanes$10$acc_we),
-        .acc_first(lanes$10$acc_first),
         .acc_addr$0(lanes$10$acc_addr$0),
         .acc_addr$1(lanes$10$acc_addr$1),
         .acc_addr$2(lanes$10$acc_addr$2),
         .acc_addr$3(lanes$10$acc_addr$3),
+        .rd_first(lanes$10$rd_first),
+        .rd_addr$0(lanes$10$rd_addr$0),
+        .rd_addr$1(lanes$10$rd_addr$1),
+        .rd_addr$2(lanes$10$rd_addr$2),
+        .rd_addr$3(lanes$10$rd_addr$3),
         .out_load(lanes$10$out_load),
         .out(lanes$10$out)
     );
@@ -1880,11 +1996,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .sc_mload(lanes$11$sc_mload),
         .scale(lanes$11$scale),
         .acc_we(lanes$11$acc_we),
-        .acc_first(lanes$11$acc_first),
         .acc_addr$0(lanes$11$acc_addr$0),
         .acc_addr$1(lanes$11$acc_addr$1),
         .acc_addr$2(lanes$11$acc_addr$2),
         .acc_addr$3(lanes$11$acc_addr$3),
+        .rd_first(lanes$11$rd_first),
+        .rd_addr$0(lanes$11$rd_addr$0),
+        .rd_addr$1(lanes$11$rd_addr$1),
+        .rd_addr$2(lanes$11$rd_addr$2),
+        .rd_addr$3(lanes$11$rd_addr$3),
         .out_load(lanes$11$out_load),
         .out(lanes$11$out)
     );
@@ -1934,11 +2054,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .sc_mload(lanes$12$sc_mload),
         .scale(lanes$12$scale),
         .acc_we(lanes$12$acc_we),
-        .acc_first(lanes$12$acc_first),
         .acc_addr$0(lanes$12$acc_addr$0),
         .acc_addr$1(lanes$12$acc_addr$1),
         .acc_addr$2(lanes$12$acc_addr$2),
         .acc_addr$3(lanes$12$acc_addr$3),
+        .rd_first(lanes$12$rd_first),
+        .rd_addr$0(lanes$12$rd_addr$0),
+        .rd_addr$1(lanes$12$rd_addr$1),
+        .rd_addr$2(lanes$12$rd_addr$2),
+        .rd_addr$3(lanes$12$rd_addr$3),
         .out_load(lanes$12$out_load),
         .out(lanes$12$out)
     );
@@ -1988,11 +2112,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .sc_mload(lanes$13$sc_mload),
         .scale(lanes$13$scale),
         .acc_we(lanes$13$acc_we),
-        .acc_first(lanes$13$acc_first),
         .acc_addr$0(lanes$13$acc_addr$0),
         .acc_addr$1(lanes$13$acc_addr$1),
         .acc_addr$2(lanes$13$acc_addr$2),
         .acc_addr$3(lanes$13$acc_addr$3),
+        .rd_first(lanes$13$rd_first),
+        .rd_addr$0(lanes$13$rd_addr$0),
+        .rd_addr$1(lanes$13$rd_addr$1),
+        .rd_addr$2(lanes$13$rd_addr$2),
+        .rd_addr$3(lanes$13$rd_addr$3),
         .out_load(lanes$13$out_load),
         .out(lanes$13$out)
     );
@@ -2042,11 +2170,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .sc_mload(lanes$14$sc_mload),
         .scale(lanes$14$scale),
         .acc_we(lanes$14$acc_we),
-        .acc_first(lanes$14$acc_first),
         .acc_addr$0(lanes$14$acc_addr$0),
         .acc_addr$1(lanes$14$acc_addr$1),
         .acc_addr$2(lanes$14$acc_addr$2),
         .acc_addr$3(lanes$14$acc_addr$3),
+        .rd_first(lanes$14$rd_first),
+        .rd_addr$0(lanes$14$rd_addr$0),
+        .rd_addr$1(lanes$14$rd_addr$1),
+        .rd_addr$2(lanes$14$rd_addr$2),
+        .rd_addr$3(lanes$14$rd_addr$3),
         .out_load(lanes$14$out_load),
         .out(lanes$14$out)
     );
@@ -2096,11 +2228,15 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         .sc_mload(lanes$15$sc_mload),
         .scale(lanes$15$scale),
         .acc_we(lanes$15$acc_we),
-        .acc_first(lanes$15$acc_first),
         .acc_addr$0(lanes$15$acc_addr$0),
         .acc_addr$1(lanes$15$acc_addr$1),
         .acc_addr$2(lanes$15$acc_addr$2),
         .acc_addr$3(lanes$15$acc_addr$3),
+        .rd_first(lanes$15$rd_first),
+        .rd_addr$0(lanes$15$rd_addr$0),
+        .rd_addr$1(lanes$15$rd_addr$1),
+        .rd_addr$2(lanes$15$rd_addr$2),
+        .rd_addr$3(lanes$15$rd_addr$3),
         .out_load(lanes$15$out_load),
         .out(lanes$15$out)
     );
@@ -2134,11 +2270,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l0_vT;
     reg l0_vlT;
     reg l0_nsT;
+    reg l0_kbfS;
     reg l0_vlM;
-    reg l0_kbfM;
     reg l0_olM;
     reg [1:0] l0_wa;
     reg [1:0] l0_ra;
+    reg [3:0] l0_tS;
     reg [3:0] l0_tM;
     reg [31:0] l0_wq;
     reg [15:0] l0_scn;
@@ -2160,9 +2297,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l0_vT <= ctrl$pv;
         l0_vlT <= ctrl$pvl;
         l0_nsT <= ctrl$pns;
+        l0_kbfS <= ctrl$rkbf;
         l0_vlM <= ctrl$svl;
-        l0_kbfM <= ctrl$skbf;
         l0_olM <= ctrl$sol;
+        l0_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l0_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l0_scf | (l0_en & l0_nsT)) l0_scn <= scale$0;
@@ -2173,11 +2311,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l1_vT;
     reg l1_vlT;
     reg l1_nsT;
+    reg l1_kbfS;
     reg l1_vlM;
-    reg l1_kbfM;
     reg l1_olM;
     reg [1:0] l1_wa;
     reg [1:0] l1_ra;
+    reg [3:0] l1_tS;
     reg [3:0] l1_tM;
     reg [31:0] l1_wq;
     reg [15:0] l1_scn;
@@ -2199,9 +2338,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l1_vT <= ctrl$pv;
         l1_vlT <= ctrl$pvl;
         l1_nsT <= ctrl$pns;
+        l1_kbfS <= ctrl$rkbf;
         l1_vlM <= ctrl$svl;
-        l1_kbfM <= ctrl$skbf;
         l1_olM <= ctrl$sol;
+        l1_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l1_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l1_scf | (l1_en & l1_nsT)) l1_scn <= scale$1;
@@ -2212,11 +2352,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l2_vT;
     reg l2_vlT;
     reg l2_nsT;
+    reg l2_kbfS;
     reg l2_vlM;
-    reg l2_kbfM;
     reg l2_olM;
     reg [1:0] l2_wa;
     reg [1:0] l2_ra;
+    reg [3:0] l2_tS;
     reg [3:0] l2_tM;
     reg [31:0] l2_wq;
     reg [15:0] l2_scn;
@@ -2238,9 +2379,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l2_vT <= ctrl$pv;
         l2_vlT <= ctrl$pvl;
         l2_nsT <= ctrl$pns;
+        l2_kbfS <= ctrl$rkbf;
         l2_vlM <= ctrl$svl;
-        l2_kbfM <= ctrl$skbf;
         l2_olM <= ctrl$sol;
+        l2_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l2_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l2_scf | (l2_en & l2_nsT)) l2_scn <= scale$2;
@@ -2251,11 +2393,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l3_vT;
     reg l3_vlT;
     reg l3_nsT;
+    reg l3_kbfS;
     reg l3_vlM;
-    reg l3_kbfM;
     reg l3_olM;
     reg [1:0] l3_wa;
     reg [1:0] l3_ra;
+    reg [3:0] l3_tS;
     reg [3:0] l3_tM;
     reg [31:0] l3_wq;
     reg [15:0] l3_scn;
@@ -2277,9 +2420,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l3_vT <= ctrl$pv;
         l3_vlT <= ctrl$pvl;
         l3_nsT <= ctrl$pns;
+        l3_kbfS <= ctrl$rkbf;
         l3_vlM <= ctrl$svl;
-        l3_kbfM <= ctrl$skbf;
         l3_olM <= ctrl$sol;
+        l3_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l3_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l3_scf | (l3_en & l3_nsT)) l3_scn <= scale$3;
@@ -2290,11 +2434,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l4_vT;
     reg l4_vlT;
     reg l4_nsT;
+    reg l4_kbfS;
     reg l4_vlM;
-    reg l4_kbfM;
     reg l4_olM;
     reg [1:0] l4_wa;
     reg [1:0] l4_ra;
+    reg [3:0] l4_tS;
     reg [3:0] l4_tM;
     reg [31:0] l4_wq;
     reg [15:0] l4_scn;
@@ -2316,9 +2461,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l4_vT <= ctrl$pv;
         l4_vlT <= ctrl$pvl;
         l4_nsT <= ctrl$pns;
+        l4_kbfS <= ctrl$rkbf;
         l4_vlM <= ctrl$svl;
-        l4_kbfM <= ctrl$skbf;
         l4_olM <= ctrl$sol;
+        l4_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l4_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l4_scf | (l4_en & l4_nsT)) l4_scn <= scale$4;
@@ -2329,11 +2475,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l5_vT;
     reg l5_vlT;
     reg l5_nsT;
+    reg l5_kbfS;
     reg l5_vlM;
-    reg l5_kbfM;
     reg l5_olM;
     reg [1:0] l5_wa;
     reg [1:0] l5_ra;
+    reg [3:0] l5_tS;
     reg [3:0] l5_tM;
     reg [31:0] l5_wq;
     reg [15:0] l5_scn;
@@ -2355,9 +2502,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l5_vT <= ctrl$pv;
         l5_vlT <= ctrl$pvl;
         l5_nsT <= ctrl$pns;
+        l5_kbfS <= ctrl$rkbf;
         l5_vlM <= ctrl$svl;
-        l5_kbfM <= ctrl$skbf;
         l5_olM <= ctrl$sol;
+        l5_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l5_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l5_scf | (l5_en & l5_nsT)) l5_scn <= scale$5;
@@ -2368,11 +2516,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l6_vT;
     reg l6_vlT;
     reg l6_nsT;
+    reg l6_kbfS;
     reg l6_vlM;
-    reg l6_kbfM;
     reg l6_olM;
     reg [1:0] l6_wa;
     reg [1:0] l6_ra;
+    reg [3:0] l6_tS;
     reg [3:0] l6_tM;
     reg [31:0] l6_wq;
     reg [15:0] l6_scn;
@@ -2394,9 +2543,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l6_vT <= ctrl$pv;
         l6_vlT <= ctrl$pvl;
         l6_nsT <= ctrl$pns;
+        l6_kbfS <= ctrl$rkbf;
         l6_vlM <= ctrl$svl;
-        l6_kbfM <= ctrl$skbf;
         l6_olM <= ctrl$sol;
+        l6_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l6_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l6_scf | (l6_en & l6_nsT)) l6_scn <= scale$6;
@@ -2407,11 +2557,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l7_vT;
     reg l7_vlT;
     reg l7_nsT;
+    reg l7_kbfS;
     reg l7_vlM;
-    reg l7_kbfM;
     reg l7_olM;
     reg [1:0] l7_wa;
     reg [1:0] l7_ra;
+    reg [3:0] l7_tS;
     reg [3:0] l7_tM;
     reg [31:0] l7_wq;
     reg [15:0] l7_scn;
@@ -2433,9 +2584,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l7_vT <= ctrl$pv;
         l7_vlT <= ctrl$pvl;
         l7_nsT <= ctrl$pns;
+        l7_kbfS <= ctrl$rkbf;
         l7_vlM <= ctrl$svl;
-        l7_kbfM <= ctrl$skbf;
         l7_olM <= ctrl$sol;
+        l7_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l7_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l7_scf | (l7_en & l7_nsT)) l7_scn <= scale$7;
@@ -2446,11 +2598,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l8_vT;
     reg l8_vlT;
     reg l8_nsT;
+    reg l8_kbfS;
     reg l8_vlM;
-    reg l8_kbfM;
     reg l8_olM;
     reg [1:0] l8_wa;
     reg [1:0] l8_ra;
+    reg [3:0] l8_tS;
     reg [3:0] l8_tM;
     reg [31:0] l8_wq;
     reg [15:0] l8_scn;
@@ -2472,9 +2625,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l8_vT <= ctrl$pv;
         l8_vlT <= ctrl$pvl;
         l8_nsT <= ctrl$pns;
+        l8_kbfS <= ctrl$rkbf;
         l8_vlM <= ctrl$svl;
-        l8_kbfM <= ctrl$skbf;
         l8_olM <= ctrl$sol;
+        l8_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l8_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l8_scf | (l8_en & l8_nsT)) l8_scn <= scale$8;
@@ -2485,11 +2639,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l9_vT;
     reg l9_vlT;
     reg l9_nsT;
+    reg l9_kbfS;
     reg l9_vlM;
-    reg l9_kbfM;
     reg l9_olM;
     reg [1:0] l9_wa;
     reg [1:0] l9_ra;
+    reg [3:0] l9_tS;
     reg [3:0] l9_tM;
     reg [31:0] l9_wq;
     reg [15:0] l9_scn;
@@ -2511,9 +2666,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l9_vT <= ctrl$pv;
         l9_vlT <= ctrl$pvl;
         l9_nsT <= ctrl$pns;
+        l9_kbfS <= ctrl$rkbf;
         l9_vlM <= ctrl$svl;
-        l9_kbfM <= ctrl$skbf;
         l9_olM <= ctrl$sol;
+        l9_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l9_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l9_scf | (l9_en & l9_nsT)) l9_scn <= scale$9;
@@ -2524,11 +2680,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l10_vT;
     reg l10_vlT;
     reg l10_nsT;
+    reg l10_kbfS;
     reg l10_vlM;
-    reg l10_kbfM;
     reg l10_olM;
     reg [1:0] l10_wa;
     reg [1:0] l10_ra;
+    reg [3:0] l10_tS;
     reg [3:0] l10_tM;
     reg [31:0] l10_wq;
     reg [15:0] l10_scn;
@@ -2550,9 +2707,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l10_vT <= ctrl$pv;
         l10_vlT <= ctrl$pvl;
         l10_nsT <= ctrl$pns;
+        l10_kbfS <= ctrl$rkbf;
         l10_vlM <= ctrl$svl;
-        l10_kbfM <= ctrl$skbf;
         l10_olM <= ctrl$sol;
+        l10_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l10_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l10_scf | (l10_en & l10_nsT)) l10_scn <= scale$10;
@@ -2563,11 +2721,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l11_vT;
     reg l11_vlT;
     reg l11_nsT;
+    reg l11_kbfS;
     reg l11_vlM;
-    reg l11_kbfM;
     reg l11_olM;
     reg [1:0] l11_wa;
     reg [1:0] l11_ra;
+    reg [3:0] l11_tS;
     reg [3:0] l11_tM;
     reg [31:0] l11_wq;
     reg [15:0] l11_scn;
@@ -2589,9 +2748,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l11_vT <= ctrl$pv;
         l11_vlT <= ctrl$pvl;
         l11_nsT <= ctrl$pns;
+        l11_kbfS <= ctrl$rkbf;
         l11_vlM <= ctrl$svl;
-        l11_kbfM <= ctrl$skbf;
         l11_olM <= ctrl$sol;
+        l11_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l11_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l11_scf | (l11_en & l11_nsT)) l11_scn <= scale$11;
@@ -2602,11 +2762,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l12_vT;
     reg l12_vlT;
     reg l12_nsT;
+    reg l12_kbfS;
     reg l12_vlM;
-    reg l12_kbfM;
     reg l12_olM;
     reg [1:0] l12_wa;
     reg [1:0] l12_ra;
+    reg [3:0] l12_tS;
     reg [3:0] l12_tM;
     reg [31:0] l12_wq;
     reg [15:0] l12_scn;
@@ -2628,9 +2789,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l12_vT <= ctrl$pv;
         l12_vlT <= ctrl$pvl;
         l12_nsT <= ctrl$pns;
+        l12_kbfS <= ctrl$rkbf;
         l12_vlM <= ctrl$svl;
-        l12_kbfM <= ctrl$skbf;
         l12_olM <= ctrl$sol;
+        l12_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l12_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l12_scf | (l12_en & l12_nsT)) l12_scn <= scale$12;
@@ -2641,11 +2803,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l13_vT;
     reg l13_vlT;
     reg l13_nsT;
+    reg l13_kbfS;
     reg l13_vlM;
-    reg l13_kbfM;
     reg l13_olM;
     reg [1:0] l13_wa;
     reg [1:0] l13_ra;
+    reg [3:0] l13_tS;
     reg [3:0] l13_tM;
     reg [31:0] l13_wq;
     reg [15:0] l13_scn;
@@ -2667,9 +2830,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l13_vT <= ctrl$pv;
         l13_vlT <= ctrl$pvl;
         l13_nsT <= ctrl$pns;
+        l13_kbfS <= ctrl$rkbf;
         l13_vlM <= ctrl$svl;
-        l13_kbfM <= ctrl$skbf;
         l13_olM <= ctrl$sol;
+        l13_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l13_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l13_scf | (l13_en & l13_nsT)) l13_scn <= scale$13;
@@ -2680,11 +2844,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l14_vT;
     reg l14_vlT;
     reg l14_nsT;
+    reg l14_kbfS;
     reg l14_vlM;
-    reg l14_kbfM;
     reg l14_olM;
     reg [1:0] l14_wa;
     reg [1:0] l14_ra;
+    reg [3:0] l14_tS;
     reg [3:0] l14_tM;
     reg [31:0] l14_wq;
     reg [15:0] l14_scn;
@@ -2706,9 +2871,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l14_vT <= ctrl$pv;
         l14_vlT <= ctrl$pvl;
         l14_nsT <= ctrl$pns;
+        l14_kbfS <= ctrl$rkbf;
         l14_vlM <= ctrl$svl;
-        l14_kbfM <= ctrl$skbf;
         l14_olM <= ctrl$sol;
+        l14_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l14_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l14_scf | (l14_en & l14_nsT)) l14_scn <= scale$14;
@@ -2719,11 +2885,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l15_vT;
     reg l15_vlT;
     reg l15_nsT;
+    reg l15_kbfS;
     reg l15_vlM;
-    reg l15_kbfM;
     reg l15_olM;
     reg [1:0] l15_wa;
     reg [1:0] l15_ra;
+    reg [3:0] l15_tS;
     reg [3:0] l15_tM;
     reg [31:0] l15_wq;
     reg [15:0] l15_scn;
@@ -2745,9 +2912,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l15_vT <= ctrl$pv;
         l15_vlT <= ctrl$pvl;
         l15_nsT <= ctrl$pns;
+        l15_kbfS <= ctrl$rkbf;
         l15_vlM <= ctrl$svl;
-        l15_kbfM <= ctrl$skbf;
         l15_olM <= ctrl$sol;
+        l15_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l15_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l15_scf | (l15_en & l15_nsT)) l15_scn <= scale$15;
@@ -2782,16 +2950,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$0$sc_take = l0_vlT;
       lanes$0$sc_mload = l0_nsT;
       lanes$0$acc_we = l0_vlM;
-      lanes$0$acc_first = l0_kbfM;
+      lanes$0$rd_first = l0_kbfS;
       lanes$0$out_load = l0_olM;
       lanes$0$w_addr$0 = l0_wa[0];
       lanes$0$r_addr$0 = l0_ra[0];
       lanes$0$w_addr$1 = l0_wa[1];
       lanes$0$r_addr$1 = l0_ra[1];
       lanes$0$acc_addr$0 = l0_tM[0];
+      lanes$0$rd_addr$0 = l0_tS[0];
       lanes$0$acc_addr$1 = l0_tM[1];
+      lanes$0$rd_addr$1 = l0_tS[1];
       lanes$0$acc_addr$2 = l0_tM[2];
+      lanes$0$rd_addr$2 = l0_tS[2];
       lanes$0$acc_addr$3 = l0_tM[3];
+      lanes$0$rd_addr$3 = l0_tS[3];
       lanes$0$w$0 = l0_wq[1:0];
       lanes$0$w$1 = l0_wq[3:2];
       lanes$0$w$2 = l0_wq[5:4];
@@ -2835,16 +3007,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$1$sc_take = l1_vlT;
       lanes$1$sc_mload = l1_nsT;
       lanes$1$acc_we = l1_vlM;
-      lanes$1$acc_first = l1_kbfM;
+      lanes$1$rd_first = l1_kbfS;
       lanes$1$out_load = l1_olM;
       lanes$1$w_addr$0 = l1_wa[0];
       lanes$1$r_addr$0 = l1_ra[0];
       lanes$1$w_addr$1 = l1_wa[1];
       lanes$1$r_addr$1 = l1_ra[1];
       lanes$1$acc_addr$0 = l1_tM[0];
+      lanes$1$rd_addr$0 = l1_tS[0];
       lanes$1$acc_addr$1 = l1_tM[1];
+      lanes$1$rd_addr$1 = l1_tS[1];
       lanes$1$acc_addr$2 = l1_tM[2];
+      lanes$1$rd_addr$2 = l1_tS[2];
       lanes$1$acc_addr$3 = l1_tM[3];
+      lanes$1$rd_addr$3 = l1_tS[3];
       lanes$1$w$0 = l1_wq[1:0];
       lanes$1$w$1 = l1_wq[3:2];
       lanes$1$w$2 = l1_wq[5:4];
@@ -2888,16 +3064,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$2$sc_take = l2_vlT;
       lanes$2$sc_mload = l2_nsT;
       lanes$2$acc_we = l2_vlM;
-      lanes$2$acc_first = l2_kbfM;
+      lanes$2$rd_first = l2_kbfS;
       lanes$2$out_load = l2_olM;
       lanes$2$w_addr$0 = l2_wa[0];
       lanes$2$r_addr$0 = l2_ra[0];
       lanes$2$w_addr$1 = l2_wa[1];
       lanes$2$r_addr$1 = l2_ra[1];
       lanes$2$acc_addr$0 = l2_tM[0];
+      lanes$2$rd_addr$0 = l2_tS[0];
       lanes$2$acc_addr$1 = l2_tM[1];
+      lanes$2$rd_addr$1 = l2_tS[1];
       lanes$2$acc_addr$2 = l2_tM[2];
+      lanes$2$rd_addr$2 = l2_tS[2];
       lanes$2$acc_addr$3 = l2_tM[3];
+      lanes$2$rd_addr$3 = l2_tS[3];
       lanes$2$w$0 = l2_wq[1:0];
       lanes$2$w$1 = l2_wq[3:2];
       lanes$2$w$2 = l2_wq[5:4];
@@ -2941,16 +3121,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$3$sc_take = l3_vlT;
       lanes$3$sc_mload = l3_nsT;
       lanes$3$acc_we = l3_vlM;
-      lanes$3$acc_first = l3_kbfM;
+      lanes$3$rd_first = l3_kbfS;
       lanes$3$out_load = l3_olM;
       lanes$3$w_addr$0 = l3_wa[0];
       lanes$3$r_addr$0 = l3_ra[0];
       lanes$3$w_addr$1 = l3_wa[1];
       lanes$3$r_addr$1 = l3_ra[1];
       lanes$3$acc_addr$0 = l3_tM[0];
+      lanes$3$rd_addr$0 = l3_tS[0];
       lanes$3$acc_addr$1 = l3_tM[1];
+      lanes$3$rd_addr$1 = l3_tS[1];
       lanes$3$acc_addr$2 = l3_tM[2];
+      lanes$3$rd_addr$2 = l3_tS[2];
       lanes$3$acc_addr$3 = l3_tM[3];
+      lanes$3$rd_addr$3 = l3_tS[3];
       lanes$3$w$0 = l3_wq[1:0];
       lanes$3$w$1 = l3_wq[3:2];
       lanes$3$w$2 = l3_wq[5:4];
@@ -2994,16 +3178,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$4$sc_take = l4_vlT;
       lanes$4$sc_mload = l4_nsT;
       lanes$4$acc_we = l4_vlM;
-      lanes$4$acc_first = l4_kbfM;
+      lanes$4$rd_first = l4_kbfS;
       lanes$4$out_load = l4_olM;
       lanes$4$w_addr$0 = l4_wa[0];
       lanes$4$r_addr$0 = l4_ra[0];
       lanes$4$w_addr$1 = l4_wa[1];
       lanes$4$r_addr$1 = l4_ra[1];
       lanes$4$acc_addr$0 = l4_tM[0];
+      lanes$4$rd_addr$0 = l4_tS[0];
       lanes$4$acc_addr$1 = l4_tM[1];
+      lanes$4$rd_addr$1 = l4_tS[1];
       lanes$4$acc_addr$2 = l4_tM[2];
+      lanes$4$rd_addr$2 = l4_tS[2];
       lanes$4$acc_addr$3 = l4_tM[3];
+      lanes$4$rd_addr$3 = l4_tS[3];
       lanes$4$w$0 = l4_wq[1:0];
       lanes$4$w$1 = l4_wq[3:2];
       lanes$4$w$2 = l4_wq[5:4];
@@ -3047,16 +3235,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$5$sc_take = l5_vlT;
       lanes$5$sc_mload = l5_nsT;
       lanes$5$acc_we = l5_vlM;
-      lanes$5$acc_first = l5_kbfM;
+      lanes$5$rd_first = l5_kbfS;
       lanes$5$out_load = l5_olM;
       lanes$5$w_addr$0 = l5_wa[0];
       lanes$5$r_addr$0 = l5_ra[0];
       lanes$5$w_addr$1 = l5_wa[1];
       lanes$5$r_addr$1 = l5_ra[1];
       lanes$5$acc_addr$0 = l5_tM[0];
+      lanes$5$rd_addr$0 = l5_tS[0];
       lanes$5$acc_addr$1 = l5_tM[1];
+      lanes$5$rd_addr$1 = l5_tS[1];
       lanes$5$acc_addr$2 = l5_tM[2];
+      lanes$5$rd_addr$2 = l5_tS[2];
       lanes$5$acc_addr$3 = l5_tM[3];
+      lanes$5$rd_addr$3 = l5_tS[3];
       lanes$5$w$0 = l5_wq[1:0];
       lanes$5$w$1 = l5_wq[3:2];
       lanes$5$w$2 = l5_wq[5:4];
@@ -3100,16 +3292,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$6$sc_take = l6_vlT;
       lanes$6$sc_mload = l6_nsT;
       lanes$6$acc_we = l6_vlM;
-      lanes$6$acc_first = l6_kbfM;
+      lanes$6$rd_first = l6_kbfS;
       lanes$6$out_load = l6_olM;
       lanes$6$w_addr$0 = l6_wa[0];
       lanes$6$r_addr$0 = l6_ra[0];
       lanes$6$w_addr$1 = l6_wa[1];
       lanes$6$r_addr$1 = l6_ra[1];
       lanes$6$acc_addr$0 = l6_tM[0];
+      lanes$6$rd_addr$0 = l6_tS[0];
       lanes$6$acc_addr$1 = l6_tM[1];
+      lanes$6$rd_addr$1 = l6_tS[1];
       lanes$6$acc_addr$2 = l6_tM[2];
+      lanes$6$rd_addr$2 = l6_tS[2];
       lanes$6$acc_addr$3 = l6_tM[3];
+      lanes$6$rd_addr$3 = l6_tS[3];
       lanes$6$w$0 = l6_wq[1:0];
       lanes$6$w$1 = l6_wq[3:2];
       lanes$6$w$2 = l6_wq[5:4];
@@ -3153,16 +3349,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$7$sc_take = l7_vlT;
       lanes$7$sc_mload = l7_nsT;
       lanes$7$acc_we = l7_vlM;
-      lanes$7$acc_first = l7_kbfM;
+      lanes$7$rd_first = l7_kbfS;
       lanes$7$out_load = l7_olM;
       lanes$7$w_addr$0 = l7_wa[0];
       lanes$7$r_addr$0 = l7_ra[0];
       lanes$7$w_addr$1 = l7_wa[1];
       lanes$7$r_addr$1 = l7_ra[1];
       lanes$7$acc_addr$0 = l7_tM[0];
+      lanes$7$rd_addr$0 = l7_tS[0];
       lanes$7$acc_addr$1 = l7_tM[1];
+      lanes$7$rd_addr$1 = l7_tS[1];
       lanes$7$acc_addr$2 = l7_tM[2];
+      lanes$7$rd_addr$2 = l7_tS[2];
       lanes$7$acc_addr$3 = l7_tM[3];
+      lanes$7$rd_addr$3 = l7_tS[3];
       lanes$7$w$0 = l7_wq[1:0];
       lanes$7$w$1 = l7_wq[3:2];
       lanes$7$w$2 = l7_wq[5:4];
@@ -3206,16 +3406,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$8$sc_take = l8_vlT;
       lanes$8$sc_mload = l8_nsT;
       lanes$8$acc_we = l8_vlM;
-      lanes$8$acc_first = l8_kbfM;
+      lanes$8$rd_first = l8_kbfS;
       lanes$8$out_load = l8_olM;
       lanes$8$w_addr$0 = l8_wa[0];
       lanes$8$r_addr$0 = l8_ra[0];
       lanes$8$w_addr$1 = l8_wa[1];
       lanes$8$r_addr$1 = l8_ra[1];
       lanes$8$acc_addr$0 = l8_tM[0];
+      lanes$8$rd_addr$0 = l8_tS[0];
       lanes$8$acc_addr$1 = l8_tM[1];
+      lanes$8$rd_addr$1 = l8_tS[1];
       lanes$8$acc_addr$2 = l8_tM[2];
+      lanes$8$rd_addr$2 = l8_tS[2];
       lanes$8$acc_addr$3 = l8_tM[3];
+      lanes$8$rd_addr$3 = l8_tS[3];
       lanes$8$w$0 = l8_wq[1:0];
       lanes$8$w$1 = l8_wq[3:2];
       lanes$8$w$2 = l8_wq[5:4];
@@ -3259,16 +3463,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$9$sc_take = l9_vlT;
       lanes$9$sc_mload = l9_nsT;
       lanes$9$acc_we = l9_vlM;
-      lanes$9$acc_first = l9_kbfM;
+      lanes$9$rd_first = l9_kbfS;
       lanes$9$out_load = l9_olM;
       lanes$9$w_addr$0 = l9_wa[0];
       lanes$9$r_addr$0 = l9_ra[0];
       lanes$9$w_addr$1 = l9_wa[1];
       lanes$9$r_addr$1 = l9_ra[1];
       lanes$9$acc_addr$0 = l9_tM[0];
+      lanes$9$rd_addr$0 = l9_tS[0];
       lanes$9$acc_addr$1 = l9_tM[1];
+      lanes$9$rd_addr$1 = l9_tS[1];
       lanes$9$acc_addr$2 = l9_tM[2];
+      lanes$9$rd_addr$2 = l9_tS[2];
       lanes$9$acc_addr$3 = l9_tM[3];
+      lanes$9$rd_addr$3 = l9_tS[3];
       lanes$9$w$0 = l9_wq[1:0];
       lanes$9$w$1 = l9_wq[3:2];
       lanes$9$w$2 = l9_wq[5:4];
@@ -3312,16 +3520,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$10$sc_take = l10_vlT;
       lanes$10$sc_mload = l10_nsT;
       lanes$10$acc_we = l10_vlM;
-      lanes$10$acc_first = l10_kbfM;
+      lanes$10$rd_first = l10_kbfS;
       lanes$10$out_load = l10_olM;
       lanes$10$w_addr$0 = l10_wa[0];
       lanes$10$r_addr$0 = l10_ra[0];
       lanes$10$w_addr$1 = l10_wa[1];
       lanes$10$r_addr$1 = l10_ra[1];
       lanes$10$acc_addr$0 = l10_tM[0];
+      lanes$10$rd_addr$0 = l10_tS[0];
       lanes$10$acc_addr$1 = l10_tM[1];
+      lanes$10$rd_addr$1 = l10_tS[1];
       lanes$10$acc_addr$2 = l10_tM[2];
+      lanes$10$rd_addr$2 = l10_tS[2];
       lanes$10$acc_addr$3 = l10_tM[3];
+      lanes$10$rd_addr$3 = l10_tS[3];
       lanes$10$w$0 = l10_wq[1:0];
       lanes$10$w$1 = l10_wq[3:2];
       lanes$10$w$2 = l10_wq[5:4];
@@ -3365,16 +3577,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$11$sc_take = l11_vlT;
       lanes$11$sc_mload = l11_nsT;
       lanes$11$acc_we = l11_vlM;
-      lanes$11$acc_first = l11_kbfM;
+      lanes$11$rd_first = l11_kbfS;
       lanes$11$out_load = l11_olM;
       lanes$11$w_addr$0 = l11_wa[0];
       lanes$11$r_addr$0 = l11_ra[0];
       lanes$11$w_addr$1 = l11_wa[1];
       lanes$11$r_addr$1 = l11_ra[1];
       lanes$11$acc_addr$0 = l11_tM[0];
+      lanes$11$rd_addr$0 = l11_tS[0];
       lanes$11$acc_addr$1 = l11_tM[1];
+      lanes$11$rd_addr$1 = l11_tS[1];
       lanes$11$acc_addr$2 = l11_tM[2];
+      lanes$11$rd_addr$2 = l11_tS[2];
       lanes$11$acc_addr$3 = l11_tM[3];
+      lanes$11$rd_addr$3 = l11_tS[3];
       lanes$11$w$0 = l11_wq[1:0];
       lanes$11$w$1 = l11_wq[3:2];
       lanes$11$w$2 = l11_wq[5:4];
@@ -3418,16 +3634,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$12$sc_take = l12_vlT;
       lanes$12$sc_mload = l12_nsT;
       lanes$12$acc_we = l12_vlM;
-      lanes$12$acc_first = l12_kbfM;
+      lanes$12$rd_first = l12_kbfS;
       lanes$12$out_load = l12_olM;
       lanes$12$w_addr$0 = l12_wa[0];
       lanes$12$r_addr$0 = l12_ra[0];
       lanes$12$w_addr$1 = l12_wa[1];
       lanes$12$r_addr$1 = l12_ra[1];
       lanes$12$acc_addr$0 = l12_tM[0];
+      lanes$12$rd_addr$0 = l12_tS[0];
       lanes$12$acc_addr$1 = l12_tM[1];
+      lanes$12$rd_addr$1 = l12_tS[1];
       lanes$12$acc_addr$2 = l12_tM[2];
+      lanes$12$rd_addr$2 = l12_tS[2];
       lanes$12$acc_addr$3 = l12_tM[3];
+      lanes$12$rd_addr$3 = l12_tS[3];
       lanes$12$w$0 = l12_wq[1:0];
       lanes$12$w$1 = l12_wq[3:2];
       lanes$12$w$2 = l12_wq[5:4];
@@ -3471,16 +3691,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$13$sc_take = l13_vlT;
       lanes$13$sc_mload = l13_nsT;
       lanes$13$acc_we = l13_vlM;
-      lanes$13$acc_first = l13_kbfM;
+      lanes$13$rd_first = l13_kbfS;
       lanes$13$out_load = l13_olM;
       lanes$13$w_addr$0 = l13_wa[0];
       lanes$13$r_addr$0 = l13_ra[0];
       lanes$13$w_addr$1 = l13_wa[1];
       lanes$13$r_addr$1 = l13_ra[1];
       lanes$13$acc_addr$0 = l13_tM[0];
+      lanes$13$rd_addr$0 = l13_tS[0];
       lanes$13$acc_addr$1 = l13_tM[1];
+      lanes$13$rd_addr$1 = l13_tS[1];
       lanes$13$acc_addr$2 = l13_tM[2];
+      lanes$13$rd_addr$2 = l13_tS[2];
       lanes$13$acc_addr$3 = l13_tM[3];
+      lanes$13$rd_addr$3 = l13_tS[3];
       lanes$13$w$0 = l13_wq[1:0];
       lanes$13$w$1 = l13_wq[3:2];
       lanes$13$w$2 = l13_wq[5:4];
@@ -3524,16 +3748,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$14$sc_take = l14_vlT;
       lanes$14$sc_mload = l14_nsT;
       lanes$14$acc_we = l14_vlM;
-      lanes$14$acc_first = l14_kbfM;
+      lanes$14$rd_first = l14_kbfS;
       lanes$14$out_load = l14_olM;
       lanes$14$w_addr$0 = l14_wa[0];
       lanes$14$r_addr$0 = l14_ra[0];
       lanes$14$w_addr$1 = l14_wa[1];
       lanes$14$r_addr$1 = l14_ra[1];
       lanes$14$acc_addr$0 = l14_tM[0];
+      lanes$14$rd_addr$0 = l14_tS[0];
       lanes$14$acc_addr$1 = l14_tM[1];
+      lanes$14$rd_addr$1 = l14_tS[1];
       lanes$14$acc_addr$2 = l14_tM[2];
+      lanes$14$rd_addr$2 = l14_tS[2];
       lanes$14$acc_addr$3 = l14_tM[3];
+      lanes$14$rd_addr$3 = l14_tS[3];
       lanes$14$w$0 = l14_wq[1:0];
       lanes$14$w$1 = l14_wq[3:2];
       lanes$14$w$2 = l14_wq[5:4];
@@ -3577,16 +3805,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$15$sc_take = l15_vlT;
       lanes$15$sc_mload = l15_nsT;
       lanes$15$acc_we = l15_vlM;
-      lanes$15$acc_first = l15_kbfM;
+      lanes$15$rd_first = l15_kbfS;
       lanes$15$out_load = l15_olM;
       lanes$15$w_addr$0 = l15_wa[0];
       lanes$15$r_addr$0 = l15_ra[0];
       lanes$15$w_addr$1 = l15_wa[1];
       lanes$15$r_addr$1 = l15_ra[1];
       lanes$15$acc_addr$0 = l15_tM[0];
+      lanes$15$rd_addr$0 = l15_tS[0];
       lanes$15$acc_addr$1 = l15_tM[1];
+      lanes$15$rd_addr$1 = l15_tS[1];
       lanes$15$acc_addr$2 = l15_tM[2];
+      lanes$15$rd_addr$2 = l15_tS[2];
       lanes$15$acc_addr$3 = l15_tM[3];
+      lanes$15$rd_addr$3 = l15_tS[3];
       lanes$15$w$0 = l15_wq[1:0];
       lanes$15$w$1 = l15_wq[3:2];
       lanes$15$w$2 = l15_wq[5:4];
@@ -3625,7 +3857,7 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
 endmodule // tern_default_core
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,scale_valid,out_ready,busy,done,err,w_ready,act_ready,scale_ready,en_d,sc_full_d,w_we,w_addr$0,w_addr$1,x_load,x_zero$0,pv,pvl,pns,svl,skbf,sol,st$0,st$1,st$2,st$3,out_valid,out_token,out_n,out_last);
+module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,scale_valid,out_ready,busy,done,err,w_ready,act_ready,scale_ready,en_d,sc_full_d,w_we,w_addr$0,w_addr$1,x_load,x_zero$0,pv,pvl,pns,svl,sol,st$0,st$1,st$2,st$3,rkbf,rt$0,rt$1,rt$2,rt$3,out_valid,out_token,out_n,out_last);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -3656,12 +3888,16 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     output reg  pvl;
     output reg  pns;
     output reg  svl;
-    output reg  skbf;
     output reg  sol;
     output reg  st$0;
     output reg  st$1;
     output reg  st$2;
     output reg  st$3;
+    output reg  rkbf;
+    output reg  rt$0;
+    output reg  rt$1;
+    output reg  rt$2;
+    output reg  rt$3;
     output reg  out_valid;
     output reg  [15:0] out_token;
     output reg  [31:0] out_n;
@@ -3749,7 +3985,6 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     reg tld4;
     reg [3:0] td4;
     reg vlS;
-    reg kbfS;
     reg kblS;
     reg nlS;
     reg tlS;
@@ -3915,7 +4150,6 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
           tld4 <= tld3;
           td4 <= td3;
           vlS <= vd4 & lastd4;
-          kbfS <= kbfd4;
           kblS <= kbld4;
           nlS <= nld4;
           tlS <= tld4;
@@ -3980,12 +4214,16 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
       pvl = vd3 & lastd3;
       pns = pns_w;
       svl = vlS;
-      skbf = kbfS;
       sol = vlS & kblS;
       st$0 = tS[0];
       st$1 = tS[1];
       st$2 = tS[2];
       st$3 = tS[3];
+      rkbf = kbfd4;
+      rt$0 = td4[0];
+      rt$1 = td4[1];
+      rt$2 = td4[2];
+      rt$3 = td4[3];
       out_valid = out_valid_q;
       out_token = {{12{1'b0}}, out_tok_q};
       out_n = {{13{1'b0}}, out_nbase};
@@ -3994,7 +4232,7 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
 endmodule // tern_default_core$ctrl
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$0(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -4043,11 +4281,15 @@ module tern_default_core$lanes$0(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -4073,11 +4315,15 @@ module tern_default_core$lanes$0(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -4104,11 +4350,15 @@ module tern_default_core$lanes$0(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -4442,18 +4692,22 @@ module tern_default_core$lanes$0(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$0
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -4478,11 +4732,15 @@ module tern_default_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -4500,15 +4758,19 @@ module tern_default_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -4518,7 +4780,7 @@ module tern_default_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$0$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$1(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -4567,11 +4829,15 @@ module tern_default_core$lanes$1(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -4597,11 +4863,15 @@ module tern_default_core$lanes$1(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -4628,11 +4898,15 @@ module tern_default_core$lanes$1(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -4966,18 +5240,22 @@ module tern_default_core$lanes$1(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$1
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -5002,11 +5280,15 @@ module tern_default_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -5024,15 +5306,19 @@ module tern_default_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -5042,7 +5328,7 @@ module tern_default_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$1$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$10(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -5091,11 +5377,15 @@ module tern_default_core$lanes$10(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -5121,11 +5411,15 @@ module tern_default_core$lanes$10(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -5152,11 +5446,15 @@ module tern_default_core$lanes$10(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -5490,18 +5788,22 @@ module tern_default_core$lanes$10(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$10
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -5526,11 +5828,15 @@ module tern_default_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -5548,15 +5854,19 @@ module tern_default_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -5566,7 +5876,7 @@ module tern_default_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$
 endmodule // tern_default_core$lanes$10$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$11(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -5615,11 +5925,15 @@ module tern_default_core$lanes$11(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -5645,11 +5959,15 @@ module tern_default_core$lanes$11(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -5676,11 +5994,15 @@ module tern_default_core$lanes$11(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -6014,18 +6336,22 @@ module tern_default_core$lanes$11(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$11
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -6050,11 +6376,15 @@ module tern_default_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -6072,15 +6402,19 @@ module tern_default_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -6090,7 +6424,7 @@ module tern_default_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$
 endmodule // tern_default_core$lanes$11$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$12(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -6139,11 +6473,15 @@ module tern_default_core$lanes$12(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -6169,11 +6507,15 @@ module tern_default_core$lanes$12(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -6200,11 +6542,15 @@ module tern_default_core$lanes$12(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -6538,18 +6884,22 @@ module tern_default_core$lanes$12(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$12
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -6574,11 +6924,15 @@ module tern_default_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -6596,15 +6950,19 @@ module tern_default_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -6614,7 +6972,7 @@ module tern_default_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$
 endmodule // tern_default_core$lanes$12$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$13(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -6663,11 +7021,15 @@ module tern_default_core$lanes$13(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -6693,11 +7055,15 @@ module tern_default_core$lanes$13(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -6724,11 +7090,15 @@ module tern_default_core$lanes$13(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -7062,18 +7432,22 @@ module tern_default_core$lanes$13(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$13
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -7098,11 +7472,15 @@ module tern_default_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -7120,15 +7498,19 @@ module tern_default_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -7138,7 +7520,7 @@ module tern_default_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$
 endmodule // tern_default_core$lanes$13$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$14(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -7187,11 +7569,15 @@ module tern_default_core$lanes$14(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -7217,11 +7603,15 @@ module tern_default_core$lanes$14(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -7248,11 +7638,15 @@ module tern_default_core$lanes$14(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -7586,18 +7980,22 @@ module tern_default_core$lanes$14(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$14
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -7622,11 +8020,15 @@ module tern_default_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -7644,15 +8046,19 @@ module tern_default_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -7662,7 +8068,7 @@ module tern_default_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$
 endmodule // tern_default_core$lanes$14$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$15(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -7711,11 +8117,15 @@ module tern_default_core$lanes$15(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -7741,11 +8151,15 @@ module tern_default_core$lanes$15(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -7772,11 +8186,15 @@ module tern_default_core$lanes$15(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -8110,18 +8528,22 @@ module tern_default_core$lanes$15(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_add
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$15
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -8146,11 +8568,15 @@ module tern_default_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -8168,15 +8594,19 @@ module tern_default_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -8186,7 +8616,7 @@ module tern_default_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$
 endmodule // tern_default_core$lanes$15$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$2(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -8235,11 +8665,15 @@ module tern_default_core$lanes$2(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -8265,11 +8699,15 @@ module tern_default_core$lanes$2(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -8296,11 +8734,15 @@ module tern_default_core$lanes$2(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -8634,18 +9076,22 @@ module tern_default_core$lanes$2(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$2
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -8670,11 +9116,15 @@ module tern_default_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -8692,15 +9142,19 @@ module tern_default_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -8710,7 +9164,7 @@ module tern_default_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$2$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$3(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -8759,11 +9213,15 @@ module tern_default_core$lanes$3(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -8789,11 +9247,15 @@ module tern_default_core$lanes$3(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -8820,11 +9282,15 @@ module tern_default_core$lanes$3(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -9158,18 +9624,22 @@ module tern_default_core$lanes$3(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$3
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -9194,11 +9664,15 @@ module tern_default_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -9216,15 +9690,19 @@ module tern_default_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -9234,7 +9712,7 @@ module tern_default_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$3$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$4(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -9283,11 +9761,15 @@ module tern_default_core$lanes$4(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -9313,11 +9795,15 @@ module tern_default_core$lanes$4(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -9344,11 +9830,15 @@ module tern_default_core$lanes$4(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -9682,18 +10172,22 @@ module tern_default_core$lanes$4(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$4
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -9718,11 +10212,15 @@ module tern_default_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -9740,15 +10238,19 @@ module tern_default_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -9758,7 +10260,7 @@ module tern_default_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$4$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$5(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -9807,11 +10309,15 @@ module tern_default_core$lanes$5(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -9837,11 +10343,15 @@ module tern_default_core$lanes$5(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -9868,11 +10378,15 @@ module tern_default_core$lanes$5(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -10206,18 +10720,22 @@ module tern_default_core$lanes$5(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$5
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -10242,11 +10760,15 @@ module tern_default_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -10264,15 +10786,19 @@ module tern_default_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -10282,7 +10808,7 @@ module tern_default_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$5$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$6(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -10331,11 +10857,15 @@ module tern_default_core$lanes$6(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -10361,11 +10891,15 @@ module tern_default_core$lanes$6(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -10392,11 +10926,15 @@ module tern_default_core$lanes$6(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -10730,18 +11268,22 @@ module tern_default_core$lanes$6(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$6
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -10766,11 +11308,15 @@ module tern_default_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -10788,15 +11334,19 @@ module tern_default_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -10806,7 +11356,7 @@ module tern_default_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$6$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$7(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -10855,11 +11405,15 @@ module tern_default_core$lanes$7(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -10885,11 +11439,15 @@ module tern_default_core$lanes$7(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -10916,11 +11474,15 @@ module tern_default_core$lanes$7(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -11254,18 +11816,22 @@ module tern_default_core$lanes$7(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$7
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -11290,11 +11856,15 @@ module tern_default_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -11312,15 +11882,19 @@ module tern_default_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -11330,7 +11904,7 @@ module tern_default_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$7$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$8(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -11379,11 +11953,15 @@ module tern_default_core$lanes$8(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -11409,11 +11987,15 @@ module tern_default_core$lanes$8(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -11440,11 +12022,15 @@ module tern_default_core$lanes$8(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -11778,18 +12364,22 @@ module tern_default_core$lanes$8(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$8
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -11814,11 +12404,15 @@ module tern_default_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -11836,15 +12430,19 @@ module tern_default_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -11854,7 +12452,7 @@ module tern_default_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
 endmodule // tern_default_core$lanes$8$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$9(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr$1,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -11903,11 +12501,15 @@ module tern_default_core$lanes$9(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -11933,11 +12535,15 @@ module tern_default_core$lanes$9(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -11964,11 +12570,15 @@ module tern_default_core$lanes$9(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -12302,18 +12912,22 @@ module tern_default_core$lanes$9(clock,en,w_we,w_addr$0,w_addr$1,r_addr$0,r_addr
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_default_core$lanes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_default_core$lanes$9$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_default_core$lanes$9$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -12338,11 +12952,15 @@ module tern_default_core$lanes$9$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -12360,15 +12978,19 @@ module tern_default_core$lanes$9$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end

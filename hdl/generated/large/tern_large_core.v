@@ -1172,12 +1172,16 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     wire  ctrl$pvl;
     wire  ctrl$pns;
     wire  ctrl$svl;
-    wire  ctrl$skbf;
     wire  ctrl$sol;
     wire  ctrl$st$0;
     wire  ctrl$st$1;
     wire  ctrl$st$2;
     wire  ctrl$st$3;
+    wire  ctrl$rkbf;
+    wire  ctrl$rt$0;
+    wire  ctrl$rt$1;
+    wire  ctrl$rt$2;
+    wire  ctrl$rt$3;
     wire  ctrl$out_valid;
     wire  [15:0] ctrl$out_token;
     wire  [31:0] ctrl$out_n;
@@ -1257,11 +1261,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$0$sc_mload;
     reg  [15:0] lanes$0$scale;
     reg  lanes$0$acc_we;
-    reg  lanes$0$acc_first;
     reg  lanes$0$acc_addr$0;
     reg  lanes$0$acc_addr$1;
     reg  lanes$0$acc_addr$2;
     reg  lanes$0$acc_addr$3;
+    reg  lanes$0$rd_first;
+    reg  lanes$0$rd_addr$0;
+    reg  lanes$0$rd_addr$1;
+    reg  lanes$0$rd_addr$2;
+    reg  lanes$0$rd_addr$3;
     reg  lanes$0$out_load;
     wire  [63:0] lanes$0$out;
     reg  lanes$1$clock;
@@ -1339,11 +1347,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$1$sc_mload;
     reg  [15:0] lanes$1$scale;
     reg  lanes$1$acc_we;
-    reg  lanes$1$acc_first;
     reg  lanes$1$acc_addr$0;
     reg  lanes$1$acc_addr$1;
     reg  lanes$1$acc_addr$2;
     reg  lanes$1$acc_addr$3;
+    reg  lanes$1$rd_first;
+    reg  lanes$1$rd_addr$0;
+    reg  lanes$1$rd_addr$1;
+    reg  lanes$1$rd_addr$2;
+    reg  lanes$1$rd_addr$3;
     reg  lanes$1$out_load;
     wire  [63:0] lanes$1$out;
     reg  lanes$2$clock;
@@ -1421,11 +1433,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$2$sc_mload;
     reg  [15:0] lanes$2$scale;
     reg  lanes$2$acc_we;
-    reg  lanes$2$acc_first;
     reg  lanes$2$acc_addr$0;
     reg  lanes$2$acc_addr$1;
     reg  lanes$2$acc_addr$2;
     reg  lanes$2$acc_addr$3;
+    reg  lanes$2$rd_first;
+    reg  lanes$2$rd_addr$0;
+    reg  lanes$2$rd_addr$1;
+    reg  lanes$2$rd_addr$2;
+    reg  lanes$2$rd_addr$3;
     reg  lanes$2$out_load;
     wire  [63:0] lanes$2$out;
     reg  lanes$3$clock;
@@ -1503,11 +1519,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$3$sc_mload;
     reg  [15:0] lanes$3$scale;
     reg  lanes$3$acc_we;
-    reg  lanes$3$acc_first;
     reg  lanes$3$acc_addr$0;
     reg  lanes$3$acc_addr$1;
     reg  lanes$3$acc_addr$2;
     reg  lanes$3$acc_addr$3;
+    reg  lanes$3$rd_first;
+    reg  lanes$3$rd_addr$0;
+    reg  lanes$3$rd_addr$1;
+    reg  lanes$3$rd_addr$2;
+    reg  lanes$3$rd_addr$3;
     reg  lanes$3$out_load;
     wire  [63:0] lanes$3$out;
     reg  lanes$4$clock;
@@ -1585,11 +1605,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$4$sc_mload;
     reg  [15:0] lanes$4$scale;
     reg  lanes$4$acc_we;
-    reg  lanes$4$acc_first;
     reg  lanes$4$acc_addr$0;
     reg  lanes$4$acc_addr$1;
     reg  lanes$4$acc_addr$2;
     reg  lanes$4$acc_addr$3;
+    reg  lanes$4$rd_first;
+    reg  lanes$4$rd_addr$0;
+    reg  lanes$4$rd_addr$1;
+    reg  lanes$4$rd_addr$2;
+    reg  lanes$4$rd_addr$3;
     reg  lanes$4$out_load;
     wire  [63:0] lanes$4$out;
     reg  lanes$5$clock;
@@ -1667,11 +1691,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$5$sc_mload;
     reg  [15:0] lanes$5$scale;
     reg  lanes$5$acc_we;
-    reg  lanes$5$acc_first;
     reg  lanes$5$acc_addr$0;
     reg  lanes$5$acc_addr$1;
     reg  lanes$5$acc_addr$2;
     reg  lanes$5$acc_addr$3;
+    reg  lanes$5$rd_first;
+    reg  lanes$5$rd_addr$0;
+    reg  lanes$5$rd_addr$1;
+    reg  lanes$5$rd_addr$2;
+    reg  lanes$5$rd_addr$3;
     reg  lanes$5$out_load;
     wire  [63:0] lanes$5$out;
     reg  lanes$6$clock;
@@ -1749,11 +1777,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$6$sc_mload;
     reg  [15:0] lanes$6$scale;
     reg  lanes$6$acc_we;
-    reg  lanes$6$acc_first;
     reg  lanes$6$acc_addr$0;
     reg  lanes$6$acc_addr$1;
     reg  lanes$6$acc_addr$2;
     reg  lanes$6$acc_addr$3;
+    reg  lanes$6$rd_first;
+    reg  lanes$6$rd_addr$0;
+    reg  lanes$6$rd_addr$1;
+    reg  lanes$6$rd_addr$2;
+    reg  lanes$6$rd_addr$3;
     reg  lanes$6$out_load;
     wire  [63:0] lanes$6$out;
     reg  lanes$7$clock;
@@ -1831,11 +1863,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$7$sc_mload;
     reg  [15:0] lanes$7$scale;
     reg  lanes$7$acc_we;
-    reg  lanes$7$acc_first;
     reg  lanes$7$acc_addr$0;
     reg  lanes$7$acc_addr$1;
     reg  lanes$7$acc_addr$2;
     reg  lanes$7$acc_addr$3;
+    reg  lanes$7$rd_first;
+    reg  lanes$7$rd_addr$0;
+    reg  lanes$7$rd_addr$1;
+    reg  lanes$7$rd_addr$2;
+    reg  lanes$7$rd_addr$3;
     reg  lanes$7$out_load;
     wire  [63:0] lanes$7$out;
     reg  lanes$8$clock;
@@ -1913,11 +1949,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$8$sc_mload;
     reg  [15:0] lanes$8$scale;
     reg  lanes$8$acc_we;
-    reg  lanes$8$acc_first;
     reg  lanes$8$acc_addr$0;
     reg  lanes$8$acc_addr$1;
     reg  lanes$8$acc_addr$2;
     reg  lanes$8$acc_addr$3;
+    reg  lanes$8$rd_first;
+    reg  lanes$8$rd_addr$0;
+    reg  lanes$8$rd_addr$1;
+    reg  lanes$8$rd_addr$2;
+    reg  lanes$8$rd_addr$3;
     reg  lanes$8$out_load;
     wire  [63:0] lanes$8$out;
     reg  lanes$9$clock;
@@ -1995,11 +2035,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$9$sc_mload;
     reg  [15:0] lanes$9$scale;
     reg  lanes$9$acc_we;
-    reg  lanes$9$acc_first;
     reg  lanes$9$acc_addr$0;
     reg  lanes$9$acc_addr$1;
     reg  lanes$9$acc_addr$2;
     reg  lanes$9$acc_addr$3;
+    reg  lanes$9$rd_first;
+    reg  lanes$9$rd_addr$0;
+    reg  lanes$9$rd_addr$1;
+    reg  lanes$9$rd_addr$2;
+    reg  lanes$9$rd_addr$3;
     reg  lanes$9$out_load;
     wire  [63:0] lanes$9$out;
     reg  lanes$10$clock;
@@ -2077,11 +2121,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$10$sc_mload;
     reg  [15:0] lanes$10$scale;
     reg  lanes$10$acc_we;
-    reg  lanes$10$acc_first;
     reg  lanes$10$acc_addr$0;
     reg  lanes$10$acc_addr$1;
     reg  lanes$10$acc_addr$2;
     reg  lanes$10$acc_addr$3;
+    reg  lanes$10$rd_first;
+    reg  lanes$10$rd_addr$0;
+    reg  lanes$10$rd_addr$1;
+    reg  lanes$10$rd_addr$2;
+    reg  lanes$10$rd_addr$3;
     reg  lanes$10$out_load;
     wire  [63:0] lanes$10$out;
     reg  lanes$11$clock;
@@ -2159,11 +2207,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$11$sc_mload;
     reg  [15:0] lanes$11$scale;
     reg  lanes$11$acc_we;
-    reg  lanes$11$acc_first;
     reg  lanes$11$acc_addr$0;
     reg  lanes$11$acc_addr$1;
     reg  lanes$11$acc_addr$2;
     reg  lanes$11$acc_addr$3;
+    reg  lanes$11$rd_first;
+    reg  lanes$11$rd_addr$0;
+    reg  lanes$11$rd_addr$1;
+    reg  lanes$11$rd_addr$2;
+    reg  lanes$11$rd_addr$3;
     reg  lanes$11$out_load;
     wire  [63:0] lanes$11$out;
     reg  lanes$12$clock;
@@ -2241,11 +2293,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$12$sc_mload;
     reg  [15:0] lanes$12$scale;
     reg  lanes$12$acc_we;
-    reg  lanes$12$acc_first;
     reg  lanes$12$acc_addr$0;
     reg  lanes$12$acc_addr$1;
     reg  lanes$12$acc_addr$2;
     reg  lanes$12$acc_addr$3;
+    reg  lanes$12$rd_first;
+    reg  lanes$12$rd_addr$0;
+    reg  lanes$12$rd_addr$1;
+    reg  lanes$12$rd_addr$2;
+    reg  lanes$12$rd_addr$3;
     reg  lanes$12$out_load;
     wire  [63:0] lanes$12$out;
     reg  lanes$13$clock;
@@ -2323,11 +2379,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$13$sc_mload;
     reg  [15:0] lanes$13$scale;
     reg  lanes$13$acc_we;
-    reg  lanes$13$acc_first;
     reg  lanes$13$acc_addr$0;
     reg  lanes$13$acc_addr$1;
     reg  lanes$13$acc_addr$2;
     reg  lanes$13$acc_addr$3;
+    reg  lanes$13$rd_first;
+    reg  lanes$13$rd_addr$0;
+    reg  lanes$13$rd_addr$1;
+    reg  lanes$13$rd_addr$2;
+    reg  lanes$13$rd_addr$3;
     reg  lanes$13$out_load;
     wire  [63:0] lanes$13$out;
     reg  lanes$14$clock;
@@ -2405,11 +2465,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$14$sc_mload;
     reg  [15:0] lanes$14$scale;
     reg  lanes$14$acc_we;
-    reg  lanes$14$acc_first;
     reg  lanes$14$acc_addr$0;
     reg  lanes$14$acc_addr$1;
     reg  lanes$14$acc_addr$2;
     reg  lanes$14$acc_addr$3;
+    reg  lanes$14$rd_first;
+    reg  lanes$14$rd_addr$0;
+    reg  lanes$14$rd_addr$1;
+    reg  lanes$14$rd_addr$2;
+    reg  lanes$14$rd_addr$3;
     reg  lanes$14$out_load;
     wire  [63:0] lanes$14$out;
     reg  lanes$15$clock;
@@ -2487,11 +2551,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$15$sc_mload;
     reg  [15:0] lanes$15$scale;
     reg  lanes$15$acc_we;
-    reg  lanes$15$acc_first;
     reg  lanes$15$acc_addr$0;
     reg  lanes$15$acc_addr$1;
     reg  lanes$15$acc_addr$2;
     reg  lanes$15$acc_addr$3;
+    reg  lanes$15$rd_first;
+    reg  lanes$15$rd_addr$0;
+    reg  lanes$15$rd_addr$1;
+    reg  lanes$15$rd_addr$2;
+    reg  lanes$15$rd_addr$3;
     reg  lanes$15$out_load;
     wire  [63:0] lanes$15$out;
     reg  lanes$16$clock;
@@ -2569,11 +2637,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$16$sc_mload;
     reg  [15:0] lanes$16$scale;
     reg  lanes$16$acc_we;
-    reg  lanes$16$acc_first;
     reg  lanes$16$acc_addr$0;
     reg  lanes$16$acc_addr$1;
     reg  lanes$16$acc_addr$2;
     reg  lanes$16$acc_addr$3;
+    reg  lanes$16$rd_first;
+    reg  lanes$16$rd_addr$0;
+    reg  lanes$16$rd_addr$1;
+    reg  lanes$16$rd_addr$2;
+    reg  lanes$16$rd_addr$3;
     reg  lanes$16$out_load;
     wire  [63:0] lanes$16$out;
     reg  lanes$17$clock;
@@ -2651,11 +2723,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$17$sc_mload;
     reg  [15:0] lanes$17$scale;
     reg  lanes$17$acc_we;
-    reg  lanes$17$acc_first;
     reg  lanes$17$acc_addr$0;
     reg  lanes$17$acc_addr$1;
     reg  lanes$17$acc_addr$2;
     reg  lanes$17$acc_addr$3;
+    reg  lanes$17$rd_first;
+    reg  lanes$17$rd_addr$0;
+    reg  lanes$17$rd_addr$1;
+    reg  lanes$17$rd_addr$2;
+    reg  lanes$17$rd_addr$3;
     reg  lanes$17$out_load;
     wire  [63:0] lanes$17$out;
     reg  lanes$18$clock;
@@ -2733,11 +2809,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$18$sc_mload;
     reg  [15:0] lanes$18$scale;
     reg  lanes$18$acc_we;
-    reg  lanes$18$acc_first;
     reg  lanes$18$acc_addr$0;
     reg  lanes$18$acc_addr$1;
     reg  lanes$18$acc_addr$2;
     reg  lanes$18$acc_addr$3;
+    reg  lanes$18$rd_first;
+    reg  lanes$18$rd_addr$0;
+    reg  lanes$18$rd_addr$1;
+    reg  lanes$18$rd_addr$2;
+    reg  lanes$18$rd_addr$3;
     reg  lanes$18$out_load;
     wire  [63:0] lanes$18$out;
     reg  lanes$19$clock;
@@ -2815,11 +2895,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$19$sc_mload;
     reg  [15:0] lanes$19$scale;
     reg  lanes$19$acc_we;
-    reg  lanes$19$acc_first;
     reg  lanes$19$acc_addr$0;
     reg  lanes$19$acc_addr$1;
     reg  lanes$19$acc_addr$2;
     reg  lanes$19$acc_addr$3;
+    reg  lanes$19$rd_first;
+    reg  lanes$19$rd_addr$0;
+    reg  lanes$19$rd_addr$1;
+    reg  lanes$19$rd_addr$2;
+    reg  lanes$19$rd_addr$3;
     reg  lanes$19$out_load;
     wire  [63:0] lanes$19$out;
     reg  lanes$20$clock;
@@ -2897,11 +2981,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$20$sc_mload;
     reg  [15:0] lanes$20$scale;
     reg  lanes$20$acc_we;
-    reg  lanes$20$acc_first;
     reg  lanes$20$acc_addr$0;
     reg  lanes$20$acc_addr$1;
     reg  lanes$20$acc_addr$2;
     reg  lanes$20$acc_addr$3;
+    reg  lanes$20$rd_first;
+    reg  lanes$20$rd_addr$0;
+    reg  lanes$20$rd_addr$1;
+    reg  lanes$20$rd_addr$2;
+    reg  lanes$20$rd_addr$3;
     reg  lanes$20$out_load;
     wire  [63:0] lanes$20$out;
     reg  lanes$21$clock;
@@ -2979,11 +3067,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$21$sc_mload;
     reg  [15:0] lanes$21$scale;
     reg  lanes$21$acc_we;
-    reg  lanes$21$acc_first;
     reg  lanes$21$acc_addr$0;
     reg  lanes$21$acc_addr$1;
     reg  lanes$21$acc_addr$2;
     reg  lanes$21$acc_addr$3;
+    reg  lanes$21$rd_first;
+    reg  lanes$21$rd_addr$0;
+    reg  lanes$21$rd_addr$1;
+    reg  lanes$21$rd_addr$2;
+    reg  lanes$21$rd_addr$3;
     reg  lanes$21$out_load;
     wire  [63:0] lanes$21$out;
     reg  lanes$22$clock;
@@ -3061,11 +3153,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$22$sc_mload;
     reg  [15:0] lanes$22$scale;
     reg  lanes$22$acc_we;
-    reg  lanes$22$acc_first;
     reg  lanes$22$acc_addr$0;
     reg  lanes$22$acc_addr$1;
     reg  lanes$22$acc_addr$2;
     reg  lanes$22$acc_addr$3;
+    reg  lanes$22$rd_first;
+    reg  lanes$22$rd_addr$0;
+    reg  lanes$22$rd_addr$1;
+    reg  lanes$22$rd_addr$2;
+    reg  lanes$22$rd_addr$3;
     reg  lanes$22$out_load;
     wire  [63:0] lanes$22$out;
     reg  lanes$23$clock;
@@ -3143,11 +3239,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$23$sc_mload;
     reg  [15:0] lanes$23$scale;
     reg  lanes$23$acc_we;
-    reg  lanes$23$acc_first;
     reg  lanes$23$acc_addr$0;
     reg  lanes$23$acc_addr$1;
     reg  lanes$23$acc_addr$2;
     reg  lanes$23$acc_addr$3;
+    reg  lanes$23$rd_first;
+    reg  lanes$23$rd_addr$0;
+    reg  lanes$23$rd_addr$1;
+    reg  lanes$23$rd_addr$2;
+    reg  lanes$23$rd_addr$3;
     reg  lanes$23$out_load;
     wire  [63:0] lanes$23$out;
     reg  lanes$24$clock;
@@ -3225,11 +3325,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$24$sc_mload;
     reg  [15:0] lanes$24$scale;
     reg  lanes$24$acc_we;
-    reg  lanes$24$acc_first;
     reg  lanes$24$acc_addr$0;
     reg  lanes$24$acc_addr$1;
     reg  lanes$24$acc_addr$2;
     reg  lanes$24$acc_addr$3;
+    reg  lanes$24$rd_first;
+    reg  lanes$24$rd_addr$0;
+    reg  lanes$24$rd_addr$1;
+    reg  lanes$24$rd_addr$2;
+    reg  lanes$24$rd_addr$3;
     reg  lanes$24$out_load;
     wire  [63:0] lanes$24$out;
     reg  lanes$25$clock;
@@ -3307,11 +3411,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$25$sc_mload;
     reg  [15:0] lanes$25$scale;
     reg  lanes$25$acc_we;
-    reg  lanes$25$acc_first;
     reg  lanes$25$acc_addr$0;
     reg  lanes$25$acc_addr$1;
     reg  lanes$25$acc_addr$2;
     reg  lanes$25$acc_addr$3;
+    reg  lanes$25$rd_first;
+    reg  lanes$25$rd_addr$0;
+    reg  lanes$25$rd_addr$1;
+    reg  lanes$25$rd_addr$2;
+    reg  lanes$25$rd_addr$3;
     reg  lanes$25$out_load;
     wire  [63:0] lanes$25$out;
     reg  lanes$26$clock;
@@ -3389,11 +3497,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$26$sc_mload;
     reg  [15:0] lanes$26$scale;
     reg  lanes$26$acc_we;
-    reg  lanes$26$acc_first;
     reg  lanes$26$acc_addr$0;
     reg  lanes$26$acc_addr$1;
     reg  lanes$26$acc_addr$2;
     reg  lanes$26$acc_addr$3;
+    reg  lanes$26$rd_first;
+    reg  lanes$26$rd_addr$0;
+    reg  lanes$26$rd_addr$1;
+    reg  lanes$26$rd_addr$2;
+    reg  lanes$26$rd_addr$3;
     reg  lanes$26$out_load;
     wire  [63:0] lanes$26$out;
     reg  lanes$27$clock;
@@ -3471,11 +3583,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$27$sc_mload;
     reg  [15:0] lanes$27$scale;
     reg  lanes$27$acc_we;
-    reg  lanes$27$acc_first;
     reg  lanes$27$acc_addr$0;
     reg  lanes$27$acc_addr$1;
     reg  lanes$27$acc_addr$2;
     reg  lanes$27$acc_addr$3;
+    reg  lanes$27$rd_first;
+    reg  lanes$27$rd_addr$0;
+    reg  lanes$27$rd_addr$1;
+    reg  lanes$27$rd_addr$2;
+    reg  lanes$27$rd_addr$3;
     reg  lanes$27$out_load;
     wire  [63:0] lanes$27$out;
     reg  lanes$28$clock;
@@ -3553,11 +3669,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$28$sc_mload;
     reg  [15:0] lanes$28$scale;
     reg  lanes$28$acc_we;
-    reg  lanes$28$acc_first;
     reg  lanes$28$acc_addr$0;
     reg  lanes$28$acc_addr$1;
     reg  lanes$28$acc_addr$2;
     reg  lanes$28$acc_addr$3;
+    reg  lanes$28$rd_first;
+    reg  lanes$28$rd_addr$0;
+    reg  lanes$28$rd_addr$1;
+    reg  lanes$28$rd_addr$2;
+    reg  lanes$28$rd_addr$3;
     reg  lanes$28$out_load;
     wire  [63:0] lanes$28$out;
     reg  lanes$29$clock;
@@ -3635,11 +3755,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$29$sc_mload;
     reg  [15:0] lanes$29$scale;
     reg  lanes$29$acc_we;
-    reg  lanes$29$acc_first;
     reg  lanes$29$acc_addr$0;
     reg  lanes$29$acc_addr$1;
     reg  lanes$29$acc_addr$2;
     reg  lanes$29$acc_addr$3;
+    reg  lanes$29$rd_first;
+    reg  lanes$29$rd_addr$0;
+    reg  lanes$29$rd_addr$1;
+    reg  lanes$29$rd_addr$2;
+    reg  lanes$29$rd_addr$3;
     reg  lanes$29$out_load;
     wire  [63:0] lanes$29$out;
     reg  lanes$30$clock;
@@ -3717,11 +3841,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$30$sc_mload;
     reg  [15:0] lanes$30$scale;
     reg  lanes$30$acc_we;
-    reg  lanes$30$acc_first;
     reg  lanes$30$acc_addr$0;
     reg  lanes$30$acc_addr$1;
     reg  lanes$30$acc_addr$2;
     reg  lanes$30$acc_addr$3;
+    reg  lanes$30$rd_first;
+    reg  lanes$30$rd_addr$0;
+    reg  lanes$30$rd_addr$1;
+    reg  lanes$30$rd_addr$2;
+    reg  lanes$30$rd_addr$3;
     reg  lanes$30$out_load;
     wire  [63:0] lanes$30$out;
     reg  lanes$31$clock;
@@ -3799,11 +3927,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$31$sc_mload;
     reg  [15:0] lanes$31$scale;
     reg  lanes$31$acc_we;
-    reg  lanes$31$acc_first;
     reg  lanes$31$acc_addr$0;
     reg  lanes$31$acc_addr$1;
     reg  lanes$31$acc_addr$2;
     reg  lanes$31$acc_addr$3;
+    reg  lanes$31$rd_first;
+    reg  lanes$31$rd_addr$0;
+    reg  lanes$31$rd_addr$1;
+    reg  lanes$31$rd_addr$2;
+    reg  lanes$31$rd_addr$3;
     reg  lanes$31$out_load;
     wire  [63:0] lanes$31$out;
 
@@ -3835,12 +3967,16 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .pvl(ctrl$pvl),
         .pns(ctrl$pns),
         .svl(ctrl$svl),
-        .skbf(ctrl$skbf),
         .sol(ctrl$sol),
         .st$0(ctrl$st$0),
         .st$1(ctrl$st$1),
         .st$2(ctrl$st$2),
         .st$3(ctrl$st$3),
+        .rkbf(ctrl$rkbf),
+        .rt$0(ctrl$rt$0),
+        .rt$1(ctrl$rt$1),
+        .rt$2(ctrl$rt$2),
+        .rt$3(ctrl$rt$3),
         .out_valid(ctrl$out_valid),
         .out_token(ctrl$out_token),
         .out_n(ctrl$out_n),
@@ -3922,11 +4058,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$0$sc_mload),
         .scale(lanes$0$scale),
         .acc_we(lanes$0$acc_we),
-        .acc_first(lanes$0$acc_first),
         .acc_addr$0(lanes$0$acc_addr$0),
         .acc_addr$1(lanes$0$acc_addr$1),
         .acc_addr$2(lanes$0$acc_addr$2),
         .acc_addr$3(lanes$0$acc_addr$3),
+        .rd_first(lanes$0$rd_first),
+        .rd_addr$0(lanes$0$rd_addr$0),
+        .rd_addr$1(lanes$0$rd_addr$1),
+        .rd_addr$2(lanes$0$rd_addr$2),
+        .rd_addr$3(lanes$0$rd_addr$3),
         .out_load(lanes$0$out_load),
         .out(lanes$0$out)
     );
@@ -4006,11 +4146,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$1$sc_mload),
         .scale(lanes$1$scale),
         .acc_we(lanes$1$acc_we),
-        .acc_first(lanes$1$acc_first),
         .acc_addr$0(lanes$1$acc_addr$0),
         .acc_addr$1(lanes$1$acc_addr$1),
         .acc_addr$2(lanes$1$acc_addr$2),
         .acc_addr$3(lanes$1$acc_addr$3),
+        .rd_first(lanes$1$rd_first),
+        .rd_addr$0(lanes$1$rd_addr$0),
+        .rd_addr$1(lanes$1$rd_addr$1),
+        .rd_addr$2(lanes$1$rd_addr$2),
+        .rd_addr$3(lanes$1$rd_addr$3),
         .out_load(lanes$1$out_load),
         .out(lanes$1$out)
     );
@@ -4090,11 +4234,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$2$sc_mload),
         .scale(lanes$2$scale),
         .acc_we(lanes$2$acc_we),
-        .acc_first(lanes$2$acc_first),
         .acc_addr$0(lanes$2$acc_addr$0),
         .acc_addr$1(lanes$2$acc_addr$1),
         .acc_addr$2(lanes$2$acc_addr$2),
         .acc_addr$3(lanes$2$acc_addr$3),
+        .rd_first(lanes$2$rd_first),
+        .rd_addr$0(lanes$2$rd_addr$0),
+        .rd_addr$1(lanes$2$rd_addr$1),
+        .rd_addr$2(lanes$2$rd_addr$2),
+        .rd_addr$3(lanes$2$rd_addr$3),
         .out_load(lanes$2$out_load),
         .out(lanes$2$out)
     );
@@ -4174,11 +4322,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$3$sc_mload),
         .scale(lanes$3$scale),
         .acc_we(lanes$3$acc_we),
-        .acc_first(lanes$3$acc_first),
         .acc_addr$0(lanes$3$acc_addr$0),
         .acc_addr$1(lanes$3$acc_addr$1),
         .acc_addr$2(lanes$3$acc_addr$2),
         .acc_addr$3(lanes$3$acc_addr$3),
+        .rd_first(lanes$3$rd_first),
+        .rd_addr$0(lanes$3$rd_addr$0),
+        .rd_addr$1(lanes$3$rd_addr$1),
+        .rd_addr$2(lanes$3$rd_addr$2),
+        .rd_addr$3(lanes$3$rd_addr$3),
         .out_load(lanes$3$out_load),
         .out(lanes$3$out)
     );
@@ -4258,11 +4410,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$4$sc_mload),
         .scale(lanes$4$scale),
         .acc_we(lanes$4$acc_we),
-        .acc_first(lanes$4$acc_first),
         .acc_addr$0(lanes$4$acc_addr$0),
         .acc_addr$1(lanes$4$acc_addr$1),
         .acc_addr$2(lanes$4$acc_addr$2),
         .acc_addr$3(lanes$4$acc_addr$3),
+        .rd_first(lanes$4$rd_first),
+        .rd_addr$0(lanes$4$rd_addr$0),
+        .rd_addr$1(lanes$4$rd_addr$1),
+        .rd_addr$2(lanes$4$rd_addr$2),
+        .rd_addr$3(lanes$4$rd_addr$3),
         .out_load(lanes$4$out_load),
         .out(lanes$4$out)
     );
@@ -4342,11 +4498,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$5$sc_mload),
         .scale(lanes$5$scale),
         .acc_we(lanes$5$acc_we),
-        .acc_first(lanes$5$acc_first),
         .acc_addr$0(lanes$5$acc_addr$0),
         .acc_addr$1(lanes$5$acc_addr$1),
         .acc_addr$2(lanes$5$acc_addr$2),
         .acc_addr$3(lanes$5$acc_addr$3),
+        .rd_first(lanes$5$rd_first),
+        .rd_addr$0(lanes$5$rd_addr$0),
+        .rd_addr$1(lanes$5$rd_addr$1),
+        .rd_addr$2(lanes$5$rd_addr$2),
+        .rd_addr$3(lanes$5$rd_addr$3),
         .out_load(lanes$5$out_load),
         .out(lanes$5$out)
     );
@@ -4426,11 +4586,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$6$sc_mload),
         .scale(lanes$6$scale),
         .acc_we(lanes$6$acc_we),
-        .acc_first(lanes$6$acc_first),
         .acc_addr$0(lanes$6$acc_addr$0),
         .acc_addr$1(lanes$6$acc_addr$1),
         .acc_addr$2(lanes$6$acc_addr$2),
         .acc_addr$3(lanes$6$acc_addr$3),
+        .rd_first(lanes$6$rd_first),
+        .rd_addr$0(lanes$6$rd_addr$0),
+        .rd_addr$1(lanes$6$rd_addr$1),
+        .rd_addr$2(lanes$6$rd_addr$2),
+        .rd_addr$3(lanes$6$rd_addr$3),
         .out_load(lanes$6$out_load),
         .out(lanes$6$out)
     );
@@ -4510,11 +4674,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$7$sc_mload),
         .scale(lanes$7$scale),
         .acc_we(lanes$7$acc_we),
-        .acc_first(lanes$7$acc_first),
         .acc_addr$0(lanes$7$acc_addr$0),
         .acc_addr$1(lanes$7$acc_addr$1),
         .acc_addr$2(lanes$7$acc_addr$2),
         .acc_addr$3(lanes$7$acc_addr$3),
+        .rd_first(lanes$7$rd_first),
+        .rd_addr$0(lanes$7$rd_addr$0),
+        .rd_addr$1(lanes$7$rd_addr$1),
+        .rd_addr$2(lanes$7$rd_addr$2),
+        .rd_addr$3(lanes$7$rd_addr$3),
         .out_load(lanes$7$out_load),
         .out(lanes$7$out)
     );
@@ -4594,11 +4762,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$8$sc_mload),
         .scale(lanes$8$scale),
         .acc_we(lanes$8$acc_we),
-        .acc_first(lanes$8$acc_first),
         .acc_addr$0(lanes$8$acc_addr$0),
         .acc_addr$1(lanes$8$acc_addr$1),
         .acc_addr$2(lanes$8$acc_addr$2),
         .acc_addr$3(lanes$8$acc_addr$3),
+        .rd_first(lanes$8$rd_first),
+        .rd_addr$0(lanes$8$rd_addr$0),
+        .rd_addr$1(lanes$8$rd_addr$1),
+        .rd_addr$2(lanes$8$rd_addr$2),
+        .rd_addr$3(lanes$8$rd_addr$3),
         .out_load(lanes$8$out_load),
         .out(lanes$8$out)
     );
@@ -4678,11 +4850,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$9$sc_mload),
         .scale(lanes$9$scale),
         .acc_we(lanes$9$acc_we),
-        .acc_first(lanes$9$acc_first),
         .acc_addr$0(lanes$9$acc_addr$0),
         .acc_addr$1(lanes$9$acc_addr$1),
         .acc_addr$2(lanes$9$acc_addr$2),
         .acc_addr$3(lanes$9$acc_addr$3),
+        .rd_first(lanes$9$rd_first),
+        .rd_addr$0(lanes$9$rd_addr$0),
+        .rd_addr$1(lanes$9$rd_addr$1),
+        .rd_addr$2(lanes$9$rd_addr$2),
+        .rd_addr$3(lanes$9$rd_addr$3),
         .out_load(lanes$9$out_load),
         .out(lanes$9$out)
     );
@@ -4762,11 +4938,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$10$sc_mload),
         .scale(lanes$10$scale),
         .acc_we(lanes$10$acc_we),
-        .acc_first(lanes$10$acc_first),
         .acc_addr$0(lanes$10$acc_addr$0),
         .acc_addr$1(lanes$10$acc_addr$1),
         .acc_addr$2(lanes$10$acc_addr$2),
         .acc_addr$3(lanes$10$acc_addr$3),
+        .rd_first(lanes$10$rd_first),
+        .rd_addr$0(lanes$10$rd_addr$0),
+        .rd_addr$1(lanes$10$rd_addr$1),
+        .rd_addr$2(lanes$10$rd_addr$2),
+        .rd_addr$3(lanes$10$rd_addr$3),
         .out_load(lanes$10$out_load),
         .out(lanes$10$out)
     );
@@ -4846,11 +5026,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$11$sc_mload),
         .scale(lanes$11$scale),
         .acc_we(lanes$11$acc_we),
-        .acc_first(lanes$11$acc_first),
         .acc_addr$0(lanes$11$acc_addr$0),
         .acc_addr$1(lanes$11$acc_addr$1),
         .acc_addr$2(lanes$11$acc_addr$2),
         .acc_addr$3(lanes$11$acc_addr$3),
+        .rd_first(lanes$11$rd_first),
+        .rd_addr$0(lanes$11$rd_addr$0),
+        .rd_addr$1(lanes$11$rd_addr$1),
+        .rd_addr$2(lanes$11$rd_addr$2),
+        .rd_addr$3(lanes$11$rd_addr$3),
         .out_load(lanes$11$out_load),
         .out(lanes$11$out)
     );
@@ -4930,11 +5114,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$12$sc_mload),
         .scale(lanes$12$scale),
         .acc_we(lanes$12$acc_we),
-        .acc_first(lanes$12$acc_first),
         .acc_addr$0(lanes$12$acc_addr$0),
         .acc_addr$1(lanes$12$acc_addr$1),
         .acc_addr$2(lanes$12$acc_addr$2),
         .acc_addr$3(lanes$12$acc_addr$3),
+        .rd_first(lanes$12$rd_first),
+        .rd_addr$0(lanes$12$rd_addr$0),
+        .rd_addr$1(lanes$12$rd_addr$1),
+        .rd_addr$2(lanes$12$rd_addr$2),
+        .rd_addr$3(lanes$12$rd_addr$3),
         .out_load(lanes$12$out_load),
         .out(lanes$12$out)
     );
@@ -5014,11 +5202,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$13$sc_mload),
         .scale(lanes$13$scale),
         .acc_we(lanes$13$acc_we),
-        .acc_first(lanes$13$acc_first),
         .acc_addr$0(lanes$13$acc_addr$0),
         .acc_addr$1(lanes$13$acc_addr$1),
         .acc_addr$2(lanes$13$acc_addr$2),
         .acc_addr$3(lanes$13$acc_addr$3),
+        .rd_first(lanes$13$rd_first),
+        .rd_addr$0(lanes$13$rd_addr$0),
+        .rd_addr$1(lanes$13$rd_addr$1),
+        .rd_addr$2(lanes$13$rd_addr$2),
+        .rd_addr$3(lanes$13$rd_addr$3),
         .out_load(lanes$13$out_load),
         .out(lanes$13$out)
     );
@@ -5098,11 +5290,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$14$sc_mload),
         .scale(lanes$14$scale),
         .acc_we(lanes$14$acc_we),
-        .acc_first(lanes$14$acc_first),
         .acc_addr$0(lanes$14$acc_addr$0),
         .acc_addr$1(lanes$14$acc_addr$1),
         .acc_addr$2(lanes$14$acc_addr$2),
         .acc_addr$3(lanes$14$acc_addr$3),
+        .rd_first(lanes$14$rd_first),
+        .rd_addr$0(lanes$14$rd_addr$0),
+        .rd_addr$1(lanes$14$rd_addr$1),
+        .rd_addr$2(lanes$14$rd_addr$2),
+        .rd_addr$3(lanes$14$rd_addr$3),
         .out_load(lanes$14$out_load),
         .out(lanes$14$out)
     );
@@ -5182,11 +5378,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$15$sc_mload),
         .scale(lanes$15$scale),
         .acc_we(lanes$15$acc_we),
-        .acc_first(lanes$15$acc_first),
         .acc_addr$0(lanes$15$acc_addr$0),
         .acc_addr$1(lanes$15$acc_addr$1),
         .acc_addr$2(lanes$15$acc_addr$2),
         .acc_addr$3(lanes$15$acc_addr$3),
+        .rd_first(lanes$15$rd_first),
+        .rd_addr$0(lanes$15$rd_addr$0),
+        .rd_addr$1(lanes$15$rd_addr$1),
+        .rd_addr$2(lanes$15$rd_addr$2),
+        .rd_addr$3(lanes$15$rd_addr$3),
         .out_load(lanes$15$out_load),
         .out(lanes$15$out)
     );
@@ -5266,11 +5466,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$16$sc_mload),
         .scale(lanes$16$scale),
         .acc_we(lanes$16$acc_we),
-        .acc_first(lanes$16$acc_first),
         .acc_addr$0(lanes$16$acc_addr$0),
         .acc_addr$1(lanes$16$acc_addr$1),
         .acc_addr$2(lanes$16$acc_addr$2),
         .acc_addr$3(lanes$16$acc_addr$3),
+        .rd_first(lanes$16$rd_first),
+        .rd_addr$0(lanes$16$rd_addr$0),
+        .rd_addr$1(lanes$16$rd_addr$1),
+        .rd_addr$2(lanes$16$rd_addr$2),
+        .rd_addr$3(lanes$16$rd_addr$3),
         .out_load(lanes$16$out_load),
         .out(lanes$16$out)
     );
@@ -5350,11 +5554,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$17$sc_mload),
         .scale(lanes$17$scale),
         .acc_we(lanes$17$acc_we),
-        .acc_first(lanes$17$acc_first),
         .acc_addr$0(lanes$17$acc_addr$0),
         .acc_addr$1(lanes$17$acc_addr$1),
         .acc_addr$2(lanes$17$acc_addr$2),
         .acc_addr$3(lanes$17$acc_addr$3),
+        .rd_first(lanes$17$rd_first),
+        .rd_addr$0(lanes$17$rd_addr$0),
+        .rd_addr$1(lanes$17$rd_addr$1),
+        .rd_addr$2(lanes$17$rd_addr$2),
+        .rd_addr$3(lanes$17$rd_addr$3),
         .out_load(lanes$17$out_load),
         .out(lanes$17$out)
     );
@@ -5434,11 +5642,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$18$sc_mload),
         .scale(lanes$18$scale),
         .acc_we(lanes$18$acc_we),
-        .acc_first(lanes$18$acc_first),
         .acc_addr$0(lanes$18$acc_addr$0),
         .acc_addr$1(lanes$18$acc_addr$1),
         .acc_addr$2(lanes$18$acc_addr$2),
         .acc_addr$3(lanes$18$acc_addr$3),
+        .rd_first(lanes$18$rd_first),
+        .rd_addr$0(lanes$18$rd_addr$0),
+        .rd_addr$1(lanes$18$rd_addr$1),
+        .rd_addr$2(lanes$18$rd_addr$2),
+        .rd_addr$3(lanes$18$rd_addr$3),
         .out_load(lanes$18$out_load),
         .out(lanes$18$out)
     );
@@ -5518,11 +5730,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$19$sc_mload),
         .scale(lanes$19$scale),
         .acc_we(lanes$19$acc_we),
-        .acc_first(lanes$19$acc_first),
         .acc_addr$0(lanes$19$acc_addr$0),
         .acc_addr$1(lanes$19$acc_addr$1),
         .acc_addr$2(lanes$19$acc_addr$2),
         .acc_addr$3(lanes$19$acc_addr$3),
+        .rd_first(lanes$19$rd_first),
+        .rd_addr$0(lanes$19$rd_addr$0),
+        .rd_addr$1(lanes$19$rd_addr$1),
+        .rd_addr$2(lanes$19$rd_addr$2),
+        .rd_addr$3(lanes$19$rd_addr$3),
         .out_load(lanes$19$out_load),
         .out(lanes$19$out)
     );
@@ -5602,11 +5818,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$20$sc_mload),
         .scale(lanes$20$scale),
         .acc_we(lanes$20$acc_we),
-        .acc_first(lanes$20$acc_first),
         .acc_addr$0(lanes$20$acc_addr$0),
         .acc_addr$1(lanes$20$acc_addr$1),
         .acc_addr$2(lanes$20$acc_addr$2),
         .acc_addr$3(lanes$20$acc_addr$3),
+        .rd_first(lanes$20$rd_first),
+        .rd_addr$0(lanes$20$rd_addr$0),
+        .rd_addr$1(lanes$20$rd_addr$1),
+        .rd_addr$2(lanes$20$rd_addr$2),
+        .rd_addr$3(lanes$20$rd_addr$3),
         .out_load(lanes$20$out_load),
         .out(lanes$20$out)
     );
@@ -5686,11 +5906,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$21$sc_mload),
         .scale(lanes$21$scale),
         .acc_we(lanes$21$acc_we),
-        .acc_first(lanes$21$acc_first),
         .acc_addr$0(lanes$21$acc_addr$0),
         .acc_addr$1(lanes$21$acc_addr$1),
         .acc_addr$2(lanes$21$acc_addr$2),
         .acc_addr$3(lanes$21$acc_addr$3),
+        .rd_first(lanes$21$rd_first),
+        .rd_addr$0(lanes$21$rd_addr$0),
+        .rd_addr$1(lanes$21$rd_addr$1),
+        .rd_addr$2(lanes$21$rd_addr$2),
+        .rd_addr$3(lanes$21$rd_addr$3),
         .out_load(lanes$21$out_load),
         .out(lanes$21$out)
     );
@@ -5770,11 +5994,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$22$sc_mload),
         .scale(lanes$22$scale),
         .acc_we(lanes$22$acc_we),
-        .acc_first(lanes$22$acc_first),
         .acc_addr$0(lanes$22$acc_addr$0),
         .acc_addr$1(lanes$22$acc_addr$1),
         .acc_addr$2(lanes$22$acc_addr$2),
         .acc_addr$3(lanes$22$acc_addr$3),
+        .rd_first(lanes$22$rd_first),
+        .rd_addr$0(lanes$22$rd_addr$0),
+        .rd_addr$1(lanes$22$rd_addr$1),
+        .rd_addr$2(lanes$22$rd_addr$2),
+        .rd_addr$3(lanes$22$rd_addr$3),
         .out_load(lanes$22$out_load),
         .out(lanes$22$out)
     );
@@ -5854,11 +6082,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$23$sc_mload),
         .scale(lanes$23$scale),
         .acc_we(lanes$23$acc_we),
-        .acc_first(lanes$23$acc_first),
         .acc_addr$0(lanes$23$acc_addr$0),
         .acc_addr$1(lanes$23$acc_addr$1),
         .acc_addr$2(lanes$23$acc_addr$2),
         .acc_addr$3(lanes$23$acc_addr$3),
+        .rd_first(lanes$23$rd_first),
+        .rd_addr$0(lanes$23$rd_addr$0),
+        .rd_addr$1(lanes$23$rd_addr$1),
+        .rd_addr$2(lanes$23$rd_addr$2),
+        .rd_addr$3(lanes$23$rd_addr$3),
         .out_load(lanes$23$out_load),
         .out(lanes$23$out)
     );
@@ -5938,11 +6170,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$24$sc_mload),
         .scale(lanes$24$scale),
         .acc_we(lanes$24$acc_we),
-        .acc_first(lanes$24$acc_first),
         .acc_addr$0(lanes$24$acc_addr$0),
         .acc_addr$1(lanes$24$acc_addr$1),
         .acc_addr$2(lanes$24$acc_addr$2),
         .acc_addr$3(lanes$24$acc_addr$3),
+        .rd_first(lanes$24$rd_first),
+        .rd_addr$0(lanes$24$rd_addr$0),
+        .rd_addr$1(lanes$24$rd_addr$1),
+        .rd_addr$2(lanes$24$rd_addr$2),
+        .rd_addr$3(lanes$24$rd_addr$3),
         .out_load(lanes$24$out_load),
         .out(lanes$24$out)
     );
@@ -6022,11 +6258,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$25$sc_mload),
         .scale(lanes$25$scale),
         .acc_we(lanes$25$acc_we),
-        .acc_first(lanes$25$acc_first),
         .acc_addr$0(lanes$25$acc_addr$0),
         .acc_addr$1(lanes$25$acc_addr$1),
         .acc_addr$2(lanes$25$acc_addr$2),
         .acc_addr$3(lanes$25$acc_addr$3),
+        .rd_first(lanes$25$rd_first),
+        .rd_addr$0(lanes$25$rd_addr$0),
+        .rd_addr$1(lanes$25$rd_addr$1),
+        .rd_addr$2(lanes$25$rd_addr$2),
+        .rd_addr$3(lanes$25$rd_addr$3),
         .out_load(lanes$25$out_load),
         .out(lanes$25$out)
     );
@@ -6106,11 +6346,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$26$sc_mload),
         .scale(lanes$26$scale),
         .acc_we(lanes$26$acc_we),
-        .acc_first(lanes$26$acc_first),
         .acc_addr$0(lanes$26$acc_addr$0),
         .acc_addr$1(lanes$26$acc_addr$1),
         .acc_addr$2(lanes$26$acc_addr$2),
         .acc_addr$3(lanes$26$acc_addr$3),
+        .rd_first(lanes$26$rd_first),
+        .rd_addr$0(lanes$26$rd_addr$0),
+        .rd_addr$1(lanes$26$rd_addr$1),
+        .rd_addr$2(lanes$26$rd_addr$2),
+        .rd_addr$3(lanes$26$rd_addr$3),
         .out_load(lanes$26$out_load),
         .out(lanes$26$out)
     );
@@ -6190,11 +6434,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$27$sc_mload),
         .scale(lanes$27$scale),
         .acc_we(lanes$27$acc_we),
-        .acc_first(lanes$27$acc_first),
         .acc_addr$0(lanes$27$acc_addr$0),
         .acc_addr$1(lanes$27$acc_addr$1),
         .acc_addr$2(lanes$27$acc_addr$2),
         .acc_addr$3(lanes$27$acc_addr$3),
+        .rd_first(lanes$27$rd_first),
+        .rd_addr$0(lanes$27$rd_addr$0),
+        .rd_addr$1(lanes$27$rd_addr$1),
+        .rd_addr$2(lanes$27$rd_addr$2),
+        .rd_addr$3(lanes$27$rd_addr$3),
         .out_load(lanes$27$out_load),
         .out(lanes$27$out)
     );
@@ -6274,11 +6522,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$28$sc_mload),
         .scale(lanes$28$scale),
         .acc_we(lanes$28$acc_we),
-        .acc_first(lanes$28$acc_first),
         .acc_addr$0(lanes$28$acc_addr$0),
         .acc_addr$1(lanes$28$acc_addr$1),
         .acc_addr$2(lanes$28$acc_addr$2),
         .acc_addr$3(lanes$28$acc_addr$3),
+        .rd_first(lanes$28$rd_first),
+        .rd_addr$0(lanes$28$rd_addr$0),
+        .rd_addr$1(lanes$28$rd_addr$1),
+        .rd_addr$2(lanes$28$rd_addr$2),
+        .rd_addr$3(lanes$28$rd_addr$3),
         .out_load(lanes$28$out_load),
         .out(lanes$28$out)
     );
@@ -6358,11 +6610,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$29$sc_mload),
         .scale(lanes$29$scale),
         .acc_we(lanes$29$acc_we),
-        .acc_first(lanes$29$acc_first),
         .acc_addr$0(lanes$29$acc_addr$0),
         .acc_addr$1(lanes$29$acc_addr$1),
         .acc_addr$2(lanes$29$acc_addr$2),
         .acc_addr$3(lanes$29$acc_addr$3),
+        .rd_first(lanes$29$rd_first),
+        .rd_addr$0(lanes$29$rd_addr$0),
+        .rd_addr$1(lanes$29$rd_addr$1),
+        .rd_addr$2(lanes$29$rd_addr$2),
+        .rd_addr$3(lanes$29$rd_addr$3),
         .out_load(lanes$29$out_load),
         .out(lanes$29$out)
     );
@@ -6442,11 +6698,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$30$sc_mload),
         .scale(lanes$30$scale),
         .acc_we(lanes$30$acc_we),
-        .acc_first(lanes$30$acc_first),
         .acc_addr$0(lanes$30$acc_addr$0),
         .acc_addr$1(lanes$30$acc_addr$1),
         .acc_addr$2(lanes$30$acc_addr$2),
         .acc_addr$3(lanes$30$acc_addr$3),
+        .rd_first(lanes$30$rd_first),
+        .rd_addr$0(lanes$30$rd_addr$0),
+        .rd_addr$1(lanes$30$rd_addr$1),
+        .rd_addr$2(lanes$30$rd_addr$2),
+        .rd_addr$3(lanes$30$rd_addr$3),
         .out_load(lanes$30$out_load),
         .out(lanes$30$out)
     );
@@ -6526,11 +6786,15 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$31$sc_mload),
         .scale(lanes$31$scale),
         .acc_we(lanes$31$acc_we),
-        .acc_first(lanes$31$acc_first),
         .acc_addr$0(lanes$31$acc_addr$0),
         .acc_addr$1(lanes$31$acc_addr$1),
         .acc_addr$2(lanes$31$acc_addr$2),
         .acc_addr$3(lanes$31$acc_addr$3),
+        .rd_first(lanes$31$rd_first),
+        .rd_addr$0(lanes$31$rd_addr$0),
+        .rd_addr$1(lanes$31$rd_addr$1),
+        .rd_addr$2(lanes$31$rd_addr$2),
+        .rd_addr$3(lanes$31$rd_addr$3),
         .out_load(lanes$31$out_load),
         .out(lanes$31$out)
     );
@@ -6564,11 +6828,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l0_vT;
     reg l0_vlT;
     reg l0_nsT;
+    reg l0_kbfS;
     reg l0_vlM;
-    reg l0_kbfM;
     reg l0_olM;
     reg l0_wa;
     reg l0_ra;
+    reg [3:0] l0_tS;
     reg [3:0] l0_tM;
     reg [63:0] l0_wq;
     reg [15:0] l0_scn;
@@ -6590,9 +6855,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l0_vT <= ctrl$pv;
         l0_vlT <= ctrl$pvl;
         l0_nsT <= ctrl$pns;
+        l0_kbfS <= ctrl$rkbf;
         l0_vlM <= ctrl$svl;
-        l0_kbfM <= ctrl$skbf;
         l0_olM <= ctrl$sol;
+        l0_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l0_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l0_scf | (l0_en & l0_nsT)) l0_scn <= scale$0;
@@ -6603,11 +6869,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l1_vT;
     reg l1_vlT;
     reg l1_nsT;
+    reg l1_kbfS;
     reg l1_vlM;
-    reg l1_kbfM;
     reg l1_olM;
     reg l1_wa;
     reg l1_ra;
+    reg [3:0] l1_tS;
     reg [3:0] l1_tM;
     reg [63:0] l1_wq;
     reg [15:0] l1_scn;
@@ -6629,9 +6896,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l1_vT <= ctrl$pv;
         l1_vlT <= ctrl$pvl;
         l1_nsT <= ctrl$pns;
+        l1_kbfS <= ctrl$rkbf;
         l1_vlM <= ctrl$svl;
-        l1_kbfM <= ctrl$skbf;
         l1_olM <= ctrl$sol;
+        l1_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l1_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l1_scf | (l1_en & l1_nsT)) l1_scn <= scale$1;
@@ -6642,11 +6910,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l2_vT;
     reg l2_vlT;
     reg l2_nsT;
+    reg l2_kbfS;
     reg l2_vlM;
-    reg l2_kbfM;
     reg l2_olM;
     reg l2_wa;
     reg l2_ra;
+    reg [3:0] l2_tS;
     reg [3:0] l2_tM;
     reg [63:0] l2_wq;
     reg [15:0] l2_scn;
@@ -6668,9 +6937,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l2_vT <= ctrl$pv;
         l2_vlT <= ctrl$pvl;
         l2_nsT <= ctrl$pns;
+        l2_kbfS <= ctrl$rkbf;
         l2_vlM <= ctrl$svl;
-        l2_kbfM <= ctrl$skbf;
         l2_olM <= ctrl$sol;
+        l2_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l2_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l2_scf | (l2_en & l2_nsT)) l2_scn <= scale$2;
@@ -6681,11 +6951,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l3_vT;
     reg l3_vlT;
     reg l3_nsT;
+    reg l3_kbfS;
     reg l3_vlM;
-    reg l3_kbfM;
     reg l3_olM;
     reg l3_wa;
     reg l3_ra;
+    reg [3:0] l3_tS;
     reg [3:0] l3_tM;
     reg [63:0] l3_wq;
     reg [15:0] l3_scn;
@@ -6707,9 +6978,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l3_vT <= ctrl$pv;
         l3_vlT <= ctrl$pvl;
         l3_nsT <= ctrl$pns;
+        l3_kbfS <= ctrl$rkbf;
         l3_vlM <= ctrl$svl;
-        l3_kbfM <= ctrl$skbf;
         l3_olM <= ctrl$sol;
+        l3_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l3_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l3_scf | (l3_en & l3_nsT)) l3_scn <= scale$3;
@@ -6720,11 +6992,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l4_vT;
     reg l4_vlT;
     reg l4_nsT;
+    reg l4_kbfS;
     reg l4_vlM;
-    reg l4_kbfM;
     reg l4_olM;
     reg l4_wa;
     reg l4_ra;
+    reg [3:0] l4_tS;
     reg [3:0] l4_tM;
     reg [63:0] l4_wq;
     reg [15:0] l4_scn;
@@ -6746,9 +7019,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l4_vT <= ctrl$pv;
         l4_vlT <= ctrl$pvl;
         l4_nsT <= ctrl$pns;
+        l4_kbfS <= ctrl$rkbf;
         l4_vlM <= ctrl$svl;
-        l4_kbfM <= ctrl$skbf;
         l4_olM <= ctrl$sol;
+        l4_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l4_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l4_scf | (l4_en & l4_nsT)) l4_scn <= scale$4;
@@ -6759,11 +7033,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l5_vT;
     reg l5_vlT;
     reg l5_nsT;
+    reg l5_kbfS;
     reg l5_vlM;
-    reg l5_kbfM;
     reg l5_olM;
     reg l5_wa;
     reg l5_ra;
+    reg [3:0] l5_tS;
     reg [3:0] l5_tM;
     reg [63:0] l5_wq;
     reg [15:0] l5_scn;
@@ -6785,9 +7060,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l5_vT <= ctrl$pv;
         l5_vlT <= ctrl$pvl;
         l5_nsT <= ctrl$pns;
+        l5_kbfS <= ctrl$rkbf;
         l5_vlM <= ctrl$svl;
-        l5_kbfM <= ctrl$skbf;
         l5_olM <= ctrl$sol;
+        l5_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l5_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l5_scf | (l5_en & l5_nsT)) l5_scn <= scale$5;
@@ -6798,11 +7074,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l6_vT;
     reg l6_vlT;
     reg l6_nsT;
+    reg l6_kbfS;
     reg l6_vlM;
-    reg l6_kbfM;
     reg l6_olM;
     reg l6_wa;
     reg l6_ra;
+    reg [3:0] l6_tS;
     reg [3:0] l6_tM;
     reg [63:0] l6_wq;
     reg [15:0] l6_scn;
@@ -6824,9 +7101,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l6_vT <= ctrl$pv;
         l6_vlT <= ctrl$pvl;
         l6_nsT <= ctrl$pns;
+        l6_kbfS <= ctrl$rkbf;
         l6_vlM <= ctrl$svl;
-        l6_kbfM <= ctrl$skbf;
         l6_olM <= ctrl$sol;
+        l6_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l6_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l6_scf | (l6_en & l6_nsT)) l6_scn <= scale$6;
@@ -6837,11 +7115,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l7_vT;
     reg l7_vlT;
     reg l7_nsT;
+    reg l7_kbfS;
     reg l7_vlM;
-    reg l7_kbfM;
     reg l7_olM;
     reg l7_wa;
     reg l7_ra;
+    reg [3:0] l7_tS;
     reg [3:0] l7_tM;
     reg [63:0] l7_wq;
     reg [15:0] l7_scn;
@@ -6863,9 +7142,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l7_vT <= ctrl$pv;
         l7_vlT <= ctrl$pvl;
         l7_nsT <= ctrl$pns;
+        l7_kbfS <= ctrl$rkbf;
         l7_vlM <= ctrl$svl;
-        l7_kbfM <= ctrl$skbf;
         l7_olM <= ctrl$sol;
+        l7_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l7_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l7_scf | (l7_en & l7_nsT)) l7_scn <= scale$7;
@@ -6876,11 +7156,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l8_vT;
     reg l8_vlT;
     reg l8_nsT;
+    reg l8_kbfS;
     reg l8_vlM;
-    reg l8_kbfM;
     reg l8_olM;
     reg l8_wa;
     reg l8_ra;
+    reg [3:0] l8_tS;
     reg [3:0] l8_tM;
     reg [63:0] l8_wq;
     reg [15:0] l8_scn;
@@ -6902,9 +7183,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l8_vT <= ctrl$pv;
         l8_vlT <= ctrl$pvl;
         l8_nsT <= ctrl$pns;
+        l8_kbfS <= ctrl$rkbf;
         l8_vlM <= ctrl$svl;
-        l8_kbfM <= ctrl$skbf;
         l8_olM <= ctrl$sol;
+        l8_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l8_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l8_scf | (l8_en & l8_nsT)) l8_scn <= scale$8;
@@ -6915,11 +7197,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l9_vT;
     reg l9_vlT;
     reg l9_nsT;
+    reg l9_kbfS;
     reg l9_vlM;
-    reg l9_kbfM;
     reg l9_olM;
     reg l9_wa;
     reg l9_ra;
+    reg [3:0] l9_tS;
     reg [3:0] l9_tM;
     reg [63:0] l9_wq;
     reg [15:0] l9_scn;
@@ -6941,9 +7224,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l9_vT <= ctrl$pv;
         l9_vlT <= ctrl$pvl;
         l9_nsT <= ctrl$pns;
+        l9_kbfS <= ctrl$rkbf;
         l9_vlM <= ctrl$svl;
-        l9_kbfM <= ctrl$skbf;
         l9_olM <= ctrl$sol;
+        l9_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l9_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l9_scf | (l9_en & l9_nsT)) l9_scn <= scale$9;
@@ -6954,11 +7238,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l10_vT;
     reg l10_vlT;
     reg l10_nsT;
+    reg l10_kbfS;
     reg l10_vlM;
-    reg l10_kbfM;
     reg l10_olM;
     reg l10_wa;
     reg l10_ra;
+    reg [3:0] l10_tS;
     reg [3:0] l10_tM;
     reg [63:0] l10_wq;
     reg [15:0] l10_scn;
@@ -6980,9 +7265,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l10_vT <= ctrl$pv;
         l10_vlT <= ctrl$pvl;
         l10_nsT <= ctrl$pns;
+        l10_kbfS <= ctrl$rkbf;
         l10_vlM <= ctrl$svl;
-        l10_kbfM <= ctrl$skbf;
         l10_olM <= ctrl$sol;
+        l10_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l10_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l10_scf | (l10_en & l10_nsT)) l10_scn <= scale$10;
@@ -6993,11 +7279,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l11_vT;
     reg l11_vlT;
     reg l11_nsT;
+    reg l11_kbfS;
     reg l11_vlM;
-    reg l11_kbfM;
     reg l11_olM;
     reg l11_wa;
     reg l11_ra;
+    reg [3:0] l11_tS;
     reg [3:0] l11_tM;
     reg [63:0] l11_wq;
     reg [15:0] l11_scn;
@@ -7019,9 +7306,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l11_vT <= ctrl$pv;
         l11_vlT <= ctrl$pvl;
         l11_nsT <= ctrl$pns;
+        l11_kbfS <= ctrl$rkbf;
         l11_vlM <= ctrl$svl;
-        l11_kbfM <= ctrl$skbf;
         l11_olM <= ctrl$sol;
+        l11_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l11_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l11_scf | (l11_en & l11_nsT)) l11_scn <= scale$11;
@@ -7032,11 +7320,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l12_vT;
     reg l12_vlT;
     reg l12_nsT;
+    reg l12_kbfS;
     reg l12_vlM;
-    reg l12_kbfM;
     reg l12_olM;
     reg l12_wa;
     reg l12_ra;
+    reg [3:0] l12_tS;
     reg [3:0] l12_tM;
     reg [63:0] l12_wq;
     reg [15:0] l12_scn;
@@ -7058,9 +7347,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l12_vT <= ctrl$pv;
         l12_vlT <= ctrl$pvl;
         l12_nsT <= ctrl$pns;
+        l12_kbfS <= ctrl$rkbf;
         l12_vlM <= ctrl$svl;
-        l12_kbfM <= ctrl$skbf;
         l12_olM <= ctrl$sol;
+        l12_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l12_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l12_scf | (l12_en & l12_nsT)) l12_scn <= scale$12;
@@ -7071,11 +7361,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l13_vT;
     reg l13_vlT;
     reg l13_nsT;
+    reg l13_kbfS;
     reg l13_vlM;
-    reg l13_kbfM;
     reg l13_olM;
     reg l13_wa;
     reg l13_ra;
+    reg [3:0] l13_tS;
     reg [3:0] l13_tM;
     reg [63:0] l13_wq;
     reg [15:0] l13_scn;
@@ -7097,9 +7388,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l13_vT <= ctrl$pv;
         l13_vlT <= ctrl$pvl;
         l13_nsT <= ctrl$pns;
+        l13_kbfS <= ctrl$rkbf;
         l13_vlM <= ctrl$svl;
-        l13_kbfM <= ctrl$skbf;
         l13_olM <= ctrl$sol;
+        l13_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l13_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l13_scf | (l13_en & l13_nsT)) l13_scn <= scale$13;
@@ -7110,11 +7402,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l14_vT;
     reg l14_vlT;
     reg l14_nsT;
+    reg l14_kbfS;
     reg l14_vlM;
-    reg l14_kbfM;
     reg l14_olM;
     reg l14_wa;
     reg l14_ra;
+    reg [3:0] l14_tS;
     reg [3:0] l14_tM;
     reg [63:0] l14_wq;
     reg [15:0] l14_scn;
@@ -7136,9 +7429,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l14_vT <= ctrl$pv;
         l14_vlT <= ctrl$pvl;
         l14_nsT <= ctrl$pns;
+        l14_kbfS <= ctrl$rkbf;
         l14_vlM <= ctrl$svl;
-        l14_kbfM <= ctrl$skbf;
         l14_olM <= ctrl$sol;
+        l14_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l14_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l14_scf | (l14_en & l14_nsT)) l14_scn <= scale$14;
@@ -7149,11 +7443,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l15_vT;
     reg l15_vlT;
     reg l15_nsT;
+    reg l15_kbfS;
     reg l15_vlM;
-    reg l15_kbfM;
     reg l15_olM;
     reg l15_wa;
     reg l15_ra;
+    reg [3:0] l15_tS;
     reg [3:0] l15_tM;
     reg [63:0] l15_wq;
     reg [15:0] l15_scn;
@@ -7175,9 +7470,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l15_vT <= ctrl$pv;
         l15_vlT <= ctrl$pvl;
         l15_nsT <= ctrl$pns;
+        l15_kbfS <= ctrl$rkbf;
         l15_vlM <= ctrl$svl;
-        l15_kbfM <= ctrl$skbf;
         l15_olM <= ctrl$sol;
+        l15_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l15_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l15_scf | (l15_en & l15_nsT)) l15_scn <= scale$15;
@@ -7188,11 +7484,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l16_vT;
     reg l16_vlT;
     reg l16_nsT;
+    reg l16_kbfS;
     reg l16_vlM;
-    reg l16_kbfM;
     reg l16_olM;
     reg l16_wa;
     reg l16_ra;
+    reg [3:0] l16_tS;
     reg [3:0] l16_tM;
     reg [63:0] l16_wq;
     reg [15:0] l16_scn;
@@ -7214,9 +7511,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l16_vT <= ctrl$pv;
         l16_vlT <= ctrl$pvl;
         l16_nsT <= ctrl$pns;
+        l16_kbfS <= ctrl$rkbf;
         l16_vlM <= ctrl$svl;
-        l16_kbfM <= ctrl$skbf;
         l16_olM <= ctrl$sol;
+        l16_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l16_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l16_scf | (l16_en & l16_nsT)) l16_scn <= scale$16;
@@ -7227,11 +7525,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l17_vT;
     reg l17_vlT;
     reg l17_nsT;
+    reg l17_kbfS;
     reg l17_vlM;
-    reg l17_kbfM;
     reg l17_olM;
     reg l17_wa;
     reg l17_ra;
+    reg [3:0] l17_tS;
     reg [3:0] l17_tM;
     reg [63:0] l17_wq;
     reg [15:0] l17_scn;
@@ -7253,9 +7552,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l17_vT <= ctrl$pv;
         l17_vlT <= ctrl$pvl;
         l17_nsT <= ctrl$pns;
+        l17_kbfS <= ctrl$rkbf;
         l17_vlM <= ctrl$svl;
-        l17_kbfM <= ctrl$skbf;
         l17_olM <= ctrl$sol;
+        l17_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l17_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l17_scf | (l17_en & l17_nsT)) l17_scn <= scale$17;
@@ -7266,11 +7566,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l18_vT;
     reg l18_vlT;
     reg l18_nsT;
+    reg l18_kbfS;
     reg l18_vlM;
-    reg l18_kbfM;
     reg l18_olM;
     reg l18_wa;
     reg l18_ra;
+    reg [3:0] l18_tS;
     reg [3:0] l18_tM;
     reg [63:0] l18_wq;
     reg [15:0] l18_scn;
@@ -7292,9 +7593,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l18_vT <= ctrl$pv;
         l18_vlT <= ctrl$pvl;
         l18_nsT <= ctrl$pns;
+        l18_kbfS <= ctrl$rkbf;
         l18_vlM <= ctrl$svl;
-        l18_kbfM <= ctrl$skbf;
         l18_olM <= ctrl$sol;
+        l18_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l18_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l18_scf | (l18_en & l18_nsT)) l18_scn <= scale$18;
@@ -7305,11 +7607,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l19_vT;
     reg l19_vlT;
     reg l19_nsT;
+    reg l19_kbfS;
     reg l19_vlM;
-    reg l19_kbfM;
     reg l19_olM;
     reg l19_wa;
     reg l19_ra;
+    reg [3:0] l19_tS;
     reg [3:0] l19_tM;
     reg [63:0] l19_wq;
     reg [15:0] l19_scn;
@@ -7331,9 +7634,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l19_vT <= ctrl$pv;
         l19_vlT <= ctrl$pvl;
         l19_nsT <= ctrl$pns;
+        l19_kbfS <= ctrl$rkbf;
         l19_vlM <= ctrl$svl;
-        l19_kbfM <= ctrl$skbf;
         l19_olM <= ctrl$sol;
+        l19_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l19_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l19_scf | (l19_en & l19_nsT)) l19_scn <= scale$19;
@@ -7344,11 +7648,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l20_vT;
     reg l20_vlT;
     reg l20_nsT;
+    reg l20_kbfS;
     reg l20_vlM;
-    reg l20_kbfM;
     reg l20_olM;
     reg l20_wa;
     reg l20_ra;
+    reg [3:0] l20_tS;
     reg [3:0] l20_tM;
     reg [63:0] l20_wq;
     reg [15:0] l20_scn;
@@ -7370,9 +7675,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l20_vT <= ctrl$pv;
         l20_vlT <= ctrl$pvl;
         l20_nsT <= ctrl$pns;
+        l20_kbfS <= ctrl$rkbf;
         l20_vlM <= ctrl$svl;
-        l20_kbfM <= ctrl$skbf;
         l20_olM <= ctrl$sol;
+        l20_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l20_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l20_scf | (l20_en & l20_nsT)) l20_scn <= scale$20;
@@ -7383,11 +7689,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l21_vT;
     reg l21_vlT;
     reg l21_nsT;
+    reg l21_kbfS;
     reg l21_vlM;
-    reg l21_kbfM;
     reg l21_olM;
     reg l21_wa;
     reg l21_ra;
+    reg [3:0] l21_tS;
     reg [3:0] l21_tM;
     reg [63:0] l21_wq;
     reg [15:0] l21_scn;
@@ -7409,9 +7716,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l21_vT <= ctrl$pv;
         l21_vlT <= ctrl$pvl;
         l21_nsT <= ctrl$pns;
+        l21_kbfS <= ctrl$rkbf;
         l21_vlM <= ctrl$svl;
-        l21_kbfM <= ctrl$skbf;
         l21_olM <= ctrl$sol;
+        l21_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l21_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l21_scf | (l21_en & l21_nsT)) l21_scn <= scale$21;
@@ -7422,11 +7730,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l22_vT;
     reg l22_vlT;
     reg l22_nsT;
+    reg l22_kbfS;
     reg l22_vlM;
-    reg l22_kbfM;
     reg l22_olM;
     reg l22_wa;
     reg l22_ra;
+    reg [3:0] l22_tS;
     reg [3:0] l22_tM;
     reg [63:0] l22_wq;
     reg [15:0] l22_scn;
@@ -7448,9 +7757,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l22_vT <= ctrl$pv;
         l22_vlT <= ctrl$pvl;
         l22_nsT <= ctrl$pns;
+        l22_kbfS <= ctrl$rkbf;
         l22_vlM <= ctrl$svl;
-        l22_kbfM <= ctrl$skbf;
         l22_olM <= ctrl$sol;
+        l22_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l22_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l22_scf | (l22_en & l22_nsT)) l22_scn <= scale$22;
@@ -7461,11 +7771,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l23_vT;
     reg l23_vlT;
     reg l23_nsT;
+    reg l23_kbfS;
     reg l23_vlM;
-    reg l23_kbfM;
     reg l23_olM;
     reg l23_wa;
     reg l23_ra;
+    reg [3:0] l23_tS;
     reg [3:0] l23_tM;
     reg [63:0] l23_wq;
     reg [15:0] l23_scn;
@@ -7487,9 +7798,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l23_vT <= ctrl$pv;
         l23_vlT <= ctrl$pvl;
         l23_nsT <= ctrl$pns;
+        l23_kbfS <= ctrl$rkbf;
         l23_vlM <= ctrl$svl;
-        l23_kbfM <= ctrl$skbf;
         l23_olM <= ctrl$sol;
+        l23_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l23_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l23_scf | (l23_en & l23_nsT)) l23_scn <= scale$23;
@@ -7500,11 +7812,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l24_vT;
     reg l24_vlT;
     reg l24_nsT;
+    reg l24_kbfS;
     reg l24_vlM;
-    reg l24_kbfM;
     reg l24_olM;
     reg l24_wa;
     reg l24_ra;
+    reg [3:0] l24_tS;
     reg [3:0] l24_tM;
     reg [63:0] l24_wq;
     reg [15:0] l24_scn;
@@ -7526,9 +7839,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l24_vT <= ctrl$pv;
         l24_vlT <= ctrl$pvl;
         l24_nsT <= ctrl$pns;
+        l24_kbfS <= ctrl$rkbf;
         l24_vlM <= ctrl$svl;
-        l24_kbfM <= ctrl$skbf;
         l24_olM <= ctrl$sol;
+        l24_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l24_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l24_scf | (l24_en & l24_nsT)) l24_scn <= scale$24;
@@ -7539,11 +7853,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l25_vT;
     reg l25_vlT;
     reg l25_nsT;
+    reg l25_kbfS;
     reg l25_vlM;
-    reg l25_kbfM;
     reg l25_olM;
     reg l25_wa;
     reg l25_ra;
+    reg [3:0] l25_tS;
     reg [3:0] l25_tM;
     reg [63:0] l25_wq;
     reg [15:0] l25_scn;
@@ -7565,9 +7880,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l25_vT <= ctrl$pv;
         l25_vlT <= ctrl$pvl;
         l25_nsT <= ctrl$pns;
+        l25_kbfS <= ctrl$rkbf;
         l25_vlM <= ctrl$svl;
-        l25_kbfM <= ctrl$skbf;
         l25_olM <= ctrl$sol;
+        l25_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l25_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l25_scf | (l25_en & l25_nsT)) l25_scn <= scale$25;
@@ -7578,11 +7894,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l26_vT;
     reg l26_vlT;
     reg l26_nsT;
+    reg l26_kbfS;
     reg l26_vlM;
-    reg l26_kbfM;
     reg l26_olM;
     reg l26_wa;
     reg l26_ra;
+    reg [3:0] l26_tS;
     reg [3:0] l26_tM;
     reg [63:0] l26_wq;
     reg [15:0] l26_scn;
@@ -7604,9 +7921,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l26_vT <= ctrl$pv;
         l26_vlT <= ctrl$pvl;
         l26_nsT <= ctrl$pns;
+        l26_kbfS <= ctrl$rkbf;
         l26_vlM <= ctrl$svl;
-        l26_kbfM <= ctrl$skbf;
         l26_olM <= ctrl$sol;
+        l26_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l26_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l26_scf | (l26_en & l26_nsT)) l26_scn <= scale$26;
@@ -7617,11 +7935,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l27_vT;
     reg l27_vlT;
     reg l27_nsT;
+    reg l27_kbfS;
     reg l27_vlM;
-    reg l27_kbfM;
     reg l27_olM;
     reg l27_wa;
     reg l27_ra;
+    reg [3:0] l27_tS;
     reg [3:0] l27_tM;
     reg [63:0] l27_wq;
     reg [15:0] l27_scn;
@@ -7643,9 +7962,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l27_vT <= ctrl$pv;
         l27_vlT <= ctrl$pvl;
         l27_nsT <= ctrl$pns;
+        l27_kbfS <= ctrl$rkbf;
         l27_vlM <= ctrl$svl;
-        l27_kbfM <= ctrl$skbf;
         l27_olM <= ctrl$sol;
+        l27_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l27_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l27_scf | (l27_en & l27_nsT)) l27_scn <= scale$27;
@@ -7656,11 +7976,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l28_vT;
     reg l28_vlT;
     reg l28_nsT;
+    reg l28_kbfS;
     reg l28_vlM;
-    reg l28_kbfM;
     reg l28_olM;
     reg l28_wa;
     reg l28_ra;
+    reg [3:0] l28_tS;
     reg [3:0] l28_tM;
     reg [63:0] l28_wq;
     reg [15:0] l28_scn;
@@ -7682,9 +8003,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l28_vT <= ctrl$pv;
         l28_vlT <= ctrl$pvl;
         l28_nsT <= ctrl$pns;
+        l28_kbfS <= ctrl$rkbf;
         l28_vlM <= ctrl$svl;
-        l28_kbfM <= ctrl$skbf;
         l28_olM <= ctrl$sol;
+        l28_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l28_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l28_scf | (l28_en & l28_nsT)) l28_scn <= scale$28;
@@ -7695,11 +8017,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l29_vT;
     reg l29_vlT;
     reg l29_nsT;
+    reg l29_kbfS;
     reg l29_vlM;
-    reg l29_kbfM;
     reg l29_olM;
     reg l29_wa;
     reg l29_ra;
+    reg [3:0] l29_tS;
     reg [3:0] l29_tM;
     reg [63:0] l29_wq;
     reg [15:0] l29_scn;
@@ -7721,9 +8044,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l29_vT <= ctrl$pv;
         l29_vlT <= ctrl$pvl;
         l29_nsT <= ctrl$pns;
+        l29_kbfS <= ctrl$rkbf;
         l29_vlM <= ctrl$svl;
-        l29_kbfM <= ctrl$skbf;
         l29_olM <= ctrl$sol;
+        l29_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l29_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l29_scf | (l29_en & l29_nsT)) l29_scn <= scale$29;
@@ -7734,11 +8058,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l30_vT;
     reg l30_vlT;
     reg l30_nsT;
+    reg l30_kbfS;
     reg l30_vlM;
-    reg l30_kbfM;
     reg l30_olM;
     reg l30_wa;
     reg l30_ra;
+    reg [3:0] l30_tS;
     reg [3:0] l30_tM;
     reg [63:0] l30_wq;
     reg [15:0] l30_scn;
@@ -7760,9 +8085,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l30_vT <= ctrl$pv;
         l30_vlT <= ctrl$pvl;
         l30_nsT <= ctrl$pns;
+        l30_kbfS <= ctrl$rkbf;
         l30_vlM <= ctrl$svl;
-        l30_kbfM <= ctrl$skbf;
         l30_olM <= ctrl$sol;
+        l30_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l30_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l30_scf | (l30_en & l30_nsT)) l30_scn <= scale$30;
@@ -7773,11 +8099,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l31_vT;
     reg l31_vlT;
     reg l31_nsT;
+    reg l31_kbfS;
     reg l31_vlM;
-    reg l31_kbfM;
     reg l31_olM;
     reg l31_wa;
     reg l31_ra;
+    reg [3:0] l31_tS;
     reg [3:0] l31_tM;
     reg [63:0] l31_wq;
     reg [15:0] l31_scn;
@@ -7799,9 +8126,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l31_vT <= ctrl$pv;
         l31_vlT <= ctrl$pvl;
         l31_nsT <= ctrl$pns;
+        l31_kbfS <= ctrl$rkbf;
         l31_vlM <= ctrl$svl;
-        l31_kbfM <= ctrl$skbf;
         l31_olM <= ctrl$sol;
+        l31_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l31_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l31_scf | (l31_en & l31_nsT)) l31_scn <= scale$31;
@@ -7836,14 +8164,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$0$sc_take = l0_vlT;
       lanes$0$sc_mload = l0_nsT;
       lanes$0$acc_we = l0_vlM;
-      lanes$0$acc_first = l0_kbfM;
+      lanes$0$rd_first = l0_kbfS;
       lanes$0$out_load = l0_olM;
       lanes$0$w_addr$0 = l0_wa;
       lanes$0$r_addr$0 = l0_ra;
       lanes$0$acc_addr$0 = l0_tM[0];
+      lanes$0$rd_addr$0 = l0_tS[0];
       lanes$0$acc_addr$1 = l0_tM[1];
+      lanes$0$rd_addr$1 = l0_tS[1];
       lanes$0$acc_addr$2 = l0_tM[2];
+      lanes$0$rd_addr$2 = l0_tS[2];
       lanes$0$acc_addr$3 = l0_tM[3];
+      lanes$0$rd_addr$3 = l0_tS[3];
       lanes$0$w$0 = l0_wq[1:0];
       lanes$0$w$1 = l0_wq[3:2];
       lanes$0$w$2 = l0_wq[5:4];
@@ -7919,14 +8251,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$1$sc_take = l1_vlT;
       lanes$1$sc_mload = l1_nsT;
       lanes$1$acc_we = l1_vlM;
-      lanes$1$acc_first = l1_kbfM;
+      lanes$1$rd_first = l1_kbfS;
       lanes$1$out_load = l1_olM;
       lanes$1$w_addr$0 = l1_wa;
       lanes$1$r_addr$0 = l1_ra;
       lanes$1$acc_addr$0 = l1_tM[0];
+      lanes$1$rd_addr$0 = l1_tS[0];
       lanes$1$acc_addr$1 = l1_tM[1];
+      lanes$1$rd_addr$1 = l1_tS[1];
       lanes$1$acc_addr$2 = l1_tM[2];
+      lanes$1$rd_addr$2 = l1_tS[2];
       lanes$1$acc_addr$3 = l1_tM[3];
+      lanes$1$rd_addr$3 = l1_tS[3];
       lanes$1$w$0 = l1_wq[1:0];
       lanes$1$w$1 = l1_wq[3:2];
       lanes$1$w$2 = l1_wq[5:4];
@@ -8002,14 +8338,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$2$sc_take = l2_vlT;
       lanes$2$sc_mload = l2_nsT;
       lanes$2$acc_we = l2_vlM;
-      lanes$2$acc_first = l2_kbfM;
+      lanes$2$rd_first = l2_kbfS;
       lanes$2$out_load = l2_olM;
       lanes$2$w_addr$0 = l2_wa;
       lanes$2$r_addr$0 = l2_ra;
       lanes$2$acc_addr$0 = l2_tM[0];
+      lanes$2$rd_addr$0 = l2_tS[0];
       lanes$2$acc_addr$1 = l2_tM[1];
+      lanes$2$rd_addr$1 = l2_tS[1];
       lanes$2$acc_addr$2 = l2_tM[2];
+      lanes$2$rd_addr$2 = l2_tS[2];
       lanes$2$acc_addr$3 = l2_tM[3];
+      lanes$2$rd_addr$3 = l2_tS[3];
       lanes$2$w$0 = l2_wq[1:0];
       lanes$2$w$1 = l2_wq[3:2];
       lanes$2$w$2 = l2_wq[5:4];
@@ -8085,14 +8425,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$3$sc_take = l3_vlT;
       lanes$3$sc_mload = l3_nsT;
       lanes$3$acc_we = l3_vlM;
-      lanes$3$acc_first = l3_kbfM;
+      lanes$3$rd_first = l3_kbfS;
       lanes$3$out_load = l3_olM;
       lanes$3$w_addr$0 = l3_wa;
       lanes$3$r_addr$0 = l3_ra;
       lanes$3$acc_addr$0 = l3_tM[0];
+      lanes$3$rd_addr$0 = l3_tS[0];
       lanes$3$acc_addr$1 = l3_tM[1];
+      lanes$3$rd_addr$1 = l3_tS[1];
       lanes$3$acc_addr$2 = l3_tM[2];
+      lanes$3$rd_addr$2 = l3_tS[2];
       lanes$3$acc_addr$3 = l3_tM[3];
+      lanes$3$rd_addr$3 = l3_tS[3];
       lanes$3$w$0 = l3_wq[1:0];
       lanes$3$w$1 = l3_wq[3:2];
       lanes$3$w$2 = l3_wq[5:4];
@@ -8168,14 +8512,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$4$sc_take = l4_vlT;
       lanes$4$sc_mload = l4_nsT;
       lanes$4$acc_we = l4_vlM;
-      lanes$4$acc_first = l4_kbfM;
+      lanes$4$rd_first = l4_kbfS;
       lanes$4$out_load = l4_olM;
       lanes$4$w_addr$0 = l4_wa;
       lanes$4$r_addr$0 = l4_ra;
       lanes$4$acc_addr$0 = l4_tM[0];
+      lanes$4$rd_addr$0 = l4_tS[0];
       lanes$4$acc_addr$1 = l4_tM[1];
+      lanes$4$rd_addr$1 = l4_tS[1];
       lanes$4$acc_addr$2 = l4_tM[2];
+      lanes$4$rd_addr$2 = l4_tS[2];
       lanes$4$acc_addr$3 = l4_tM[3];
+      lanes$4$rd_addr$3 = l4_tS[3];
       lanes$4$w$0 = l4_wq[1:0];
       lanes$4$w$1 = l4_wq[3:2];
       lanes$4$w$2 = l4_wq[5:4];
@@ -8251,14 +8599,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$5$sc_take = l5_vlT;
       lanes$5$sc_mload = l5_nsT;
       lanes$5$acc_we = l5_vlM;
-      lanes$5$acc_first = l5_kbfM;
+      lanes$5$rd_first = l5_kbfS;
       lanes$5$out_load = l5_olM;
       lanes$5$w_addr$0 = l5_wa;
       lanes$5$r_addr$0 = l5_ra;
       lanes$5$acc_addr$0 = l5_tM[0];
+      lanes$5$rd_addr$0 = l5_tS[0];
       lanes$5$acc_addr$1 = l5_tM[1];
+      lanes$5$rd_addr$1 = l5_tS[1];
       lanes$5$acc_addr$2 = l5_tM[2];
+      lanes$5$rd_addr$2 = l5_tS[2];
       lanes$5$acc_addr$3 = l5_tM[3];
+      lanes$5$rd_addr$3 = l5_tS[3];
       lanes$5$w$0 = l5_wq[1:0];
       lanes$5$w$1 = l5_wq[3:2];
       lanes$5$w$2 = l5_wq[5:4];
@@ -8334,14 +8686,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$6$sc_take = l6_vlT;
       lanes$6$sc_mload = l6_nsT;
       lanes$6$acc_we = l6_vlM;
-      lanes$6$acc_first = l6_kbfM;
+      lanes$6$rd_first = l6_kbfS;
       lanes$6$out_load = l6_olM;
       lanes$6$w_addr$0 = l6_wa;
       lanes$6$r_addr$0 = l6_ra;
       lanes$6$acc_addr$0 = l6_tM[0];
+      lanes$6$rd_addr$0 = l6_tS[0];
       lanes$6$acc_addr$1 = l6_tM[1];
+      lanes$6$rd_addr$1 = l6_tS[1];
       lanes$6$acc_addr$2 = l6_tM[2];
+      lanes$6$rd_addr$2 = l6_tS[2];
       lanes$6$acc_addr$3 = l6_tM[3];
+      lanes$6$rd_addr$3 = l6_tS[3];
       lanes$6$w$0 = l6_wq[1:0];
       lanes$6$w$1 = l6_wq[3:2];
       lanes$6$w$2 = l6_wq[5:4];
@@ -8417,14 +8773,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$7$sc_take = l7_vlT;
       lanes$7$sc_mload = l7_nsT;
       lanes$7$acc_we = l7_vlM;
-      lanes$7$acc_first = l7_kbfM;
+      lanes$7$rd_first = l7_kbfS;
       lanes$7$out_load = l7_olM;
       lanes$7$w_addr$0 = l7_wa;
       lanes$7$r_addr$0 = l7_ra;
       lanes$7$acc_addr$0 = l7_tM[0];
+      lanes$7$rd_addr$0 = l7_tS[0];
       lanes$7$acc_addr$1 = l7_tM[1];
+      lanes$7$rd_addr$1 = l7_tS[1];
       lanes$7$acc_addr$2 = l7_tM[2];
+      lanes$7$rd_addr$2 = l7_tS[2];
       lanes$7$acc_addr$3 = l7_tM[3];
+      lanes$7$rd_addr$3 = l7_tS[3];
       lanes$7$w$0 = l7_wq[1:0];
       lanes$7$w$1 = l7_wq[3:2];
       lanes$7$w$2 = l7_wq[5:4];
@@ -8500,14 +8860,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$8$sc_take = l8_vlT;
       lanes$8$sc_mload = l8_nsT;
       lanes$8$acc_we = l8_vlM;
-      lanes$8$acc_first = l8_kbfM;
+      lanes$8$rd_first = l8_kbfS;
       lanes$8$out_load = l8_olM;
       lanes$8$w_addr$0 = l8_wa;
       lanes$8$r_addr$0 = l8_ra;
       lanes$8$acc_addr$0 = l8_tM[0];
+      lanes$8$rd_addr$0 = l8_tS[0];
       lanes$8$acc_addr$1 = l8_tM[1];
+      lanes$8$rd_addr$1 = l8_tS[1];
       lanes$8$acc_addr$2 = l8_tM[2];
+      lanes$8$rd_addr$2 = l8_tS[2];
       lanes$8$acc_addr$3 = l8_tM[3];
+      lanes$8$rd_addr$3 = l8_tS[3];
       lanes$8$w$0 = l8_wq[1:0];
       lanes$8$w$1 = l8_wq[3:2];
       lanes$8$w$2 = l8_wq[5:4];
@@ -8583,14 +8947,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$9$sc_take = l9_vlT;
       lanes$9$sc_mload = l9_nsT;
       lanes$9$acc_we = l9_vlM;
-      lanes$9$acc_first = l9_kbfM;
+      lanes$9$rd_first = l9_kbfS;
       lanes$9$out_load = l9_olM;
       lanes$9$w_addr$0 = l9_wa;
       lanes$9$r_addr$0 = l9_ra;
       lanes$9$acc_addr$0 = l9_tM[0];
+      lanes$9$rd_addr$0 = l9_tS[0];
       lanes$9$acc_addr$1 = l9_tM[1];
+      lanes$9$rd_addr$1 = l9_tS[1];
       lanes$9$acc_addr$2 = l9_tM[2];
+      lanes$9$rd_addr$2 = l9_tS[2];
       lanes$9$acc_addr$3 = l9_tM[3];
+      lanes$9$rd_addr$3 = l9_tS[3];
       lanes$9$w$0 = l9_wq[1:0];
       lanes$9$w$1 = l9_wq[3:2];
       lanes$9$w$2 = l9_wq[5:4];
@@ -8666,14 +9034,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$10$sc_take = l10_vlT;
       lanes$10$sc_mload = l10_nsT;
       lanes$10$acc_we = l10_vlM;
-      lanes$10$acc_first = l10_kbfM;
+      lanes$10$rd_first = l10_kbfS;
       lanes$10$out_load = l10_olM;
       lanes$10$w_addr$0 = l10_wa;
       lanes$10$r_addr$0 = l10_ra;
       lanes$10$acc_addr$0 = l10_tM[0];
+      lanes$10$rd_addr$0 = l10_tS[0];
       lanes$10$acc_addr$1 = l10_tM[1];
+      lanes$10$rd_addr$1 = l10_tS[1];
       lanes$10$acc_addr$2 = l10_tM[2];
+      lanes$10$rd_addr$2 = l10_tS[2];
       lanes$10$acc_addr$3 = l10_tM[3];
+      lanes$10$rd_addr$3 = l10_tS[3];
       lanes$10$w$0 = l10_wq[1:0];
       lanes$10$w$1 = l10_wq[3:2];
       lanes$10$w$2 = l10_wq[5:4];
@@ -8749,14 +9121,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$11$sc_take = l11_vlT;
       lanes$11$sc_mload = l11_nsT;
       lanes$11$acc_we = l11_vlM;
-      lanes$11$acc_first = l11_kbfM;
+      lanes$11$rd_first = l11_kbfS;
       lanes$11$out_load = l11_olM;
       lanes$11$w_addr$0 = l11_wa;
       lanes$11$r_addr$0 = l11_ra;
       lanes$11$acc_addr$0 = l11_tM[0];
+      lanes$11$rd_addr$0 = l11_tS[0];
       lanes$11$acc_addr$1 = l11_tM[1];
+      lanes$11$rd_addr$1 = l11_tS[1];
       lanes$11$acc_addr$2 = l11_tM[2];
+      lanes$11$rd_addr$2 = l11_tS[2];
       lanes$11$acc_addr$3 = l11_tM[3];
+      lanes$11$rd_addr$3 = l11_tS[3];
       lanes$11$w$0 = l11_wq[1:0];
       lanes$11$w$1 = l11_wq[3:2];
       lanes$11$w$2 = l11_wq[5:4];
@@ -8832,14 +9208,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$12$sc_take = l12_vlT;
       lanes$12$sc_mload = l12_nsT;
       lanes$12$acc_we = l12_vlM;
-      lanes$12$acc_first = l12_kbfM;
+      lanes$12$rd_first = l12_kbfS;
       lanes$12$out_load = l12_olM;
       lanes$12$w_addr$0 = l12_wa;
       lanes$12$r_addr$0 = l12_ra;
       lanes$12$acc_addr$0 = l12_tM[0];
+      lanes$12$rd_addr$0 = l12_tS[0];
       lanes$12$acc_addr$1 = l12_tM[1];
+      lanes$12$rd_addr$1 = l12_tS[1];
       lanes$12$acc_addr$2 = l12_tM[2];
+      lanes$12$rd_addr$2 = l12_tS[2];
       lanes$12$acc_addr$3 = l12_tM[3];
+      lanes$12$rd_addr$3 = l12_tS[3];
       lanes$12$w$0 = l12_wq[1:0];
       lanes$12$w$1 = l12_wq[3:2];
       lanes$12$w$2 = l12_wq[5:4];
@@ -8915,14 +9295,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$13$sc_take = l13_vlT;
       lanes$13$sc_mload = l13_nsT;
       lanes$13$acc_we = l13_vlM;
-      lanes$13$acc_first = l13_kbfM;
+      lanes$13$rd_first = l13_kbfS;
       lanes$13$out_load = l13_olM;
       lanes$13$w_addr$0 = l13_wa;
       lanes$13$r_addr$0 = l13_ra;
       lanes$13$acc_addr$0 = l13_tM[0];
+      lanes$13$rd_addr$0 = l13_tS[0];
       lanes$13$acc_addr$1 = l13_tM[1];
+      lanes$13$rd_addr$1 = l13_tS[1];
       lanes$13$acc_addr$2 = l13_tM[2];
+      lanes$13$rd_addr$2 = l13_tS[2];
       lanes$13$acc_addr$3 = l13_tM[3];
+      lanes$13$rd_addr$3 = l13_tS[3];
       lanes$13$w$0 = l13_wq[1:0];
       lanes$13$w$1 = l13_wq[3:2];
       lanes$13$w$2 = l13_wq[5:4];
@@ -8998,14 +9382,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$14$sc_take = l14_vlT;
       lanes$14$sc_mload = l14_nsT;
       lanes$14$acc_we = l14_vlM;
-      lanes$14$acc_first = l14_kbfM;
+      lanes$14$rd_first = l14_kbfS;
       lanes$14$out_load = l14_olM;
       lanes$14$w_addr$0 = l14_wa;
       lanes$14$r_addr$0 = l14_ra;
       lanes$14$acc_addr$0 = l14_tM[0];
+      lanes$14$rd_addr$0 = l14_tS[0];
       lanes$14$acc_addr$1 = l14_tM[1];
+      lanes$14$rd_addr$1 = l14_tS[1];
       lanes$14$acc_addr$2 = l14_tM[2];
+      lanes$14$rd_addr$2 = l14_tS[2];
       lanes$14$acc_addr$3 = l14_tM[3];
+      lanes$14$rd_addr$3 = l14_tS[3];
       lanes$14$w$0 = l14_wq[1:0];
       lanes$14$w$1 = l14_wq[3:2];
       lanes$14$w$2 = l14_wq[5:4];
@@ -9081,14 +9469,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$15$sc_take = l15_vlT;
       lanes$15$sc_mload = l15_nsT;
       lanes$15$acc_we = l15_vlM;
-      lanes$15$acc_first = l15_kbfM;
+      lanes$15$rd_first = l15_kbfS;
       lanes$15$out_load = l15_olM;
       lanes$15$w_addr$0 = l15_wa;
       lanes$15$r_addr$0 = l15_ra;
       lanes$15$acc_addr$0 = l15_tM[0];
+      lanes$15$rd_addr$0 = l15_tS[0];
       lanes$15$acc_addr$1 = l15_tM[1];
+      lanes$15$rd_addr$1 = l15_tS[1];
       lanes$15$acc_addr$2 = l15_tM[2];
+      lanes$15$rd_addr$2 = l15_tS[2];
       lanes$15$acc_addr$3 = l15_tM[3];
+      lanes$15$rd_addr$3 = l15_tS[3];
       lanes$15$w$0 = l15_wq[1:0];
       lanes$15$w$1 = l15_wq[3:2];
       lanes$15$w$2 = l15_wq[5:4];
@@ -9164,14 +9556,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$16$sc_take = l16_vlT;
       lanes$16$sc_mload = l16_nsT;
       lanes$16$acc_we = l16_vlM;
-      lanes$16$acc_first = l16_kbfM;
+      lanes$16$rd_first = l16_kbfS;
       lanes$16$out_load = l16_olM;
       lanes$16$w_addr$0 = l16_wa;
       lanes$16$r_addr$0 = l16_ra;
       lanes$16$acc_addr$0 = l16_tM[0];
+      lanes$16$rd_addr$0 = l16_tS[0];
       lanes$16$acc_addr$1 = l16_tM[1];
+      lanes$16$rd_addr$1 = l16_tS[1];
       lanes$16$acc_addr$2 = l16_tM[2];
+      lanes$16$rd_addr$2 = l16_tS[2];
       lanes$16$acc_addr$3 = l16_tM[3];
+      lanes$16$rd_addr$3 = l16_tS[3];
       lanes$16$w$0 = l16_wq[1:0];
       lanes$16$w$1 = l16_wq[3:2];
       lanes$16$w$2 = l16_wq[5:4];
@@ -9247,14 +9643,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$17$sc_take = l17_vlT;
       lanes$17$sc_mload = l17_nsT;
       lanes$17$acc_we = l17_vlM;
-      lanes$17$acc_first = l17_kbfM;
+      lanes$17$rd_first = l17_kbfS;
       lanes$17$out_load = l17_olM;
       lanes$17$w_addr$0 = l17_wa;
       lanes$17$r_addr$0 = l17_ra;
       lanes$17$acc_addr$0 = l17_tM[0];
+      lanes$17$rd_addr$0 = l17_tS[0];
       lanes$17$acc_addr$1 = l17_tM[1];
+      lanes$17$rd_addr$1 = l17_tS[1];
       lanes$17$acc_addr$2 = l17_tM[2];
+      lanes$17$rd_addr$2 = l17_tS[2];
       lanes$17$acc_addr$3 = l17_tM[3];
+      lanes$17$rd_addr$3 = l17_tS[3];
       lanes$17$w$0 = l17_wq[1:0];
       lanes$17$w$1 = l17_wq[3:2];
       lanes$17$w$2 = l17_wq[5:4];
@@ -9330,14 +9730,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$18$sc_take = l18_vlT;
       lanes$18$sc_mload = l18_nsT;
       lanes$18$acc_we = l18_vlM;
-      lanes$18$acc_first = l18_kbfM;
+      lanes$18$rd_first = l18_kbfS;
       lanes$18$out_load = l18_olM;
       lanes$18$w_addr$0 = l18_wa;
       lanes$18$r_addr$0 = l18_ra;
       lanes$18$acc_addr$0 = l18_tM[0];
+      lanes$18$rd_addr$0 = l18_tS[0];
       lanes$18$acc_addr$1 = l18_tM[1];
+      lanes$18$rd_addr$1 = l18_tS[1];
       lanes$18$acc_addr$2 = l18_tM[2];
+      lanes$18$rd_addr$2 = l18_tS[2];
       lanes$18$acc_addr$3 = l18_tM[3];
+      lanes$18$rd_addr$3 = l18_tS[3];
       lanes$18$w$0 = l18_wq[1:0];
       lanes$18$w$1 = l18_wq[3:2];
       lanes$18$w$2 = l18_wq[5:4];
@@ -9413,14 +9817,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$19$sc_take = l19_vlT;
       lanes$19$sc_mload = l19_nsT;
       lanes$19$acc_we = l19_vlM;
-      lanes$19$acc_first = l19_kbfM;
+      lanes$19$rd_first = l19_kbfS;
       lanes$19$out_load = l19_olM;
       lanes$19$w_addr$0 = l19_wa;
       lanes$19$r_addr$0 = l19_ra;
       lanes$19$acc_addr$0 = l19_tM[0];
+      lanes$19$rd_addr$0 = l19_tS[0];
       lanes$19$acc_addr$1 = l19_tM[1];
+      lanes$19$rd_addr$1 = l19_tS[1];
       lanes$19$acc_addr$2 = l19_tM[2];
+      lanes$19$rd_addr$2 = l19_tS[2];
       lanes$19$acc_addr$3 = l19_tM[3];
+      lanes$19$rd_addr$3 = l19_tS[3];
       lanes$19$w$0 = l19_wq[1:0];
       lanes$19$w$1 = l19_wq[3:2];
       lanes$19$w$2 = l19_wq[5:4];
@@ -9496,14 +9904,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$20$sc_take = l20_vlT;
       lanes$20$sc_mload = l20_nsT;
       lanes$20$acc_we = l20_vlM;
-      lanes$20$acc_first = l20_kbfM;
+      lanes$20$rd_first = l20_kbfS;
       lanes$20$out_load = l20_olM;
       lanes$20$w_addr$0 = l20_wa;
       lanes$20$r_addr$0 = l20_ra;
       lanes$20$acc_addr$0 = l20_tM[0];
+      lanes$20$rd_addr$0 = l20_tS[0];
       lanes$20$acc_addr$1 = l20_tM[1];
+      lanes$20$rd_addr$1 = l20_tS[1];
       lanes$20$acc_addr$2 = l20_tM[2];
+      lanes$20$rd_addr$2 = l20_tS[2];
       lanes$20$acc_addr$3 = l20_tM[3];
+      lanes$20$rd_addr$3 = l20_tS[3];
       lanes$20$w$0 = l20_wq[1:0];
       lanes$20$w$1 = l20_wq[3:2];
       lanes$20$w$2 = l20_wq[5:4];
@@ -9579,14 +9991,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$21$sc_take = l21_vlT;
       lanes$21$sc_mload = l21_nsT;
       lanes$21$acc_we = l21_vlM;
-      lanes$21$acc_first = l21_kbfM;
+      lanes$21$rd_first = l21_kbfS;
       lanes$21$out_load = l21_olM;
       lanes$21$w_addr$0 = l21_wa;
       lanes$21$r_addr$0 = l21_ra;
       lanes$21$acc_addr$0 = l21_tM[0];
+      lanes$21$rd_addr$0 = l21_tS[0];
       lanes$21$acc_addr$1 = l21_tM[1];
+      lanes$21$rd_addr$1 = l21_tS[1];
       lanes$21$acc_addr$2 = l21_tM[2];
+      lanes$21$rd_addr$2 = l21_tS[2];
       lanes$21$acc_addr$3 = l21_tM[3];
+      lanes$21$rd_addr$3 = l21_tS[3];
       lanes$21$w$0 = l21_wq[1:0];
       lanes$21$w$1 = l21_wq[3:2];
       lanes$21$w$2 = l21_wq[5:4];
@@ -9662,14 +10078,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$22$sc_take = l22_vlT;
       lanes$22$sc_mload = l22_nsT;
       lanes$22$acc_we = l22_vlM;
-      lanes$22$acc_first = l22_kbfM;
+      lanes$22$rd_first = l22_kbfS;
       lanes$22$out_load = l22_olM;
       lanes$22$w_addr$0 = l22_wa;
       lanes$22$r_addr$0 = l22_ra;
       lanes$22$acc_addr$0 = l22_tM[0];
+      lanes$22$rd_addr$0 = l22_tS[0];
       lanes$22$acc_addr$1 = l22_tM[1];
+      lanes$22$rd_addr$1 = l22_tS[1];
       lanes$22$acc_addr$2 = l22_tM[2];
+      lanes$22$rd_addr$2 = l22_tS[2];
       lanes$22$acc_addr$3 = l22_tM[3];
+      lanes$22$rd_addr$3 = l22_tS[3];
       lanes$22$w$0 = l22_wq[1:0];
       lanes$22$w$1 = l22_wq[3:2];
       lanes$22$w$2 = l22_wq[5:4];
@@ -9745,14 +10165,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$23$sc_take = l23_vlT;
       lanes$23$sc_mload = l23_nsT;
       lanes$23$acc_we = l23_vlM;
-      lanes$23$acc_first = l23_kbfM;
+      lanes$23$rd_first = l23_kbfS;
       lanes$23$out_load = l23_olM;
       lanes$23$w_addr$0 = l23_wa;
       lanes$23$r_addr$0 = l23_ra;
       lanes$23$acc_addr$0 = l23_tM[0];
+      lanes$23$rd_addr$0 = l23_tS[0];
       lanes$23$acc_addr$1 = l23_tM[1];
+      lanes$23$rd_addr$1 = l23_tS[1];
       lanes$23$acc_addr$2 = l23_tM[2];
+      lanes$23$rd_addr$2 = l23_tS[2];
       lanes$23$acc_addr$3 = l23_tM[3];
+      lanes$23$rd_addr$3 = l23_tS[3];
       lanes$23$w$0 = l23_wq[1:0];
       lanes$23$w$1 = l23_wq[3:2];
       lanes$23$w$2 = l23_wq[5:4];
@@ -9828,14 +10252,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$24$sc_take = l24_vlT;
       lanes$24$sc_mload = l24_nsT;
       lanes$24$acc_we = l24_vlM;
-      lanes$24$acc_first = l24_kbfM;
+      lanes$24$rd_first = l24_kbfS;
       lanes$24$out_load = l24_olM;
       lanes$24$w_addr$0 = l24_wa;
       lanes$24$r_addr$0 = l24_ra;
       lanes$24$acc_addr$0 = l24_tM[0];
+      lanes$24$rd_addr$0 = l24_tS[0];
       lanes$24$acc_addr$1 = l24_tM[1];
+      lanes$24$rd_addr$1 = l24_tS[1];
       lanes$24$acc_addr$2 = l24_tM[2];
+      lanes$24$rd_addr$2 = l24_tS[2];
       lanes$24$acc_addr$3 = l24_tM[3];
+      lanes$24$rd_addr$3 = l24_tS[3];
       lanes$24$w$0 = l24_wq[1:0];
       lanes$24$w$1 = l24_wq[3:2];
       lanes$24$w$2 = l24_wq[5:4];
@@ -9911,14 +10339,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$25$sc_take = l25_vlT;
       lanes$25$sc_mload = l25_nsT;
       lanes$25$acc_we = l25_vlM;
-      lanes$25$acc_first = l25_kbfM;
+      lanes$25$rd_first = l25_kbfS;
       lanes$25$out_load = l25_olM;
       lanes$25$w_addr$0 = l25_wa;
       lanes$25$r_addr$0 = l25_ra;
       lanes$25$acc_addr$0 = l25_tM[0];
+      lanes$25$rd_addr$0 = l25_tS[0];
       lanes$25$acc_addr$1 = l25_tM[1];
+      lanes$25$rd_addr$1 = l25_tS[1];
       lanes$25$acc_addr$2 = l25_tM[2];
+      lanes$25$rd_addr$2 = l25_tS[2];
       lanes$25$acc_addr$3 = l25_tM[3];
+      lanes$25$rd_addr$3 = l25_tS[3];
       lanes$25$w$0 = l25_wq[1:0];
       lanes$25$w$1 = l25_wq[3:2];
       lanes$25$w$2 = l25_wq[5:4];
@@ -9994,14 +10426,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$26$sc_take = l26_vlT;
       lanes$26$sc_mload = l26_nsT;
       lanes$26$acc_we = l26_vlM;
-      lanes$26$acc_first = l26_kbfM;
+      lanes$26$rd_first = l26_kbfS;
       lanes$26$out_load = l26_olM;
       lanes$26$w_addr$0 = l26_wa;
       lanes$26$r_addr$0 = l26_ra;
       lanes$26$acc_addr$0 = l26_tM[0];
+      lanes$26$rd_addr$0 = l26_tS[0];
       lanes$26$acc_addr$1 = l26_tM[1];
+      lanes$26$rd_addr$1 = l26_tS[1];
       lanes$26$acc_addr$2 = l26_tM[2];
+      lanes$26$rd_addr$2 = l26_tS[2];
       lanes$26$acc_addr$3 = l26_tM[3];
+      lanes$26$rd_addr$3 = l26_tS[3];
       lanes$26$w$0 = l26_wq[1:0];
       lanes$26$w$1 = l26_wq[3:2];
       lanes$26$w$2 = l26_wq[5:4];
@@ -10077,14 +10513,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$27$sc_take = l27_vlT;
       lanes$27$sc_mload = l27_nsT;
       lanes$27$acc_we = l27_vlM;
-      lanes$27$acc_first = l27_kbfM;
+      lanes$27$rd_first = l27_kbfS;
       lanes$27$out_load = l27_olM;
       lanes$27$w_addr$0 = l27_wa;
       lanes$27$r_addr$0 = l27_ra;
       lanes$27$acc_addr$0 = l27_tM[0];
+      lanes$27$rd_addr$0 = l27_tS[0];
       lanes$27$acc_addr$1 = l27_tM[1];
+      lanes$27$rd_addr$1 = l27_tS[1];
       lanes$27$acc_addr$2 = l27_tM[2];
+      lanes$27$rd_addr$2 = l27_tS[2];
       lanes$27$acc_addr$3 = l27_tM[3];
+      lanes$27$rd_addr$3 = l27_tS[3];
       lanes$27$w$0 = l27_wq[1:0];
       lanes$27$w$1 = l27_wq[3:2];
       lanes$27$w$2 = l27_wq[5:4];
@@ -10160,14 +10600,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$28$sc_take = l28_vlT;
       lanes$28$sc_mload = l28_nsT;
       lanes$28$acc_we = l28_vlM;
-      lanes$28$acc_first = l28_kbfM;
+      lanes$28$rd_first = l28_kbfS;
       lanes$28$out_load = l28_olM;
       lanes$28$w_addr$0 = l28_wa;
       lanes$28$r_addr$0 = l28_ra;
       lanes$28$acc_addr$0 = l28_tM[0];
+      lanes$28$rd_addr$0 = l28_tS[0];
       lanes$28$acc_addr$1 = l28_tM[1];
+      lanes$28$rd_addr$1 = l28_tS[1];
       lanes$28$acc_addr$2 = l28_tM[2];
+      lanes$28$rd_addr$2 = l28_tS[2];
       lanes$28$acc_addr$3 = l28_tM[3];
+      lanes$28$rd_addr$3 = l28_tS[3];
       lanes$28$w$0 = l28_wq[1:0];
       lanes$28$w$1 = l28_wq[3:2];
       lanes$28$w$2 = l28_wq[5:4];
@@ -10243,14 +10687,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$29$sc_take = l29_vlT;
       lanes$29$sc_mload = l29_nsT;
       lanes$29$acc_we = l29_vlM;
-      lanes$29$acc_first = l29_kbfM;
+      lanes$29$rd_first = l29_kbfS;
       lanes$29$out_load = l29_olM;
       lanes$29$w_addr$0 = l29_wa;
       lanes$29$r_addr$0 = l29_ra;
       lanes$29$acc_addr$0 = l29_tM[0];
+      lanes$29$rd_addr$0 = l29_tS[0];
       lanes$29$acc_addr$1 = l29_tM[1];
+      lanes$29$rd_addr$1 = l29_tS[1];
       lanes$29$acc_addr$2 = l29_tM[2];
+      lanes$29$rd_addr$2 = l29_tS[2];
       lanes$29$acc_addr$3 = l29_tM[3];
+      lanes$29$rd_addr$3 = l29_tS[3];
       lanes$29$w$0 = l29_wq[1:0];
       lanes$29$w$1 = l29_wq[3:2];
       lanes$29$w$2 = l29_wq[5:4];
@@ -10326,14 +10774,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$30$sc_take = l30_vlT;
       lanes$30$sc_mload = l30_nsT;
       lanes$30$acc_we = l30_vlM;
-      lanes$30$acc_first = l30_kbfM;
+      lanes$30$rd_first = l30_kbfS;
       lanes$30$out_load = l30_olM;
       lanes$30$w_addr$0 = l30_wa;
       lanes$30$r_addr$0 = l30_ra;
       lanes$30$acc_addr$0 = l30_tM[0];
+      lanes$30$rd_addr$0 = l30_tS[0];
       lanes$30$acc_addr$1 = l30_tM[1];
+      lanes$30$rd_addr$1 = l30_tS[1];
       lanes$30$acc_addr$2 = l30_tM[2];
+      lanes$30$rd_addr$2 = l30_tS[2];
       lanes$30$acc_addr$3 = l30_tM[3];
+      lanes$30$rd_addr$3 = l30_tS[3];
       lanes$30$w$0 = l30_wq[1:0];
       lanes$30$w$1 = l30_wq[3:2];
       lanes$30$w$2 = l30_wq[5:4];
@@ -10409,14 +10861,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$31$sc_take = l31_vlT;
       lanes$31$sc_mload = l31_nsT;
       lanes$31$acc_we = l31_vlM;
-      lanes$31$acc_first = l31_kbfM;
+      lanes$31$rd_first = l31_kbfS;
       lanes$31$out_load = l31_olM;
       lanes$31$w_addr$0 = l31_wa;
       lanes$31$r_addr$0 = l31_ra;
       lanes$31$acc_addr$0 = l31_tM[0];
+      lanes$31$rd_addr$0 = l31_tS[0];
       lanes$31$acc_addr$1 = l31_tM[1];
+      lanes$31$rd_addr$1 = l31_tS[1];
       lanes$31$acc_addr$2 = l31_tM[2];
+      lanes$31$rd_addr$2 = l31_tS[2];
       lanes$31$acc_addr$3 = l31_tM[3];
+      lanes$31$rd_addr$3 = l31_tS[3];
       lanes$31$w$0 = l31_wq[1:0];
       lanes$31$w$1 = l31_wq[3:2];
       lanes$31$w$2 = l31_wq[5:4];
@@ -10487,7 +10943,7 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
 endmodule // tern_large_core
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,scale_valid,out_ready,busy,done,err,w_ready,act_ready,scale_ready,en_d,sc_full_d,w_we,w_addr$0,x_load,x_zero$0,pv,pvl,pns,svl,skbf,sol,st$0,st$1,st$2,st$3,out_valid,out_token,out_n,out_last);
+module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,scale_valid,out_ready,busy,done,err,w_ready,act_ready,scale_ready,en_d,sc_full_d,w_we,w_addr$0,x_load,x_zero$0,pv,pvl,pns,svl,sol,st$0,st$1,st$2,st$3,rkbf,rt$0,rt$1,rt$2,rt$3,out_valid,out_token,out_n,out_last);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -10517,12 +10973,16 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     output reg  pvl;
     output reg  pns;
     output reg  svl;
-    output reg  skbf;
     output reg  sol;
     output reg  st$0;
     output reg  st$1;
     output reg  st$2;
     output reg  st$3;
+    output reg  rkbf;
+    output reg  rt$0;
+    output reg  rt$1;
+    output reg  rt$2;
+    output reg  rt$3;
     output reg  out_valid;
     output reg  [15:0] out_token;
     output reg  [31:0] out_n;
@@ -10618,7 +11078,6 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg tld5;
     reg [3:0] td5;
     reg vlS;
-    reg kbfS;
     reg kblS;
     reg nlS;
     reg tlS;
@@ -10793,7 +11252,6 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           tld5 <= tld4;
           td5 <= td4;
           vlS <= vd5 & lastd5;
-          kbfS <= kbfd5;
           kblS <= kbld5;
           nlS <= nld5;
           tlS <= tld5;
@@ -10857,12 +11315,16 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
       pvl = vd4 & lastd4;
       pns = pns_w;
       svl = vlS;
-      skbf = kbfS;
       sol = vlS & kblS;
       st$0 = tS[0];
       st$1 = tS[1];
       st$2 = tS[2];
       st$3 = tS[3];
+      rkbf = kbfd5;
+      rt$0 = td5[0];
+      rt$1 = td5[1];
+      rt$2 = td5[2];
+      rt$3 = td5[3];
       out_valid = out_valid_q;
       out_token = {{12{1'b0}}, out_tok_q};
       out_n = {{13{1'b0}}, out_nbase};
@@ -10871,7 +11333,7 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
 endmodule // tern_large_core$ctrl
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$0(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$0(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -10950,11 +11412,15 @@ module tern_large_core$lanes$0(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -10980,11 +11446,15 @@ module tern_large_core$lanes$0(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -11011,11 +11481,15 @@ module tern_large_core$lanes$0(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -11626,18 +12100,22 @@ module tern_large_core$lanes$0(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$0
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -11662,11 +12140,15 @@ module tern_large_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -11684,15 +12166,19 @@ module tern_large_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -11702,7 +12188,7 @@ module tern_large_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_large_core$lanes$0$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$1(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$1(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -11781,11 +12267,15 @@ module tern_large_core$lanes$1(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -11811,11 +12301,15 @@ module tern_large_core$lanes$1(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -11842,11 +12336,15 @@ module tern_large_core$lanes$1(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -12457,18 +12955,22 @@ module tern_large_core$lanes$1(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$1
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -12493,11 +12995,15 @@ module tern_large_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -12515,15 +13021,19 @@ module tern_large_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -12533,7 +13043,7 @@ module tern_large_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_large_core$lanes$1$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$10(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$10(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -12612,11 +13122,15 @@ module tern_large_core$lanes$10(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -12642,11 +13156,15 @@ module tern_large_core$lanes$10(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -12673,11 +13191,15 @@ module tern_large_core$lanes$10(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -13288,18 +13810,22 @@ module tern_large_core$lanes$10(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$10
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -13324,11 +13850,15 @@ module tern_large_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -13346,15 +13876,19 @@ module tern_large_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -13364,7 +13898,7 @@ module tern_large_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$10$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$11(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$11(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -13443,11 +13977,15 @@ module tern_large_core$lanes$11(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -13473,11 +14011,15 @@ module tern_large_core$lanes$11(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -13504,11 +14046,15 @@ module tern_large_core$lanes$11(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -14119,18 +14665,22 @@ module tern_large_core$lanes$11(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$11
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -14155,11 +14705,15 @@ module tern_large_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -14177,15 +14731,19 @@ module tern_large_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -14195,7 +14753,7 @@ module tern_large_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$11$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$12(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$12(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -14274,11 +14832,15 @@ module tern_large_core$lanes$12(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -14304,11 +14866,15 @@ module tern_large_core$lanes$12(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -14335,11 +14901,15 @@ module tern_large_core$lanes$12(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -14950,18 +15520,22 @@ module tern_large_core$lanes$12(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$12
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -14986,11 +15560,15 @@ module tern_large_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -15008,15 +15586,19 @@ module tern_large_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -15026,7 +15608,7 @@ module tern_large_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$12$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$13(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$13(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -15105,11 +15687,15 @@ module tern_large_core$lanes$13(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -15135,11 +15721,15 @@ module tern_large_core$lanes$13(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -15166,11 +15756,15 @@ module tern_large_core$lanes$13(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -15781,18 +16375,22 @@ module tern_large_core$lanes$13(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$13
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -15817,11 +16415,15 @@ module tern_large_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -15839,15 +16441,19 @@ module tern_large_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -15857,7 +16463,7 @@ module tern_large_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$13$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$14(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$14(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -15936,11 +16542,15 @@ module tern_large_core$lanes$14(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -15966,11 +16576,15 @@ module tern_large_core$lanes$14(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -15997,11 +16611,15 @@ module tern_large_core$lanes$14(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -16612,18 +17230,22 @@ module tern_large_core$lanes$14(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$14
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -16648,11 +17270,15 @@ module tern_large_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -16670,15 +17296,19 @@ module tern_large_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -16688,7 +17318,7 @@ module tern_large_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$14$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$15(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$15(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -16767,11 +17397,15 @@ module tern_large_core$lanes$15(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -16797,11 +17431,15 @@ module tern_large_core$lanes$15(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -16828,11 +17466,15 @@ module tern_large_core$lanes$15(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -17443,18 +18085,22 @@ module tern_large_core$lanes$15(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$15
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -17479,11 +18125,15 @@ module tern_large_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -17501,15 +18151,19 @@ module tern_large_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -17519,7 +18173,7 @@ module tern_large_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$15$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$16(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$16(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -17598,11 +18252,15 @@ module tern_large_core$lanes$16(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -17628,11 +18286,15 @@ module tern_large_core$lanes$16(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -17659,11 +18321,15 @@ module tern_large_core$lanes$16(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -18274,18 +18940,22 @@ module tern_large_core$lanes$16(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$16
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$16$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$16$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -18310,11 +18980,15 @@ module tern_large_core$lanes$16$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -18332,15 +19006,19 @@ module tern_large_core$lanes$16$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -18350,7 +19028,7 @@ module tern_large_core$lanes$16$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$16$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$17(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$17(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -18429,11 +19107,15 @@ module tern_large_core$lanes$17(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -18459,11 +19141,15 @@ module tern_large_core$lanes$17(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -18490,11 +19176,15 @@ module tern_large_core$lanes$17(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -19105,18 +19795,22 @@ module tern_large_core$lanes$17(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$17
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$17$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$17$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -19141,11 +19835,15 @@ module tern_large_core$lanes$17$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -19163,15 +19861,19 @@ module tern_large_core$lanes$17$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -19181,7 +19883,7 @@ module tern_large_core$lanes$17$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$17$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$18(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$18(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -19260,11 +19962,15 @@ module tern_large_core$lanes$18(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -19290,11 +19996,15 @@ module tern_large_core$lanes$18(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -19321,11 +20031,15 @@ module tern_large_core$lanes$18(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -19936,18 +20650,22 @@ module tern_large_core$lanes$18(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$18
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$18$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$18$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -19972,11 +20690,15 @@ module tern_large_core$lanes$18$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -19994,15 +20716,19 @@ module tern_large_core$lanes$18$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -20012,7 +20738,7 @@ module tern_large_core$lanes$18$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$18$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$19(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$19(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -20091,11 +20817,15 @@ module tern_large_core$lanes$19(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -20121,11 +20851,15 @@ module tern_large_core$lanes$19(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -20152,11 +20886,15 @@ module tern_large_core$lanes$19(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -20767,18 +21505,22 @@ module tern_large_core$lanes$19(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$19
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$19$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$19$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -20803,11 +21545,15 @@ module tern_large_core$lanes$19$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -20825,15 +21571,19 @@ module tern_large_core$lanes$19$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -20843,7 +21593,7 @@ module tern_large_core$lanes$19$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$19$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$2(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$2(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -20922,11 +21672,15 @@ module tern_large_core$lanes$2(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -20952,11 +21706,15 @@ module tern_large_core$lanes$2(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -20983,11 +21741,15 @@ module tern_large_core$lanes$2(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -21598,18 +22360,22 @@ module tern_large_core$lanes$2(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$2
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -21634,11 +22400,15 @@ module tern_large_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -21656,15 +22426,19 @@ module tern_large_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -21674,7 +22448,7 @@ module tern_large_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_large_core$lanes$2$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$20(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$20(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -21753,11 +22527,15 @@ module tern_large_core$lanes$20(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -21783,11 +22561,15 @@ module tern_large_core$lanes$20(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -21814,11 +22596,15 @@ module tern_large_core$lanes$20(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -22429,18 +23215,22 @@ module tern_large_core$lanes$20(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$20
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$20$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$20$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -22465,11 +23255,15 @@ module tern_large_core$lanes$20$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -22487,15 +23281,19 @@ module tern_large_core$lanes$20$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -22505,7 +23303,7 @@ module tern_large_core$lanes$20$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$20$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$21(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$21(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -22584,11 +23382,15 @@ module tern_large_core$lanes$21(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -22614,11 +23416,15 @@ module tern_large_core$lanes$21(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -22645,11 +23451,15 @@ module tern_large_core$lanes$21(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -23260,18 +24070,22 @@ module tern_large_core$lanes$21(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$21
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$21$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$21$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -23296,11 +24110,15 @@ module tern_large_core$lanes$21$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -23318,15 +24136,19 @@ module tern_large_core$lanes$21$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -23336,7 +24158,7 @@ module tern_large_core$lanes$21$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$21$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$22(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$22(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -23415,11 +24237,15 @@ module tern_large_core$lanes$22(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -23445,11 +24271,15 @@ module tern_large_core$lanes$22(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -23476,11 +24306,15 @@ module tern_large_core$lanes$22(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -24091,18 +24925,22 @@ module tern_large_core$lanes$22(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$22
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$22$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$22$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -24127,11 +24965,15 @@ module tern_large_core$lanes$22$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -24149,15 +24991,19 @@ module tern_large_core$lanes$22$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -24167,7 +25013,7 @@ module tern_large_core$lanes$22$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$22$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$23(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$23(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -24246,11 +25092,15 @@ module tern_large_core$lanes$23(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -24276,11 +25126,15 @@ module tern_large_core$lanes$23(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -24307,11 +25161,15 @@ module tern_large_core$lanes$23(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -24922,18 +25780,22 @@ module tern_large_core$lanes$23(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$23
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$23$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$23$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -24958,11 +25820,15 @@ module tern_large_core$lanes$23$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -24980,15 +25846,19 @@ module tern_large_core$lanes$23$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -24998,7 +25868,7 @@ module tern_large_core$lanes$23$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$23$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$24(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$24(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -25077,11 +25947,15 @@ module tern_large_core$lanes$24(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -25107,11 +25981,15 @@ module tern_large_core$lanes$24(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -25138,11 +26016,15 @@ module tern_large_core$lanes$24(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -25753,18 +26635,22 @@ module tern_large_core$lanes$24(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$24
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$24$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$24$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -25789,11 +26675,15 @@ module tern_large_core$lanes$24$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -25811,15 +26701,19 @@ module tern_large_core$lanes$24$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -25829,7 +26723,7 @@ module tern_large_core$lanes$24$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$24$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$25(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$25(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -25908,11 +26802,15 @@ module tern_large_core$lanes$25(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -25938,11 +26836,15 @@ module tern_large_core$lanes$25(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -25969,11 +26871,15 @@ module tern_large_core$lanes$25(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -26584,18 +27490,22 @@ module tern_large_core$lanes$25(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$25
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$25$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$25$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -26620,11 +27530,15 @@ module tern_large_core$lanes$25$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -26642,15 +27556,19 @@ module tern_large_core$lanes$25$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -26660,7 +27578,7 @@ module tern_large_core$lanes$25$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$25$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$26(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$26(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -26739,11 +27657,15 @@ module tern_large_core$lanes$26(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -26769,11 +27691,15 @@ module tern_large_core$lanes$26(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -26800,11 +27726,15 @@ module tern_large_core$lanes$26(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -27415,18 +28345,22 @@ module tern_large_core$lanes$26(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$26
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$26$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$26$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -27451,11 +28385,15 @@ module tern_large_core$lanes$26$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -27473,15 +28411,19 @@ module tern_large_core$lanes$26$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -27491,7 +28433,7 @@ module tern_large_core$lanes$26$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$26$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$27(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$27(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -27570,11 +28512,15 @@ module tern_large_core$lanes$27(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -27600,11 +28546,15 @@ module tern_large_core$lanes$27(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -27631,11 +28581,15 @@ module tern_large_core$lanes$27(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -28246,18 +29200,22 @@ module tern_large_core$lanes$27(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$27
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$27$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$27$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -28282,11 +29240,15 @@ module tern_large_core$lanes$27$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -28304,15 +29266,19 @@ module tern_large_core$lanes$27$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -28322,7 +29288,7 @@ module tern_large_core$lanes$27$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$27$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$28(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$28(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -28401,11 +29367,15 @@ module tern_large_core$lanes$28(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -28431,11 +29401,15 @@ module tern_large_core$lanes$28(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -28462,11 +29436,15 @@ module tern_large_core$lanes$28(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -29077,18 +30055,22 @@ module tern_large_core$lanes$28(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$28
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$28$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$28$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -29113,11 +30095,15 @@ module tern_large_core$lanes$28$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -29135,15 +30121,19 @@ module tern_large_core$lanes$28$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -29153,7 +30143,7 @@ module tern_large_core$lanes$28$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$28$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$29(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$29(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -29232,11 +30222,15 @@ module tern_large_core$lanes$29(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -29262,11 +30256,15 @@ module tern_large_core$lanes$29(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -29293,11 +30291,15 @@ module tern_large_core$lanes$29(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -29908,18 +30910,22 @@ module tern_large_core$lanes$29(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$29
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$29$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$29$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -29944,11 +30950,15 @@ module tern_large_core$lanes$29$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -29966,15 +30976,19 @@ module tern_large_core$lanes$29$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -29984,7 +30998,7 @@ module tern_large_core$lanes$29$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$29$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$3(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$3(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -30063,11 +31077,15 @@ module tern_large_core$lanes$3(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -30093,11 +31111,15 @@ module tern_large_core$lanes$3(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -30124,11 +31146,15 @@ module tern_large_core$lanes$3(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -30739,18 +31765,22 @@ module tern_large_core$lanes$3(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$3
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -30775,11 +31805,15 @@ module tern_large_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -30797,15 +31831,19 @@ module tern_large_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -30815,7 +31853,7 @@ module tern_large_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_large_core$lanes$3$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$30(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$30(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -30894,11 +31932,15 @@ module tern_large_core$lanes$30(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -30924,11 +31966,15 @@ module tern_large_core$lanes$30(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -30955,11 +32001,15 @@ module tern_large_core$lanes$30(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -31570,18 +32620,22 @@ module tern_large_core$lanes$30(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$30
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$30$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$30$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -31606,11 +32660,15 @@ module tern_large_core$lanes$30$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -31628,15 +32686,19 @@ module tern_large_core$lanes$30$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -31646,7 +32708,7 @@ module tern_large_core$lanes$30$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$30$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$31(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$31(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -31725,11 +32787,15 @@ module tern_large_core$lanes$31(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -31755,11 +32821,15 @@ module tern_large_core$lanes$31(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -31786,11 +32856,15 @@ module tern_large_core$lanes$31(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -32401,18 +33475,22 @@ module tern_large_core$lanes$31(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$31
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$31$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$31$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -32437,11 +33515,15 @@ module tern_large_core$lanes$31$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -32459,15 +33541,19 @@ module tern_large_core$lanes$31$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -32477,7 +33563,7 @@ module tern_large_core$lanes$31$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
 endmodule // tern_large_core$lanes$31$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$4(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$4(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -32556,11 +33642,15 @@ module tern_large_core$lanes$4(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -32586,11 +33676,15 @@ module tern_large_core$lanes$4(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -32617,11 +33711,15 @@ module tern_large_core$lanes$4(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -33232,18 +34330,22 @@ module tern_large_core$lanes$4(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$4
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -33268,11 +34370,15 @@ module tern_large_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -33290,15 +34396,19 @@ module tern_large_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -33308,7 +34418,7 @@ module tern_large_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_large_core$lanes$4$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$5(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$5(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -33387,11 +34497,15 @@ module tern_large_core$lanes$5(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -33417,11 +34531,15 @@ module tern_large_core$lanes$5(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -33448,11 +34566,15 @@ module tern_large_core$lanes$5(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -34063,18 +35185,22 @@ module tern_large_core$lanes$5(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$5
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -34099,11 +35225,15 @@ module tern_large_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -34121,15 +35251,19 @@ module tern_large_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -34139,7 +35273,7 @@ module tern_large_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_large_core$lanes$5$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$6(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$6(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -34218,11 +35352,15 @@ module tern_large_core$lanes$6(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -34248,11 +35386,15 @@ module tern_large_core$lanes$6(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -34279,11 +35421,15 @@ module tern_large_core$lanes$6(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -34894,18 +36040,22 @@ module tern_large_core$lanes$6(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$6
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -34930,11 +36080,15 @@ module tern_large_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -34952,15 +36106,19 @@ module tern_large_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -34970,7 +36128,7 @@ module tern_large_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_large_core$lanes$6$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$7(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$7(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -35049,11 +36207,15 @@ module tern_large_core$lanes$7(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -35079,11 +36241,15 @@ module tern_large_core$lanes$7(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -35110,11 +36276,15 @@ module tern_large_core$lanes$7(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -35725,18 +36895,22 @@ module tern_large_core$lanes$7(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$7
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -35761,11 +36935,15 @@ module tern_large_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -35783,15 +36961,19 @@ module tern_large_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -35801,7 +36983,7 @@ module tern_large_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_large_core$lanes$7$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$8(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$8(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -35880,11 +37062,15 @@ module tern_large_core$lanes$8(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -35910,11 +37096,15 @@ module tern_large_core$lanes$8(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -35941,11 +37131,15 @@ module tern_large_core$lanes$8(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -36556,18 +37750,22 @@ module tern_large_core$lanes$8(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$8
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -36592,11 +37790,15 @@ module tern_large_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -36614,15 +37816,19 @@ module tern_large_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -36632,7 +37838,7 @@ module tern_large_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_large_core$lanes$8$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$9(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$9(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,w$8,w$9,w$10,w$11,w$12,w$13,w$14,w$15,w$16,w$17,w$18,w$19,w$20,w$21,w$22,w$23,w$24,w$25,w$26,w$27,w$28,w$29,w$30,w$31,xl$0,xl$1,xl$2,xl$3,xl$4,xl$5,xl$6,xl$7,xl$8,xl$9,xl$10,xl$11,xl$12,xl$13,xl$14,xl$15,xf$0,xf$1,xf$2,xf$3,xf$4,xf$5,xf$6,xf$7,xf$8,xf$9,xf$10,xf$11,xf$12,xf$13,xf$14,xf$15,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -36711,11 +37917,15 @@ module tern_large_core$lanes$9(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -36741,11 +37951,15 @@ module tern_large_core$lanes$9(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
     reg  scaler$acc_addr$3;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
+    reg  scaler$rd_addr$3;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -36772,11 +37986,15 @@ module tern_large_core$lanes$9(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
         .acc_addr$3(scaler$acc_addr$3),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
+        .rd_addr$3(scaler$rd_addr$3),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -37387,18 +38605,22 @@ module tern_large_core$lanes$9(clock,en,w_we,w_addr$0,r_addr$0,w$0,w$1,w$2,w$3,w
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$acc_addr$3 = acc_addr$3;
+      scaler$rd_addr$3 = rd_addr$3;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_large_core$lanes$9
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_large_core$lanes$9$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,out_load,out);
+module tern_large_core$lanes$9$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,acc_addr$3,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,rd_addr$3,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -37423,11 +38645,15 @@ module tern_large_core$lanes$9$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
     input wire  acc_addr$3;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
+    input wire  rd_addr$3;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -37445,15 +38671,19 @@ module tern_large_core$lanes$9$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end

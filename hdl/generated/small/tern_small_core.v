@@ -142,11 +142,14 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     wire  ctrl$pvl;
     wire  ctrl$pns;
     wire  ctrl$svl;
-    wire  ctrl$skbf;
     wire  ctrl$sol;
     wire  ctrl$st$0;
     wire  ctrl$st$1;
     wire  ctrl$st$2;
+    wire  ctrl$rkbf;
+    wire  ctrl$rt$0;
+    wire  ctrl$rt$1;
+    wire  ctrl$rt$2;
     wire  ctrl$out_valid;
     wire  [15:0] ctrl$out_token;
     wire  [31:0] ctrl$out_n;
@@ -182,10 +185,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$0$sc_mload;
     reg  [15:0] lanes$0$scale;
     reg  lanes$0$acc_we;
-    reg  lanes$0$acc_first;
     reg  lanes$0$acc_addr$0;
     reg  lanes$0$acc_addr$1;
     reg  lanes$0$acc_addr$2;
+    reg  lanes$0$rd_first;
+    reg  lanes$0$rd_addr$0;
+    reg  lanes$0$rd_addr$1;
+    reg  lanes$0$rd_addr$2;
     reg  lanes$0$out_load;
     wire  [63:0] lanes$0$out;
     reg  lanes$1$clock;
@@ -219,10 +225,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$1$sc_mload;
     reg  [15:0] lanes$1$scale;
     reg  lanes$1$acc_we;
-    reg  lanes$1$acc_first;
     reg  lanes$1$acc_addr$0;
     reg  lanes$1$acc_addr$1;
     reg  lanes$1$acc_addr$2;
+    reg  lanes$1$rd_first;
+    reg  lanes$1$rd_addr$0;
+    reg  lanes$1$rd_addr$1;
+    reg  lanes$1$rd_addr$2;
     reg  lanes$1$out_load;
     wire  [63:0] lanes$1$out;
     reg  lanes$2$clock;
@@ -256,10 +265,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$2$sc_mload;
     reg  [15:0] lanes$2$scale;
     reg  lanes$2$acc_we;
-    reg  lanes$2$acc_first;
     reg  lanes$2$acc_addr$0;
     reg  lanes$2$acc_addr$1;
     reg  lanes$2$acc_addr$2;
+    reg  lanes$2$rd_first;
+    reg  lanes$2$rd_addr$0;
+    reg  lanes$2$rd_addr$1;
+    reg  lanes$2$rd_addr$2;
     reg  lanes$2$out_load;
     wire  [63:0] lanes$2$out;
     reg  lanes$3$clock;
@@ -293,10 +305,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$3$sc_mload;
     reg  [15:0] lanes$3$scale;
     reg  lanes$3$acc_we;
-    reg  lanes$3$acc_first;
     reg  lanes$3$acc_addr$0;
     reg  lanes$3$acc_addr$1;
     reg  lanes$3$acc_addr$2;
+    reg  lanes$3$rd_first;
+    reg  lanes$3$rd_addr$0;
+    reg  lanes$3$rd_addr$1;
+    reg  lanes$3$rd_addr$2;
     reg  lanes$3$out_load;
     wire  [63:0] lanes$3$out;
     reg  lanes$4$clock;
@@ -330,10 +345,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$4$sc_mload;
     reg  [15:0] lanes$4$scale;
     reg  lanes$4$acc_we;
-    reg  lanes$4$acc_first;
     reg  lanes$4$acc_addr$0;
     reg  lanes$4$acc_addr$1;
     reg  lanes$4$acc_addr$2;
+    reg  lanes$4$rd_first;
+    reg  lanes$4$rd_addr$0;
+    reg  lanes$4$rd_addr$1;
+    reg  lanes$4$rd_addr$2;
     reg  lanes$4$out_load;
     wire  [63:0] lanes$4$out;
     reg  lanes$5$clock;
@@ -367,10 +385,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$5$sc_mload;
     reg  [15:0] lanes$5$scale;
     reg  lanes$5$acc_we;
-    reg  lanes$5$acc_first;
     reg  lanes$5$acc_addr$0;
     reg  lanes$5$acc_addr$1;
     reg  lanes$5$acc_addr$2;
+    reg  lanes$5$rd_first;
+    reg  lanes$5$rd_addr$0;
+    reg  lanes$5$rd_addr$1;
+    reg  lanes$5$rd_addr$2;
     reg  lanes$5$out_load;
     wire  [63:0] lanes$5$out;
     reg  lanes$6$clock;
@@ -404,10 +425,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$6$sc_mload;
     reg  [15:0] lanes$6$scale;
     reg  lanes$6$acc_we;
-    reg  lanes$6$acc_first;
     reg  lanes$6$acc_addr$0;
     reg  lanes$6$acc_addr$1;
     reg  lanes$6$acc_addr$2;
+    reg  lanes$6$rd_first;
+    reg  lanes$6$rd_addr$0;
+    reg  lanes$6$rd_addr$1;
+    reg  lanes$6$rd_addr$2;
     reg  lanes$6$out_load;
     wire  [63:0] lanes$6$out;
     reg  lanes$7$clock;
@@ -441,10 +465,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg  lanes$7$sc_mload;
     reg  [15:0] lanes$7$scale;
     reg  lanes$7$acc_we;
-    reg  lanes$7$acc_first;
     reg  lanes$7$acc_addr$0;
     reg  lanes$7$acc_addr$1;
     reg  lanes$7$acc_addr$2;
+    reg  lanes$7$rd_first;
+    reg  lanes$7$rd_addr$0;
+    reg  lanes$7$rd_addr$1;
+    reg  lanes$7$rd_addr$2;
     reg  lanes$7$out_load;
     wire  [63:0] lanes$7$out;
 
@@ -478,11 +505,14 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .pvl(ctrl$pvl),
         .pns(ctrl$pns),
         .svl(ctrl$svl),
-        .skbf(ctrl$skbf),
         .sol(ctrl$sol),
         .st$0(ctrl$st$0),
         .st$1(ctrl$st$1),
         .st$2(ctrl$st$2),
+        .rkbf(ctrl$rkbf),
+        .rt$0(ctrl$rt$0),
+        .rt$1(ctrl$rt$1),
+        .rt$2(ctrl$rt$2),
         .out_valid(ctrl$out_valid),
         .out_token(ctrl$out_token),
         .out_n(ctrl$out_n),
@@ -520,10 +550,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$0$sc_mload),
         .scale(lanes$0$scale),
         .acc_we(lanes$0$acc_we),
-        .acc_first(lanes$0$acc_first),
         .acc_addr$0(lanes$0$acc_addr$0),
         .acc_addr$1(lanes$0$acc_addr$1),
         .acc_addr$2(lanes$0$acc_addr$2),
+        .rd_first(lanes$0$rd_first),
+        .rd_addr$0(lanes$0$rd_addr$0),
+        .rd_addr$1(lanes$0$rd_addr$1),
+        .rd_addr$2(lanes$0$rd_addr$2),
         .out_load(lanes$0$out_load),
         .out(lanes$0$out)
     );
@@ -559,10 +592,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$1$sc_mload),
         .scale(lanes$1$scale),
         .acc_we(lanes$1$acc_we),
-        .acc_first(lanes$1$acc_first),
         .acc_addr$0(lanes$1$acc_addr$0),
         .acc_addr$1(lanes$1$acc_addr$1),
         .acc_addr$2(lanes$1$acc_addr$2),
+        .rd_first(lanes$1$rd_first),
+        .rd_addr$0(lanes$1$rd_addr$0),
+        .rd_addr$1(lanes$1$rd_addr$1),
+        .rd_addr$2(lanes$1$rd_addr$2),
         .out_load(lanes$1$out_load),
         .out(lanes$1$out)
     );
@@ -598,10 +634,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$2$sc_mload),
         .scale(lanes$2$scale),
         .acc_we(lanes$2$acc_we),
-        .acc_first(lanes$2$acc_first),
         .acc_addr$0(lanes$2$acc_addr$0),
         .acc_addr$1(lanes$2$acc_addr$1),
         .acc_addr$2(lanes$2$acc_addr$2),
+        .rd_first(lanes$2$rd_first),
+        .rd_addr$0(lanes$2$rd_addr$0),
+        .rd_addr$1(lanes$2$rd_addr$1),
+        .rd_addr$2(lanes$2$rd_addr$2),
         .out_load(lanes$2$out_load),
         .out(lanes$2$out)
     );
@@ -637,10 +676,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$3$sc_mload),
         .scale(lanes$3$scale),
         .acc_we(lanes$3$acc_we),
-        .acc_first(lanes$3$acc_first),
         .acc_addr$0(lanes$3$acc_addr$0),
         .acc_addr$1(lanes$3$acc_addr$1),
         .acc_addr$2(lanes$3$acc_addr$2),
+        .rd_first(lanes$3$rd_first),
+        .rd_addr$0(lanes$3$rd_addr$0),
+        .rd_addr$1(lanes$3$rd_addr$1),
+        .rd_addr$2(lanes$3$rd_addr$2),
         .out_load(lanes$3$out_load),
         .out(lanes$3$out)
     );
@@ -676,10 +718,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$4$sc_mload),
         .scale(lanes$4$scale),
         .acc_we(lanes$4$acc_we),
-        .acc_first(lanes$4$acc_first),
         .acc_addr$0(lanes$4$acc_addr$0),
         .acc_addr$1(lanes$4$acc_addr$1),
         .acc_addr$2(lanes$4$acc_addr$2),
+        .rd_first(lanes$4$rd_first),
+        .rd_addr$0(lanes$4$rd_addr$0),
+        .rd_addr$1(lanes$4$rd_addr$1),
+        .rd_addr$2(lanes$4$rd_addr$2),
         .out_load(lanes$4$out_load),
         .out(lanes$4$out)
     );
@@ -715,10 +760,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$5$sc_mload),
         .scale(lanes$5$scale),
         .acc_we(lanes$5$acc_we),
-        .acc_first(lanes$5$acc_first),
         .acc_addr$0(lanes$5$acc_addr$0),
         .acc_addr$1(lanes$5$acc_addr$1),
         .acc_addr$2(lanes$5$acc_addr$2),
+        .rd_first(lanes$5$rd_first),
+        .rd_addr$0(lanes$5$rd_addr$0),
+        .rd_addr$1(lanes$5$rd_addr$1),
+        .rd_addr$2(lanes$5$rd_addr$2),
         .out_load(lanes$5$out_load),
         .out(lanes$5$out)
     );
@@ -754,10 +802,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$6$sc_mload),
         .scale(lanes$6$scale),
         .acc_we(lanes$6$acc_we),
-        .acc_first(lanes$6$acc_first),
         .acc_addr$0(lanes$6$acc_addr$0),
         .acc_addr$1(lanes$6$acc_addr$1),
         .acc_addr$2(lanes$6$acc_addr$2),
+        .rd_first(lanes$6$rd_first),
+        .rd_addr$0(lanes$6$rd_addr$0),
+        .rd_addr$1(lanes$6$rd_addr$1),
+        .rd_addr$2(lanes$6$rd_addr$2),
         .out_load(lanes$6$out_load),
         .out(lanes$6$out)
     );
@@ -793,10 +844,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         .sc_mload(lanes$7$sc_mload),
         .scale(lanes$7$scale),
         .acc_we(lanes$7$acc_we),
-        .acc_first(lanes$7$acc_first),
         .acc_addr$0(lanes$7$acc_addr$0),
         .acc_addr$1(lanes$7$acc_addr$1),
         .acc_addr$2(lanes$7$acc_addr$2),
+        .rd_first(lanes$7$rd_first),
+        .rd_addr$0(lanes$7$rd_addr$0),
+        .rd_addr$1(lanes$7$rd_addr$1),
+        .rd_addr$2(lanes$7$rd_addr$2),
         .out_load(lanes$7$out_load),
         .out(lanes$7$out)
     );
@@ -830,11 +884,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l0_vT;
     reg l0_vlT;
     reg l0_nsT;
+    reg l0_kbfS;
     reg l0_vlM;
-    reg l0_kbfM;
     reg l0_olM;
     reg [2:0] l0_wa;
     reg [2:0] l0_ra;
+    reg [2:0] l0_tS;
     reg [2:0] l0_tM;
     reg [15:0] l0_wq;
     reg [15:0] l0_scn;
@@ -856,9 +911,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l0_vT <= ctrl$pv;
         l0_vlT <= ctrl$pvl;
         l0_nsT <= ctrl$pns;
+        l0_kbfS <= ctrl$rkbf;
         l0_vlM <= ctrl$svl;
-        l0_kbfM <= ctrl$skbf;
         l0_olM <= ctrl$sol;
+        l0_tS <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l0_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l0_scf | (l0_en & l0_nsT)) l0_scn <= scale$0;
@@ -869,11 +925,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l1_vT;
     reg l1_vlT;
     reg l1_nsT;
+    reg l1_kbfS;
     reg l1_vlM;
-    reg l1_kbfM;
     reg l1_olM;
     reg [2:0] l1_wa;
     reg [2:0] l1_ra;
+    reg [2:0] l1_tS;
     reg [2:0] l1_tM;
     reg [15:0] l1_wq;
     reg [15:0] l1_scn;
@@ -895,9 +952,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l1_vT <= ctrl$pv;
         l1_vlT <= ctrl$pvl;
         l1_nsT <= ctrl$pns;
+        l1_kbfS <= ctrl$rkbf;
         l1_vlM <= ctrl$svl;
-        l1_kbfM <= ctrl$skbf;
         l1_olM <= ctrl$sol;
+        l1_tS <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l1_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l1_scf | (l1_en & l1_nsT)) l1_scn <= scale$1;
@@ -908,11 +966,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l2_vT;
     reg l2_vlT;
     reg l2_nsT;
+    reg l2_kbfS;
     reg l2_vlM;
-    reg l2_kbfM;
     reg l2_olM;
     reg [2:0] l2_wa;
     reg [2:0] l2_ra;
+    reg [2:0] l2_tS;
     reg [2:0] l2_tM;
     reg [15:0] l2_wq;
     reg [15:0] l2_scn;
@@ -934,9 +993,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l2_vT <= ctrl$pv;
         l2_vlT <= ctrl$pvl;
         l2_nsT <= ctrl$pns;
+        l2_kbfS <= ctrl$rkbf;
         l2_vlM <= ctrl$svl;
-        l2_kbfM <= ctrl$skbf;
         l2_olM <= ctrl$sol;
+        l2_tS <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l2_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l2_scf | (l2_en & l2_nsT)) l2_scn <= scale$2;
@@ -947,11 +1007,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l3_vT;
     reg l3_vlT;
     reg l3_nsT;
+    reg l3_kbfS;
     reg l3_vlM;
-    reg l3_kbfM;
     reg l3_olM;
     reg [2:0] l3_wa;
     reg [2:0] l3_ra;
+    reg [2:0] l3_tS;
     reg [2:0] l3_tM;
     reg [15:0] l3_wq;
     reg [15:0] l3_scn;
@@ -973,9 +1034,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l3_vT <= ctrl$pv;
         l3_vlT <= ctrl$pvl;
         l3_nsT <= ctrl$pns;
+        l3_kbfS <= ctrl$rkbf;
         l3_vlM <= ctrl$svl;
-        l3_kbfM <= ctrl$skbf;
         l3_olM <= ctrl$sol;
+        l3_tS <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l3_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l3_scf | (l3_en & l3_nsT)) l3_scn <= scale$3;
@@ -986,11 +1048,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l4_vT;
     reg l4_vlT;
     reg l4_nsT;
+    reg l4_kbfS;
     reg l4_vlM;
-    reg l4_kbfM;
     reg l4_olM;
     reg [2:0] l4_wa;
     reg [2:0] l4_ra;
+    reg [2:0] l4_tS;
     reg [2:0] l4_tM;
     reg [15:0] l4_wq;
     reg [15:0] l4_scn;
@@ -1012,9 +1075,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l4_vT <= ctrl$pv;
         l4_vlT <= ctrl$pvl;
         l4_nsT <= ctrl$pns;
+        l4_kbfS <= ctrl$rkbf;
         l4_vlM <= ctrl$svl;
-        l4_kbfM <= ctrl$skbf;
         l4_olM <= ctrl$sol;
+        l4_tS <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l4_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l4_scf | (l4_en & l4_nsT)) l4_scn <= scale$4;
@@ -1025,11 +1089,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l5_vT;
     reg l5_vlT;
     reg l5_nsT;
+    reg l5_kbfS;
     reg l5_vlM;
-    reg l5_kbfM;
     reg l5_olM;
     reg [2:0] l5_wa;
     reg [2:0] l5_ra;
+    reg [2:0] l5_tS;
     reg [2:0] l5_tM;
     reg [15:0] l5_wq;
     reg [15:0] l5_scn;
@@ -1051,9 +1116,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l5_vT <= ctrl$pv;
         l5_vlT <= ctrl$pvl;
         l5_nsT <= ctrl$pns;
+        l5_kbfS <= ctrl$rkbf;
         l5_vlM <= ctrl$svl;
-        l5_kbfM <= ctrl$skbf;
         l5_olM <= ctrl$sol;
+        l5_tS <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l5_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l5_scf | (l5_en & l5_nsT)) l5_scn <= scale$5;
@@ -1064,11 +1130,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l6_vT;
     reg l6_vlT;
     reg l6_nsT;
+    reg l6_kbfS;
     reg l6_vlM;
-    reg l6_kbfM;
     reg l6_olM;
     reg [2:0] l6_wa;
     reg [2:0] l6_ra;
+    reg [2:0] l6_tS;
     reg [2:0] l6_tM;
     reg [15:0] l6_wq;
     reg [15:0] l6_scn;
@@ -1090,9 +1157,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l6_vT <= ctrl$pv;
         l6_vlT <= ctrl$pvl;
         l6_nsT <= ctrl$pns;
+        l6_kbfS <= ctrl$rkbf;
         l6_vlM <= ctrl$svl;
-        l6_kbfM <= ctrl$skbf;
         l6_olM <= ctrl$sol;
+        l6_tS <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l6_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l6_scf | (l6_en & l6_nsT)) l6_scn <= scale$6;
@@ -1103,11 +1171,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l7_vT;
     reg l7_vlT;
     reg l7_nsT;
+    reg l7_kbfS;
     reg l7_vlM;
-    reg l7_kbfM;
     reg l7_olM;
     reg [2:0] l7_wa;
     reg [2:0] l7_ra;
+    reg [2:0] l7_tS;
     reg [2:0] l7_tM;
     reg [15:0] l7_wq;
     reg [15:0] l7_scn;
@@ -1129,9 +1198,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l7_vT <= ctrl$pv;
         l7_vlT <= ctrl$pvl;
         l7_nsT <= ctrl$pns;
+        l7_kbfS <= ctrl$rkbf;
         l7_vlM <= ctrl$svl;
-        l7_kbfM <= ctrl$skbf;
         l7_olM <= ctrl$sol;
+        l7_tS <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l7_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l7_scf | (l7_en & l7_nsT)) l7_scn <= scale$7;
@@ -1166,7 +1236,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$0$sc_take = l0_vlT;
       lanes$0$sc_mload = l0_nsT;
       lanes$0$acc_we = l0_vlM;
-      lanes$0$acc_first = l0_kbfM;
+      lanes$0$rd_first = l0_kbfS;
       lanes$0$out_load = l0_olM;
       lanes$0$w_addr$0 = l0_wa[0];
       lanes$0$r_addr$0 = l0_ra[0];
@@ -1175,8 +1245,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$0$w_addr$2 = l0_wa[2];
       lanes$0$r_addr$2 = l0_ra[2];
       lanes$0$acc_addr$0 = l0_tM[0];
+      lanes$0$rd_addr$0 = l0_tS[0];
       lanes$0$acc_addr$1 = l0_tM[1];
+      lanes$0$rd_addr$1 = l0_tS[1];
       lanes$0$acc_addr$2 = l0_tM[2];
+      lanes$0$rd_addr$2 = l0_tS[2];
       lanes$0$w$0 = l0_wq[1:0];
       lanes$0$w$1 = l0_wq[3:2];
       lanes$0$w$2 = l0_wq[5:4];
@@ -1204,7 +1277,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$1$sc_take = l1_vlT;
       lanes$1$sc_mload = l1_nsT;
       lanes$1$acc_we = l1_vlM;
-      lanes$1$acc_first = l1_kbfM;
+      lanes$1$rd_first = l1_kbfS;
       lanes$1$out_load = l1_olM;
       lanes$1$w_addr$0 = l1_wa[0];
       lanes$1$r_addr$0 = l1_ra[0];
@@ -1213,8 +1286,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$1$w_addr$2 = l1_wa[2];
       lanes$1$r_addr$2 = l1_ra[2];
       lanes$1$acc_addr$0 = l1_tM[0];
+      lanes$1$rd_addr$0 = l1_tS[0];
       lanes$1$acc_addr$1 = l1_tM[1];
+      lanes$1$rd_addr$1 = l1_tS[1];
       lanes$1$acc_addr$2 = l1_tM[2];
+      lanes$1$rd_addr$2 = l1_tS[2];
       lanes$1$w$0 = l1_wq[1:0];
       lanes$1$w$1 = l1_wq[3:2];
       lanes$1$w$2 = l1_wq[5:4];
@@ -1242,7 +1318,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$2$sc_take = l2_vlT;
       lanes$2$sc_mload = l2_nsT;
       lanes$2$acc_we = l2_vlM;
-      lanes$2$acc_first = l2_kbfM;
+      lanes$2$rd_first = l2_kbfS;
       lanes$2$out_load = l2_olM;
       lanes$2$w_addr$0 = l2_wa[0];
       lanes$2$r_addr$0 = l2_ra[0];
@@ -1251,8 +1327,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$2$w_addr$2 = l2_wa[2];
       lanes$2$r_addr$2 = l2_ra[2];
       lanes$2$acc_addr$0 = l2_tM[0];
+      lanes$2$rd_addr$0 = l2_tS[0];
       lanes$2$acc_addr$1 = l2_tM[1];
+      lanes$2$rd_addr$1 = l2_tS[1];
       lanes$2$acc_addr$2 = l2_tM[2];
+      lanes$2$rd_addr$2 = l2_tS[2];
       lanes$2$w$0 = l2_wq[1:0];
       lanes$2$w$1 = l2_wq[3:2];
       lanes$2$w$2 = l2_wq[5:4];
@@ -1280,7 +1359,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$3$sc_take = l3_vlT;
       lanes$3$sc_mload = l3_nsT;
       lanes$3$acc_we = l3_vlM;
-      lanes$3$acc_first = l3_kbfM;
+      lanes$3$rd_first = l3_kbfS;
       lanes$3$out_load = l3_olM;
       lanes$3$w_addr$0 = l3_wa[0];
       lanes$3$r_addr$0 = l3_ra[0];
@@ -1289,8 +1368,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$3$w_addr$2 = l3_wa[2];
       lanes$3$r_addr$2 = l3_ra[2];
       lanes$3$acc_addr$0 = l3_tM[0];
+      lanes$3$rd_addr$0 = l3_tS[0];
       lanes$3$acc_addr$1 = l3_tM[1];
+      lanes$3$rd_addr$1 = l3_tS[1];
       lanes$3$acc_addr$2 = l3_tM[2];
+      lanes$3$rd_addr$2 = l3_tS[2];
       lanes$3$w$0 = l3_wq[1:0];
       lanes$3$w$1 = l3_wq[3:2];
       lanes$3$w$2 = l3_wq[5:4];
@@ -1318,7 +1400,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$4$sc_take = l4_vlT;
       lanes$4$sc_mload = l4_nsT;
       lanes$4$acc_we = l4_vlM;
-      lanes$4$acc_first = l4_kbfM;
+      lanes$4$rd_first = l4_kbfS;
       lanes$4$out_load = l4_olM;
       lanes$4$w_addr$0 = l4_wa[0];
       lanes$4$r_addr$0 = l4_ra[0];
@@ -1327,8 +1409,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$4$w_addr$2 = l4_wa[2];
       lanes$4$r_addr$2 = l4_ra[2];
       lanes$4$acc_addr$0 = l4_tM[0];
+      lanes$4$rd_addr$0 = l4_tS[0];
       lanes$4$acc_addr$1 = l4_tM[1];
+      lanes$4$rd_addr$1 = l4_tS[1];
       lanes$4$acc_addr$2 = l4_tM[2];
+      lanes$4$rd_addr$2 = l4_tS[2];
       lanes$4$w$0 = l4_wq[1:0];
       lanes$4$w$1 = l4_wq[3:2];
       lanes$4$w$2 = l4_wq[5:4];
@@ -1356,7 +1441,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$5$sc_take = l5_vlT;
       lanes$5$sc_mload = l5_nsT;
       lanes$5$acc_we = l5_vlM;
-      lanes$5$acc_first = l5_kbfM;
+      lanes$5$rd_first = l5_kbfS;
       lanes$5$out_load = l5_olM;
       lanes$5$w_addr$0 = l5_wa[0];
       lanes$5$r_addr$0 = l5_ra[0];
@@ -1365,8 +1450,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$5$w_addr$2 = l5_wa[2];
       lanes$5$r_addr$2 = l5_ra[2];
       lanes$5$acc_addr$0 = l5_tM[0];
+      lanes$5$rd_addr$0 = l5_tS[0];
       lanes$5$acc_addr$1 = l5_tM[1];
+      lanes$5$rd_addr$1 = l5_tS[1];
       lanes$5$acc_addr$2 = l5_tM[2];
+      lanes$5$rd_addr$2 = l5_tS[2];
       lanes$5$w$0 = l5_wq[1:0];
       lanes$5$w$1 = l5_wq[3:2];
       lanes$5$w$2 = l5_wq[5:4];
@@ -1394,7 +1482,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$6$sc_take = l6_vlT;
       lanes$6$sc_mload = l6_nsT;
       lanes$6$acc_we = l6_vlM;
-      lanes$6$acc_first = l6_kbfM;
+      lanes$6$rd_first = l6_kbfS;
       lanes$6$out_load = l6_olM;
       lanes$6$w_addr$0 = l6_wa[0];
       lanes$6$r_addr$0 = l6_ra[0];
@@ -1403,8 +1491,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$6$w_addr$2 = l6_wa[2];
       lanes$6$r_addr$2 = l6_ra[2];
       lanes$6$acc_addr$0 = l6_tM[0];
+      lanes$6$rd_addr$0 = l6_tS[0];
       lanes$6$acc_addr$1 = l6_tM[1];
+      lanes$6$rd_addr$1 = l6_tS[1];
       lanes$6$acc_addr$2 = l6_tM[2];
+      lanes$6$rd_addr$2 = l6_tS[2];
       lanes$6$w$0 = l6_wq[1:0];
       lanes$6$w$1 = l6_wq[3:2];
       lanes$6$w$2 = l6_wq[5:4];
@@ -1432,7 +1523,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$7$sc_take = l7_vlT;
       lanes$7$sc_mload = l7_nsT;
       lanes$7$acc_we = l7_vlM;
-      lanes$7$acc_first = l7_kbfM;
+      lanes$7$rd_first = l7_kbfS;
       lanes$7$out_load = l7_olM;
       lanes$7$w_addr$0 = l7_wa[0];
       lanes$7$r_addr$0 = l7_ra[0];
@@ -1441,8 +1532,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$7$w_addr$2 = l7_wa[2];
       lanes$7$r_addr$2 = l7_ra[2];
       lanes$7$acc_addr$0 = l7_tM[0];
+      lanes$7$rd_addr$0 = l7_tS[0];
       lanes$7$acc_addr$1 = l7_tM[1];
+      lanes$7$rd_addr$1 = l7_tS[1];
       lanes$7$acc_addr$2 = l7_tM[2];
+      lanes$7$rd_addr$2 = l7_tS[2];
       lanes$7$w$0 = l7_wq[1:0];
       lanes$7$w$1 = l7_wq[3:2];
       lanes$7$w$2 = l7_wq[5:4];
@@ -1465,7 +1559,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
 endmodule // tern_small_core
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,scale_valid,out_ready,busy,done,err,w_ready,act_ready,scale_ready,en_d,sc_full_d,w_we,w_addr$0,w_addr$1,w_addr$2,x_load,x_zero$0,pv,pvl,pns,svl,skbf,sol,st$0,st$1,st$2,out_valid,out_token,out_n,out_last);
+module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,scale_valid,out_ready,busy,done,err,w_ready,act_ready,scale_ready,en_d,sc_full_d,w_we,w_addr$0,w_addr$1,w_addr$2,x_load,x_zero$0,pv,pvl,pns,svl,sol,st$0,st$1,st$2,rkbf,rt$0,rt$1,rt$2,out_valid,out_token,out_n,out_last);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -1497,11 +1591,14 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     output reg  pvl;
     output reg  pns;
     output reg  svl;
-    output reg  skbf;
     output reg  sol;
     output reg  st$0;
     output reg  st$1;
     output reg  st$2;
+    output reg  rkbf;
+    output reg  rt$0;
+    output reg  rt$1;
+    output reg  rt$2;
     output reg  out_valid;
     output reg  [15:0] out_token;
     output reg  [31:0] out_n;
@@ -1581,7 +1678,6 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg tld3;
     reg [2:0] td3;
     reg vlS;
-    reg kbfS;
     reg kblS;
     reg nlS;
     reg tlS;
@@ -1738,7 +1834,6 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           tld3 <= tld2;
           td3 <= td2;
           vlS <= vd3 & lastd3;
-          kbfS <= kbfd3;
           kblS <= kbld3;
           nlS <= nld3;
           tlS <= tld3;
@@ -1804,11 +1899,14 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
       pvl = vd2 & lastd2;
       pns = pns_w;
       svl = vlS;
-      skbf = kbfS;
       sol = vlS & kblS;
       st$0 = tS[0];
       st$1 = tS[1];
       st$2 = tS[2];
+      rkbf = kbfd3;
+      rt$0 = td3[0];
+      rt$1 = td3[1];
+      rt$2 = td3[2];
       out_valid = out_valid_q;
       out_token = {{13{1'b0}}, out_tok_q};
       out_n = {{13{1'b0}}, out_nbase};
@@ -1817,7 +1915,7 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
 endmodule // tern_small_core$ctrl
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$0(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$0(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -1852,10 +1950,13 @@ module tern_small_core$lanes$0(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -1881,10 +1982,13 @@ module tern_small_core$lanes$0(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -1911,10 +2015,13 @@ module tern_small_core$lanes$0(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -2107,17 +2214,20 @@ module tern_small_core$lanes$0(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_small_core$lanes$0
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -2142,10 +2252,13 @@ module tern_small_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -2163,15 +2276,19 @@ module tern_small_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -2181,7 +2298,7 @@ module tern_small_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_small_core$lanes$0$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$1(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$1(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -2216,10 +2333,13 @@ module tern_small_core$lanes$1(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -2245,10 +2365,13 @@ module tern_small_core$lanes$1(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -2275,10 +2398,13 @@ module tern_small_core$lanes$1(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -2471,17 +2597,20 @@ module tern_small_core$lanes$1(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_small_core$lanes$1
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -2506,10 +2635,13 @@ module tern_small_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -2527,15 +2659,19 @@ module tern_small_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -2545,7 +2681,7 @@ module tern_small_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_small_core$lanes$1$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$2(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$2(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -2580,10 +2716,13 @@ module tern_small_core$lanes$2(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -2609,10 +2748,13 @@ module tern_small_core$lanes$2(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -2639,10 +2781,13 @@ module tern_small_core$lanes$2(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -2835,17 +2980,20 @@ module tern_small_core$lanes$2(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_small_core$lanes$2
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -2870,10 +3018,13 @@ module tern_small_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -2891,15 +3042,19 @@ module tern_small_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -2909,7 +3064,7 @@ module tern_small_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_small_core$lanes$2$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$3(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$3(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -2944,10 +3099,13 @@ module tern_small_core$lanes$3(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -2973,10 +3131,13 @@ module tern_small_core$lanes$3(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -3003,10 +3164,13 @@ module tern_small_core$lanes$3(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -3199,17 +3363,20 @@ module tern_small_core$lanes$3(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_small_core$lanes$3
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -3234,10 +3401,13 @@ module tern_small_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -3255,15 +3425,19 @@ module tern_small_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -3273,7 +3447,7 @@ module tern_small_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_small_core$lanes$3$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$4(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$4(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -3308,10 +3482,13 @@ module tern_small_core$lanes$4(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -3337,10 +3514,13 @@ module tern_small_core$lanes$4(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -3367,10 +3547,13 @@ module tern_small_core$lanes$4(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -3563,17 +3746,20 @@ module tern_small_core$lanes$4(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_small_core$lanes$4
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -3598,10 +3784,13 @@ module tern_small_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -3619,15 +3808,19 @@ module tern_small_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -3637,7 +3830,7 @@ module tern_small_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_small_core$lanes$4$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$5(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$5(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -3672,10 +3865,13 @@ module tern_small_core$lanes$5(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -3701,10 +3897,13 @@ module tern_small_core$lanes$5(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -3731,10 +3930,13 @@ module tern_small_core$lanes$5(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -3927,17 +4129,20 @@ module tern_small_core$lanes$5(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_small_core$lanes$5
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -3962,10 +4167,13 @@ module tern_small_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -3983,15 +4191,19 @@ module tern_small_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -4001,7 +4213,7 @@ module tern_small_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_small_core$lanes$5$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$6(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$6(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -4036,10 +4248,13 @@ module tern_small_core$lanes$6(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -4065,10 +4280,13 @@ module tern_small_core$lanes$6(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -4095,10 +4313,13 @@ module tern_small_core$lanes$6(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -4291,17 +4512,20 @@ module tern_small_core$lanes$6(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_small_core$lanes$6
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -4326,10 +4550,13 @@ module tern_small_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -4347,15 +4574,19 @@ module tern_small_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
@@ -4365,7 +4596,7 @@ module tern_small_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
 endmodule // tern_small_core$lanes$6$scaler
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$7(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$7(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0,r_addr$1,r_addr$2,w$0,w$1,w$2,w$3,w$4,w$5,w$6,w$7,xl$0,xl$1,xl$2,xl$3,xf$0,xf$1,xf$2,xf$3,ps_valid,ps_clr,sc_take,sc_mload,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -4400,10 +4631,13 @@ module tern_small_core$lanes$7(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
     input wire  sc_mload;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -4429,10 +4663,13 @@ module tern_small_core$lanes$7(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
     reg  scaler$psum$14;
     reg  [15:0] scaler$scale;
     reg  scaler$acc_we;
-    reg  scaler$acc_first;
     reg  scaler$acc_addr$0;
     reg  scaler$acc_addr$1;
     reg  scaler$acc_addr$2;
+    reg  scaler$rd_first;
+    reg  scaler$rd_addr$0;
+    reg  scaler$rd_addr$1;
+    reg  scaler$rd_addr$2;
     reg  scaler$out_load;
     wire  [63:0] scaler$out;
 
@@ -4459,10 +4696,13 @@ module tern_small_core$lanes$7(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
         .psum$14(scaler$psum$14),
         .scale(scaler$scale),
         .acc_we(scaler$acc_we),
-        .acc_first(scaler$acc_first),
         .acc_addr$0(scaler$acc_addr$0),
         .acc_addr$1(scaler$acc_addr$1),
         .acc_addr$2(scaler$acc_addr$2),
+        .rd_first(scaler$rd_first),
+        .rd_addr$0(scaler$rd_addr$0),
+        .rd_addr$1(scaler$rd_addr$1),
+        .rd_addr$2(scaler$rd_addr$2),
         .out_load(scaler$out_load),
         .out(scaler$out)
     );
@@ -4655,17 +4895,20 @@ module tern_small_core$lanes$7(clock,en,w_we,w_addr$0,w_addr$1,w_addr$2,r_addr$0
       scaler$psum$14 = psum_next[14];
       scaler$scale = scale;
       scaler$acc_we = acc_we;
-      scaler$acc_first = acc_first;
+      scaler$rd_first = rd_first;
       scaler$acc_addr$0 = acc_addr$0;
+      scaler$rd_addr$0 = rd_addr$0;
       scaler$acc_addr$1 = acc_addr$1;
+      scaler$rd_addr$1 = rd_addr$1;
       scaler$acc_addr$2 = acc_addr$2;
+      scaler$rd_addr$2 = rd_addr$2;
       scaler$out_load = out_load;
       out = scaler$out;
     end
 endmodule // tern_small_core$lanes$7
 
 /* verilator lint_off DECLFILENAME */ // rust-hdl writes the core's whole module hierarchy into this one file
-module tern_small_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_first,acc_addr$0,acc_addr$1,acc_addr$2,out_load,out);
+module tern_small_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,psum$3,psum$4,psum$5,psum$6,psum$7,psum$8,psum$9,psum$10,psum$11,psum$12,psum$13,psum$14,scale,acc_we,acc_addr$0,acc_addr$1,acc_addr$2,rd_first,rd_addr$0,rd_addr$1,rd_addr$2,out_load,out);
 /* verilator lint_on DECLFILENAME */
 
     // Module arguments
@@ -4690,10 +4933,13 @@ module tern_small_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     input wire  psum$14;
     input wire  [15:0] scale;
     input wire  acc_we;
-    input wire  acc_first;
     input wire  acc_addr$0;
     input wire  acc_addr$1;
     input wire  acc_addr$2;
+    input wire  rd_first;
+    input wire  rd_addr$0;
+    input wire  rd_addr$1;
+    input wire  rd_addr$2;
     input wire  out_load;
     output reg  [63:0] out;
 
@@ -4711,15 +4957,19 @@ module tern_small_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write)
+    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
+    wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
-    wire [39:0] acc_old = acc_mem[{acc_first, acc_a}];
-    wire [39:0] acc_new = acc_old + {{9{prod[30]}}, prod};
+    reg [39:0] acc_rd;
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    // the word being read is written now: take the new sum (one-beat blocks back to back)
+    wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
     always @(posedge clock) begin
+      if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd_first, rd_a}];
       if (en & acc_we) acc_mem[{1'b0, acc_a}] <= acc_new;
       if (en & out_load) out_q <= acc_new;
     end
