@@ -101,13 +101,13 @@ pub struct CtrlOut {
     pub pv: bool,
     pub pvl: bool,
     pub pns: bool,
-    /// Flags of the scaler capture stage (`v & last`, `v & last & kbl`, token): the lanes'
+    /// Flags of the scaler's operand stage (`v & last`, `v & last & kbl`, token): the lanes'
     /// copies of the multiplier-stage flags load them.
     pub svl: bool,
     pub sol: bool,
     pub st: u64,
-    /// Root-stage first-k-block flag and token (what the capture stage loads next): the
-    /// lanes' copies of the capture-stage flags load them, for the accumulator read-ahead.
+    /// The capture stage's first-k-block flag and token (what the operand stage loads next):
+    /// the lanes' copies of the operand-stage flags load them, for the accumulator read-ahead.
     pub rkbf: bool,
     pub rt: u64,
     pub out_valid: bool,
@@ -158,7 +158,9 @@ pub struct CtrlModel {
     f0: Flags,
     /// Ring write stage, lead stage, then one per registered tree level.
     fd: Vec<Flags>,
+    /// Scaler capture (S), operand (O) and multiplier (M) stages.
     fs: Flags,
+    fo: Flags,
     fm: Flags,
     out_valid: bool,
     out_tok: u64,
@@ -204,6 +206,7 @@ impl CtrlModel {
             f0: Flags::default(),
             fd: vec![Flags::default(); s.tree_lat as usize + 2],
             fs: Flags::default(),
+            fo: Flags::default(),
             fm: Flags::default(),
             out_valid: false,
             out_tok: 0,
@@ -286,11 +289,11 @@ impl CtrlModel {
             pv: fp.v,
             pvl: fp.v && fp.last,
             pns: self.need_scale(&fp),
-            svl: self.fs.v,
-            sol: self.fs.v && self.fs.kbl,
-            st: self.fs.t,
-            rkbf: c.ft.kbf,
-            rt: c.ft.t,
+            svl: self.fo.v,
+            sol: self.fo.v && self.fo.kbl,
+            st: self.fo.t,
+            rkbf: self.fs.kbf,
+            rt: self.fs.t,
             out_valid: self.out_valid,
             out_token: self.out_tok,
             out_n: self.out_nbase,
@@ -309,6 +312,7 @@ impl CtrlModel {
             self.f0.v = false;
             self.fd.iter_mut().for_each(|f| f.v = false);
             self.fs.v = false;
+            self.fo.v = false;
             self.fm.v = false;
             self.out_valid = false;
             self.sc_full = false;
@@ -374,7 +378,8 @@ impl CtrlModel {
                 v: c.ft.v && c.ft.last,
                 ..c.ft
             };
-            nx.fm = self.fs;
+            nx.fo = self.fs;
+            nx.fm = self.fo;
             if self.fm.v && self.fm.kbl {
                 nx.out_valid = true;
                 nx.out_tok = self.fm.t;
@@ -450,11 +455,12 @@ pub struct Controller {
     pub pv: Signal<Out, Bit>,
     pub pvl: Signal<Out, Bit>,
     pub pns: Signal<Out, Bit>,
-    /// Scaler capture stage: valid (block end), last k-block, token bits.
+    /// Scaler operand stage: valid (block end), last k-block, token bits.
     pub svl: Signal<Out, Bit>,
     pub sol: Signal<Out, Bit>,
     pub st: Vec<Signal<Out, Bit>>,
-    /// Root stage: first k-block, token bits (the lanes' capture-stage copies load them).
+    /// Scaler capture stage: first k-block, token bits (the lanes' operand-stage copies
+    /// load them).
     pub rkbf: Signal<Out, Bit>,
     pub rt: Vec<Signal<Out, Bit>>,
     pub out_valid: Signal<Out, Bit>,
@@ -739,7 +745,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line(decl("reg", bpb - 1, "more_q"));
     }
     t.comment(format!(
-        "beat flags: issue (0), ring write (r), lead registers (l), {} tree stage(s), scaler capture (S), multiplier (M)",
+        "beat flags: issue (0), ring write (r), lead registers (l), {} tree stage(s), scaler capture (S), operands (O), multiplier (M)",
         s.tree_lat
     ));
     let stage_names: Vec<String> = ["0".to_string(), "r".to_string(), "l".to_string()]
@@ -754,21 +760,27 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     let ts = stage_names.last().expect("stage 0").clone();
     let ps = stage_names[stage_names.len() - 2].clone();
     let smflags: Vec<(&str, u32)> = {
-        let mut v = vec![("vl", 1), ("kbl", 1), ("nl", 1)];
+        let mut v = vec![("vl", 1), ("kbf", 1), ("kbl", 1), ("nl", 1)];
         if ring {
             v.push(("tl", 1));
             v.push(("t", tw));
         }
         v
     };
-    // kbf is not kept past the root stage here: the lanes' capture-stage copies load it
-    // from there (rkbf) for the accumulator's read-ahead
-    let mflags = smflags.clone();
+    // kbf is not kept past the capture stage: the lanes' operand-stage copies load it from
+    // there (rkbf) for the accumulator's read-ahead
+    let mflags: Vec<(&str, u32)> = smflags
+        .iter()
+        .copied()
+        .filter(|(n, _)| *n != "kbf")
+        .collect();
     for (n, w) in &smflags {
         t.line(decl("reg", *w, &format!("{n}S")));
     }
-    for (n, w) in &mflags {
-        t.line(decl("reg", *w, &format!("{n}M")));
+    for st in ["O", "M"] {
+        for (n, w) in &mflags {
+            t.line(decl("reg", *w, &format!("{n}{st}")));
+        }
     }
     t.comment("output register (the lanes hold the data); out_nbase is the vector's output index");
     t.line(decl("reg", 1, "out_valid_q"));
@@ -829,7 +841,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.line(wire_eq(
         1,
         "ld_n",
-        "~rst & (go ? (vlS & kblS) : (vlM & kblM))",
+        "~rst & (go ? (vlO & kblO) : (vlM & kblM))",
     ));
     t.line(wire_eq(1, "ns_n", "~rst & (go ? pns_w : need_scale)"));
     t.line(wire_eq(1, "en_n", "~(ov_n & ld_n) & ~(ns_n & ~sc_full_n)"));
@@ -922,6 +934,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         "done_q",
         "err_q",
         "vlS",
+        "vlO",
         "vlM",
         "out_valid_q",
     ]
@@ -995,7 +1008,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         }
     }
     t.line(format!("vlS <= v{ts} & last{ts};"));
-    for n in ["kbl", "nl"] {
+    for n in ["kbf", "kbl", "nl"] {
         t.line(format!("{n}S <= {n}{ts};"));
     }
     if ring {
@@ -1003,7 +1016,8 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line(format!("tS <= t{ts};"));
     }
     for (n, _) in &mflags {
-        t.line(format!("{n}M <= {n}S;"));
+        t.line(format!("{n}O <= {n}S;"));
+        t.line(format!("{n}M <= {n}O;"));
     }
     t.open("if (vlM & kblM) begin");
     t.line("out_valid_q <= 1'b1;");
@@ -1086,14 +1100,14 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.line(format!("pv = v{ps};"));
     t.line(format!("pvl = v{ps} & last{ps};"));
     t.line("pns = pns_w;");
-    t.line("svl = vlS;");
-    t.line("sol = vlS & kblS;");
+    t.line("svl = vlO;");
+    t.line("sol = vlO & kblO;");
     for b in 0..tw {
-        t.line(format!("st${b} = {};", bit("tS", tw, b)));
+        t.line(format!("st${b} = {};", bit("tO", tw, b)));
     }
-    t.line(format!("rkbf = kbf{ts};"));
+    t.line("rkbf = kbfS;");
     for b in 0..tw {
-        t.line(format!("rt${b} = {};", bit(&format!("t{ts}"), tw, b)));
+        t.line(format!("rt${b} = {};", bit("tS", tw, b)));
     }
     t.line("out_valid = out_valid_q;");
     if ring {

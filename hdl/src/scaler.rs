@@ -5,10 +5,13 @@
 //! Pipeline (all registers have clock enable `en`):
 //! 1. capture: `take` loads `sc_a <= psum`; `mload` (first token of a block) loads
 //!    `sc_m <= scale` — the mantissa is held for the block's other tokens;
-//! 2. multiply: `prod <= sc_a × sc_m` (signed × unsigned, `psum_bits + mant_bits` bits, one
+//! 2. operands: `op_a <= sc_a`, `op_m <= sc_m` (the multiplier's input registers: the
+//!    capture registers stay beside the lane's adder, and the route to the DSP, which can be
+//!    far, gets a cycle of its own);
+//! 3. multiply: `prod <= op_a × op_m` (signed × unsigned, `psum_bits + mant_bits` bits, one
 //!    DSP for the default widths);
-//! 3. accumulate: `acc[acc_addr] <= acc_rd + prod` when `acc_we`, where `acc_rd` was read
-//!    one stage ahead: when the vector was in the capture stage, `acc_rd <= acc[{rd_first,
+//! 4. accumulate: `acc[acc_addr] <= acc_rd + prod` when `acc_we`, where `acc_rd` was read
+//!    one stage ahead: when the vector was in the operand stage, `acc_rd <= acc[{rd_first,
 //!    rd_addr}]` (its first k-block flag and token; the words with the first flag set are
 //!    zero). `out_load` also copies the new value to the output register `out`
 //!    (sign-extended to 64).
@@ -19,9 +22,9 @@
 //! to back: one-beat blocks), `acc_rd` takes the new sum instead (forwarding), so the values
 //! are those of a read-modify-write in the accumulate stage.
 //!
-//! With `ScalerShape::ecp5_dsp`, the capture registers `sc_a`, `sc_m` and the product
-//! register are the input and output registers of a Lattice ECP5 `MULT18X18D` (the same
-//! clock enables), so the multiplier's 3.9 ns sits between registers inside the DSP.
+//! With `ScalerShape::ecp5_dsp`, the operand registers `op_a`, `op_m` and the product
+//! register are the input and output registers of a Lattice ECP5 `MULT18X18D` (clock enable
+//! `en`), so the multiplier's 3.9 ns sits between registers inside the DSP.
 //!
 //! `acc` is a memory of `2^(tok_bits+1)` words: the tile's tokens in the lower half, read and
 //! written once per block per token; the upper half is never written and keeps its initial
@@ -86,7 +89,7 @@ pub struct Scaler<const MB: usize> {
     pub acc_we: Signal<In, Bit>,
     /// Token index (accumulator address), bit per port.
     pub acc_addr: Vec<Signal<In, Bit>>,
-    /// The word read ahead: the capture stage's first-k-block flag (read a zero word: the
+    /// The word read ahead: the operand stage's first-k-block flag (read a zero word: the
     /// row's first block overwrites) and token index, bit per port.
     pub rd_first: Signal<In, Bit>,
     pub rd_addr: Vec<Signal<In, Bit>>,
@@ -141,6 +144,8 @@ pub struct ScalerModel {
     shape: ScalerShape,
     sc_a: i64,
     sc_m: u64,
+    op_a: i64,
+    op_m: u64,
     prod: i64,
     /// The accumulator word read ahead (`acc_rd`).
     acc_rd: i64,
@@ -154,6 +159,8 @@ impl ScalerModel {
             shape,
             sc_a: 0,
             sc_m: 0,
+            op_a: 0,
+            op_m: 0,
             prod: 0,
             acc_rd: 0,
             acc: vec![0; shape.token_tile as usize],
@@ -173,7 +180,9 @@ impl ScalerModel {
         }
         let s = self.shape;
         let old_prod = self.prod;
-        self.prod = wrap_signed(self.sc_a as i128 * self.sc_m as i128, s.prod_bits());
+        self.prod = wrap_signed(self.op_a as i128 * self.op_m as i128, s.prod_bits());
+        self.op_a = self.sc_a;
+        self.op_m = self.sc_m;
         if i.take {
             self.sc_a = wrap_signed(i.psum as i128, s.psum_bits);
         }
@@ -206,10 +215,10 @@ impl ScalerModel {
     }
 }
 
-/// The capture and product registers as a Lattice ECP5 `MULT18X18D`: input register A
-/// (`sc_a`, clock enable `en & take`, CE0), input register B (`sc_m`, `en & mload`, CE1)
-/// and output register (`prod`, `en`, CE2), one clock; 18-bit signed operands (the psum
-/// sign-extended, the mantissa zero-extended). Writes the wire `dsp_p` (36 bits).
+/// The operand and product registers as a Lattice ECP5 `MULT18X18D`: input register A
+/// (`op_a`), input register B (`op_m`) and output register (`prod`), clock `clock`, clock
+/// enable `en` (CE0); 18-bit signed operands (the psum sign-extended, the mantissa
+/// zero-extended). Writes the wire `dsp_p` (36 bits).
 fn ecp5_multiply(t: &mut Text, s: ScalerShape) {
     let (p, mb) = (s.psum_bits, s.mant_bits);
     let (pa, pb) = ECP5_DSP_MAX_BITS;
@@ -217,17 +226,15 @@ fn ecp5_multiply(t: &mut Text, s: ScalerShape) {
         p <= pa && mb <= pb,
         "MULT18X18D operands: psum {p}, mantissa {mb}"
     );
-    t.line(wire_eq(18, "dsp_a", &sext("psum_in", p, 18)));
-    t.line(wire_eq(18, "dsp_b", &zext("scale", mb, 18)));
-    t.line(wire_eq(1, "dsp_ce_a", "en & take"));
-    t.line(wire_eq(1, "dsp_ce_b", "en & mload"));
+    t.line(wire_eq(18, "dsp_a", &sext("sc_a", p, 18)));
+    t.line(wire_eq(18, "dsp_b", &zext("sc_m", mb, 18)));
     t.line("/* verilator lint_off UNUSEDSIGNAL */");
     t.line(decl("wire", 36, "dsp_p"));
     t.line("/* verilator lint_on UNUSEDSIGNAL */");
     let mut params = Vec::new();
-    for (reg, ce) in [("INPUTA", "CE0"), ("INPUTB", "CE1"), ("OUTPUT", "CE2")] {
+    for reg in ["INPUTA", "INPUTB", "OUTPUT"] {
         params.push(format!(".REG_{reg}_CLK(\"CLK0\")"));
-        params.push(format!(".REG_{reg}_CE(\"{ce}\")"));
+        params.push(format!(".REG_{reg}_CE(\"CE0\")"));
         params.push(format!(".REG_{reg}_RST(\"RST0\")"));
     }
     params.push(".GSR(\"DISABLED\")".into());
@@ -251,9 +258,9 @@ fn ecp5_multiply(t: &mut Text, s: ScalerShape) {
         ".CLK1(1'b0)",
         ".CLK2(1'b0)",
         ".CLK3(1'b0)",
-        ".CE0(dsp_ce_a)",
-        ".CE1(dsp_ce_b)",
-        ".CE2(en)",
+        ".CE0(en)",
+        ".CE1(1'b0)",
+        ".CE2(1'b0)",
         ".CE3(1'b0)",
         ".RST0(1'b0)",
         ".RST1(1'b0)",
@@ -265,7 +272,7 @@ fn ecp5_multiply(t: &mut Text, s: ScalerShape) {
     for i in 0..36 {
         pins.push(format!(".P{i}(dsp_p[{i}])"));
     }
-    t.comment("capture and product registers inside the ECP5 DSP (HdlOptions::ecp5_dsp)");
+    t.comment("operand and product registers inside the ECP5 DSP (HdlOptions::ecp5_dsp)");
     t.line(format!("MULT18X18D #({}) dsp (", params.join(", ")));
     t.line(format!("    {});", pins.join(", ")));
 }
@@ -277,18 +284,27 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
     let psum_ports: Vec<String> = (0..p).map(|i| format!("psum${i}")).collect();
     t.comment("1. capture the block's psum (and, for its first token, the mantissa)");
     t.line(wire_eq(p, "psum_in", &pack(&psum_ports)));
+    t.line(decl("reg", p, "sc_a"));
+    t.line(decl("reg", mb, "sc_m"));
+    t.open("always @(posedge clock) begin");
+    t.line("if (en & take) sc_a <= psum_in;");
+    t.line("if (en & mload) sc_m <= scale;");
+    t.close("end");
+    t.comment("2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)");
     if s.ecp5_dsp {
         ecp5_multiply(&mut t, s);
     } else {
-        t.line(decl("reg", p, "sc_a"));
-        t.line(decl("reg", mb, "sc_m"));
+        t.line(decl("reg", p, "op_a"));
+        t.line(decl("reg", mb, "op_m"));
         t.open("always @(posedge clock) begin");
-        t.line("if (en & take) sc_a <= psum_in;");
-        t.line("if (en & mload) sc_m <= scale;");
+        t.open("if (en) begin");
+        t.line("op_a <= sc_a;");
+        t.line("op_m <= sc_m;");
+        t.close("end");
         t.close("end");
     }
     t.comment(format!(
-        "2. multiply: signed {p}-bit psum x unsigned {mb}-bit mantissa -> {pw}-bit signed product (exact)"
+        "3. multiply: signed {p}-bit psum x unsigned {mb}-bit mantissa -> {pw}-bit signed product (exact)"
     ));
     let narrow = pw > acc;
     if narrow {
@@ -310,12 +326,12 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
         t.open("always @(posedge clock) begin");
         t.line(format!(
             "if (en) prod <= $signed({}) * $signed({});",
-            sext("sc_a", p, pw),
-            zext("sc_m", mb, pw)
+            sext("op_a", p, pw),
+            zext("op_m", mb, pw)
         ));
         t.close("end");
     }
-    t.comment("3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)");
+    t.comment("4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)");
     let prod_acc = if narrow {
         format!("prod[{}:0]", acc - 1)
     } else {
@@ -465,13 +481,13 @@ mod tests {
                 }
             }
         }
-        // the accumulate stage sees each take two cycles later, the capture stage (the
-        // read-ahead) one: overlay their controls
+        // the accumulate stage sees each take three cycles later, the operand stage (the
+        // read-ahead) two: overlay their controls
         let mut k = 0;
         let takes: Vec<usize> = (0..seq.len()).filter(|&i| seq[i].take).collect();
         for kb in 0..kblocks {
             for t in 0..psums[0].len() {
-                let at = takes[k] + 2;
+                let at = takes[k] + 3;
                 k += 1;
                 while seq.len() <= at {
                     seq.push(ScalerIn {
@@ -603,7 +619,7 @@ mod tests {
         let v = scaler_verilog(SHAPE);
         assert!(v.contains("reg [30:0] prod;"), "{v}");
         assert!(
-            v.contains("$signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m})"),
+            v.contains("$signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m})"),
             "{v}"
         );
         assert!(!v.contains("lint_off"), "default widths need no waiver");
@@ -634,8 +650,8 @@ mod tests {
         assert!(!v.contains("MULT18X18D"));
     }
 
-    /// The ECP5 variant: the capture and product registers are the DSP's, with the same
-    /// clock enables, and the portable registers are gone.
+    /// The ECP5 variant: the operand and product registers are the DSP's, and the portable
+    /// ones are gone.
     #[test]
     fn ecp5_dsp_holds_the_registers() {
         let v = scaler_verilog(ScalerShape {
@@ -645,18 +661,17 @@ mod tests {
         for want in [
             "MULT18X18D #(",
             ".REG_INPUTA_CLK(\"CLK0\"), .REG_INPUTA_CE(\"CE0\")",
-            ".REG_INPUTB_CE(\"CE1\")",
-            ".REG_OUTPUT_CE(\"CE2\")",
-            "wire dsp_ce_a = en & take;",
-            "wire dsp_ce_b = en & mload;",
-            ".CE2(en)",
-            "wire [17:0] dsp_a = {{3{psum_in[14]}}, psum_in};",
-            "wire [17:0] dsp_b = {{2{1'b0}}, scale};",
+            ".REG_INPUTB_CE(\"CE0\")",
+            ".REG_OUTPUT_CE(\"CE0\")",
+            ".CE0(en)",
+            "if (en & take) sc_a <= psum_in;",
+            "wire [17:0] dsp_a = {{3{sc_a[14]}}, sc_a};",
+            "wire [17:0] dsp_b = {{2{1'b0}}, sc_m};",
             "wire [30:0] prod = dsp_p[30:0];",
         ] {
             assert!(v.contains(want), "{want}\n{v}");
         }
-        assert!(!v.contains("sc_a") && !v.contains("reg [30:0] prod"), "{v}");
+        assert!(!v.contains("op_a") && !v.contains("reg [30:0] prod"), "{v}");
         // too wide for one DSP: the portable multiply
         let p = Params::new(
             &tern_spec::ArrayConfig::builtin("default").unwrap(),

@@ -2270,12 +2270,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l0_vT;
     reg l0_vlT;
     reg l0_nsT;
-    reg l0_kbfS;
+    reg l0_kbfO;
     reg l0_vlM;
     reg l0_olM;
     reg [1:0] l0_wa;
     reg [1:0] l0_ra;
-    reg [3:0] l0_tS;
+    reg [3:0] l0_tO;
     reg [3:0] l0_tM;
     reg [31:0] l0_wq;
     reg [15:0] l0_scn;
@@ -2297,10 +2297,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l0_vT <= ctrl$pv;
         l0_vlT <= ctrl$pvl;
         l0_nsT <= ctrl$pns;
-        l0_kbfS <= ctrl$rkbf;
+        l0_kbfO <= ctrl$rkbf;
         l0_vlM <= ctrl$svl;
         l0_olM <= ctrl$sol;
-        l0_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l0_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l0_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l0_scf | (l0_en & l0_nsT)) l0_scn <= scale$0;
@@ -2311,12 +2311,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l1_vT;
     reg l1_vlT;
     reg l1_nsT;
-    reg l1_kbfS;
+    reg l1_kbfO;
     reg l1_vlM;
     reg l1_olM;
     reg [1:0] l1_wa;
     reg [1:0] l1_ra;
-    reg [3:0] l1_tS;
+    reg [3:0] l1_tO;
     reg [3:0] l1_tM;
     reg [31:0] l1_wq;
     reg [15:0] l1_scn;
@@ -2338,10 +2338,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l1_vT <= ctrl$pv;
         l1_vlT <= ctrl$pvl;
         l1_nsT <= ctrl$pns;
-        l1_kbfS <= ctrl$rkbf;
+        l1_kbfO <= ctrl$rkbf;
         l1_vlM <= ctrl$svl;
         l1_olM <= ctrl$sol;
-        l1_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l1_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l1_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l1_scf | (l1_en & l1_nsT)) l1_scn <= scale$1;
@@ -2352,12 +2352,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l2_vT;
     reg l2_vlT;
     reg l2_nsT;
-    reg l2_kbfS;
+    reg l2_kbfO;
     reg l2_vlM;
     reg l2_olM;
     reg [1:0] l2_wa;
     reg [1:0] l2_ra;
-    reg [3:0] l2_tS;
+    reg [3:0] l2_tO;
     reg [3:0] l2_tM;
     reg [31:0] l2_wq;
     reg [15:0] l2_scn;
@@ -2379,10 +2379,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l2_vT <= ctrl$pv;
         l2_vlT <= ctrl$pvl;
         l2_nsT <= ctrl$pns;
-        l2_kbfS <= ctrl$rkbf;
+        l2_kbfO <= ctrl$rkbf;
         l2_vlM <= ctrl$svl;
         l2_olM <= ctrl$sol;
-        l2_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l2_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l2_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l2_scf | (l2_en & l2_nsT)) l2_scn <= scale$2;
@@ -2393,12 +2393,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l3_vT;
     reg l3_vlT;
     reg l3_nsT;
-    reg l3_kbfS;
+    reg l3_kbfO;
     reg l3_vlM;
     reg l3_olM;
     reg [1:0] l3_wa;
     reg [1:0] l3_ra;
-    reg [3:0] l3_tS;
+    reg [3:0] l3_tO;
     reg [3:0] l3_tM;
     reg [31:0] l3_wq;
     reg [15:0] l3_scn;
@@ -2420,10 +2420,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l3_vT <= ctrl$pv;
         l3_vlT <= ctrl$pvl;
         l3_nsT <= ctrl$pns;
-        l3_kbfS <= ctrl$rkbf;
+        l3_kbfO <= ctrl$rkbf;
         l3_vlM <= ctrl$svl;
         l3_olM <= ctrl$sol;
-        l3_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l3_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l3_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l3_scf | (l3_en & l3_nsT)) l3_scn <= scale$3;
@@ -2434,12 +2434,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l4_vT;
     reg l4_vlT;
     reg l4_nsT;
-    reg l4_kbfS;
+    reg l4_kbfO;
     reg l4_vlM;
     reg l4_olM;
     reg [1:0] l4_wa;
     reg [1:0] l4_ra;
-    reg [3:0] l4_tS;
+    reg [3:0] l4_tO;
     reg [3:0] l4_tM;
     reg [31:0] l4_wq;
     reg [15:0] l4_scn;
@@ -2461,10 +2461,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l4_vT <= ctrl$pv;
         l4_vlT <= ctrl$pvl;
         l4_nsT <= ctrl$pns;
-        l4_kbfS <= ctrl$rkbf;
+        l4_kbfO <= ctrl$rkbf;
         l4_vlM <= ctrl$svl;
         l4_olM <= ctrl$sol;
-        l4_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l4_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l4_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l4_scf | (l4_en & l4_nsT)) l4_scn <= scale$4;
@@ -2475,12 +2475,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l5_vT;
     reg l5_vlT;
     reg l5_nsT;
-    reg l5_kbfS;
+    reg l5_kbfO;
     reg l5_vlM;
     reg l5_olM;
     reg [1:0] l5_wa;
     reg [1:0] l5_ra;
-    reg [3:0] l5_tS;
+    reg [3:0] l5_tO;
     reg [3:0] l5_tM;
     reg [31:0] l5_wq;
     reg [15:0] l5_scn;
@@ -2502,10 +2502,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l5_vT <= ctrl$pv;
         l5_vlT <= ctrl$pvl;
         l5_nsT <= ctrl$pns;
-        l5_kbfS <= ctrl$rkbf;
+        l5_kbfO <= ctrl$rkbf;
         l5_vlM <= ctrl$svl;
         l5_olM <= ctrl$sol;
-        l5_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l5_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l5_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l5_scf | (l5_en & l5_nsT)) l5_scn <= scale$5;
@@ -2516,12 +2516,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l6_vT;
     reg l6_vlT;
     reg l6_nsT;
-    reg l6_kbfS;
+    reg l6_kbfO;
     reg l6_vlM;
     reg l6_olM;
     reg [1:0] l6_wa;
     reg [1:0] l6_ra;
-    reg [3:0] l6_tS;
+    reg [3:0] l6_tO;
     reg [3:0] l6_tM;
     reg [31:0] l6_wq;
     reg [15:0] l6_scn;
@@ -2543,10 +2543,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l6_vT <= ctrl$pv;
         l6_vlT <= ctrl$pvl;
         l6_nsT <= ctrl$pns;
-        l6_kbfS <= ctrl$rkbf;
+        l6_kbfO <= ctrl$rkbf;
         l6_vlM <= ctrl$svl;
         l6_olM <= ctrl$sol;
-        l6_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l6_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l6_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l6_scf | (l6_en & l6_nsT)) l6_scn <= scale$6;
@@ -2557,12 +2557,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l7_vT;
     reg l7_vlT;
     reg l7_nsT;
-    reg l7_kbfS;
+    reg l7_kbfO;
     reg l7_vlM;
     reg l7_olM;
     reg [1:0] l7_wa;
     reg [1:0] l7_ra;
-    reg [3:0] l7_tS;
+    reg [3:0] l7_tO;
     reg [3:0] l7_tM;
     reg [31:0] l7_wq;
     reg [15:0] l7_scn;
@@ -2584,10 +2584,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l7_vT <= ctrl$pv;
         l7_vlT <= ctrl$pvl;
         l7_nsT <= ctrl$pns;
-        l7_kbfS <= ctrl$rkbf;
+        l7_kbfO <= ctrl$rkbf;
         l7_vlM <= ctrl$svl;
         l7_olM <= ctrl$sol;
-        l7_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l7_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l7_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l7_scf | (l7_en & l7_nsT)) l7_scn <= scale$7;
@@ -2598,12 +2598,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l8_vT;
     reg l8_vlT;
     reg l8_nsT;
-    reg l8_kbfS;
+    reg l8_kbfO;
     reg l8_vlM;
     reg l8_olM;
     reg [1:0] l8_wa;
     reg [1:0] l8_ra;
-    reg [3:0] l8_tS;
+    reg [3:0] l8_tO;
     reg [3:0] l8_tM;
     reg [31:0] l8_wq;
     reg [15:0] l8_scn;
@@ -2625,10 +2625,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l8_vT <= ctrl$pv;
         l8_vlT <= ctrl$pvl;
         l8_nsT <= ctrl$pns;
-        l8_kbfS <= ctrl$rkbf;
+        l8_kbfO <= ctrl$rkbf;
         l8_vlM <= ctrl$svl;
         l8_olM <= ctrl$sol;
-        l8_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l8_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l8_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l8_scf | (l8_en & l8_nsT)) l8_scn <= scale$8;
@@ -2639,12 +2639,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l9_vT;
     reg l9_vlT;
     reg l9_nsT;
-    reg l9_kbfS;
+    reg l9_kbfO;
     reg l9_vlM;
     reg l9_olM;
     reg [1:0] l9_wa;
     reg [1:0] l9_ra;
-    reg [3:0] l9_tS;
+    reg [3:0] l9_tO;
     reg [3:0] l9_tM;
     reg [31:0] l9_wq;
     reg [15:0] l9_scn;
@@ -2666,10 +2666,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l9_vT <= ctrl$pv;
         l9_vlT <= ctrl$pvl;
         l9_nsT <= ctrl$pns;
-        l9_kbfS <= ctrl$rkbf;
+        l9_kbfO <= ctrl$rkbf;
         l9_vlM <= ctrl$svl;
         l9_olM <= ctrl$sol;
-        l9_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l9_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l9_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l9_scf | (l9_en & l9_nsT)) l9_scn <= scale$9;
@@ -2680,12 +2680,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l10_vT;
     reg l10_vlT;
     reg l10_nsT;
-    reg l10_kbfS;
+    reg l10_kbfO;
     reg l10_vlM;
     reg l10_olM;
     reg [1:0] l10_wa;
     reg [1:0] l10_ra;
-    reg [3:0] l10_tS;
+    reg [3:0] l10_tO;
     reg [3:0] l10_tM;
     reg [31:0] l10_wq;
     reg [15:0] l10_scn;
@@ -2707,10 +2707,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l10_vT <= ctrl$pv;
         l10_vlT <= ctrl$pvl;
         l10_nsT <= ctrl$pns;
-        l10_kbfS <= ctrl$rkbf;
+        l10_kbfO <= ctrl$rkbf;
         l10_vlM <= ctrl$svl;
         l10_olM <= ctrl$sol;
-        l10_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l10_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l10_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l10_scf | (l10_en & l10_nsT)) l10_scn <= scale$10;
@@ -2721,12 +2721,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l11_vT;
     reg l11_vlT;
     reg l11_nsT;
-    reg l11_kbfS;
+    reg l11_kbfO;
     reg l11_vlM;
     reg l11_olM;
     reg [1:0] l11_wa;
     reg [1:0] l11_ra;
-    reg [3:0] l11_tS;
+    reg [3:0] l11_tO;
     reg [3:0] l11_tM;
     reg [31:0] l11_wq;
     reg [15:0] l11_scn;
@@ -2748,10 +2748,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l11_vT <= ctrl$pv;
         l11_vlT <= ctrl$pvl;
         l11_nsT <= ctrl$pns;
-        l11_kbfS <= ctrl$rkbf;
+        l11_kbfO <= ctrl$rkbf;
         l11_vlM <= ctrl$svl;
         l11_olM <= ctrl$sol;
-        l11_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l11_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l11_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l11_scf | (l11_en & l11_nsT)) l11_scn <= scale$11;
@@ -2762,12 +2762,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l12_vT;
     reg l12_vlT;
     reg l12_nsT;
-    reg l12_kbfS;
+    reg l12_kbfO;
     reg l12_vlM;
     reg l12_olM;
     reg [1:0] l12_wa;
     reg [1:0] l12_ra;
-    reg [3:0] l12_tS;
+    reg [3:0] l12_tO;
     reg [3:0] l12_tM;
     reg [31:0] l12_wq;
     reg [15:0] l12_scn;
@@ -2789,10 +2789,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l12_vT <= ctrl$pv;
         l12_vlT <= ctrl$pvl;
         l12_nsT <= ctrl$pns;
-        l12_kbfS <= ctrl$rkbf;
+        l12_kbfO <= ctrl$rkbf;
         l12_vlM <= ctrl$svl;
         l12_olM <= ctrl$sol;
-        l12_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l12_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l12_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l12_scf | (l12_en & l12_nsT)) l12_scn <= scale$12;
@@ -2803,12 +2803,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l13_vT;
     reg l13_vlT;
     reg l13_nsT;
-    reg l13_kbfS;
+    reg l13_kbfO;
     reg l13_vlM;
     reg l13_olM;
     reg [1:0] l13_wa;
     reg [1:0] l13_ra;
-    reg [3:0] l13_tS;
+    reg [3:0] l13_tO;
     reg [3:0] l13_tM;
     reg [31:0] l13_wq;
     reg [15:0] l13_scn;
@@ -2830,10 +2830,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l13_vT <= ctrl$pv;
         l13_vlT <= ctrl$pvl;
         l13_nsT <= ctrl$pns;
-        l13_kbfS <= ctrl$rkbf;
+        l13_kbfO <= ctrl$rkbf;
         l13_vlM <= ctrl$svl;
         l13_olM <= ctrl$sol;
-        l13_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l13_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l13_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l13_scf | (l13_en & l13_nsT)) l13_scn <= scale$13;
@@ -2844,12 +2844,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l14_vT;
     reg l14_vlT;
     reg l14_nsT;
-    reg l14_kbfS;
+    reg l14_kbfO;
     reg l14_vlM;
     reg l14_olM;
     reg [1:0] l14_wa;
     reg [1:0] l14_ra;
-    reg [3:0] l14_tS;
+    reg [3:0] l14_tO;
     reg [3:0] l14_tM;
     reg [31:0] l14_wq;
     reg [15:0] l14_scn;
@@ -2871,10 +2871,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l14_vT <= ctrl$pv;
         l14_vlT <= ctrl$pvl;
         l14_nsT <= ctrl$pns;
-        l14_kbfS <= ctrl$rkbf;
+        l14_kbfO <= ctrl$rkbf;
         l14_vlM <= ctrl$svl;
         l14_olM <= ctrl$sol;
-        l14_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l14_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l14_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l14_scf | (l14_en & l14_nsT)) l14_scn <= scale$14;
@@ -2885,12 +2885,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l15_vT;
     reg l15_vlT;
     reg l15_nsT;
-    reg l15_kbfS;
+    reg l15_kbfO;
     reg l15_vlM;
     reg l15_olM;
     reg [1:0] l15_wa;
     reg [1:0] l15_ra;
-    reg [3:0] l15_tS;
+    reg [3:0] l15_tO;
     reg [3:0] l15_tM;
     reg [31:0] l15_wq;
     reg [15:0] l15_scn;
@@ -2912,10 +2912,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l15_vT <= ctrl$pv;
         l15_vlT <= ctrl$pvl;
         l15_nsT <= ctrl$pns;
-        l15_kbfS <= ctrl$rkbf;
+        l15_kbfO <= ctrl$rkbf;
         l15_vlM <= ctrl$svl;
         l15_olM <= ctrl$sol;
-        l15_tS <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l15_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l15_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l15_scf | (l15_en & l15_nsT)) l15_scn <= scale$15;
@@ -2950,20 +2950,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$0$sc_take = l0_vlT;
       lanes$0$sc_mload = l0_nsT;
       lanes$0$acc_we = l0_vlM;
-      lanes$0$rd_first = l0_kbfS;
+      lanes$0$rd_first = l0_kbfO;
       lanes$0$out_load = l0_olM;
       lanes$0$w_addr$0 = l0_wa[0];
       lanes$0$r_addr$0 = l0_ra[0];
       lanes$0$w_addr$1 = l0_wa[1];
       lanes$0$r_addr$1 = l0_ra[1];
       lanes$0$acc_addr$0 = l0_tM[0];
-      lanes$0$rd_addr$0 = l0_tS[0];
+      lanes$0$rd_addr$0 = l0_tO[0];
       lanes$0$acc_addr$1 = l0_tM[1];
-      lanes$0$rd_addr$1 = l0_tS[1];
+      lanes$0$rd_addr$1 = l0_tO[1];
       lanes$0$acc_addr$2 = l0_tM[2];
-      lanes$0$rd_addr$2 = l0_tS[2];
+      lanes$0$rd_addr$2 = l0_tO[2];
       lanes$0$acc_addr$3 = l0_tM[3];
-      lanes$0$rd_addr$3 = l0_tS[3];
+      lanes$0$rd_addr$3 = l0_tO[3];
       lanes$0$w$0 = l0_wq[1:0];
       lanes$0$w$1 = l0_wq[3:2];
       lanes$0$w$2 = l0_wq[5:4];
@@ -3007,20 +3007,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$1$sc_take = l1_vlT;
       lanes$1$sc_mload = l1_nsT;
       lanes$1$acc_we = l1_vlM;
-      lanes$1$rd_first = l1_kbfS;
+      lanes$1$rd_first = l1_kbfO;
       lanes$1$out_load = l1_olM;
       lanes$1$w_addr$0 = l1_wa[0];
       lanes$1$r_addr$0 = l1_ra[0];
       lanes$1$w_addr$1 = l1_wa[1];
       lanes$1$r_addr$1 = l1_ra[1];
       lanes$1$acc_addr$0 = l1_tM[0];
-      lanes$1$rd_addr$0 = l1_tS[0];
+      lanes$1$rd_addr$0 = l1_tO[0];
       lanes$1$acc_addr$1 = l1_tM[1];
-      lanes$1$rd_addr$1 = l1_tS[1];
+      lanes$1$rd_addr$1 = l1_tO[1];
       lanes$1$acc_addr$2 = l1_tM[2];
-      lanes$1$rd_addr$2 = l1_tS[2];
+      lanes$1$rd_addr$2 = l1_tO[2];
       lanes$1$acc_addr$3 = l1_tM[3];
-      lanes$1$rd_addr$3 = l1_tS[3];
+      lanes$1$rd_addr$3 = l1_tO[3];
       lanes$1$w$0 = l1_wq[1:0];
       lanes$1$w$1 = l1_wq[3:2];
       lanes$1$w$2 = l1_wq[5:4];
@@ -3064,20 +3064,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$2$sc_take = l2_vlT;
       lanes$2$sc_mload = l2_nsT;
       lanes$2$acc_we = l2_vlM;
-      lanes$2$rd_first = l2_kbfS;
+      lanes$2$rd_first = l2_kbfO;
       lanes$2$out_load = l2_olM;
       lanes$2$w_addr$0 = l2_wa[0];
       lanes$2$r_addr$0 = l2_ra[0];
       lanes$2$w_addr$1 = l2_wa[1];
       lanes$2$r_addr$1 = l2_ra[1];
       lanes$2$acc_addr$0 = l2_tM[0];
-      lanes$2$rd_addr$0 = l2_tS[0];
+      lanes$2$rd_addr$0 = l2_tO[0];
       lanes$2$acc_addr$1 = l2_tM[1];
-      lanes$2$rd_addr$1 = l2_tS[1];
+      lanes$2$rd_addr$1 = l2_tO[1];
       lanes$2$acc_addr$2 = l2_tM[2];
-      lanes$2$rd_addr$2 = l2_tS[2];
+      lanes$2$rd_addr$2 = l2_tO[2];
       lanes$2$acc_addr$3 = l2_tM[3];
-      lanes$2$rd_addr$3 = l2_tS[3];
+      lanes$2$rd_addr$3 = l2_tO[3];
       lanes$2$w$0 = l2_wq[1:0];
       lanes$2$w$1 = l2_wq[3:2];
       lanes$2$w$2 = l2_wq[5:4];
@@ -3121,20 +3121,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$3$sc_take = l3_vlT;
       lanes$3$sc_mload = l3_nsT;
       lanes$3$acc_we = l3_vlM;
-      lanes$3$rd_first = l3_kbfS;
+      lanes$3$rd_first = l3_kbfO;
       lanes$3$out_load = l3_olM;
       lanes$3$w_addr$0 = l3_wa[0];
       lanes$3$r_addr$0 = l3_ra[0];
       lanes$3$w_addr$1 = l3_wa[1];
       lanes$3$r_addr$1 = l3_ra[1];
       lanes$3$acc_addr$0 = l3_tM[0];
-      lanes$3$rd_addr$0 = l3_tS[0];
+      lanes$3$rd_addr$0 = l3_tO[0];
       lanes$3$acc_addr$1 = l3_tM[1];
-      lanes$3$rd_addr$1 = l3_tS[1];
+      lanes$3$rd_addr$1 = l3_tO[1];
       lanes$3$acc_addr$2 = l3_tM[2];
-      lanes$3$rd_addr$2 = l3_tS[2];
+      lanes$3$rd_addr$2 = l3_tO[2];
       lanes$3$acc_addr$3 = l3_tM[3];
-      lanes$3$rd_addr$3 = l3_tS[3];
+      lanes$3$rd_addr$3 = l3_tO[3];
       lanes$3$w$0 = l3_wq[1:0];
       lanes$3$w$1 = l3_wq[3:2];
       lanes$3$w$2 = l3_wq[5:4];
@@ -3178,20 +3178,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$4$sc_take = l4_vlT;
       lanes$4$sc_mload = l4_nsT;
       lanes$4$acc_we = l4_vlM;
-      lanes$4$rd_first = l4_kbfS;
+      lanes$4$rd_first = l4_kbfO;
       lanes$4$out_load = l4_olM;
       lanes$4$w_addr$0 = l4_wa[0];
       lanes$4$r_addr$0 = l4_ra[0];
       lanes$4$w_addr$1 = l4_wa[1];
       lanes$4$r_addr$1 = l4_ra[1];
       lanes$4$acc_addr$0 = l4_tM[0];
-      lanes$4$rd_addr$0 = l4_tS[0];
+      lanes$4$rd_addr$0 = l4_tO[0];
       lanes$4$acc_addr$1 = l4_tM[1];
-      lanes$4$rd_addr$1 = l4_tS[1];
+      lanes$4$rd_addr$1 = l4_tO[1];
       lanes$4$acc_addr$2 = l4_tM[2];
-      lanes$4$rd_addr$2 = l4_tS[2];
+      lanes$4$rd_addr$2 = l4_tO[2];
       lanes$4$acc_addr$3 = l4_tM[3];
-      lanes$4$rd_addr$3 = l4_tS[3];
+      lanes$4$rd_addr$3 = l4_tO[3];
       lanes$4$w$0 = l4_wq[1:0];
       lanes$4$w$1 = l4_wq[3:2];
       lanes$4$w$2 = l4_wq[5:4];
@@ -3235,20 +3235,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$5$sc_take = l5_vlT;
       lanes$5$sc_mload = l5_nsT;
       lanes$5$acc_we = l5_vlM;
-      lanes$5$rd_first = l5_kbfS;
+      lanes$5$rd_first = l5_kbfO;
       lanes$5$out_load = l5_olM;
       lanes$5$w_addr$0 = l5_wa[0];
       lanes$5$r_addr$0 = l5_ra[0];
       lanes$5$w_addr$1 = l5_wa[1];
       lanes$5$r_addr$1 = l5_ra[1];
       lanes$5$acc_addr$0 = l5_tM[0];
-      lanes$5$rd_addr$0 = l5_tS[0];
+      lanes$5$rd_addr$0 = l5_tO[0];
       lanes$5$acc_addr$1 = l5_tM[1];
-      lanes$5$rd_addr$1 = l5_tS[1];
+      lanes$5$rd_addr$1 = l5_tO[1];
       lanes$5$acc_addr$2 = l5_tM[2];
-      lanes$5$rd_addr$2 = l5_tS[2];
+      lanes$5$rd_addr$2 = l5_tO[2];
       lanes$5$acc_addr$3 = l5_tM[3];
-      lanes$5$rd_addr$3 = l5_tS[3];
+      lanes$5$rd_addr$3 = l5_tO[3];
       lanes$5$w$0 = l5_wq[1:0];
       lanes$5$w$1 = l5_wq[3:2];
       lanes$5$w$2 = l5_wq[5:4];
@@ -3292,20 +3292,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$6$sc_take = l6_vlT;
       lanes$6$sc_mload = l6_nsT;
       lanes$6$acc_we = l6_vlM;
-      lanes$6$rd_first = l6_kbfS;
+      lanes$6$rd_first = l6_kbfO;
       lanes$6$out_load = l6_olM;
       lanes$6$w_addr$0 = l6_wa[0];
       lanes$6$r_addr$0 = l6_ra[0];
       lanes$6$w_addr$1 = l6_wa[1];
       lanes$6$r_addr$1 = l6_ra[1];
       lanes$6$acc_addr$0 = l6_tM[0];
-      lanes$6$rd_addr$0 = l6_tS[0];
+      lanes$6$rd_addr$0 = l6_tO[0];
       lanes$6$acc_addr$1 = l6_tM[1];
-      lanes$6$rd_addr$1 = l6_tS[1];
+      lanes$6$rd_addr$1 = l6_tO[1];
       lanes$6$acc_addr$2 = l6_tM[2];
-      lanes$6$rd_addr$2 = l6_tS[2];
+      lanes$6$rd_addr$2 = l6_tO[2];
       lanes$6$acc_addr$3 = l6_tM[3];
-      lanes$6$rd_addr$3 = l6_tS[3];
+      lanes$6$rd_addr$3 = l6_tO[3];
       lanes$6$w$0 = l6_wq[1:0];
       lanes$6$w$1 = l6_wq[3:2];
       lanes$6$w$2 = l6_wq[5:4];
@@ -3349,20 +3349,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$7$sc_take = l7_vlT;
       lanes$7$sc_mload = l7_nsT;
       lanes$7$acc_we = l7_vlM;
-      lanes$7$rd_first = l7_kbfS;
+      lanes$7$rd_first = l7_kbfO;
       lanes$7$out_load = l7_olM;
       lanes$7$w_addr$0 = l7_wa[0];
       lanes$7$r_addr$0 = l7_ra[0];
       lanes$7$w_addr$1 = l7_wa[1];
       lanes$7$r_addr$1 = l7_ra[1];
       lanes$7$acc_addr$0 = l7_tM[0];
-      lanes$7$rd_addr$0 = l7_tS[0];
+      lanes$7$rd_addr$0 = l7_tO[0];
       lanes$7$acc_addr$1 = l7_tM[1];
-      lanes$7$rd_addr$1 = l7_tS[1];
+      lanes$7$rd_addr$1 = l7_tO[1];
       lanes$7$acc_addr$2 = l7_tM[2];
-      lanes$7$rd_addr$2 = l7_tS[2];
+      lanes$7$rd_addr$2 = l7_tO[2];
       lanes$7$acc_addr$3 = l7_tM[3];
-      lanes$7$rd_addr$3 = l7_tS[3];
+      lanes$7$rd_addr$3 = l7_tO[3];
       lanes$7$w$0 = l7_wq[1:0];
       lanes$7$w$1 = l7_wq[3:2];
       lanes$7$w$2 = l7_wq[5:4];
@@ -3406,20 +3406,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$8$sc_take = l8_vlT;
       lanes$8$sc_mload = l8_nsT;
       lanes$8$acc_we = l8_vlM;
-      lanes$8$rd_first = l8_kbfS;
+      lanes$8$rd_first = l8_kbfO;
       lanes$8$out_load = l8_olM;
       lanes$8$w_addr$0 = l8_wa[0];
       lanes$8$r_addr$0 = l8_ra[0];
       lanes$8$w_addr$1 = l8_wa[1];
       lanes$8$r_addr$1 = l8_ra[1];
       lanes$8$acc_addr$0 = l8_tM[0];
-      lanes$8$rd_addr$0 = l8_tS[0];
+      lanes$8$rd_addr$0 = l8_tO[0];
       lanes$8$acc_addr$1 = l8_tM[1];
-      lanes$8$rd_addr$1 = l8_tS[1];
+      lanes$8$rd_addr$1 = l8_tO[1];
       lanes$8$acc_addr$2 = l8_tM[2];
-      lanes$8$rd_addr$2 = l8_tS[2];
+      lanes$8$rd_addr$2 = l8_tO[2];
       lanes$8$acc_addr$3 = l8_tM[3];
-      lanes$8$rd_addr$3 = l8_tS[3];
+      lanes$8$rd_addr$3 = l8_tO[3];
       lanes$8$w$0 = l8_wq[1:0];
       lanes$8$w$1 = l8_wq[3:2];
       lanes$8$w$2 = l8_wq[5:4];
@@ -3463,20 +3463,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$9$sc_take = l9_vlT;
       lanes$9$sc_mload = l9_nsT;
       lanes$9$acc_we = l9_vlM;
-      lanes$9$rd_first = l9_kbfS;
+      lanes$9$rd_first = l9_kbfO;
       lanes$9$out_load = l9_olM;
       lanes$9$w_addr$0 = l9_wa[0];
       lanes$9$r_addr$0 = l9_ra[0];
       lanes$9$w_addr$1 = l9_wa[1];
       lanes$9$r_addr$1 = l9_ra[1];
       lanes$9$acc_addr$0 = l9_tM[0];
-      lanes$9$rd_addr$0 = l9_tS[0];
+      lanes$9$rd_addr$0 = l9_tO[0];
       lanes$9$acc_addr$1 = l9_tM[1];
-      lanes$9$rd_addr$1 = l9_tS[1];
+      lanes$9$rd_addr$1 = l9_tO[1];
       lanes$9$acc_addr$2 = l9_tM[2];
-      lanes$9$rd_addr$2 = l9_tS[2];
+      lanes$9$rd_addr$2 = l9_tO[2];
       lanes$9$acc_addr$3 = l9_tM[3];
-      lanes$9$rd_addr$3 = l9_tS[3];
+      lanes$9$rd_addr$3 = l9_tO[3];
       lanes$9$w$0 = l9_wq[1:0];
       lanes$9$w$1 = l9_wq[3:2];
       lanes$9$w$2 = l9_wq[5:4];
@@ -3520,20 +3520,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$10$sc_take = l10_vlT;
       lanes$10$sc_mload = l10_nsT;
       lanes$10$acc_we = l10_vlM;
-      lanes$10$rd_first = l10_kbfS;
+      lanes$10$rd_first = l10_kbfO;
       lanes$10$out_load = l10_olM;
       lanes$10$w_addr$0 = l10_wa[0];
       lanes$10$r_addr$0 = l10_ra[0];
       lanes$10$w_addr$1 = l10_wa[1];
       lanes$10$r_addr$1 = l10_ra[1];
       lanes$10$acc_addr$0 = l10_tM[0];
-      lanes$10$rd_addr$0 = l10_tS[0];
+      lanes$10$rd_addr$0 = l10_tO[0];
       lanes$10$acc_addr$1 = l10_tM[1];
-      lanes$10$rd_addr$1 = l10_tS[1];
+      lanes$10$rd_addr$1 = l10_tO[1];
       lanes$10$acc_addr$2 = l10_tM[2];
-      lanes$10$rd_addr$2 = l10_tS[2];
+      lanes$10$rd_addr$2 = l10_tO[2];
       lanes$10$acc_addr$3 = l10_tM[3];
-      lanes$10$rd_addr$3 = l10_tS[3];
+      lanes$10$rd_addr$3 = l10_tO[3];
       lanes$10$w$0 = l10_wq[1:0];
       lanes$10$w$1 = l10_wq[3:2];
       lanes$10$w$2 = l10_wq[5:4];
@@ -3577,20 +3577,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$11$sc_take = l11_vlT;
       lanes$11$sc_mload = l11_nsT;
       lanes$11$acc_we = l11_vlM;
-      lanes$11$rd_first = l11_kbfS;
+      lanes$11$rd_first = l11_kbfO;
       lanes$11$out_load = l11_olM;
       lanes$11$w_addr$0 = l11_wa[0];
       lanes$11$r_addr$0 = l11_ra[0];
       lanes$11$w_addr$1 = l11_wa[1];
       lanes$11$r_addr$1 = l11_ra[1];
       lanes$11$acc_addr$0 = l11_tM[0];
-      lanes$11$rd_addr$0 = l11_tS[0];
+      lanes$11$rd_addr$0 = l11_tO[0];
       lanes$11$acc_addr$1 = l11_tM[1];
-      lanes$11$rd_addr$1 = l11_tS[1];
+      lanes$11$rd_addr$1 = l11_tO[1];
       lanes$11$acc_addr$2 = l11_tM[2];
-      lanes$11$rd_addr$2 = l11_tS[2];
+      lanes$11$rd_addr$2 = l11_tO[2];
       lanes$11$acc_addr$3 = l11_tM[3];
-      lanes$11$rd_addr$3 = l11_tS[3];
+      lanes$11$rd_addr$3 = l11_tO[3];
       lanes$11$w$0 = l11_wq[1:0];
       lanes$11$w$1 = l11_wq[3:2];
       lanes$11$w$2 = l11_wq[5:4];
@@ -3634,20 +3634,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$12$sc_take = l12_vlT;
       lanes$12$sc_mload = l12_nsT;
       lanes$12$acc_we = l12_vlM;
-      lanes$12$rd_first = l12_kbfS;
+      lanes$12$rd_first = l12_kbfO;
       lanes$12$out_load = l12_olM;
       lanes$12$w_addr$0 = l12_wa[0];
       lanes$12$r_addr$0 = l12_ra[0];
       lanes$12$w_addr$1 = l12_wa[1];
       lanes$12$r_addr$1 = l12_ra[1];
       lanes$12$acc_addr$0 = l12_tM[0];
-      lanes$12$rd_addr$0 = l12_tS[0];
+      lanes$12$rd_addr$0 = l12_tO[0];
       lanes$12$acc_addr$1 = l12_tM[1];
-      lanes$12$rd_addr$1 = l12_tS[1];
+      lanes$12$rd_addr$1 = l12_tO[1];
       lanes$12$acc_addr$2 = l12_tM[2];
-      lanes$12$rd_addr$2 = l12_tS[2];
+      lanes$12$rd_addr$2 = l12_tO[2];
       lanes$12$acc_addr$3 = l12_tM[3];
-      lanes$12$rd_addr$3 = l12_tS[3];
+      lanes$12$rd_addr$3 = l12_tO[3];
       lanes$12$w$0 = l12_wq[1:0];
       lanes$12$w$1 = l12_wq[3:2];
       lanes$12$w$2 = l12_wq[5:4];
@@ -3691,20 +3691,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$13$sc_take = l13_vlT;
       lanes$13$sc_mload = l13_nsT;
       lanes$13$acc_we = l13_vlM;
-      lanes$13$rd_first = l13_kbfS;
+      lanes$13$rd_first = l13_kbfO;
       lanes$13$out_load = l13_olM;
       lanes$13$w_addr$0 = l13_wa[0];
       lanes$13$r_addr$0 = l13_ra[0];
       lanes$13$w_addr$1 = l13_wa[1];
       lanes$13$r_addr$1 = l13_ra[1];
       lanes$13$acc_addr$0 = l13_tM[0];
-      lanes$13$rd_addr$0 = l13_tS[0];
+      lanes$13$rd_addr$0 = l13_tO[0];
       lanes$13$acc_addr$1 = l13_tM[1];
-      lanes$13$rd_addr$1 = l13_tS[1];
+      lanes$13$rd_addr$1 = l13_tO[1];
       lanes$13$acc_addr$2 = l13_tM[2];
-      lanes$13$rd_addr$2 = l13_tS[2];
+      lanes$13$rd_addr$2 = l13_tO[2];
       lanes$13$acc_addr$3 = l13_tM[3];
-      lanes$13$rd_addr$3 = l13_tS[3];
+      lanes$13$rd_addr$3 = l13_tO[3];
       lanes$13$w$0 = l13_wq[1:0];
       lanes$13$w$1 = l13_wq[3:2];
       lanes$13$w$2 = l13_wq[5:4];
@@ -3748,20 +3748,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$14$sc_take = l14_vlT;
       lanes$14$sc_mload = l14_nsT;
       lanes$14$acc_we = l14_vlM;
-      lanes$14$rd_first = l14_kbfS;
+      lanes$14$rd_first = l14_kbfO;
       lanes$14$out_load = l14_olM;
       lanes$14$w_addr$0 = l14_wa[0];
       lanes$14$r_addr$0 = l14_ra[0];
       lanes$14$w_addr$1 = l14_wa[1];
       lanes$14$r_addr$1 = l14_ra[1];
       lanes$14$acc_addr$0 = l14_tM[0];
-      lanes$14$rd_addr$0 = l14_tS[0];
+      lanes$14$rd_addr$0 = l14_tO[0];
       lanes$14$acc_addr$1 = l14_tM[1];
-      lanes$14$rd_addr$1 = l14_tS[1];
+      lanes$14$rd_addr$1 = l14_tO[1];
       lanes$14$acc_addr$2 = l14_tM[2];
-      lanes$14$rd_addr$2 = l14_tS[2];
+      lanes$14$rd_addr$2 = l14_tO[2];
       lanes$14$acc_addr$3 = l14_tM[3];
-      lanes$14$rd_addr$3 = l14_tS[3];
+      lanes$14$rd_addr$3 = l14_tO[3];
       lanes$14$w$0 = l14_wq[1:0];
       lanes$14$w$1 = l14_wq[3:2];
       lanes$14$w$2 = l14_wq[5:4];
@@ -3805,20 +3805,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$15$sc_take = l15_vlT;
       lanes$15$sc_mload = l15_nsT;
       lanes$15$acc_we = l15_vlM;
-      lanes$15$rd_first = l15_kbfS;
+      lanes$15$rd_first = l15_kbfO;
       lanes$15$out_load = l15_olM;
       lanes$15$w_addr$0 = l15_wa[0];
       lanes$15$r_addr$0 = l15_ra[0];
       lanes$15$w_addr$1 = l15_wa[1];
       lanes$15$r_addr$1 = l15_ra[1];
       lanes$15$acc_addr$0 = l15_tM[0];
-      lanes$15$rd_addr$0 = l15_tS[0];
+      lanes$15$rd_addr$0 = l15_tO[0];
       lanes$15$acc_addr$1 = l15_tM[1];
-      lanes$15$rd_addr$1 = l15_tS[1];
+      lanes$15$rd_addr$1 = l15_tO[1];
       lanes$15$acc_addr$2 = l15_tM[2];
-      lanes$15$rd_addr$2 = l15_tS[2];
+      lanes$15$rd_addr$2 = l15_tO[2];
       lanes$15$acc_addr$3 = l15_tM[3];
-      lanes$15$rd_addr$3 = l15_tS[3];
+      lanes$15$rd_addr$3 = l15_tO[3];
       lanes$15$w$0 = l15_wq[1:0];
       lanes$15$w$1 = l15_wq[3:2];
       lanes$15$w$2 = l15_wq[5:4];
@@ -3927,7 +3927,7 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     // block-end lookahead: kbl_q = (kbrem <= block.k), more_q[j] = (kbrem > (j+1)*cols); registered with kbrem
     reg kbl_q;
     reg [2:0] more_q;
-    // beat flags: issue (0), ring write (r), lead registers (l), 4 tree stage(s), scaler capture (S), multiplier (M)
+    // beat flags: issue (0), ring write (r), lead registers (l), 4 tree stage(s), scaler capture (S), operands (O), multiplier (M)
     reg v0;
     reg last0;
     reg kbf0;
@@ -3985,10 +3985,16 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     reg tld4;
     reg [3:0] td4;
     reg vlS;
+    reg kbfS;
     reg kblS;
     reg nlS;
     reg tlS;
     reg [3:0] tS;
+    reg vlO;
+    reg kblO;
+    reg nlO;
+    reg tlO;
+    reg [3:0] tO;
     reg vlM;
     reg kblM;
     reg nlM;
@@ -4015,7 +4021,7 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     // next state of the registers go depends on: output register full, a vector at the multiplier stage, a mantissa needed at the root, the prefetch register full
     wire sc_full_n = ~rst & (sc_acc | (sc_full_q & ~take));
     wire ov_n = ~rst & ((go & vlM & kblM) | (out_valid_q & ~out_ready));
-    wire ld_n = ~rst & (go ? (vlS & kblS) : (vlM & kblM));
+    wire ld_n = ~rst & (go ? (vlO & kblO) : (vlM & kblM));
     wire ns_n = ~rst & (go ? pns_w : need_scale);
     wire en_n = ~(ov_n & ld_n) & ~(ns_n & ~sc_full_n);
     always @(posedge clock) begin
@@ -4056,6 +4062,7 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
         done_q <= 1'b0;
         err_q <= 1'b0;
         vlS <= 1'b0;
+        vlO <= 1'b0;
         vlM <= 1'b0;
         out_valid_q <= 1'b0;
         v0 <= 1'b0;
@@ -4150,15 +4157,21 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
           tld4 <= tld3;
           td4 <= td3;
           vlS <= vd4 & lastd4;
+          kbfS <= kbfd4;
           kblS <= kbld4;
           nlS <= nld4;
           tlS <= tld4;
           tS <= td4;
-          vlM <= vlS;
-          kblM <= kblS;
-          nlM <= nlS;
-          tlM <= tlS;
-          tM <= tS;
+          vlO <= vlS;
+          vlM <= vlO;
+          kblO <= kblS;
+          kblM <= kblO;
+          nlO <= nlS;
+          nlM <= nlO;
+          tlO <= tlS;
+          tlM <= tlO;
+          tO <= tS;
+          tM <= tO;
           if (vlM & kblM) begin
             out_valid_q <= 1'b1;
             out_tok_q <= tM;
@@ -4213,17 +4226,17 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
       pv = vd3;
       pvl = vd3 & lastd3;
       pns = pns_w;
-      svl = vlS;
-      sol = vlS & kblS;
-      st$0 = tS[0];
-      st$1 = tS[1];
-      st$2 = tS[2];
-      st$3 = tS[3];
-      rkbf = kbfd4;
-      rt$0 = td4[0];
-      rt$1 = td4[1];
-      rt$2 = td4[2];
-      rt$3 = td4[3];
+      svl = vlO;
+      sol = vlO & kblO;
+      st$0 = tO[0];
+      st$1 = tO[1];
+      st$2 = tO[2];
+      st$3 = tO[3];
+      rkbf = kbfS;
+      rt$0 = tS[0];
+      rt$1 = tS[1];
+      rt$2 = tS[2];
+      rt$3 = tS[3];
       out_valid = out_valid_q;
       out_token = {{12{1'b0}}, out_tok_q};
       out_n = {{13{1'b0}}, out_nbase};
@@ -4753,12 +4766,21 @@ module tern_default_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
@@ -5301,12 +5323,21 @@ module tern_default_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
@@ -5849,12 +5880,21 @@ module tern_default_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
@@ -6397,12 +6437,21 @@ module tern_default_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
@@ -6945,12 +6994,21 @@ module tern_default_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
@@ -7493,12 +7551,21 @@ module tern_default_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
@@ -8041,12 +8108,21 @@ module tern_default_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
@@ -8589,12 +8665,21 @@ module tern_default_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
@@ -9137,12 +9222,21 @@ module tern_default_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
@@ -9685,12 +9779,21 @@ module tern_default_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
@@ -10233,12 +10336,21 @@ module tern_default_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
@@ -10781,12 +10893,21 @@ module tern_default_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
@@ -11329,12 +11450,21 @@ module tern_default_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
@@ -11877,12 +12007,21 @@ module tern_default_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
@@ -12425,12 +12564,21 @@ module tern_default_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
@@ -12973,12 +13121,21 @@ module tern_default_core$lanes$9$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];

@@ -884,12 +884,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l0_vT;
     reg l0_vlT;
     reg l0_nsT;
-    reg l0_kbfS;
+    reg l0_kbfO;
     reg l0_vlM;
     reg l0_olM;
     reg [2:0] l0_wa;
     reg [2:0] l0_ra;
-    reg [2:0] l0_tS;
+    reg [2:0] l0_tO;
     reg [2:0] l0_tM;
     reg [15:0] l0_wq;
     reg [15:0] l0_scn;
@@ -911,10 +911,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l0_vT <= ctrl$pv;
         l0_vlT <= ctrl$pvl;
         l0_nsT <= ctrl$pns;
-        l0_kbfS <= ctrl$rkbf;
+        l0_kbfO <= ctrl$rkbf;
         l0_vlM <= ctrl$svl;
         l0_olM <= ctrl$sol;
-        l0_tS <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l0_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l0_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l0_scf | (l0_en & l0_nsT)) l0_scn <= scale$0;
@@ -925,12 +925,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l1_vT;
     reg l1_vlT;
     reg l1_nsT;
-    reg l1_kbfS;
+    reg l1_kbfO;
     reg l1_vlM;
     reg l1_olM;
     reg [2:0] l1_wa;
     reg [2:0] l1_ra;
-    reg [2:0] l1_tS;
+    reg [2:0] l1_tO;
     reg [2:0] l1_tM;
     reg [15:0] l1_wq;
     reg [15:0] l1_scn;
@@ -952,10 +952,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l1_vT <= ctrl$pv;
         l1_vlT <= ctrl$pvl;
         l1_nsT <= ctrl$pns;
-        l1_kbfS <= ctrl$rkbf;
+        l1_kbfO <= ctrl$rkbf;
         l1_vlM <= ctrl$svl;
         l1_olM <= ctrl$sol;
-        l1_tS <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l1_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l1_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l1_scf | (l1_en & l1_nsT)) l1_scn <= scale$1;
@@ -966,12 +966,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l2_vT;
     reg l2_vlT;
     reg l2_nsT;
-    reg l2_kbfS;
+    reg l2_kbfO;
     reg l2_vlM;
     reg l2_olM;
     reg [2:0] l2_wa;
     reg [2:0] l2_ra;
-    reg [2:0] l2_tS;
+    reg [2:0] l2_tO;
     reg [2:0] l2_tM;
     reg [15:0] l2_wq;
     reg [15:0] l2_scn;
@@ -993,10 +993,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l2_vT <= ctrl$pv;
         l2_vlT <= ctrl$pvl;
         l2_nsT <= ctrl$pns;
-        l2_kbfS <= ctrl$rkbf;
+        l2_kbfO <= ctrl$rkbf;
         l2_vlM <= ctrl$svl;
         l2_olM <= ctrl$sol;
-        l2_tS <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l2_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l2_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l2_scf | (l2_en & l2_nsT)) l2_scn <= scale$2;
@@ -1007,12 +1007,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l3_vT;
     reg l3_vlT;
     reg l3_nsT;
-    reg l3_kbfS;
+    reg l3_kbfO;
     reg l3_vlM;
     reg l3_olM;
     reg [2:0] l3_wa;
     reg [2:0] l3_ra;
-    reg [2:0] l3_tS;
+    reg [2:0] l3_tO;
     reg [2:0] l3_tM;
     reg [15:0] l3_wq;
     reg [15:0] l3_scn;
@@ -1034,10 +1034,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l3_vT <= ctrl$pv;
         l3_vlT <= ctrl$pvl;
         l3_nsT <= ctrl$pns;
-        l3_kbfS <= ctrl$rkbf;
+        l3_kbfO <= ctrl$rkbf;
         l3_vlM <= ctrl$svl;
         l3_olM <= ctrl$sol;
-        l3_tS <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l3_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l3_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l3_scf | (l3_en & l3_nsT)) l3_scn <= scale$3;
@@ -1048,12 +1048,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l4_vT;
     reg l4_vlT;
     reg l4_nsT;
-    reg l4_kbfS;
+    reg l4_kbfO;
     reg l4_vlM;
     reg l4_olM;
     reg [2:0] l4_wa;
     reg [2:0] l4_ra;
-    reg [2:0] l4_tS;
+    reg [2:0] l4_tO;
     reg [2:0] l4_tM;
     reg [15:0] l4_wq;
     reg [15:0] l4_scn;
@@ -1075,10 +1075,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l4_vT <= ctrl$pv;
         l4_vlT <= ctrl$pvl;
         l4_nsT <= ctrl$pns;
-        l4_kbfS <= ctrl$rkbf;
+        l4_kbfO <= ctrl$rkbf;
         l4_vlM <= ctrl$svl;
         l4_olM <= ctrl$sol;
-        l4_tS <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l4_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l4_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l4_scf | (l4_en & l4_nsT)) l4_scn <= scale$4;
@@ -1089,12 +1089,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l5_vT;
     reg l5_vlT;
     reg l5_nsT;
-    reg l5_kbfS;
+    reg l5_kbfO;
     reg l5_vlM;
     reg l5_olM;
     reg [2:0] l5_wa;
     reg [2:0] l5_ra;
-    reg [2:0] l5_tS;
+    reg [2:0] l5_tO;
     reg [2:0] l5_tM;
     reg [15:0] l5_wq;
     reg [15:0] l5_scn;
@@ -1116,10 +1116,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l5_vT <= ctrl$pv;
         l5_vlT <= ctrl$pvl;
         l5_nsT <= ctrl$pns;
-        l5_kbfS <= ctrl$rkbf;
+        l5_kbfO <= ctrl$rkbf;
         l5_vlM <= ctrl$svl;
         l5_olM <= ctrl$sol;
-        l5_tS <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l5_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l5_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l5_scf | (l5_en & l5_nsT)) l5_scn <= scale$5;
@@ -1130,12 +1130,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l6_vT;
     reg l6_vlT;
     reg l6_nsT;
-    reg l6_kbfS;
+    reg l6_kbfO;
     reg l6_vlM;
     reg l6_olM;
     reg [2:0] l6_wa;
     reg [2:0] l6_ra;
-    reg [2:0] l6_tS;
+    reg [2:0] l6_tO;
     reg [2:0] l6_tM;
     reg [15:0] l6_wq;
     reg [15:0] l6_scn;
@@ -1157,10 +1157,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l6_vT <= ctrl$pv;
         l6_vlT <= ctrl$pvl;
         l6_nsT <= ctrl$pns;
-        l6_kbfS <= ctrl$rkbf;
+        l6_kbfO <= ctrl$rkbf;
         l6_vlM <= ctrl$svl;
         l6_olM <= ctrl$sol;
-        l6_tS <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l6_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l6_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l6_scf | (l6_en & l6_nsT)) l6_scn <= scale$6;
@@ -1171,12 +1171,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l7_vT;
     reg l7_vlT;
     reg l7_nsT;
-    reg l7_kbfS;
+    reg l7_kbfO;
     reg l7_vlM;
     reg l7_olM;
     reg [2:0] l7_wa;
     reg [2:0] l7_ra;
-    reg [2:0] l7_tS;
+    reg [2:0] l7_tO;
     reg [2:0] l7_tM;
     reg [15:0] l7_wq;
     reg [15:0] l7_scn;
@@ -1198,10 +1198,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l7_vT <= ctrl$pv;
         l7_vlT <= ctrl$pvl;
         l7_nsT <= ctrl$pns;
-        l7_kbfS <= ctrl$rkbf;
+        l7_kbfO <= ctrl$rkbf;
         l7_vlM <= ctrl$svl;
         l7_olM <= ctrl$sol;
-        l7_tS <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l7_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l7_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l7_scf | (l7_en & l7_nsT)) l7_scn <= scale$7;
@@ -1236,7 +1236,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$0$sc_take = l0_vlT;
       lanes$0$sc_mload = l0_nsT;
       lanes$0$acc_we = l0_vlM;
-      lanes$0$rd_first = l0_kbfS;
+      lanes$0$rd_first = l0_kbfO;
       lanes$0$out_load = l0_olM;
       lanes$0$w_addr$0 = l0_wa[0];
       lanes$0$r_addr$0 = l0_ra[0];
@@ -1245,11 +1245,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$0$w_addr$2 = l0_wa[2];
       lanes$0$r_addr$2 = l0_ra[2];
       lanes$0$acc_addr$0 = l0_tM[0];
-      lanes$0$rd_addr$0 = l0_tS[0];
+      lanes$0$rd_addr$0 = l0_tO[0];
       lanes$0$acc_addr$1 = l0_tM[1];
-      lanes$0$rd_addr$1 = l0_tS[1];
+      lanes$0$rd_addr$1 = l0_tO[1];
       lanes$0$acc_addr$2 = l0_tM[2];
-      lanes$0$rd_addr$2 = l0_tS[2];
+      lanes$0$rd_addr$2 = l0_tO[2];
       lanes$0$w$0 = l0_wq[1:0];
       lanes$0$w$1 = l0_wq[3:2];
       lanes$0$w$2 = l0_wq[5:4];
@@ -1277,7 +1277,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$1$sc_take = l1_vlT;
       lanes$1$sc_mload = l1_nsT;
       lanes$1$acc_we = l1_vlM;
-      lanes$1$rd_first = l1_kbfS;
+      lanes$1$rd_first = l1_kbfO;
       lanes$1$out_load = l1_olM;
       lanes$1$w_addr$0 = l1_wa[0];
       lanes$1$r_addr$0 = l1_ra[0];
@@ -1286,11 +1286,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$1$w_addr$2 = l1_wa[2];
       lanes$1$r_addr$2 = l1_ra[2];
       lanes$1$acc_addr$0 = l1_tM[0];
-      lanes$1$rd_addr$0 = l1_tS[0];
+      lanes$1$rd_addr$0 = l1_tO[0];
       lanes$1$acc_addr$1 = l1_tM[1];
-      lanes$1$rd_addr$1 = l1_tS[1];
+      lanes$1$rd_addr$1 = l1_tO[1];
       lanes$1$acc_addr$2 = l1_tM[2];
-      lanes$1$rd_addr$2 = l1_tS[2];
+      lanes$1$rd_addr$2 = l1_tO[2];
       lanes$1$w$0 = l1_wq[1:0];
       lanes$1$w$1 = l1_wq[3:2];
       lanes$1$w$2 = l1_wq[5:4];
@@ -1318,7 +1318,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$2$sc_take = l2_vlT;
       lanes$2$sc_mload = l2_nsT;
       lanes$2$acc_we = l2_vlM;
-      lanes$2$rd_first = l2_kbfS;
+      lanes$2$rd_first = l2_kbfO;
       lanes$2$out_load = l2_olM;
       lanes$2$w_addr$0 = l2_wa[0];
       lanes$2$r_addr$0 = l2_ra[0];
@@ -1327,11 +1327,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$2$w_addr$2 = l2_wa[2];
       lanes$2$r_addr$2 = l2_ra[2];
       lanes$2$acc_addr$0 = l2_tM[0];
-      lanes$2$rd_addr$0 = l2_tS[0];
+      lanes$2$rd_addr$0 = l2_tO[0];
       lanes$2$acc_addr$1 = l2_tM[1];
-      lanes$2$rd_addr$1 = l2_tS[1];
+      lanes$2$rd_addr$1 = l2_tO[1];
       lanes$2$acc_addr$2 = l2_tM[2];
-      lanes$2$rd_addr$2 = l2_tS[2];
+      lanes$2$rd_addr$2 = l2_tO[2];
       lanes$2$w$0 = l2_wq[1:0];
       lanes$2$w$1 = l2_wq[3:2];
       lanes$2$w$2 = l2_wq[5:4];
@@ -1359,7 +1359,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$3$sc_take = l3_vlT;
       lanes$3$sc_mload = l3_nsT;
       lanes$3$acc_we = l3_vlM;
-      lanes$3$rd_first = l3_kbfS;
+      lanes$3$rd_first = l3_kbfO;
       lanes$3$out_load = l3_olM;
       lanes$3$w_addr$0 = l3_wa[0];
       lanes$3$r_addr$0 = l3_ra[0];
@@ -1368,11 +1368,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$3$w_addr$2 = l3_wa[2];
       lanes$3$r_addr$2 = l3_ra[2];
       lanes$3$acc_addr$0 = l3_tM[0];
-      lanes$3$rd_addr$0 = l3_tS[0];
+      lanes$3$rd_addr$0 = l3_tO[0];
       lanes$3$acc_addr$1 = l3_tM[1];
-      lanes$3$rd_addr$1 = l3_tS[1];
+      lanes$3$rd_addr$1 = l3_tO[1];
       lanes$3$acc_addr$2 = l3_tM[2];
-      lanes$3$rd_addr$2 = l3_tS[2];
+      lanes$3$rd_addr$2 = l3_tO[2];
       lanes$3$w$0 = l3_wq[1:0];
       lanes$3$w$1 = l3_wq[3:2];
       lanes$3$w$2 = l3_wq[5:4];
@@ -1400,7 +1400,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$4$sc_take = l4_vlT;
       lanes$4$sc_mload = l4_nsT;
       lanes$4$acc_we = l4_vlM;
-      lanes$4$rd_first = l4_kbfS;
+      lanes$4$rd_first = l4_kbfO;
       lanes$4$out_load = l4_olM;
       lanes$4$w_addr$0 = l4_wa[0];
       lanes$4$r_addr$0 = l4_ra[0];
@@ -1409,11 +1409,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$4$w_addr$2 = l4_wa[2];
       lanes$4$r_addr$2 = l4_ra[2];
       lanes$4$acc_addr$0 = l4_tM[0];
-      lanes$4$rd_addr$0 = l4_tS[0];
+      lanes$4$rd_addr$0 = l4_tO[0];
       lanes$4$acc_addr$1 = l4_tM[1];
-      lanes$4$rd_addr$1 = l4_tS[1];
+      lanes$4$rd_addr$1 = l4_tO[1];
       lanes$4$acc_addr$2 = l4_tM[2];
-      lanes$4$rd_addr$2 = l4_tS[2];
+      lanes$4$rd_addr$2 = l4_tO[2];
       lanes$4$w$0 = l4_wq[1:0];
       lanes$4$w$1 = l4_wq[3:2];
       lanes$4$w$2 = l4_wq[5:4];
@@ -1441,7 +1441,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$5$sc_take = l5_vlT;
       lanes$5$sc_mload = l5_nsT;
       lanes$5$acc_we = l5_vlM;
-      lanes$5$rd_first = l5_kbfS;
+      lanes$5$rd_first = l5_kbfO;
       lanes$5$out_load = l5_olM;
       lanes$5$w_addr$0 = l5_wa[0];
       lanes$5$r_addr$0 = l5_ra[0];
@@ -1450,11 +1450,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$5$w_addr$2 = l5_wa[2];
       lanes$5$r_addr$2 = l5_ra[2];
       lanes$5$acc_addr$0 = l5_tM[0];
-      lanes$5$rd_addr$0 = l5_tS[0];
+      lanes$5$rd_addr$0 = l5_tO[0];
       lanes$5$acc_addr$1 = l5_tM[1];
-      lanes$5$rd_addr$1 = l5_tS[1];
+      lanes$5$rd_addr$1 = l5_tO[1];
       lanes$5$acc_addr$2 = l5_tM[2];
-      lanes$5$rd_addr$2 = l5_tS[2];
+      lanes$5$rd_addr$2 = l5_tO[2];
       lanes$5$w$0 = l5_wq[1:0];
       lanes$5$w$1 = l5_wq[3:2];
       lanes$5$w$2 = l5_wq[5:4];
@@ -1482,7 +1482,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$6$sc_take = l6_vlT;
       lanes$6$sc_mload = l6_nsT;
       lanes$6$acc_we = l6_vlM;
-      lanes$6$rd_first = l6_kbfS;
+      lanes$6$rd_first = l6_kbfO;
       lanes$6$out_load = l6_olM;
       lanes$6$w_addr$0 = l6_wa[0];
       lanes$6$r_addr$0 = l6_ra[0];
@@ -1491,11 +1491,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$6$w_addr$2 = l6_wa[2];
       lanes$6$r_addr$2 = l6_ra[2];
       lanes$6$acc_addr$0 = l6_tM[0];
-      lanes$6$rd_addr$0 = l6_tS[0];
+      lanes$6$rd_addr$0 = l6_tO[0];
       lanes$6$acc_addr$1 = l6_tM[1];
-      lanes$6$rd_addr$1 = l6_tS[1];
+      lanes$6$rd_addr$1 = l6_tO[1];
       lanes$6$acc_addr$2 = l6_tM[2];
-      lanes$6$rd_addr$2 = l6_tS[2];
+      lanes$6$rd_addr$2 = l6_tO[2];
       lanes$6$w$0 = l6_wq[1:0];
       lanes$6$w$1 = l6_wq[3:2];
       lanes$6$w$2 = l6_wq[5:4];
@@ -1523,7 +1523,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$7$sc_take = l7_vlT;
       lanes$7$sc_mload = l7_nsT;
       lanes$7$acc_we = l7_vlM;
-      lanes$7$rd_first = l7_kbfS;
+      lanes$7$rd_first = l7_kbfO;
       lanes$7$out_load = l7_olM;
       lanes$7$w_addr$0 = l7_wa[0];
       lanes$7$r_addr$0 = l7_ra[0];
@@ -1532,11 +1532,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$7$w_addr$2 = l7_wa[2];
       lanes$7$r_addr$2 = l7_ra[2];
       lanes$7$acc_addr$0 = l7_tM[0];
-      lanes$7$rd_addr$0 = l7_tS[0];
+      lanes$7$rd_addr$0 = l7_tO[0];
       lanes$7$acc_addr$1 = l7_tM[1];
-      lanes$7$rd_addr$1 = l7_tS[1];
+      lanes$7$rd_addr$1 = l7_tO[1];
       lanes$7$acc_addr$2 = l7_tM[2];
-      lanes$7$rd_addr$2 = l7_tS[2];
+      lanes$7$rd_addr$2 = l7_tO[2];
       lanes$7$w$0 = l7_wq[1:0];
       lanes$7$w$1 = l7_wq[3:2];
       lanes$7$w$2 = l7_wq[5:4];
@@ -1628,7 +1628,7 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     // block-end lookahead: kbl_q = (kbrem <= block.k), more_q[j] = (kbrem > (j+1)*cols); registered with kbrem
     reg kbl_q;
     reg [6:0] more_q;
-    // beat flags: issue (0), ring write (r), lead registers (l), 3 tree stage(s), scaler capture (S), multiplier (M)
+    // beat flags: issue (0), ring write (r), lead registers (l), 3 tree stage(s), scaler capture (S), operands (O), multiplier (M)
     reg v0;
     reg last0;
     reg kbf0;
@@ -1678,10 +1678,16 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg tld3;
     reg [2:0] td3;
     reg vlS;
+    reg kbfS;
     reg kblS;
     reg nlS;
     reg tlS;
     reg [2:0] tS;
+    reg vlO;
+    reg kblO;
+    reg nlO;
+    reg tlO;
+    reg [2:0] tO;
     reg vlM;
     reg kblM;
     reg nlM;
@@ -1708,7 +1714,7 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     // next state of the registers go depends on: output register full, a vector at the multiplier stage, a mantissa needed at the root, the prefetch register full
     wire sc_full_n = ~rst & (sc_acc | (sc_full_q & ~take));
     wire ov_n = ~rst & ((go & vlM & kblM) | (out_valid_q & ~out_ready));
-    wire ld_n = ~rst & (go ? (vlS & kblS) : (vlM & kblM));
+    wire ld_n = ~rst & (go ? (vlO & kblO) : (vlM & kblM));
     wire ns_n = ~rst & (go ? pns_w : need_scale);
     wire en_n = ~(ov_n & ld_n) & ~(ns_n & ~sc_full_n);
     always @(posedge clock) begin
@@ -1749,6 +1755,7 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
         done_q <= 1'b0;
         err_q <= 1'b0;
         vlS <= 1'b0;
+        vlO <= 1'b0;
         vlM <= 1'b0;
         out_valid_q <= 1'b0;
         v0 <= 1'b0;
@@ -1834,15 +1841,21 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           tld3 <= tld2;
           td3 <= td2;
           vlS <= vd3 & lastd3;
+          kbfS <= kbfd3;
           kblS <= kbld3;
           nlS <= nld3;
           tlS <= tld3;
           tS <= td3;
-          vlM <= vlS;
-          kblM <= kblS;
-          nlM <= nlS;
-          tlM <= tlS;
-          tM <= tS;
+          vlO <= vlS;
+          vlM <= vlO;
+          kblO <= kblS;
+          kblM <= kblO;
+          nlO <= nlS;
+          nlM <= nlO;
+          tlO <= tlS;
+          tlM <= tlO;
+          tO <= tS;
+          tM <= tO;
           if (vlM & kblM) begin
             out_valid_q <= 1'b1;
             out_tok_q <= tM;
@@ -1898,15 +1911,15 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
       pv = vd2;
       pvl = vd2 & lastd2;
       pns = pns_w;
-      svl = vlS;
-      sol = vlS & kblS;
-      st$0 = tS[0];
-      st$1 = tS[1];
-      st$2 = tS[2];
-      rkbf = kbfd3;
-      rt$0 = td3[0];
-      rt$1 = td3[1];
-      rt$2 = td3[2];
+      svl = vlO;
+      sol = vlO & kblO;
+      st$0 = tO[0];
+      st$1 = tO[1];
+      st$2 = tO[2];
+      rkbf = kbfS;
+      rt$0 = tS[0];
+      rt$1 = tS[1];
+      rt$2 = tS[2];
       out_valid = out_valid_q;
       out_token = {{13{1'b0}}, out_tok_q};
       out_n = {{13{1'b0}}, out_nbase};
@@ -2271,12 +2284,21 @@ module tern_small_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
@@ -2654,12 +2676,21 @@ module tern_small_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
@@ -3037,12 +3068,21 @@ module tern_small_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
@@ -3420,12 +3460,21 @@ module tern_small_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
@@ -3803,12 +3852,21 @@ module tern_small_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
@@ -4186,12 +4244,21 @@ module tern_small_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
@@ -4569,12 +4636,21 @@ module tern_small_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
@@ -4952,12 +5028,21 @@ module tern_small_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
       if (en & take) sc_a <= psum_in;
       if (en & mload) sc_m <= scale;
     end
-    // 2. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
+    // 2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)
+    reg [14:0] op_a;
+    reg [15:0] op_m;
+    always @(posedge clock) begin
+      if (en) begin
+        op_a <= sc_a;
+        op_m <= sc_m;
+      end
+    end
+    // 3. multiply: signed 15-bit psum x unsigned 16-bit mantissa -> 31-bit signed product (exact)
     reg [30:0] prod;
     always @(posedge clock) begin
-      if (en) prod <= $signed({{16{sc_a[14]}}, sc_a}) * $signed({{15{1'b0}}, sc_m});
+      if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 3. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
