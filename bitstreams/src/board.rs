@@ -243,6 +243,20 @@ pub struct CardMemory {
     pub config: BTreeMap<String, String>,
 }
 
+impl CardMemory {
+    /// A carve-out of a processing system's DDR: `bytes` from AXI address `base`.
+    pub fn ps_ddr(base: u64, bytes: u64) -> Self {
+        CardMemory {
+            ip: MemoryIp::PsDdr,
+            base,
+            bytes,
+            stacks: None,
+            port: None,
+            config: BTreeMap::new(),
+        }
+    }
+}
+
 /// Vivado settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -349,19 +349,11 @@ fn verilog(s: &CardShell, ports: &[Port], clk: &str, rst: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::board::MemoryIp;
     use tern_hdl::HdlOptions;
     use tern_spec::ArrayConfig;
 
     fn mem(base: u64) -> CardMemory {
-        CardMemory {
-            ip: MemoryIp::PsDdr,
-            base,
-            bytes: 1 << 30,
-            stacks: None,
-            port: None,
-            config: Default::default(),
-        }
+        CardMemory::ps_ddr(base, 1 << 30)
     }
 
     #[test]

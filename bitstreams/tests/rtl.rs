@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tern_bitstreams::board::{CardMemory, MemoryIp};
+use tern_bitstreams::board::CardMemory;
 use tern_bitstreams::shell::card_shell;
 use tern_bitstreams::wrapper::{board_wrapper, BoardPins};
 use tern_hdl::HdlOptions;
@@ -72,14 +72,7 @@ fn wrapper_and_card_shell_are_lint_clean() {
     lint(&dir, &board_top, &files);
     // the shell with and without a card-memory base (the Zynq carve-out, the HBM at 0)
     for base in [0, 0x8_4000_0000] {
-        let mem = CardMemory {
-            ip: MemoryIp::PsDdr,
-            base,
-            bytes: 1 << 30,
-            stacks: None,
-            port: None,
-            config: Default::default(),
-        };
+        let mem = CardMemory::ps_ddr(base, 1 << 30);
         let sh = card_shell(&m, &mem).unwrap();
         std::fs::write(dir.join(format!("{}.v", sh.module)), &sh.verilog).unwrap();
         let mut files = m.files.clone();
@@ -125,14 +118,7 @@ fn card_shell_slices_ar_and_adds_the_base() {
     let cfg = ArrayConfig::builtin("small").unwrap();
     let g = tern_hdl::emit::generate(&cfg, HdlOptions::default()).unwrap();
     let base: u64 = 0x8_4000_0000;
-    let mem = CardMemory {
-        ip: MemoryIp::PsDdr,
-        base,
-        bytes: 1 << 30,
-        stacks: None,
-        port: None,
-        config: Default::default(),
-    };
+    let mem = CardMemory::ps_ddr(base, 1 << 30);
     let sh = card_shell(&g.manifest, &mem).unwrap();
     std::fs::write(dir.join("shell.v"), &sh.verilog).unwrap();
     // the stand-in card top: same module name and ports

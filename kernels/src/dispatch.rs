@@ -166,11 +166,10 @@ pub fn gemm_with(
     let path = check_available(path)?;
     let pa = PreparedActs::new(pm, acts)?;
     let (m, n) = (pa.m(), pm.n());
-    let y = with_scratch(pm.groups() * ROWS * m, |buf| {
+    with_scratch(pm.groups() * ROWS * m, |buf| {
         gemm_prepared(pm, &pa, threads, path, buf)?;
-        Ok::<_, KernelError>(token_major(buf, m, n, threads))
-    })?;
-    Ok(Array2::from_shape_vec((m, n), y).expect("m × n"))
+        Ok(token_major(buf, m, n, threads))
+    })
 }
 
 thread_local! {
@@ -195,9 +194,13 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [i64]) -> R) -> R {
     })
 }
 
-/// `[padded row][token]` kernel output (`⌈N/16⌉·16·M` values) → `acc [M, N]`, row-major,
-/// split over `threads` by token.
-fn token_major(buf: &[i64], m: usize, n: usize, threads: usize) -> Vec<i64> {
+/// `[padded row][token]` kernel output (`⌈N/16⌉·16·M` values) → `acc [M, N]`, split over
+/// `threads` by token.
+fn token_major(buf: &[i64], m: usize, n: usize, threads: usize) -> Array2<i64> {
+    Array2::from_shape_vec((m, n), token_major_vec(buf, m, n, threads)).expect("m × n")
+}
+
+fn token_major_vec(buf: &[i64], m: usize, n: usize, threads: usize) -> Vec<i64> {
     if m == 1 {
         return buf[..n].to_vec();
     }
@@ -278,10 +281,7 @@ pub fn gemm_many(
         Ok(pms
             .iter()
             .zip(bufs)
-            .map(|(pm, buf)| {
-                let y = token_major(buf, m, pm.n(), threads);
-                Array2::from_shape_vec((m, pm.n()), y).expect("m × n")
-            })
+            .map(|(pm, buf)| token_major(buf, m, pm.n(), threads))
             .collect())
     })
 }
