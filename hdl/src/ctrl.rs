@@ -15,6 +15,17 @@
 //! when the scaler must take a block's first mantissa and the one-deep scale prefetch
 //! register (`sc_full`) is empty: the whole pipeline freezes, so nothing is lost or
 //! duplicated, and no stream input reaches a lane's clock enable combinationally.
+//!
+//! The issue logic reads registers only: every comparison it needs (the beat is its block's
+//! last, a pad beat, the first or last token, the last k-block, the last N tile) is a
+//! lookahead register computed with the next value of the counter it depends on (`lb_q` and
+//! `pad_q` with `j`, `tz_q` and `tl_q` with `t`, `kbl_q` and `more_q` with `kbrem`, `nl_q`
+//! with `nrem`, the N still to do). A start while idle loads the command registers and the
+//! lookahead without waiting for the command check (nothing reads them while idle); only
+//! `busy`, `done`, `err`, `issuing` and the registers that reach outputs while idle (`j`,
+//! `t`, the first-block flag, and `out_n0`: a good start zeroes the output index through
+//! this one flag, not the wide `out_nbase`) wait for it, so a refused command changes no
+//! output.
 
 use crate::params::{Params, CMD_BITS, OUT_WORD_BITS, TOKEN_FIELD_BITS};
 use crate::sig::drive_bits;
@@ -140,16 +151,29 @@ pub struct CtrlModel {
     done_q: bool,
     err_q: bool,
     k_reg: u64,
-    n_reg: u64,
     m_last: u64,
     m_gt1: bool,
     /// K minus the first K index of the current block.
     kbrem: u64,
     /// The current block is the tile's first.
     kbf: bool,
+    /// N minus the first output index of the current N tile.
+    nrem: u64,
     j: u64,
     t: u64,
-    n_base: u64,
+    // Issue lookahead, registered with the counters it depends on: while issuing each equals
+    // the comparison it replaces (`check`, every cycle).
+    /// The beat is a pad beat (`m_gt1 & kb_last & j·cols >= kbrem`).
+    pad_q: bool,
+    /// The beat is its block's last (`j == bpb − 1`, or without pad beats the block's data
+    /// ends in it).
+    lb_q: bool,
+    /// `t == 0` (the block's first token: the weight beat comes from the stream).
+    tz_q: bool,
+    /// `t == m_last`.
+    tl_q: bool,
+    /// The last N tile (`nrem <= rows`).
+    nl_q: bool,
     /// The scale prefetch register (in the lanes) holds the next block's mantissas.
     sc_full: bool,
     /// Mantissa vectors the issued beats will need and the prefetch has not accepted yet
@@ -167,8 +191,11 @@ pub struct CtrlModel {
     out_last: bool,
     out_tl: bool,
     /// Output index of the vector in the output register (and of the next tile's after the
-    /// tile's last vector is taken).
+    /// tile's last vector is taken), unless `out_n0`.
     out_nbase: u64,
+    /// The output index is 0 (set by a good start, which does not touch `out_nbase`: a wide
+    /// register less on the command check; cleared when the first tile's last vector is taken).
+    out_n0: bool,
 }
 
 struct Comb {
@@ -193,14 +220,18 @@ impl CtrlModel {
             done_q: false,
             err_q: false,
             k_reg: 0,
-            n_reg: 0,
             m_last: 0,
             m_gt1: false,
             kbrem: 0,
             kbf: false,
+            nrem: 0,
             j: 0,
             t: 0,
-            n_base: 0,
+            pad_q: false,
+            lb_q: false,
+            tz_q: false,
+            tl_q: false,
+            nl_q: false,
             sc_full: false,
             sc_owed: 0,
             f0: Flags::default(),
@@ -213,6 +244,7 @@ impl CtrlModel {
             out_last: false,
             out_tl: false,
             out_nbase: 0,
+            out_n0: false,
         }
     }
 
@@ -240,30 +272,65 @@ impl CtrlModel {
     }
 
     fn comb(&self, i: &CtrlIn) -> Comb {
-        let s = &self.s;
-        let ring = s.ring();
+        let ring = self.s.ring();
         let ft = *self.fd.last().expect("lead stage");
         let need_scale = self.need_scale(&ft);
         let go = self.go();
-        let need_w = !ring || self.t == 0;
-        // the beat's K position within its block, against what remains of K (last block)
-        let kb_last = self.kbrem <= s.block_k as u64;
-        let jpos = self.j * s.cols as u64;
-        let pad = ring && self.m_gt1 && kb_last && jpos >= self.kbrem;
+        let need_w = !ring || self.tz_q;
+        let pad = self.pad_q;
         let can = self.issuing && (pad || (i.act_valid && (!need_w || i.w_valid)));
-        let last_beat = self.j == s.bpb as u64 - 1
-            || (!(ring && self.m_gt1) && kb_last && jpos + s.cols as u64 >= self.kbrem);
         Comb {
             take: go && need_scale,
             go,
             need_w,
             pad,
             fire: go && can,
-            last_beat,
-            t_last: !ring || self.t == self.m_last,
-            kb_last,
-            n_last: self.n_base + s.rows as u64 >= self.n_reg,
+            last_beat: self.lb_q,
+            t_last: !ring || self.tl_q,
+            kb_last: self.kbrem <= self.s.block_k as u64,
+            n_last: self.nl_q,
             ft,
+        }
+    }
+
+    /// Whether beat 0 of a block whose kbrem is `kbrem` is the block's last: one beat per
+    /// block, or (without pad beats) the block's data ends in the first beat.
+    fn beat0_last(&self, kbrem: u64, m_gt1: bool) -> bool {
+        let s = &self.s;
+        s.bpb == 1 || (!(s.ring() && m_gt1) && kbrem <= s.cols as u64)
+    }
+
+    /// The issue lookahead registers against the comparisons they replace. They are read
+    /// only while issuing (a bad command loads the command registers but not `j`, `t`, so
+    /// they may disagree while idle).
+    fn check(&self) {
+        if !self.issuing {
+            return;
+        }
+        let s = &self.s;
+        let ring = s.ring();
+        let (bk, cols) = (s.block_k as u64, s.cols as u64);
+        // the beat's K position within its block, against what remains of K (last block)
+        let kb_last = self.kbrem <= bk;
+        let jpos = self.j * cols;
+        let pad = ring && self.m_gt1 && kb_last && jpos >= self.kbrem;
+        let last_beat = self.j == s.bpb as u64 - 1
+            || (!(ring && self.m_gt1) && kb_last && jpos + cols >= self.kbrem);
+        assert_eq!(self.pad_q, pad, "pad_q: {self:?}");
+        assert_eq!(self.lb_q, last_beat, "lb_q: {self:?}");
+        assert_eq!(self.nl_q, self.nrem <= s.rows as u64, "nl_q: {self:?}");
+        if ring {
+            assert_eq!(self.tz_q, self.t == 0, "tz_q: {self:?}");
+            assert_eq!(self.tl_q, self.t == self.m_last, "tl_q: {self:?}");
+        }
+    }
+
+    /// The output index of the vector in the output register.
+    fn out_n(&self) -> u64 {
+        if self.out_n0 {
+            0
+        } else {
+            self.out_nbase
         }
     }
 
@@ -296,14 +363,19 @@ impl CtrlModel {
             rt: self.fs.t,
             out_valid: self.out_valid,
             out_token: self.out_tok,
-            out_n: self.out_nbase,
+            out_n: self.out_n(),
             out_last: self.out_last,
         }
     }
 
     /// One clock edge.
     pub fn tick(&mut self, i: &CtrlIn) {
+        // assert, not debug_assert: the tests run in release mode, and this is cheap
+        self.check();
         let s = self.s;
+        let ring = s.ring();
+        let (bk, cols, rows) = (s.block_k as u64, s.cols as u64, s.rows as u64);
+        let mask = |w: u32| if w >= 64 { u64::MAX } else { (1u64 << w) - 1 };
         if i.rst {
             self.busy = false;
             self.issuing = false;
@@ -326,21 +398,24 @@ impl CtrlModel {
             && i.cmd_n <= s.max_n
             && i.cmd_m != 0
             && i.cmd_m <= s.token_tile as u64;
-        let start_ok = i.start && !self.busy && cmd_ok;
-        let start_bad = i.start && !self.busy && !cmd_ok;
+        // the command registers load on any start while idle (nothing reads them while idle,
+        // so a bad command's values are harmless); what is visible needs cmd_ok
+        let start_ld = i.start && !self.busy;
+        let start_ok = start_ld && cmd_ok;
+        let start_bad = start_ld && !cmd_ok;
         let mut nx = self.clone();
         nx.done_q = false;
         let sc_ready = self.scale_ready(&c);
         if !self.sc_full || c.take {
             nx.sc_full = sc_ready && i.scale_valid;
         }
-        let demand = c.fire && c.last_beat && (!s.ring() || self.t == 0);
+        let demand = c.fire && c.last_beat && c.need_w;
         nx.sc_owed = self.sc_owed + demand as u64 - (sc_ready && i.scale_valid) as u64;
         if c.go {
             nx.f0 = Flags {
                 v: c.fire,
                 last: c.last_beat,
-                tf: self.t == 0,
+                tf: self.tz_q,
                 tl: c.t_last,
                 kbf: self.kbf,
                 kbl: c.kb_last,
@@ -349,26 +424,40 @@ impl CtrlModel {
             };
             if c.fire {
                 if !c.last_beat {
-                    nx.j = self.j + 1;
+                    // beat j + 1 of the same block (this one is not the last, so it exists)
+                    let j1 = self.j + 1;
+                    nx.j = j1;
+                    nx.pad_q = ring && self.m_gt1 && j1 * cols >= self.kbrem;
+                    nx.lb_q = j1 == s.bpb as u64 - 1
+                        || (!(ring && self.m_gt1) && (j1 + 1) * cols >= self.kbrem);
                 } else {
+                    // beat 0 of the next token or block: never a pad beat
                     nx.j = 0;
+                    nx.pad_q = false;
                     if !c.t_last {
                         nx.t = self.t + 1;
+                        nx.tz_q = false;
+                        nx.tl_q = self.t + 1 == self.m_last;
                     } else {
                         nx.t = 0;
+                        nx.tz_q = true;
+                        nx.tl_q = !self.m_gt1;
                         if !c.kb_last {
-                            nx.kbrem = self.kbrem - s.block_k as u64;
+                            nx.kbrem = self.kbrem - bk;
                             nx.kbf = false;
                         } else {
                             nx.kbrem = self.k_reg;
                             nx.kbf = true;
                             if !c.n_last {
-                                nx.n_base = self.n_base + s.rows as u64;
+                                nx.nrem = self.nrem - rows;
+                                // nrem > rows here: nrem - rows <= rows is nrem <= 2 rows
+                                nx.nl_q = self.nrem <= 2 * rows;
                             } else {
                                 nx.issuing = false;
                             }
                         }
                     }
+                    nx.lb_q = self.beat0_last(nx.kbrem, self.m_gt1);
                 }
             }
             for k in 0..self.fd.len() {
@@ -392,26 +481,39 @@ impl CtrlModel {
             nx.out_valid = false;
         }
         if self.out_valid && i.out_ready && self.out_tl {
-            nx.out_nbase = self.out_nbase + s.rows as u64;
+            nx.out_nbase = self.out_n() + rows;
+            nx.out_n0 = false;
         }
         if self.out_valid && i.out_ready && self.out_last {
             nx.busy = false;
             nx.done_q = true;
         }
+        if start_ld {
+            // the Verilog's register widths
+            let k = i.cmd_k & mask(s.k_bits);
+            let n = i.cmd_n & mask(s.n_bits);
+            let m_gt1 = i.cmd_m & mask(s.tok_bits + 1) != 1;
+            nx.k_reg = k;
+            nx.kbrem = k;
+            nx.nrem = n;
+            nx.nl_q = n <= rows;
+            nx.m_last = i.cmd_m.wrapping_sub(1) & mask(s.tok_bits);
+            nx.m_gt1 = m_gt1;
+            nx.pad_q = false;
+            nx.lb_q = self.beat0_last(k, m_gt1);
+            nx.tz_q = true;
+            nx.tl_q = !m_gt1;
+        }
         if start_ok {
+            // visible while idle (w_addr, st and skbf through the flags, out_n): only a good
+            // command changes them (out_n through out_n0, not the wide out_nbase)
             nx.busy = true;
             nx.issuing = true;
             nx.err_q = false;
-            nx.k_reg = i.cmd_k;
-            nx.kbrem = i.cmd_k;
             nx.kbf = true;
-            nx.n_reg = i.cmd_n;
-            nx.m_last = i.cmd_m - 1;
-            nx.m_gt1 = i.cmd_m != 1;
             nx.j = 0;
             nx.t = 0;
-            nx.n_base = 0;
-            nx.out_nbase = 0;
+            nx.out_n0 = true;
         }
         if start_bad {
             nx.done_q = true;
@@ -713,9 +815,8 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         ("k_reg", kw),
         ("kbrem", kw),
         ("kbf_q", 1),
-        ("n_reg", nw),
+        ("nrem", nw),
         ("j", jw),
-        ("n_base", nw),
         ("out_nbase", nw),
     ] {
         t.line(decl("reg", w, n));
@@ -738,11 +839,40 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     // kbrem would give, without a carry chain in front of the issue logic):
     //   kbl_q     = kbrem <= block.k                    (the tile's last k-block)
     //   more_q[j] = kbrem > (j+1)·cols, j < bpb−1       (beat j+1 of the last block has data)
+    // Without a ring only j >= 1 is read (beat 0's lookahead is taken from the loaded value
+    // straight into lb_q): more_q holds bits mlo.. of that vector.
     let bpb = s.block_k / s.cols;
-    t.comment("block-end lookahead: kbl_q = (kbrem <= block.k), more_q[j] = (kbrem > (j+1)*cols); registered with kbrem");
+    let mlo = if ring { 0 } else { 1 };
+    let mw = (bpb - 1).saturating_sub(mlo);
+    t.comment(format!("block-end lookahead: kbl_q = (kbrem <= block.k), more_q[j] = (kbrem > (j+{})*cols); registered with kbrem", mlo + 1));
     t.line(decl("reg", 1, "kbl_q"));
-    if bpb > 1 {
-        t.line(decl("reg", bpb - 1, "more_q"));
+    if mw > 0 {
+        t.line(decl("reg", mw, "more_q"));
+    }
+    // the part of a la_*_more vector (bpb − 1 bits) that more_q keeps
+    let more_part = |name: &str| {
+        if mw == bpb - 1 {
+            name.to_string()
+        } else {
+            crate::vlog::slice(name, mlo, mw)
+        }
+    };
+    // Issue lookahead, registered with the counters it depends on (j, t, kbrem, nrem), so
+    // that no comparison lies between the registers and the issue logic. While issuing each
+    // equals the comparison it replaces (the model checks it every cycle):
+    //   lb_q  = the beat is its block's last: j == bpb−1, or (M = 1) the last beat with data
+    //   nl_q  = nrem <= rows                               (the last N tile)
+    //   pad_q = m_gt1 & kb_last & (j·cols >= kbrem)        (a pad beat; ring, bpb > 1)
+    //   tz_q  = t == 0, tl_q = t == m_last                 (ring)
+    t.comment("issue lookahead: lb_q = last beat of the block, nl_q = (nrem <= rows); with a ring pad_q = pad beat, tz_q = (t == 0), tl_q = (t == m_last)");
+    t.line(decl("reg", 1, "lb_q"));
+    t.line(decl("reg", 1, "nl_q"));
+    if ring {
+        if bpb > 1 {
+            t.line(decl("reg", 1, "pad_q"));
+        }
+        t.line(decl("reg", 1, "tz_q"));
+        t.line(decl("reg", 1, "tl_q"));
     }
     t.comment(format!(
         "beat flags: issue (0), ring write (r), lead registers (l), {} tree stage(s), scaler capture (S), operands (O), multiplier (M)",
@@ -782,7 +912,8 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
             t.line(decl("reg", *w, &format!("{n}{st}")));
         }
     }
-    t.comment("output register (the lanes hold the data); out_nbase is the vector's output index");
+    t.comment("output register (the lanes hold the data); out_nv is the vector's output index: out_nbase, or 0 when out_n0_q (set by a good start, cleared when the first tile's last vector is taken)");
+    t.line(decl("reg", 1, "out_n0_q"));
     t.line(decl("reg", 1, "out_valid_q"));
     t.line(decl("reg", 1, "out_last_q"));
     if ring {
@@ -801,17 +932,19 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
             check("cmd_m", s.token_tile as u64)
         ),
     ));
-    t.line(wire_eq(1, "start_ok", "start & ~busy_q & cmd_ok"));
-    t.line(wire_eq(1, "start_bad", "start & ~busy_q & ~cmd_ok"));
+    t.comment("a start while idle loads the command registers and the lookahead whether or not the command is good (nothing reads them while idle); what is visible while idle (busy, done, err, issuing, j, t, kbf_q, out_n0_q) waits for cmd_ok");
+    t.line(wire_eq(1, "start_ld", "start & ~busy_q"));
+    t.line(wire_eq(1, "start_ok", "start_ld & cmd_ok"));
+    t.line(wire_eq(1, "start_bad", "start_ld & ~cmd_ok"));
     t.line(wire_eq(
         nw,
-        "n_r",
-        &format!("n_base + {}", lit(nw, s.rows as u64)),
+        "out_nv",
+        &format!("out_nbase & {{{nw}{{~out_n0_q}}}}"),
     ));
     t.line(wire_eq(
         nw,
         "on_r",
-        &format!("out_nbase + {}", lit(nw, s.rows as u64)),
+        &format!("out_nv + {}", lit(nw, s.rows as u64)),
     ));
     t.comment("go: the clock enable of every datapath register, a register (en_q; the core keeps a copy per lane)");
     let ns = |st: &str| {
@@ -850,20 +983,37 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.line("sc_full_q <= sc_full_n;");
     t.close("end");
     t.comment(format!(
-        "issue: kbrem = K - (first K index of the block); in the last block (kbrem <= {bk}) the beat at jpos = j * {} is a pad beat from jpos >= kbrem on, and ends a partial block (M = 1) when jpos + {} >= kbrem",
+        "issue: kbrem = K - (first K index of the block); in the last block (kbrem <= {bk}) the beat at jpos = j * {} is a pad beat from jpos >= kbrem on, and ends a partial block (M = 1) when jpos + {} >= kbrem; nrem = N - (first output of the tile); the lookahead registers hold these tests for the current beat",
         s.cols, s.cols
     ));
     t.line(wire_eq(1, "kb_last", "kbl_q"));
-    // has_data[j]: beat j of the last block carries K positions (beat 0 always does);
-    // ends[j]: beat j is the last such beat
-    if bpb > 1 {
-        t.line(wire_eq(bpb, "ends", "{1'b1, ~more_q}"));
-        t.line(wire_eq(1, "kb_end", "kb_last & ends[j]"));
-    } else {
-        t.line(wire_eq(1, "kb_end", "kb_last"));
+    // In the last block, beat j+1 has data when more_q[j], and beat j+1 ends the data when
+    // ~more_q[j+1] (kbrem <= (j+1)·cols implies kbrem <= block.k: kb_last adds nothing).
+    // Without pad beats (~m_gt1) the block ends with its data.
+    let nopad = |m: &str| {
+        if ring {
+            format!("~{m} & ")
+        } else {
+            String::new()
+        }
+    };
+    // lb_q for beat 0 of a block whose more_q is `more`
+    let lb0 = |more: &str, m: &str| {
+        if bpb == 1 {
+            "1'b1".to_string()
+        } else {
+            format!("{}~{}", nopad(m), bit(more, bpb - 1, 0))
+        }
+    };
+    if ring {
+        t.line(wire_eq(
+            1,
+            "mg_cmd",
+            &format!("cmd_m[{tw}:0] != {}", lit(tw + 1, 1)),
+        ));
     }
     // the lookahead of each value kbrem is loaded with
-    let look = |t: &mut Text, name: &str, val: &str| {
+    let look = |t: &mut Text, name: &str, val: &str, m: &str| {
         t.line(wire_eq(kw, &format!("{name}_v"), val));
         t.line(wire_eq(
             1,
@@ -882,17 +1032,62 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
                 .collect();
             t.line(wire_eq(bpb - 1, &format!("{name}_more"), &pack(&more)));
         }
+        t.line(wire_eq(
+            1,
+            &format!("{name}_lb"),
+            &lb0(&format!("{name}_more"), m),
+        ));
     };
-    look(&mut t, "la_sub", &format!("kbrem - {}", lit(kw, bk)));
-    look(&mut t, "la_k", "k_reg");
-    look(&mut t, "la_cmd", &crate::vlog::slice("cmd_k", 0, kw));
-    let j_end = format!("(j == {})", lit(jw, s.bpb as u64 - 1));
+    look(
+        &mut t,
+        "la_sub",
+        &format!("kbrem - {}", lit(kw, bk)),
+        "m_gt1",
+    );
+    look(&mut t, "la_k", "k_reg", "m_gt1");
+    look(
+        &mut t,
+        "la_cmd",
+        &crate::vlog::slice("cmd_k", 0, kw),
+        "mg_cmd",
+    );
+    // lb_q for beat j+1 (beat j is not the block's last)
+    if bpb > 2 {
+        t.line(wire_eq(
+            bpb,
+            "lb_nx",
+            &format!(
+                "{{2'b11, {}~{}}}",
+                if ring {
+                    format!("{{{}{{~m_gt1}}}} & ", bpb - 2)
+                } else {
+                    String::new()
+                },
+                if mw == bpb - 2 {
+                    "more_q".to_string()
+                } else {
+                    crate::vlog::slice("more_q", 1, bpb - 2)
+                }
+            ),
+        ));
+        t.line(wire_eq(1, "lb_inc", "lb_nx[j]"));
+    } else {
+        t.line(wire_eq(1, "lb_inc", "1'b1"));
+    }
+    t.line(wire_eq(1, "last_beat", "lb_q"));
     if ring {
-        t.line(wire_eq(1, "t_zero", &format!("t == {}", lit(tw, 0))));
+        t.line(wire_eq(1, "t_zero", "tz_q"));
         t.line(wire_eq(1, "need_w", "t_zero"));
+        t.line(wire_eq(1, "t_last", "tl_q"));
+        t.line(wire_eq(tw, "t_inc", &format!("t + {}", lit(tw, 1))));
+        t.line(wire_eq(1, "tl_inc", "t_inc == m_last"));
+        // beat 0 of the block's next token
+        t.line(wire_eq(1, "lb_zero", &lb0("more_q", "m_gt1")));
         if bpb > 1 {
-            t.line(wire_eq(bpb, "has_data", "{more_q, 1'b1}"));
-            t.line(wire_eq(1, "pad", "m_gt1 & kb_last & ~has_data[j]"));
+            // pad_q for beat j+1: it has no data
+            t.line(wire_eq(bpb, "has_nx", "{1'b1, more_q}"));
+            t.line(wire_eq(1, "pad_inc", "m_gt1 & ~has_nx[j]"));
+            t.line(wire_eq(1, "pad", "pad_q"));
         } else {
             t.line(wire_eq(1, "pad", "1'b0"));
         }
@@ -901,16 +1096,23 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
             "can",
             "issuing & (pad | (act_valid & (~need_w | w_valid)))",
         ));
-        t.line(wire_eq(
-            1,
-            "last_beat",
-            &format!("{j_end} | (~m_gt1 & kb_end)"),
-        ));
-        t.line(wire_eq(1, "t_last", "t == m_last"));
     } else {
         t.line(wire_eq(1, "can", "issuing & act_valid & w_valid"));
-        t.line(wire_eq(1, "last_beat", &format!("{j_end} | kb_end")));
     }
+    // the last N tile: nrem <= rows; after a tile that is not the last (nrem > rows),
+    // nrem - rows <= rows is nrem <= 2·rows
+    t.line(wire_eq(1, "n_last", "nl_q"));
+    t.line(wire_eq(
+        1,
+        "nl_sub",
+        &le_const(nw, 2 * s.rows as u64).verilog("nrem", nw),
+    ));
+    t.line(wire_eq(nw, "la_n_v", &crate::vlog::slice("cmd_n", 0, nw)));
+    t.line(wire_eq(
+        1,
+        "la_n_nl",
+        &le_const(nw, s.rows as u64).verilog("la_n_v", nw),
+    ));
     t.line(wire_eq(1, "fire", "go & can"));
     if ring {
         t.line(wire_eq(1, "sc_demand", "fire & last_beat & t_zero"));
@@ -925,7 +1127,6 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         lit(ow - 1, 0)
     ));
     t.close("end");
-    t.line(wire_eq(1, "n_last", "n_r >= n_reg"));
     t.open("always @(posedge clock) begin");
     t.open("if (rst) begin");
     let mut resets = vec![
@@ -964,35 +1165,51 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.open("if (fire) begin");
     t.open("if (~last_beat) begin");
     t.line(format!("j <= j + {};", lit(jw, 1)));
+    t.line("lb_q <= lb_inc;");
+    if ring && bpb > 1 {
+        t.line("pad_q <= pad_inc;");
+    }
     t.close("end else begin");
     t.indent_more();
     t.line(format!("j <= {};", lit(jw, 0)));
+    if ring && bpb > 1 {
+        t.line("pad_q <= 1'b0;");
+    }
     let tile_end = |t: &mut Text| {
         t.open("if (~kb_last) begin");
         t.line(format!("kbrem <= kbrem - {};", lit(kw, bk)));
         t.line("kbl_q <= la_sub_kbl;");
-        if bpb > 1 {
-            t.line("more_q <= la_sub_more;");
+        if mw > 0 {
+            t.line(format!("more_q <= {};", more_part("la_sub_more")));
         }
+        t.line("lb_q <= la_sub_lb;");
         t.line("kbf_q <= 1'b0;");
         t.close("end else begin");
         t.indent_more();
         t.line("kbrem <= k_reg;");
         t.line("kbl_q <= la_k_kbl;");
-        if bpb > 1 {
-            t.line("more_q <= la_k_more;");
+        if mw > 0 {
+            t.line(format!("more_q <= {};", more_part("la_k_more")));
         }
+        t.line("lb_q <= la_k_lb;");
         t.line("kbf_q <= 1'b1;");
-        t.line("if (~n_last) n_base <= n_r;");
-        t.line("else issuing <= 1'b0;");
+        t.open("if (~n_last) begin");
+        t.line(format!("nrem <= nrem - {};", lit(nw, s.rows as u64)));
+        t.line("nl_q <= nl_sub;");
+        t.close("end else issuing <= 1'b0;");
         t.close("end");
     };
     if ring {
         t.open("if (~t_last) begin");
-        t.line(format!("t <= t + {};", lit(tw, 1)));
+        t.line("t <= t_inc;");
+        t.line("tz_q <= 1'b0;");
+        t.line("tl_q <= tl_inc;");
+        t.line("lb_q <= lb_zero;");
         t.close("end else begin");
         t.indent_more();
         t.line(format!("t <= {};", lit(tw, 0)));
+        t.line("tz_q <= 1'b1;");
+        t.line("tl_q <= ~m_gt1;");
         tile_end(&mut t);
         t.close("end");
     } else {
@@ -1032,38 +1249,53 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.close("end else if (out_ready) out_valid_q <= 1'b0;");
     t.comment("the tile's last vector taken: the next vector is the next tile's");
     if ring {
-        t.line("if (out_valid_q & out_ready & out_tl_q) out_nbase <= on_r;");
+        t.open("if (out_valid_q & out_ready & out_tl_q) begin");
     } else {
-        t.line("if (out_valid_q & out_ready) out_nbase <= on_r;");
+        t.open("if (out_valid_q & out_ready) begin");
     }
+    t.line("out_nbase <= on_r;");
+    t.line("out_n0_q <= 1'b0;");
+    t.close("end");
     t.open("if (out_valid_q & out_ready & out_last_q) begin");
     t.line("busy_q <= 1'b0;");
     t.line("done_q <= 1'b1;");
     t.close("end");
-    t.open("if (start_ok) begin");
-    t.line("busy_q <= 1'b1;");
-    t.line("issuing <= 1'b1;");
-    t.line("err_q <= 1'b0;");
-    t.line(format!("k_reg <= {};", crate::vlog::slice("cmd_k", 0, kw)));
-    t.line(format!("kbrem <= {};", crate::vlog::slice("cmd_k", 0, kw)));
+    t.comment("command registers and lookahead (for beat 0, t = 0 and the first tile): on any start while idle");
+    t.open("if (start_ld) begin");
+    t.line("k_reg <= la_cmd_v;");
+    t.line("kbrem <= la_cmd_v;");
     t.line("kbl_q <= la_cmd_kbl;");
-    if bpb > 1 {
-        t.line("more_q <= la_cmd_more;");
+    if mw > 0 {
+        t.line(format!("more_q <= {};", more_part("la_cmd_more")));
     }
-    t.line("kbf_q <= 1'b1;");
-    t.line(format!("n_reg <= {};", crate::vlog::slice("cmd_n", 0, nw)));
+    t.line("lb_q <= la_cmd_lb;");
+    t.line("nrem <= la_n_v;");
+    t.line("nl_q <= la_n_nl;");
     if ring {
         t.line(format!(
             "m_last <= {} - {};",
             crate::vlog::slice("cmd_m", 0, tw),
             lit(tw, 1)
         ));
-        t.line(format!("m_gt1 <= (cmd_m[{}:0] != {});", tw, lit(tw + 1, 1)));
+        t.line("m_gt1 <= mg_cmd;");
+        if bpb > 1 {
+            t.line("pad_q <= 1'b0;");
+        }
+        t.line("tz_q <= 1'b1;");
+        t.line("tl_q <= ~mg_cmd;");
+    }
+    t.close("end");
+    t.comment("visible while idle (busy, err, w_addr = j, st and skbf through the flags, out_n through out_n0_q): only on a good command");
+    t.open("if (start_ok) begin");
+    t.line("busy_q <= 1'b1;");
+    t.line("issuing <= 1'b1;");
+    t.line("err_q <= 1'b0;");
+    t.line("kbf_q <= 1'b1;");
+    if ring {
         t.line(format!("t <= {};", lit(tw, 0)));
     }
-    for (n, w) in [("j", jw), ("n_base", nw), ("out_nbase", nw)] {
-        t.line(format!("{n} <= {};", lit(w, 0)));
-    }
+    t.line(format!("j <= {};", lit(jw, 0)));
+    t.line("out_n0_q <= 1'b1;");
     t.close("end");
     t.open("if (start_bad) begin");
     t.line("done_q <= 1'b1;");
@@ -1118,7 +1350,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     } else {
         t.line(format!("out_token = {};", lit(TOKEN_FIELD_BITS, 0)));
     }
-    t.line(format!("out_n = {};", zext("out_nbase", nw, CMD_BITS)));
+    t.line(format!("out_n = {};", zext("out_nv", nw, CMD_BITS)));
     t.line("out_last = out_last_q;");
     t.close("end");
     let _ = OUT_WORD_BITS;

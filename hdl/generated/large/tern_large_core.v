@@ -10997,9 +10997,8 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg [15:0] k_reg;
     reg [15:0] kbrem;
     reg kbf_q;
-    reg [18:0] n_reg;
+    reg [18:0] nrem;
     reg j;
-    reg [18:0] n_base;
     reg [18:0] out_nbase;
     reg [3:0] m_last;
     reg m_gt1;
@@ -11012,6 +11011,12 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     // block-end lookahead: kbl_q = (kbrem <= block.k), more_q[j] = (kbrem > (j+1)*cols); registered with kbrem
     reg kbl_q;
     reg more_q;
+    // issue lookahead: lb_q = last beat of the block, nl_q = (nrem <= rows); with a ring pad_q = pad beat, tz_q = (t == 0), tl_q = (t == m_last)
+    reg lb_q;
+    reg nl_q;
+    reg pad_q;
+    reg tz_q;
+    reg tl_q;
     // beat flags: issue (0), ring write (r), lead registers (l), 5 tree stage(s), scaler capture (S), operands (O), multiplier (M)
     reg v0;
     reg last0;
@@ -11093,17 +11098,20 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg nlM;
     reg tlM;
     reg [3:0] tM;
-    // output register (the lanes hold the data); out_nbase is the vector's output index
+    // output register (the lanes hold the data); out_nv is the vector's output index: out_nbase, or 0 when out_n0_q (set by a good start, cleared when the first tile's last vector is taken)
+    reg out_n0_q;
     reg out_valid_q;
     reg out_last_q;
     reg out_tl_q;
     reg [3:0] out_tok_q;
     // command check: 1 <= K <= max_k, 1 <= N <= max_n, 1 <= M <= token_tile
     wire cmd_ok = (|cmd_k) & (~(|cmd_k[31:16]) & (~(&cmd_k[15]) | ~(|cmd_k[14:0]))) & (|cmd_n) & (~(|cmd_n[31:19]) & (~(&cmd_n[18]) | ~(|cmd_n[17:0]))) & (|cmd_m) & (~(|cmd_m[31:5]) & (~(&cmd_m[4]) | ~(|cmd_m[3:0])));
-    wire start_ok = start & ~busy_q & cmd_ok;
-    wire start_bad = start & ~busy_q & ~cmd_ok;
-    wire [18:0] n_r = n_base + 19'd32;
-    wire [18:0] on_r = out_nbase + 19'd32;
+    // a start while idle loads the command registers and the lookahead whether or not the command is good (nothing reads them while idle); what is visible while idle (busy, done, err, issuing, j, t, kbf_q, out_n0_q) waits for cmd_ok
+    wire start_ld = start & ~busy_q;
+    wire start_ok = start_ld & cmd_ok;
+    wire start_bad = start_ld & ~cmd_ok;
+    wire [18:0] out_nv = out_nbase & {19{~out_n0_q}};
+    wire [18:0] on_r = out_nv + 19'd32;
     // go: the clock enable of every datapath register, a register (en_q; the core keeps a copy per lane)
     wire need_scale = vd5 & lastd5 & tfd5;
     wire pns_w = vd4 & lastd4 & tfd4;
@@ -11121,33 +11129,43 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
       en_q <= en_n;
       sc_full_q <= sc_full_n;
     end
-    // issue: kbrem = K - (first K index of the block); in the last block (kbrem <= 64) the beat at jpos = j * 32 is a pad beat from jpos >= kbrem on, and ends a partial block (M = 1) when jpos + 32 >= kbrem
+    // issue: kbrem = K - (first K index of the block); in the last block (kbrem <= 64) the beat at jpos = j * 32 is a pad beat from jpos >= kbrem on, and ends a partial block (M = 1) when jpos + 32 >= kbrem; nrem = N - (first output of the tile); the lookahead registers hold these tests for the current beat
     wire kb_last = kbl_q;
-    wire [1:0] ends = {1'b1, ~more_q};
-    wire kb_end = kb_last & ends[j];
+    wire mg_cmd = cmd_m[4:0] != 5'd1;
     wire [15:0] la_sub_v = kbrem - 16'd64;
     wire la_sub_kbl = (~(|la_sub_v[15:7]) & (~(&la_sub_v[6]) | ~(|la_sub_v[5:0])));
     wire la_sub_more = {~(~(|la_sub_v[15:6]) & (~(&la_sub_v[5]) | ~(|la_sub_v[4:0])))};
+    wire la_sub_lb = ~m_gt1 & ~la_sub_more;
     wire [15:0] la_k_v = k_reg;
     wire la_k_kbl = (~(|la_k_v[15:7]) & (~(&la_k_v[6]) | ~(|la_k_v[5:0])));
     wire la_k_more = {~(~(|la_k_v[15:6]) & (~(&la_k_v[5]) | ~(|la_k_v[4:0])))};
+    wire la_k_lb = ~m_gt1 & ~la_k_more;
     wire [15:0] la_cmd_v = cmd_k[15:0];
     wire la_cmd_kbl = (~(|la_cmd_v[15:7]) & (~(&la_cmd_v[6]) | ~(|la_cmd_v[5:0])));
     wire la_cmd_more = {~(~(|la_cmd_v[15:6]) & (~(&la_cmd_v[5]) | ~(|la_cmd_v[4:0])))};
-    wire t_zero = t == 4'd0;
+    wire la_cmd_lb = ~mg_cmd & ~la_cmd_more;
+    wire lb_inc = 1'b1;
+    wire last_beat = lb_q;
+    wire t_zero = tz_q;
     wire need_w = t_zero;
-    wire [1:0] has_data = {more_q, 1'b1};
-    wire pad = m_gt1 & kb_last & ~has_data[j];
+    wire t_last = tl_q;
+    wire [3:0] t_inc = t + 4'd1;
+    wire tl_inc = t_inc == m_last;
+    wire lb_zero = ~m_gt1 & ~more_q;
+    wire [1:0] has_nx = {1'b1, more_q};
+    wire pad_inc = m_gt1 & ~has_nx[j];
+    wire pad = pad_q;
     wire can = issuing & (pad | (act_valid & (~need_w | w_valid)));
-    wire last_beat = (j == 1'd1) | (~m_gt1 & kb_end);
-    wire t_last = t == m_last;
+    wire n_last = nl_q;
+    wire nl_sub = (~(|nrem[18:7]) & (~(&nrem[6]) | ~(|nrem[5:0])));
+    wire [18:0] la_n_v = cmd_n[18:0];
+    wire la_n_nl = (~(|la_n_v[18:6]) & (~(&la_n_v[5]) | ~(|la_n_v[4:0])));
     wire fire = go & can;
     wire sc_demand = fire & last_beat & t_zero;
     always @(posedge clock) begin
       if (rst) sc_owed <= 4'd0;
       else sc_owed <= sc_owed + {3'd0, sc_demand} - {3'd0, sc_acc};
     end
-    wire n_last = n_r >= n_reg;
     always @(posedge clock) begin
       if (rst) begin
         busy_q <= 1'b0;
@@ -11180,24 +11198,36 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           if (fire) begin
             if (~last_beat) begin
               j <= j + 1'd1;
+              lb_q <= lb_inc;
+              pad_q <= pad_inc;
             end else begin
               j <= 1'd0;
+              pad_q <= 1'b0;
               if (~t_last) begin
-                t <= t + 4'd1;
+                t <= t_inc;
+                tz_q <= 1'b0;
+                tl_q <= tl_inc;
+                lb_q <= lb_zero;
               end else begin
                 t <= 4'd0;
+                tz_q <= 1'b1;
+                tl_q <= ~m_gt1;
                 if (~kb_last) begin
                   kbrem <= kbrem - 16'd64;
                   kbl_q <= la_sub_kbl;
                   more_q <= la_sub_more;
+                  lb_q <= la_sub_lb;
                   kbf_q <= 1'b0;
                 end else begin
                   kbrem <= k_reg;
                   kbl_q <= la_k_kbl;
                   more_q <= la_k_more;
+                  lb_q <= la_k_lb;
                   kbf_q <= 1'b1;
-                  if (~n_last) n_base <= n_r;
-                  else issuing <= 1'b0;
+                  if (~n_last) begin
+                    nrem <= nrem - 19'd32;
+                    nl_q <= nl_sub;
+                  end else issuing <= 1'b0;
                 end
               end
             end
@@ -11282,27 +11312,38 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           end else if (out_ready) out_valid_q <= 1'b0;
         end else if (out_ready) out_valid_q <= 1'b0;
         // the tile's last vector taken: the next vector is the next tile's
-        if (out_valid_q & out_ready & out_tl_q) out_nbase <= on_r;
+        if (out_valid_q & out_ready & out_tl_q) begin
+          out_nbase <= on_r;
+          out_n0_q <= 1'b0;
+        end
         if (out_valid_q & out_ready & out_last_q) begin
           busy_q <= 1'b0;
           done_q <= 1'b1;
         end
+        // command registers and lookahead (for beat 0, t = 0 and the first tile): on any start while idle
+        if (start_ld) begin
+          k_reg <= la_cmd_v;
+          kbrem <= la_cmd_v;
+          kbl_q <= la_cmd_kbl;
+          more_q <= la_cmd_more;
+          lb_q <= la_cmd_lb;
+          nrem <= la_n_v;
+          nl_q <= la_n_nl;
+          m_last <= cmd_m[3:0] - 4'd1;
+          m_gt1 <= mg_cmd;
+          pad_q <= 1'b0;
+          tz_q <= 1'b1;
+          tl_q <= ~mg_cmd;
+        end
+        // visible while idle (busy, err, w_addr = j, st and skbf through the flags, out_n through out_n0_q): only on a good command
         if (start_ok) begin
           busy_q <= 1'b1;
           issuing <= 1'b1;
           err_q <= 1'b0;
-          k_reg <= cmd_k[15:0];
-          kbrem <= cmd_k[15:0];
-          kbl_q <= la_cmd_kbl;
-          more_q <= la_cmd_more;
           kbf_q <= 1'b1;
-          n_reg <= cmd_n[18:0];
-          m_last <= cmd_m[3:0] - 4'd1;
-          m_gt1 <= (cmd_m[4:0] != 5'd1);
           t <= 4'd0;
           j <= 1'd0;
-          n_base <= 19'd0;
-          out_nbase <= 19'd0;
+          out_n0_q <= 1'b1;
         end
         if (start_bad) begin
           done_q <= 1'b1;
@@ -11340,7 +11381,7 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
       rt$3 = tS[3];
       out_valid = out_valid_q;
       out_token = {{12{1'b0}}, out_tok_q};
-      out_n = {{13{1'b0}}, out_nbase};
+      out_n = {{13{1'b0}}, out_nv};
       out_last = out_last_q;
     end
 endmodule // tern_large_core$ctrl

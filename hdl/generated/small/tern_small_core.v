@@ -1613,9 +1613,8 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg [15:0] k_reg;
     reg [15:0] kbrem;
     reg kbf_q;
-    reg [18:0] n_reg;
+    reg [18:0] nrem;
     reg [2:0] j;
-    reg [18:0] n_base;
     reg [18:0] out_nbase;
     reg [2:0] m_last;
     reg m_gt1;
@@ -1628,6 +1627,12 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     // block-end lookahead: kbl_q = (kbrem <= block.k), more_q[j] = (kbrem > (j+1)*cols); registered with kbrem
     reg kbl_q;
     reg [6:0] more_q;
+    // issue lookahead: lb_q = last beat of the block, nl_q = (nrem <= rows); with a ring pad_q = pad beat, tz_q = (t == 0), tl_q = (t == m_last)
+    reg lb_q;
+    reg nl_q;
+    reg pad_q;
+    reg tz_q;
+    reg tl_q;
     // beat flags: issue (0), ring write (r), lead registers (l), 3 tree stage(s), scaler capture (S), operands (O), multiplier (M)
     reg v0;
     reg last0;
@@ -1693,17 +1698,20 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg nlM;
     reg tlM;
     reg [2:0] tM;
-    // output register (the lanes hold the data); out_nbase is the vector's output index
+    // output register (the lanes hold the data); out_nv is the vector's output index: out_nbase, or 0 when out_n0_q (set by a good start, cleared when the first tile's last vector is taken)
+    reg out_n0_q;
     reg out_valid_q;
     reg out_last_q;
     reg out_tl_q;
     reg [2:0] out_tok_q;
     // command check: 1 <= K <= max_k, 1 <= N <= max_n, 1 <= M <= token_tile
     wire cmd_ok = (|cmd_k) & (~(|cmd_k[31:16]) & (~(&cmd_k[15]) | ~(|cmd_k[14:0]))) & (|cmd_n) & (~(|cmd_n[31:19]) & (~(&cmd_n[18]) | ~(|cmd_n[17:0]))) & (|cmd_m) & (~(|cmd_m[31:4]) & (~(&cmd_m[3]) | ~(|cmd_m[2:0])));
-    wire start_ok = start & ~busy_q & cmd_ok;
-    wire start_bad = start & ~busy_q & ~cmd_ok;
-    wire [18:0] n_r = n_base + 19'd8;
-    wire [18:0] on_r = out_nbase + 19'd8;
+    // a start while idle loads the command registers and the lookahead whether or not the command is good (nothing reads them while idle); what is visible while idle (busy, done, err, issuing, j, t, kbf_q, out_n0_q) waits for cmd_ok
+    wire start_ld = start & ~busy_q;
+    wire start_ok = start_ld & cmd_ok;
+    wire start_bad = start_ld & ~cmd_ok;
+    wire [18:0] out_nv = out_nbase & {19{~out_n0_q}};
+    wire [18:0] on_r = out_nv + 19'd8;
     // go: the clock enable of every datapath register, a register (en_q; the core keeps a copy per lane)
     wire need_scale = vd3 & lastd3 & tfd3;
     wire pns_w = vd2 & lastd2 & tfd2;
@@ -1721,33 +1729,44 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
       en_q <= en_n;
       sc_full_q <= sc_full_n;
     end
-    // issue: kbrem = K - (first K index of the block); in the last block (kbrem <= 64) the beat at jpos = j * 8 is a pad beat from jpos >= kbrem on, and ends a partial block (M = 1) when jpos + 8 >= kbrem
+    // issue: kbrem = K - (first K index of the block); in the last block (kbrem <= 64) the beat at jpos = j * 8 is a pad beat from jpos >= kbrem on, and ends a partial block (M = 1) when jpos + 8 >= kbrem; nrem = N - (first output of the tile); the lookahead registers hold these tests for the current beat
     wire kb_last = kbl_q;
-    wire [7:0] ends = {1'b1, ~more_q};
-    wire kb_end = kb_last & ends[j];
+    wire mg_cmd = cmd_m[3:0] != 4'd1;
     wire [15:0] la_sub_v = kbrem - 16'd64;
     wire la_sub_kbl = (~(|la_sub_v[15:7]) & (~(&la_sub_v[6]) | ~(|la_sub_v[5:0])));
     wire [6:0] la_sub_more = {~(~(|la_sub_v[15:6]) & (~(&la_sub_v[5:3]) | ~(|la_sub_v[2:0]))), ~(~(|la_sub_v[15:6]) & (~(&la_sub_v[5:4]) | ~(|la_sub_v[3:0]))), ~(~(|la_sub_v[15:6]) & (~(&la_sub_v[5]) | (~(|la_sub_v[4]) & (~(&la_sub_v[3]) | ~(|la_sub_v[2:0]))))), ~(~(|la_sub_v[15:6]) & (~(&la_sub_v[5]) | ~(|la_sub_v[4:0]))), ~(~(|la_sub_v[15:5]) & (~(&la_sub_v[4:3]) | ~(|la_sub_v[2:0]))), ~(~(|la_sub_v[15:5]) & (~(&la_sub_v[4]) | ~(|la_sub_v[3:0]))), ~(~(|la_sub_v[15:4]) & (~(&la_sub_v[3]) | ~(|la_sub_v[2:0])))};
+    wire la_sub_lb = ~m_gt1 & ~la_sub_more[0];
     wire [15:0] la_k_v = k_reg;
     wire la_k_kbl = (~(|la_k_v[15:7]) & (~(&la_k_v[6]) | ~(|la_k_v[5:0])));
     wire [6:0] la_k_more = {~(~(|la_k_v[15:6]) & (~(&la_k_v[5:3]) | ~(|la_k_v[2:0]))), ~(~(|la_k_v[15:6]) & (~(&la_k_v[5:4]) | ~(|la_k_v[3:0]))), ~(~(|la_k_v[15:6]) & (~(&la_k_v[5]) | (~(|la_k_v[4]) & (~(&la_k_v[3]) | ~(|la_k_v[2:0]))))), ~(~(|la_k_v[15:6]) & (~(&la_k_v[5]) | ~(|la_k_v[4:0]))), ~(~(|la_k_v[15:5]) & (~(&la_k_v[4:3]) | ~(|la_k_v[2:0]))), ~(~(|la_k_v[15:5]) & (~(&la_k_v[4]) | ~(|la_k_v[3:0]))), ~(~(|la_k_v[15:4]) & (~(&la_k_v[3]) | ~(|la_k_v[2:0])))};
+    wire la_k_lb = ~m_gt1 & ~la_k_more[0];
     wire [15:0] la_cmd_v = cmd_k[15:0];
     wire la_cmd_kbl = (~(|la_cmd_v[15:7]) & (~(&la_cmd_v[6]) | ~(|la_cmd_v[5:0])));
     wire [6:0] la_cmd_more = {~(~(|la_cmd_v[15:6]) & (~(&la_cmd_v[5:3]) | ~(|la_cmd_v[2:0]))), ~(~(|la_cmd_v[15:6]) & (~(&la_cmd_v[5:4]) | ~(|la_cmd_v[3:0]))), ~(~(|la_cmd_v[15:6]) & (~(&la_cmd_v[5]) | (~(|la_cmd_v[4]) & (~(&la_cmd_v[3]) | ~(|la_cmd_v[2:0]))))), ~(~(|la_cmd_v[15:6]) & (~(&la_cmd_v[5]) | ~(|la_cmd_v[4:0]))), ~(~(|la_cmd_v[15:5]) & (~(&la_cmd_v[4:3]) | ~(|la_cmd_v[2:0]))), ~(~(|la_cmd_v[15:5]) & (~(&la_cmd_v[4]) | ~(|la_cmd_v[3:0]))), ~(~(|la_cmd_v[15:4]) & (~(&la_cmd_v[3]) | ~(|la_cmd_v[2:0])))};
-    wire t_zero = t == 3'd0;
+    wire la_cmd_lb = ~mg_cmd & ~la_cmd_more[0];
+    wire [7:0] lb_nx = {2'b11, {6{~m_gt1}} & ~more_q[6:1]};
+    wire lb_inc = lb_nx[j];
+    wire last_beat = lb_q;
+    wire t_zero = tz_q;
     wire need_w = t_zero;
-    wire [7:0] has_data = {more_q, 1'b1};
-    wire pad = m_gt1 & kb_last & ~has_data[j];
+    wire t_last = tl_q;
+    wire [2:0] t_inc = t + 3'd1;
+    wire tl_inc = t_inc == m_last;
+    wire lb_zero = ~m_gt1 & ~more_q[0];
+    wire [7:0] has_nx = {1'b1, more_q};
+    wire pad_inc = m_gt1 & ~has_nx[j];
+    wire pad = pad_q;
     wire can = issuing & (pad | (act_valid & (~need_w | w_valid)));
-    wire last_beat = (j == 3'd7) | (~m_gt1 & kb_end);
-    wire t_last = t == m_last;
+    wire n_last = nl_q;
+    wire nl_sub = (~(|nrem[18:5]) & (~(&nrem[4]) | ~(|nrem[3:0])));
+    wire [18:0] la_n_v = cmd_n[18:0];
+    wire la_n_nl = (~(|la_n_v[18:4]) & (~(&la_n_v[3]) | ~(|la_n_v[2:0])));
     wire fire = go & can;
     wire sc_demand = fire & last_beat & t_zero;
     always @(posedge clock) begin
       if (rst) sc_owed <= 4'd0;
       else sc_owed <= sc_owed + {3'd0, sc_demand} - {3'd0, sc_acc};
     end
-    wire n_last = n_r >= n_reg;
     always @(posedge clock) begin
       if (rst) begin
         busy_q <= 1'b0;
@@ -1778,24 +1797,36 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           if (fire) begin
             if (~last_beat) begin
               j <= j + 3'd1;
+              lb_q <= lb_inc;
+              pad_q <= pad_inc;
             end else begin
               j <= 3'd0;
+              pad_q <= 1'b0;
               if (~t_last) begin
-                t <= t + 3'd1;
+                t <= t_inc;
+                tz_q <= 1'b0;
+                tl_q <= tl_inc;
+                lb_q <= lb_zero;
               end else begin
                 t <= 3'd0;
+                tz_q <= 1'b1;
+                tl_q <= ~m_gt1;
                 if (~kb_last) begin
                   kbrem <= kbrem - 16'd64;
                   kbl_q <= la_sub_kbl;
                   more_q <= la_sub_more;
+                  lb_q <= la_sub_lb;
                   kbf_q <= 1'b0;
                 end else begin
                   kbrem <= k_reg;
                   kbl_q <= la_k_kbl;
                   more_q <= la_k_more;
+                  lb_q <= la_k_lb;
                   kbf_q <= 1'b1;
-                  if (~n_last) n_base <= n_r;
-                  else issuing <= 1'b0;
+                  if (~n_last) begin
+                    nrem <= nrem - 19'd8;
+                    nl_q <= nl_sub;
+                  end else issuing <= 1'b0;
                 end
               end
             end
@@ -1864,27 +1895,38 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           end else if (out_ready) out_valid_q <= 1'b0;
         end else if (out_ready) out_valid_q <= 1'b0;
         // the tile's last vector taken: the next vector is the next tile's
-        if (out_valid_q & out_ready & out_tl_q) out_nbase <= on_r;
+        if (out_valid_q & out_ready & out_tl_q) begin
+          out_nbase <= on_r;
+          out_n0_q <= 1'b0;
+        end
         if (out_valid_q & out_ready & out_last_q) begin
           busy_q <= 1'b0;
           done_q <= 1'b1;
         end
+        // command registers and lookahead (for beat 0, t = 0 and the first tile): on any start while idle
+        if (start_ld) begin
+          k_reg <= la_cmd_v;
+          kbrem <= la_cmd_v;
+          kbl_q <= la_cmd_kbl;
+          more_q <= la_cmd_more;
+          lb_q <= la_cmd_lb;
+          nrem <= la_n_v;
+          nl_q <= la_n_nl;
+          m_last <= cmd_m[2:0] - 3'd1;
+          m_gt1 <= mg_cmd;
+          pad_q <= 1'b0;
+          tz_q <= 1'b1;
+          tl_q <= ~mg_cmd;
+        end
+        // visible while idle (busy, err, w_addr = j, st and skbf through the flags, out_n through out_n0_q): only on a good command
         if (start_ok) begin
           busy_q <= 1'b1;
           issuing <= 1'b1;
           err_q <= 1'b0;
-          k_reg <= cmd_k[15:0];
-          kbrem <= cmd_k[15:0];
-          kbl_q <= la_cmd_kbl;
-          more_q <= la_cmd_more;
           kbf_q <= 1'b1;
-          n_reg <= cmd_n[18:0];
-          m_last <= cmd_m[2:0] - 3'd1;
-          m_gt1 <= (cmd_m[3:0] != 4'd1);
           t <= 3'd0;
           j <= 3'd0;
-          n_base <= 19'd0;
-          out_nbase <= 19'd0;
+          out_n0_q <= 1'b1;
         end
         if (start_bad) begin
           done_q <= 1'b1;
@@ -1922,7 +1964,7 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
       rt$2 = tS[2];
       out_valid = out_valid_q;
       out_token = {{13{1'b0}}, out_tok_q};
-      out_n = {{13{1'b0}}, out_nbase};
+      out_n = {{13{1'b0}}, out_nv};
       out_last = out_last_q;
     end
 endmodule // tern_small_core$ctrl
