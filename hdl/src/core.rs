@@ -67,9 +67,9 @@ struct LaneCopies {
     vlm: bool,
     olm: bool,
     tm: u64,
-    /// Multiply-stage first-k-block flag and token: the scaler's read-ahead address.
-    kbfr: bool,
-    tr: u64,
+    /// Operand-stage first-k-block flag and token: the scaler's read-ahead address.
+    kbfo: bool,
+    to: u64,
 }
 
 impl<const A: usize, const MB: usize> Core<A, MB> {
@@ -200,7 +200,7 @@ pub fn core_verilog(p: &Params) -> String {
     let wa_bits: Vec<String> = (0..ab).map(|b| format!("ctrl$w_addr${b}")).collect();
     for l in 0..r {
         let n = |x: &str| format!("l{l}_{x}");
-        for x in ["en", "scf", "wwe", "vT", "vlT", "nsT", "kbfR", "vlM", "olM"] {
+        for x in ["en", "scf", "wwe", "vT", "vlT", "nsT", "kbfO", "vlM", "olM"] {
             t.line(decl("reg", 1, &n(x)));
         }
         if ab > 0 {
@@ -208,7 +208,7 @@ pub fn core_verilog(p: &Params) -> String {
             t.line(decl("reg", ab, &n("ra")));
         }
         if tw > 0 {
-            t.line(decl("reg", tw, &n("tR")));
+            t.line(decl("reg", tw, &n("tO")));
             t.line(decl("reg", tw, &n("tM")));
         }
         t.line(decl("reg", 2 * c, &n("wq")));
@@ -232,11 +232,11 @@ pub fn core_verilog(p: &Params) -> String {
         t.line(format!("{} <= ctrl$pv;", n("vT")));
         t.line(format!("{} <= ctrl$pvl;", n("vlT")));
         t.line(format!("{} <= ctrl$pns;", n("nsT")));
-        t.line(format!("{} <= ctrl$rkbf;", n("kbfR")));
+        t.line(format!("{} <= ctrl$rkbf;", n("kbfO")));
         t.line(format!("{} <= ctrl$svl;", n("vlM")));
         t.line(format!("{} <= ctrl$sol;", n("olM")));
         if tw > 0 {
-            t.line(format!("{} <= {};", n("tR"), pack(&rt_bits)));
+            t.line(format!("{} <= {};", n("tO"), pack(&rt_bits)));
             t.line(format!("{} <= {};", n("tM"), pack(&st_bits)));
         }
         t.close("end");
@@ -271,7 +271,7 @@ pub fn core_verilog(p: &Params) -> String {
         t.line(format!("lanes${l}$sc_take = {};", n("vlT")));
         t.line(format!("lanes${l}$sc_mload = {};", n("nsT")));
         t.line(format!("lanes${l}$acc_we = {};", n("vlM")));
-        t.line(format!("lanes${l}$rd_first = {};", n("kbfR")));
+        t.line(format!("lanes${l}$rd_first = {};", n("kbfO")));
         t.line(format!("lanes${l}$out_load = {};", n("olM")));
         for b in 0..ab {
             t.line(format!("lanes${l}$w_addr${b} = {};", bit(&n("wa"), ab, b)));
@@ -282,7 +282,7 @@ pub fn core_verilog(p: &Params) -> String {
                 "lanes${l}$acc_addr${b} = {};",
                 bit(&n("tM"), tw, b)
             ));
-            t.line(format!("lanes${l}$rd_addr${b} = {};", bit(&n("tR"), tw, b)));
+            t.line(format!("lanes${l}$rd_addr${b} = {};", bit(&n("tO"), tw, b)));
         }
         for i in 0..c {
             t.line(format!("lanes${l}$w${i} = {};", slice(&n("wq"), 2 * i, 2)));
@@ -345,8 +345,8 @@ impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
             lane.sc_mload.next = lc.nst;
             lane.acc_we.next = lc.vlm;
             drive_bits(&mut lane.acc_addr, lc.tm);
-            lane.rd_first.next = lc.kbfr;
-            drive_bits(&mut lane.rd_addr, lc.tr);
+            lane.rd_first.next = lc.kbfo;
+            drive_bits(&mut lane.rd_addr, lc.to);
             lane.out_load.next = lc.olm;
             for i in 0..c {
                 lane.w[i].next = self._wq[l * c + i];
@@ -407,8 +407,8 @@ impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
                 n.vlm = cl.svl.val();
                 n.olm = cl.sol.val();
                 n.tm = read_bits(&cl.st);
-                n.kbfr = cl.rkbf.val();
-                n.tr = read_bits(&cl.rt);
+                n.kbfo = cl.rkbf.val();
+                n.to = read_bits(&cl.rt);
             }
             self._lc = n;
         }

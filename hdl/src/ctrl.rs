@@ -112,13 +112,13 @@ pub struct CtrlOut {
     pub pv: bool,
     pub pvl: bool,
     pub pns: bool,
-    /// Flags of the scaler's multiply stage (`v & last`, `v & last & kbl`, token): the lanes'
-    /// copies of the product-stage flags (the accumulate controls) load them.
+    /// Flags of the scaler's operand stage (`v & last`, `v & last & kbl`, token): the lanes'
+    /// copies of the multiplier-stage flags load them.
     pub svl: bool,
     pub sol: bool,
     pub st: u64,
-    /// The operand stage's first-k-block flag and token (what the multiply stage loads next):
-    /// the lanes' copies of the multiply-stage flags load them, for the accumulator read-ahead.
+    /// The capture stage's first-k-block flag and token (what the operand stage loads next):
+    /// the lanes' copies of the operand-stage flags load them, for the accumulator read-ahead.
     pub rkbf: bool,
     pub rt: u64,
     pub out_valid: bool,
@@ -182,11 +182,10 @@ pub struct CtrlModel {
     f0: Flags,
     /// Ring write stage, lead stage, then one per registered tree level.
     fd: Vec<Flags>,
-    /// Scaler capture (S), operand (O), multiplier (M) and product (P) stages.
+    /// Scaler capture (S), operand (O) and multiplier (M) stages.
     fs: Flags,
     fo: Flags,
     fm: Flags,
-    fp: Flags,
     out_valid: bool,
     out_tok: u64,
     out_last: bool,
@@ -240,7 +239,6 @@ impl CtrlModel {
             fs: Flags::default(),
             fo: Flags::default(),
             fm: Flags::default(),
-            fp: Flags::default(),
             out_valid: false,
             out_tok: 0,
             out_last: false,
@@ -262,7 +260,7 @@ impl CtrlModel {
     /// the prefetch register is empty.
     fn go(&self) -> bool {
         let ft = self.fd.last().expect("lead stage");
-        let out_full = self.out_valid && self.fp.v && self.fp.kbl;
+        let out_full = self.out_valid && self.fm.v && self.fm.kbl;
         let scale_ok = !self.need_scale(ft) || self.sc_full;
         !out_full && scale_ok
     }
@@ -358,11 +356,11 @@ impl CtrlModel {
             pv: fp.v,
             pvl: fp.v && fp.last,
             pns: self.need_scale(&fp),
-            svl: self.fm.v,
-            sol: self.fm.v && self.fm.kbl,
-            st: self.fm.t,
-            rkbf: self.fo.kbf,
-            rt: self.fo.t,
+            svl: self.fo.v,
+            sol: self.fo.v && self.fo.kbl,
+            st: self.fo.t,
+            rkbf: self.fs.kbf,
+            rt: self.fs.t,
             out_valid: self.out_valid,
             out_token: self.out_tok,
             out_n: self.out_n(),
@@ -388,7 +386,6 @@ impl CtrlModel {
             self.fs.v = false;
             self.fo.v = false;
             self.fm.v = false;
-            self.fp.v = false;
             self.out_valid = false;
             self.sc_full = false;
             self.sc_owed = 0;
@@ -472,12 +469,11 @@ impl CtrlModel {
             };
             nx.fo = self.fs;
             nx.fm = self.fo;
-            nx.fp = self.fm;
-            if self.fp.v && self.fp.kbl {
+            if self.fm.v && self.fm.kbl {
                 nx.out_valid = true;
-                nx.out_tok = self.fp.t;
-                nx.out_last = self.fp.tl && self.fp.nl;
-                nx.out_tl = self.fp.tl;
+                nx.out_tok = self.fm.t;
+                nx.out_last = self.fm.tl && self.fm.nl;
+                nx.out_tl = self.fm.tl;
             } else if i.out_ready {
                 nx.out_valid = false;
             }
@@ -561,11 +557,11 @@ pub struct Controller {
     pub pv: Signal<Out, Bit>,
     pub pvl: Signal<Out, Bit>,
     pub pns: Signal<Out, Bit>,
-    /// Scaler multiply stage: valid (block end), last k-block, token bits.
+    /// Scaler operand stage: valid (block end), last k-block, token bits.
     pub svl: Signal<Out, Bit>,
     pub sol: Signal<Out, Bit>,
     pub st: Vec<Signal<Out, Bit>>,
-    /// Scaler operand stage: first k-block, token bits (the lanes' read-ahead copies
+    /// Scaler capture stage: first k-block, token bits (the lanes' operand-stage copies
     /// load them).
     pub rkbf: Signal<Out, Bit>,
     pub rt: Vec<Signal<Out, Bit>>,
@@ -879,7 +875,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line(decl("reg", 1, "tl_q"));
     }
     t.comment(format!(
-        "beat flags: issue (0), ring write (r), lead registers (l), {} tree stage(s), scaler capture (S), operands (O), multiplier (M), product (P)",
+        "beat flags: issue (0), ring write (r), lead registers (l), {} tree stage(s), scaler capture (S), operands (O), multiplier (M)",
         s.tree_lat
     ));
     let stage_names: Vec<String> = ["0".to_string(), "r".to_string(), "l".to_string()]
@@ -901,8 +897,8 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         }
         v
     };
-    // kbf is not kept past the operand stage: the lanes' read-ahead copies load it from
-    // there (rkbf)
+    // kbf is not kept past the capture stage: the lanes' operand-stage copies load it from
+    // there (rkbf) for the accumulator's read-ahead
     let mflags: Vec<(&str, u32)> = smflags
         .iter()
         .copied()
@@ -911,8 +907,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     for (n, w) in &smflags {
         t.line(decl("reg", *w, &format!("{n}S")));
     }
-    t.line(decl("reg", 1, "kbfO"));
-    for st in ["O", "M", "P"] {
+    for st in ["O", "M"] {
         for (n, w) in &mflags {
             t.line(decl("reg", *w, &format!("{n}{st}")));
         }
@@ -974,12 +969,12 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.line(wire_eq(
         1,
         "ov_n",
-        "~rst & ((go & vlP & kblP) | (out_valid_q & ~out_ready))",
+        "~rst & ((go & vlM & kblM) | (out_valid_q & ~out_ready))",
     ));
     t.line(wire_eq(
         1,
         "ld_n",
-        "~rst & (go ? (vlM & kblM) : (vlP & kblP))",
+        "~rst & (go ? (vlO & kblO) : (vlM & kblM))",
     ));
     t.line(wire_eq(1, "ns_n", "~rst & (go ? pns_w : need_scale)"));
     t.line(wire_eq(1, "en_n", "~(ov_n & ld_n) & ~(ns_n & ~sc_full_n)"));
@@ -1142,7 +1137,6 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         "vlS",
         "vlO",
         "vlM",
-        "vlP",
         "out_valid_q",
     ]
     .into_iter()
@@ -1238,20 +1232,18 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line(format!("tlS <= tl{ts};"));
         t.line(format!("tS <= t{ts};"));
     }
-    t.line("kbfO <= kbfS;");
     for (n, _) in &mflags {
         t.line(format!("{n}O <= {n}S;"));
         t.line(format!("{n}M <= {n}O;"));
-        t.line(format!("{n}P <= {n}M;"));
     }
-    t.open("if (vlP & kblP) begin");
+    t.open("if (vlM & kblM) begin");
     t.line("out_valid_q <= 1'b1;");
     if ring {
-        t.line("out_tok_q <= tP;");
-        t.line("out_tl_q <= tlP;");
-        t.line("out_last_q <= tlP & nlP;");
+        t.line("out_tok_q <= tM;");
+        t.line("out_tl_q <= tlM;");
+        t.line("out_last_q <= tlM & nlM;");
     } else {
-        t.line("out_last_q <= nlP;");
+        t.line("out_last_q <= nlM;");
     }
     t.close("end else if (out_ready) out_valid_q <= 1'b0;");
     t.close("end else if (out_ready) out_valid_q <= 1'b0;");
@@ -1340,14 +1332,14 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.line(format!("pv = v{ps};"));
     t.line(format!("pvl = v{ps} & last{ps};"));
     t.line("pns = pns_w;");
-    t.line("svl = vlM;");
-    t.line("sol = vlM & kblM;");
+    t.line("svl = vlO;");
+    t.line("sol = vlO & kblO;");
     for b in 0..tw {
-        t.line(format!("st${b} = {};", bit("tM", tw, b)));
+        t.line(format!("st${b} = {};", bit("tO", tw, b)));
     }
-    t.line("rkbf = kbfO;");
+    t.line("rkbf = kbfS;");
     for b in 0..tw {
-        t.line(format!("rt${b} = {};", bit("tO", tw, b)));
+        t.line(format!("rt${b} = {};", bit("tS", tw, b)));
     }
     t.line("out_valid = out_valid_q;");
     if ring {

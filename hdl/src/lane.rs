@@ -86,7 +86,7 @@ pub struct Lane<const A: usize, const MB: usize> {
     pub scale: Signal<In, Bits<MB>>,
     pub acc_we: Signal<In, Bit>,
     pub acc_addr: Vec<Signal<In, Bit>>,
-    /// The scaler multiply stage's first-k-block flag and token (the scaler reads its word ahead).
+    /// The scaler operand stage's first-k-block flag and token (the scaler reads its word ahead).
     pub rd_first: Signal<In, Bit>,
     pub rd_addr: Vec<Signal<In, Bit>>,
     pub out_load: Signal<In, Bit>,

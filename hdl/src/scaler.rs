@@ -10,10 +10,8 @@
 //!    far, gets a cycle of its own);
 //! 3. multiply: `prod <= op_a × op_m` (signed × unsigned, `psum_bits + mant_bits` bits, one
 //!    DSP for the default widths);
-//! 4. product: `prod_q <= prod` (beside the accumulator: the route back from the DSP gets a
-//!    cycle of its own too);
-//! 5. accumulate: `acc[acc_addr] <= acc_rd + prod_q` when `acc_we`, where `acc_rd` was read
-//!    one stage ahead: when the vector was in the multiply stage, `acc_rd <= acc[{rd_first,
+//! 4. accumulate: `acc[acc_addr] <= acc_rd + prod` when `acc_we`, where `acc_rd` was read
+//!    one stage ahead: when the vector was in the operand stage, `acc_rd <= acc[{rd_first,
 //!    rd_addr}]` (its first k-block flag and token; the words with the first flag set are
 //!    zero). `out_load` also copies the new value to the output register `out`
 //!    (sign-extended to 64).
@@ -91,7 +89,7 @@ pub struct Scaler<const MB: usize> {
     pub acc_we: Signal<In, Bit>,
     /// Token index (accumulator address), bit per port.
     pub acc_addr: Vec<Signal<In, Bit>>,
-    /// The word read ahead: the multiply stage's first-k-block flag (read a zero word: the
+    /// The word read ahead: the operand stage's first-k-block flag (read a zero word: the
     /// row's first block overwrites) and token index, bit per port.
     pub rd_first: Signal<In, Bit>,
     pub rd_addr: Vec<Signal<In, Bit>>,
@@ -149,7 +147,6 @@ pub struct ScalerModel {
     op_a: i64,
     op_m: u64,
     prod: i64,
-    prod_q: i64,
     /// The accumulator word read ahead (`acc_rd`).
     acc_rd: i64,
     acc: Vec<i64>,
@@ -165,7 +162,6 @@ impl ScalerModel {
             op_a: 0,
             op_m: 0,
             prod: 0,
-            prod_q: 0,
             acc_rd: 0,
             acc: vec![0; shape.token_tile as usize],
             out_q: 0,
@@ -183,8 +179,7 @@ impl ScalerModel {
             return;
         }
         let s = self.shape;
-        let old_prod = self.prod_q;
-        self.prod_q = self.prod;
+        let old_prod = self.prod;
         self.prod = wrap_signed(self.op_a as i128 * self.op_m as i128, s.prod_bits());
         self.op_a = self.sc_a;
         self.op_m = self.sc_m;
@@ -336,22 +331,11 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
         ));
         t.close("end");
     }
-    t.comment("4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)");
-    if narrow {
-        t.line("/* verilator lint_off UNUSEDSIGNAL */");
-    }
-    t.line(decl("reg", pw, "prod_q"));
-    if narrow {
-        t.line("/* verilator lint_on UNUSEDSIGNAL */");
-    }
-    t.open("always @(posedge clock) begin");
-    t.line("if (en) prod_q <= prod;");
-    t.close("end");
-    t.comment("5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)");
+    t.comment("4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)");
     let prod_acc = if narrow {
-        format!("prod_q[{}:0]", acc - 1)
+        format!("prod[{}:0]", acc - 1)
     } else {
-        sext("prod_q", pw, acc)
+        sext("prod", pw, acc)
     };
     // acc_mem: the token's words in the lower half; the upper half is never written and keeps
     // its initial zeros, so the first block of a row reads 0 through the index bit rd_first
@@ -497,13 +481,13 @@ mod tests {
                 }
             }
         }
-        // the accumulate stage sees each take four cycles later, the multiply stage (the
-        // read-ahead) three: overlay their controls
+        // the accumulate stage sees each take three cycles later, the operand stage (the
+        // read-ahead) two: overlay their controls
         let mut k = 0;
         let takes: Vec<usize> = (0..seq.len()).filter(|&i| seq[i].take).collect();
         for kb in 0..kblocks {
             for t in 0..psums[0].len() {
-                let at = takes[k] + 4;
+                let at = takes[k] + 3;
                 k += 1;
                 while seq.len() <= at {
                     seq.push(ScalerIn {
@@ -645,7 +629,7 @@ mod tests {
             ..SHAPE
         });
         assert!(narrow.contains("lint_off UNUSEDSIGNAL"), "{narrow}");
-        assert!(narrow.contains("prod_q[39:0]"));
+        assert!(narrow.contains("prod[39:0]"));
         let single = scaler_verilog(ScalerShape {
             token_tile: 1,
             tok_bits: 0,
@@ -687,10 +671,7 @@ mod tests {
         ] {
             assert!(v.contains(want), "{want}\n{v}");
         }
-        assert!(
-            !v.contains("op_a") && !v.contains("reg [30:0] prod;"),
-            "{v}"
-        );
+        assert!(!v.contains("op_a") && !v.contains("reg [30:0] prod"), "{v}");
         // too wide for one DSP: the portable multiply
         let p = Params::new(
             &tern_spec::ArrayConfig::builtin("default").unwrap(),

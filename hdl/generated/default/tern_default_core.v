@@ -2270,12 +2270,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l0_vT;
     reg l0_vlT;
     reg l0_nsT;
-    reg l0_kbfR;
+    reg l0_kbfO;
     reg l0_vlM;
     reg l0_olM;
     reg [1:0] l0_wa;
     reg [1:0] l0_ra;
-    reg [3:0] l0_tR;
+    reg [3:0] l0_tO;
     reg [3:0] l0_tM;
     reg [31:0] l0_wq;
     reg [15:0] l0_scn;
@@ -2297,10 +2297,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l0_vT <= ctrl$pv;
         l0_vlT <= ctrl$pvl;
         l0_nsT <= ctrl$pns;
-        l0_kbfR <= ctrl$rkbf;
+        l0_kbfO <= ctrl$rkbf;
         l0_vlM <= ctrl$svl;
         l0_olM <= ctrl$sol;
-        l0_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l0_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l0_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l0_scf | (l0_en & l0_nsT)) l0_scn <= scale$0;
@@ -2311,12 +2311,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l1_vT;
     reg l1_vlT;
     reg l1_nsT;
-    reg l1_kbfR;
+    reg l1_kbfO;
     reg l1_vlM;
     reg l1_olM;
     reg [1:0] l1_wa;
     reg [1:0] l1_ra;
-    reg [3:0] l1_tR;
+    reg [3:0] l1_tO;
     reg [3:0] l1_tM;
     reg [31:0] l1_wq;
     reg [15:0] l1_scn;
@@ -2338,10 +2338,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l1_vT <= ctrl$pv;
         l1_vlT <= ctrl$pvl;
         l1_nsT <= ctrl$pns;
-        l1_kbfR <= ctrl$rkbf;
+        l1_kbfO <= ctrl$rkbf;
         l1_vlM <= ctrl$svl;
         l1_olM <= ctrl$sol;
-        l1_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l1_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l1_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l1_scf | (l1_en & l1_nsT)) l1_scn <= scale$1;
@@ -2352,12 +2352,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l2_vT;
     reg l2_vlT;
     reg l2_nsT;
-    reg l2_kbfR;
+    reg l2_kbfO;
     reg l2_vlM;
     reg l2_olM;
     reg [1:0] l2_wa;
     reg [1:0] l2_ra;
-    reg [3:0] l2_tR;
+    reg [3:0] l2_tO;
     reg [3:0] l2_tM;
     reg [31:0] l2_wq;
     reg [15:0] l2_scn;
@@ -2379,10 +2379,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l2_vT <= ctrl$pv;
         l2_vlT <= ctrl$pvl;
         l2_nsT <= ctrl$pns;
-        l2_kbfR <= ctrl$rkbf;
+        l2_kbfO <= ctrl$rkbf;
         l2_vlM <= ctrl$svl;
         l2_olM <= ctrl$sol;
-        l2_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l2_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l2_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l2_scf | (l2_en & l2_nsT)) l2_scn <= scale$2;
@@ -2393,12 +2393,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l3_vT;
     reg l3_vlT;
     reg l3_nsT;
-    reg l3_kbfR;
+    reg l3_kbfO;
     reg l3_vlM;
     reg l3_olM;
     reg [1:0] l3_wa;
     reg [1:0] l3_ra;
-    reg [3:0] l3_tR;
+    reg [3:0] l3_tO;
     reg [3:0] l3_tM;
     reg [31:0] l3_wq;
     reg [15:0] l3_scn;
@@ -2420,10 +2420,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l3_vT <= ctrl$pv;
         l3_vlT <= ctrl$pvl;
         l3_nsT <= ctrl$pns;
-        l3_kbfR <= ctrl$rkbf;
+        l3_kbfO <= ctrl$rkbf;
         l3_vlM <= ctrl$svl;
         l3_olM <= ctrl$sol;
-        l3_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l3_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l3_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l3_scf | (l3_en & l3_nsT)) l3_scn <= scale$3;
@@ -2434,12 +2434,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l4_vT;
     reg l4_vlT;
     reg l4_nsT;
-    reg l4_kbfR;
+    reg l4_kbfO;
     reg l4_vlM;
     reg l4_olM;
     reg [1:0] l4_wa;
     reg [1:0] l4_ra;
-    reg [3:0] l4_tR;
+    reg [3:0] l4_tO;
     reg [3:0] l4_tM;
     reg [31:0] l4_wq;
     reg [15:0] l4_scn;
@@ -2461,10 +2461,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l4_vT <= ctrl$pv;
         l4_vlT <= ctrl$pvl;
         l4_nsT <= ctrl$pns;
-        l4_kbfR <= ctrl$rkbf;
+        l4_kbfO <= ctrl$rkbf;
         l4_vlM <= ctrl$svl;
         l4_olM <= ctrl$sol;
-        l4_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l4_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l4_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l4_scf | (l4_en & l4_nsT)) l4_scn <= scale$4;
@@ -2475,12 +2475,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l5_vT;
     reg l5_vlT;
     reg l5_nsT;
-    reg l5_kbfR;
+    reg l5_kbfO;
     reg l5_vlM;
     reg l5_olM;
     reg [1:0] l5_wa;
     reg [1:0] l5_ra;
-    reg [3:0] l5_tR;
+    reg [3:0] l5_tO;
     reg [3:0] l5_tM;
     reg [31:0] l5_wq;
     reg [15:0] l5_scn;
@@ -2502,10 +2502,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l5_vT <= ctrl$pv;
         l5_vlT <= ctrl$pvl;
         l5_nsT <= ctrl$pns;
-        l5_kbfR <= ctrl$rkbf;
+        l5_kbfO <= ctrl$rkbf;
         l5_vlM <= ctrl$svl;
         l5_olM <= ctrl$sol;
-        l5_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l5_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l5_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l5_scf | (l5_en & l5_nsT)) l5_scn <= scale$5;
@@ -2516,12 +2516,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l6_vT;
     reg l6_vlT;
     reg l6_nsT;
-    reg l6_kbfR;
+    reg l6_kbfO;
     reg l6_vlM;
     reg l6_olM;
     reg [1:0] l6_wa;
     reg [1:0] l6_ra;
-    reg [3:0] l6_tR;
+    reg [3:0] l6_tO;
     reg [3:0] l6_tM;
     reg [31:0] l6_wq;
     reg [15:0] l6_scn;
@@ -2543,10 +2543,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l6_vT <= ctrl$pv;
         l6_vlT <= ctrl$pvl;
         l6_nsT <= ctrl$pns;
-        l6_kbfR <= ctrl$rkbf;
+        l6_kbfO <= ctrl$rkbf;
         l6_vlM <= ctrl$svl;
         l6_olM <= ctrl$sol;
-        l6_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l6_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l6_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l6_scf | (l6_en & l6_nsT)) l6_scn <= scale$6;
@@ -2557,12 +2557,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l7_vT;
     reg l7_vlT;
     reg l7_nsT;
-    reg l7_kbfR;
+    reg l7_kbfO;
     reg l7_vlM;
     reg l7_olM;
     reg [1:0] l7_wa;
     reg [1:0] l7_ra;
-    reg [3:0] l7_tR;
+    reg [3:0] l7_tO;
     reg [3:0] l7_tM;
     reg [31:0] l7_wq;
     reg [15:0] l7_scn;
@@ -2584,10 +2584,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l7_vT <= ctrl$pv;
         l7_vlT <= ctrl$pvl;
         l7_nsT <= ctrl$pns;
-        l7_kbfR <= ctrl$rkbf;
+        l7_kbfO <= ctrl$rkbf;
         l7_vlM <= ctrl$svl;
         l7_olM <= ctrl$sol;
-        l7_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l7_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l7_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l7_scf | (l7_en & l7_nsT)) l7_scn <= scale$7;
@@ -2598,12 +2598,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l8_vT;
     reg l8_vlT;
     reg l8_nsT;
-    reg l8_kbfR;
+    reg l8_kbfO;
     reg l8_vlM;
     reg l8_olM;
     reg [1:0] l8_wa;
     reg [1:0] l8_ra;
-    reg [3:0] l8_tR;
+    reg [3:0] l8_tO;
     reg [3:0] l8_tM;
     reg [31:0] l8_wq;
     reg [15:0] l8_scn;
@@ -2625,10 +2625,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l8_vT <= ctrl$pv;
         l8_vlT <= ctrl$pvl;
         l8_nsT <= ctrl$pns;
-        l8_kbfR <= ctrl$rkbf;
+        l8_kbfO <= ctrl$rkbf;
         l8_vlM <= ctrl$svl;
         l8_olM <= ctrl$sol;
-        l8_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l8_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l8_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l8_scf | (l8_en & l8_nsT)) l8_scn <= scale$8;
@@ -2639,12 +2639,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l9_vT;
     reg l9_vlT;
     reg l9_nsT;
-    reg l9_kbfR;
+    reg l9_kbfO;
     reg l9_vlM;
     reg l9_olM;
     reg [1:0] l9_wa;
     reg [1:0] l9_ra;
-    reg [3:0] l9_tR;
+    reg [3:0] l9_tO;
     reg [3:0] l9_tM;
     reg [31:0] l9_wq;
     reg [15:0] l9_scn;
@@ -2666,10 +2666,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l9_vT <= ctrl$pv;
         l9_vlT <= ctrl$pvl;
         l9_nsT <= ctrl$pns;
-        l9_kbfR <= ctrl$rkbf;
+        l9_kbfO <= ctrl$rkbf;
         l9_vlM <= ctrl$svl;
         l9_olM <= ctrl$sol;
-        l9_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l9_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l9_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l9_scf | (l9_en & l9_nsT)) l9_scn <= scale$9;
@@ -2680,12 +2680,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l10_vT;
     reg l10_vlT;
     reg l10_nsT;
-    reg l10_kbfR;
+    reg l10_kbfO;
     reg l10_vlM;
     reg l10_olM;
     reg [1:0] l10_wa;
     reg [1:0] l10_ra;
-    reg [3:0] l10_tR;
+    reg [3:0] l10_tO;
     reg [3:0] l10_tM;
     reg [31:0] l10_wq;
     reg [15:0] l10_scn;
@@ -2707,10 +2707,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l10_vT <= ctrl$pv;
         l10_vlT <= ctrl$pvl;
         l10_nsT <= ctrl$pns;
-        l10_kbfR <= ctrl$rkbf;
+        l10_kbfO <= ctrl$rkbf;
         l10_vlM <= ctrl$svl;
         l10_olM <= ctrl$sol;
-        l10_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l10_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l10_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l10_scf | (l10_en & l10_nsT)) l10_scn <= scale$10;
@@ -2721,12 +2721,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l11_vT;
     reg l11_vlT;
     reg l11_nsT;
-    reg l11_kbfR;
+    reg l11_kbfO;
     reg l11_vlM;
     reg l11_olM;
     reg [1:0] l11_wa;
     reg [1:0] l11_ra;
-    reg [3:0] l11_tR;
+    reg [3:0] l11_tO;
     reg [3:0] l11_tM;
     reg [31:0] l11_wq;
     reg [15:0] l11_scn;
@@ -2748,10 +2748,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l11_vT <= ctrl$pv;
         l11_vlT <= ctrl$pvl;
         l11_nsT <= ctrl$pns;
-        l11_kbfR <= ctrl$rkbf;
+        l11_kbfO <= ctrl$rkbf;
         l11_vlM <= ctrl$svl;
         l11_olM <= ctrl$sol;
-        l11_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l11_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l11_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l11_scf | (l11_en & l11_nsT)) l11_scn <= scale$11;
@@ -2762,12 +2762,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l12_vT;
     reg l12_vlT;
     reg l12_nsT;
-    reg l12_kbfR;
+    reg l12_kbfO;
     reg l12_vlM;
     reg l12_olM;
     reg [1:0] l12_wa;
     reg [1:0] l12_ra;
-    reg [3:0] l12_tR;
+    reg [3:0] l12_tO;
     reg [3:0] l12_tM;
     reg [31:0] l12_wq;
     reg [15:0] l12_scn;
@@ -2789,10 +2789,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l12_vT <= ctrl$pv;
         l12_vlT <= ctrl$pvl;
         l12_nsT <= ctrl$pns;
-        l12_kbfR <= ctrl$rkbf;
+        l12_kbfO <= ctrl$rkbf;
         l12_vlM <= ctrl$svl;
         l12_olM <= ctrl$sol;
-        l12_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l12_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l12_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l12_scf | (l12_en & l12_nsT)) l12_scn <= scale$12;
@@ -2803,12 +2803,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l13_vT;
     reg l13_vlT;
     reg l13_nsT;
-    reg l13_kbfR;
+    reg l13_kbfO;
     reg l13_vlM;
     reg l13_olM;
     reg [1:0] l13_wa;
     reg [1:0] l13_ra;
-    reg [3:0] l13_tR;
+    reg [3:0] l13_tO;
     reg [3:0] l13_tM;
     reg [31:0] l13_wq;
     reg [15:0] l13_scn;
@@ -2830,10 +2830,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l13_vT <= ctrl$pv;
         l13_vlT <= ctrl$pvl;
         l13_nsT <= ctrl$pns;
-        l13_kbfR <= ctrl$rkbf;
+        l13_kbfO <= ctrl$rkbf;
         l13_vlM <= ctrl$svl;
         l13_olM <= ctrl$sol;
-        l13_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l13_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l13_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l13_scf | (l13_en & l13_nsT)) l13_scn <= scale$13;
@@ -2844,12 +2844,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l14_vT;
     reg l14_vlT;
     reg l14_nsT;
-    reg l14_kbfR;
+    reg l14_kbfO;
     reg l14_vlM;
     reg l14_olM;
     reg [1:0] l14_wa;
     reg [1:0] l14_ra;
-    reg [3:0] l14_tR;
+    reg [3:0] l14_tO;
     reg [3:0] l14_tM;
     reg [31:0] l14_wq;
     reg [15:0] l14_scn;
@@ -2871,10 +2871,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l14_vT <= ctrl$pv;
         l14_vlT <= ctrl$pvl;
         l14_nsT <= ctrl$pns;
-        l14_kbfR <= ctrl$rkbf;
+        l14_kbfO <= ctrl$rkbf;
         l14_vlM <= ctrl$svl;
         l14_olM <= ctrl$sol;
-        l14_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l14_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l14_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l14_scf | (l14_en & l14_nsT)) l14_scn <= scale$14;
@@ -2885,12 +2885,12 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l15_vT;
     reg l15_vlT;
     reg l15_nsT;
-    reg l15_kbfR;
+    reg l15_kbfO;
     reg l15_vlM;
     reg l15_olM;
     reg [1:0] l15_wa;
     reg [1:0] l15_ra;
-    reg [3:0] l15_tR;
+    reg [3:0] l15_tO;
     reg [3:0] l15_tM;
     reg [31:0] l15_wq;
     reg [15:0] l15_scn;
@@ -2912,10 +2912,10 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l15_vT <= ctrl$pv;
         l15_vlT <= ctrl$pvl;
         l15_nsT <= ctrl$pns;
-        l15_kbfR <= ctrl$rkbf;
+        l15_kbfO <= ctrl$rkbf;
         l15_vlM <= ctrl$svl;
         l15_olM <= ctrl$sol;
-        l15_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l15_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l15_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l15_scf | (l15_en & l15_nsT)) l15_scn <= scale$15;
@@ -2950,20 +2950,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$0$sc_take = l0_vlT;
       lanes$0$sc_mload = l0_nsT;
       lanes$0$acc_we = l0_vlM;
-      lanes$0$rd_first = l0_kbfR;
+      lanes$0$rd_first = l0_kbfO;
       lanes$0$out_load = l0_olM;
       lanes$0$w_addr$0 = l0_wa[0];
       lanes$0$r_addr$0 = l0_ra[0];
       lanes$0$w_addr$1 = l0_wa[1];
       lanes$0$r_addr$1 = l0_ra[1];
       lanes$0$acc_addr$0 = l0_tM[0];
-      lanes$0$rd_addr$0 = l0_tR[0];
+      lanes$0$rd_addr$0 = l0_tO[0];
       lanes$0$acc_addr$1 = l0_tM[1];
-      lanes$0$rd_addr$1 = l0_tR[1];
+      lanes$0$rd_addr$1 = l0_tO[1];
       lanes$0$acc_addr$2 = l0_tM[2];
-      lanes$0$rd_addr$2 = l0_tR[2];
+      lanes$0$rd_addr$2 = l0_tO[2];
       lanes$0$acc_addr$3 = l0_tM[3];
-      lanes$0$rd_addr$3 = l0_tR[3];
+      lanes$0$rd_addr$3 = l0_tO[3];
       lanes$0$w$0 = l0_wq[1:0];
       lanes$0$w$1 = l0_wq[3:2];
       lanes$0$w$2 = l0_wq[5:4];
@@ -3007,20 +3007,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$1$sc_take = l1_vlT;
       lanes$1$sc_mload = l1_nsT;
       lanes$1$acc_we = l1_vlM;
-      lanes$1$rd_first = l1_kbfR;
+      lanes$1$rd_first = l1_kbfO;
       lanes$1$out_load = l1_olM;
       lanes$1$w_addr$0 = l1_wa[0];
       lanes$1$r_addr$0 = l1_ra[0];
       lanes$1$w_addr$1 = l1_wa[1];
       lanes$1$r_addr$1 = l1_ra[1];
       lanes$1$acc_addr$0 = l1_tM[0];
-      lanes$1$rd_addr$0 = l1_tR[0];
+      lanes$1$rd_addr$0 = l1_tO[0];
       lanes$1$acc_addr$1 = l1_tM[1];
-      lanes$1$rd_addr$1 = l1_tR[1];
+      lanes$1$rd_addr$1 = l1_tO[1];
       lanes$1$acc_addr$2 = l1_tM[2];
-      lanes$1$rd_addr$2 = l1_tR[2];
+      lanes$1$rd_addr$2 = l1_tO[2];
       lanes$1$acc_addr$3 = l1_tM[3];
-      lanes$1$rd_addr$3 = l1_tR[3];
+      lanes$1$rd_addr$3 = l1_tO[3];
       lanes$1$w$0 = l1_wq[1:0];
       lanes$1$w$1 = l1_wq[3:2];
       lanes$1$w$2 = l1_wq[5:4];
@@ -3064,20 +3064,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$2$sc_take = l2_vlT;
       lanes$2$sc_mload = l2_nsT;
       lanes$2$acc_we = l2_vlM;
-      lanes$2$rd_first = l2_kbfR;
+      lanes$2$rd_first = l2_kbfO;
       lanes$2$out_load = l2_olM;
       lanes$2$w_addr$0 = l2_wa[0];
       lanes$2$r_addr$0 = l2_ra[0];
       lanes$2$w_addr$1 = l2_wa[1];
       lanes$2$r_addr$1 = l2_ra[1];
       lanes$2$acc_addr$0 = l2_tM[0];
-      lanes$2$rd_addr$0 = l2_tR[0];
+      lanes$2$rd_addr$0 = l2_tO[0];
       lanes$2$acc_addr$1 = l2_tM[1];
-      lanes$2$rd_addr$1 = l2_tR[1];
+      lanes$2$rd_addr$1 = l2_tO[1];
       lanes$2$acc_addr$2 = l2_tM[2];
-      lanes$2$rd_addr$2 = l2_tR[2];
+      lanes$2$rd_addr$2 = l2_tO[2];
       lanes$2$acc_addr$3 = l2_tM[3];
-      lanes$2$rd_addr$3 = l2_tR[3];
+      lanes$2$rd_addr$3 = l2_tO[3];
       lanes$2$w$0 = l2_wq[1:0];
       lanes$2$w$1 = l2_wq[3:2];
       lanes$2$w$2 = l2_wq[5:4];
@@ -3121,20 +3121,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$3$sc_take = l3_vlT;
       lanes$3$sc_mload = l3_nsT;
       lanes$3$acc_we = l3_vlM;
-      lanes$3$rd_first = l3_kbfR;
+      lanes$3$rd_first = l3_kbfO;
       lanes$3$out_load = l3_olM;
       lanes$3$w_addr$0 = l3_wa[0];
       lanes$3$r_addr$0 = l3_ra[0];
       lanes$3$w_addr$1 = l3_wa[1];
       lanes$3$r_addr$1 = l3_ra[1];
       lanes$3$acc_addr$0 = l3_tM[0];
-      lanes$3$rd_addr$0 = l3_tR[0];
+      lanes$3$rd_addr$0 = l3_tO[0];
       lanes$3$acc_addr$1 = l3_tM[1];
-      lanes$3$rd_addr$1 = l3_tR[1];
+      lanes$3$rd_addr$1 = l3_tO[1];
       lanes$3$acc_addr$2 = l3_tM[2];
-      lanes$3$rd_addr$2 = l3_tR[2];
+      lanes$3$rd_addr$2 = l3_tO[2];
       lanes$3$acc_addr$3 = l3_tM[3];
-      lanes$3$rd_addr$3 = l3_tR[3];
+      lanes$3$rd_addr$3 = l3_tO[3];
       lanes$3$w$0 = l3_wq[1:0];
       lanes$3$w$1 = l3_wq[3:2];
       lanes$3$w$2 = l3_wq[5:4];
@@ -3178,20 +3178,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$4$sc_take = l4_vlT;
       lanes$4$sc_mload = l4_nsT;
       lanes$4$acc_we = l4_vlM;
-      lanes$4$rd_first = l4_kbfR;
+      lanes$4$rd_first = l4_kbfO;
       lanes$4$out_load = l4_olM;
       lanes$4$w_addr$0 = l4_wa[0];
       lanes$4$r_addr$0 = l4_ra[0];
       lanes$4$w_addr$1 = l4_wa[1];
       lanes$4$r_addr$1 = l4_ra[1];
       lanes$4$acc_addr$0 = l4_tM[0];
-      lanes$4$rd_addr$0 = l4_tR[0];
+      lanes$4$rd_addr$0 = l4_tO[0];
       lanes$4$acc_addr$1 = l4_tM[1];
-      lanes$4$rd_addr$1 = l4_tR[1];
+      lanes$4$rd_addr$1 = l4_tO[1];
       lanes$4$acc_addr$2 = l4_tM[2];
-      lanes$4$rd_addr$2 = l4_tR[2];
+      lanes$4$rd_addr$2 = l4_tO[2];
       lanes$4$acc_addr$3 = l4_tM[3];
-      lanes$4$rd_addr$3 = l4_tR[3];
+      lanes$4$rd_addr$3 = l4_tO[3];
       lanes$4$w$0 = l4_wq[1:0];
       lanes$4$w$1 = l4_wq[3:2];
       lanes$4$w$2 = l4_wq[5:4];
@@ -3235,20 +3235,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$5$sc_take = l5_vlT;
       lanes$5$sc_mload = l5_nsT;
       lanes$5$acc_we = l5_vlM;
-      lanes$5$rd_first = l5_kbfR;
+      lanes$5$rd_first = l5_kbfO;
       lanes$5$out_load = l5_olM;
       lanes$5$w_addr$0 = l5_wa[0];
       lanes$5$r_addr$0 = l5_ra[0];
       lanes$5$w_addr$1 = l5_wa[1];
       lanes$5$r_addr$1 = l5_ra[1];
       lanes$5$acc_addr$0 = l5_tM[0];
-      lanes$5$rd_addr$0 = l5_tR[0];
+      lanes$5$rd_addr$0 = l5_tO[0];
       lanes$5$acc_addr$1 = l5_tM[1];
-      lanes$5$rd_addr$1 = l5_tR[1];
+      lanes$5$rd_addr$1 = l5_tO[1];
       lanes$5$acc_addr$2 = l5_tM[2];
-      lanes$5$rd_addr$2 = l5_tR[2];
+      lanes$5$rd_addr$2 = l5_tO[2];
       lanes$5$acc_addr$3 = l5_tM[3];
-      lanes$5$rd_addr$3 = l5_tR[3];
+      lanes$5$rd_addr$3 = l5_tO[3];
       lanes$5$w$0 = l5_wq[1:0];
       lanes$5$w$1 = l5_wq[3:2];
       lanes$5$w$2 = l5_wq[5:4];
@@ -3292,20 +3292,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$6$sc_take = l6_vlT;
       lanes$6$sc_mload = l6_nsT;
       lanes$6$acc_we = l6_vlM;
-      lanes$6$rd_first = l6_kbfR;
+      lanes$6$rd_first = l6_kbfO;
       lanes$6$out_load = l6_olM;
       lanes$6$w_addr$0 = l6_wa[0];
       lanes$6$r_addr$0 = l6_ra[0];
       lanes$6$w_addr$1 = l6_wa[1];
       lanes$6$r_addr$1 = l6_ra[1];
       lanes$6$acc_addr$0 = l6_tM[0];
-      lanes$6$rd_addr$0 = l6_tR[0];
+      lanes$6$rd_addr$0 = l6_tO[0];
       lanes$6$acc_addr$1 = l6_tM[1];
-      lanes$6$rd_addr$1 = l6_tR[1];
+      lanes$6$rd_addr$1 = l6_tO[1];
       lanes$6$acc_addr$2 = l6_tM[2];
-      lanes$6$rd_addr$2 = l6_tR[2];
+      lanes$6$rd_addr$2 = l6_tO[2];
       lanes$6$acc_addr$3 = l6_tM[3];
-      lanes$6$rd_addr$3 = l6_tR[3];
+      lanes$6$rd_addr$3 = l6_tO[3];
       lanes$6$w$0 = l6_wq[1:0];
       lanes$6$w$1 = l6_wq[3:2];
       lanes$6$w$2 = l6_wq[5:4];
@@ -3349,20 +3349,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$7$sc_take = l7_vlT;
       lanes$7$sc_mload = l7_nsT;
       lanes$7$acc_we = l7_vlM;
-      lanes$7$rd_first = l7_kbfR;
+      lanes$7$rd_first = l7_kbfO;
       lanes$7$out_load = l7_olM;
       lanes$7$w_addr$0 = l7_wa[0];
       lanes$7$r_addr$0 = l7_ra[0];
       lanes$7$w_addr$1 = l7_wa[1];
       lanes$7$r_addr$1 = l7_ra[1];
       lanes$7$acc_addr$0 = l7_tM[0];
-      lanes$7$rd_addr$0 = l7_tR[0];
+      lanes$7$rd_addr$0 = l7_tO[0];
       lanes$7$acc_addr$1 = l7_tM[1];
-      lanes$7$rd_addr$1 = l7_tR[1];
+      lanes$7$rd_addr$1 = l7_tO[1];
       lanes$7$acc_addr$2 = l7_tM[2];
-      lanes$7$rd_addr$2 = l7_tR[2];
+      lanes$7$rd_addr$2 = l7_tO[2];
       lanes$7$acc_addr$3 = l7_tM[3];
-      lanes$7$rd_addr$3 = l7_tR[3];
+      lanes$7$rd_addr$3 = l7_tO[3];
       lanes$7$w$0 = l7_wq[1:0];
       lanes$7$w$1 = l7_wq[3:2];
       lanes$7$w$2 = l7_wq[5:4];
@@ -3406,20 +3406,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$8$sc_take = l8_vlT;
       lanes$8$sc_mload = l8_nsT;
       lanes$8$acc_we = l8_vlM;
-      lanes$8$rd_first = l8_kbfR;
+      lanes$8$rd_first = l8_kbfO;
       lanes$8$out_load = l8_olM;
       lanes$8$w_addr$0 = l8_wa[0];
       lanes$8$r_addr$0 = l8_ra[0];
       lanes$8$w_addr$1 = l8_wa[1];
       lanes$8$r_addr$1 = l8_ra[1];
       lanes$8$acc_addr$0 = l8_tM[0];
-      lanes$8$rd_addr$0 = l8_tR[0];
+      lanes$8$rd_addr$0 = l8_tO[0];
       lanes$8$acc_addr$1 = l8_tM[1];
-      lanes$8$rd_addr$1 = l8_tR[1];
+      lanes$8$rd_addr$1 = l8_tO[1];
       lanes$8$acc_addr$2 = l8_tM[2];
-      lanes$8$rd_addr$2 = l8_tR[2];
+      lanes$8$rd_addr$2 = l8_tO[2];
       lanes$8$acc_addr$3 = l8_tM[3];
-      lanes$8$rd_addr$3 = l8_tR[3];
+      lanes$8$rd_addr$3 = l8_tO[3];
       lanes$8$w$0 = l8_wq[1:0];
       lanes$8$w$1 = l8_wq[3:2];
       lanes$8$w$2 = l8_wq[5:4];
@@ -3463,20 +3463,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$9$sc_take = l9_vlT;
       lanes$9$sc_mload = l9_nsT;
       lanes$9$acc_we = l9_vlM;
-      lanes$9$rd_first = l9_kbfR;
+      lanes$9$rd_first = l9_kbfO;
       lanes$9$out_load = l9_olM;
       lanes$9$w_addr$0 = l9_wa[0];
       lanes$9$r_addr$0 = l9_ra[0];
       lanes$9$w_addr$1 = l9_wa[1];
       lanes$9$r_addr$1 = l9_ra[1];
       lanes$9$acc_addr$0 = l9_tM[0];
-      lanes$9$rd_addr$0 = l9_tR[0];
+      lanes$9$rd_addr$0 = l9_tO[0];
       lanes$9$acc_addr$1 = l9_tM[1];
-      lanes$9$rd_addr$1 = l9_tR[1];
+      lanes$9$rd_addr$1 = l9_tO[1];
       lanes$9$acc_addr$2 = l9_tM[2];
-      lanes$9$rd_addr$2 = l9_tR[2];
+      lanes$9$rd_addr$2 = l9_tO[2];
       lanes$9$acc_addr$3 = l9_tM[3];
-      lanes$9$rd_addr$3 = l9_tR[3];
+      lanes$9$rd_addr$3 = l9_tO[3];
       lanes$9$w$0 = l9_wq[1:0];
       lanes$9$w$1 = l9_wq[3:2];
       lanes$9$w$2 = l9_wq[5:4];
@@ -3520,20 +3520,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$10$sc_take = l10_vlT;
       lanes$10$sc_mload = l10_nsT;
       lanes$10$acc_we = l10_vlM;
-      lanes$10$rd_first = l10_kbfR;
+      lanes$10$rd_first = l10_kbfO;
       lanes$10$out_load = l10_olM;
       lanes$10$w_addr$0 = l10_wa[0];
       lanes$10$r_addr$0 = l10_ra[0];
       lanes$10$w_addr$1 = l10_wa[1];
       lanes$10$r_addr$1 = l10_ra[1];
       lanes$10$acc_addr$0 = l10_tM[0];
-      lanes$10$rd_addr$0 = l10_tR[0];
+      lanes$10$rd_addr$0 = l10_tO[0];
       lanes$10$acc_addr$1 = l10_tM[1];
-      lanes$10$rd_addr$1 = l10_tR[1];
+      lanes$10$rd_addr$1 = l10_tO[1];
       lanes$10$acc_addr$2 = l10_tM[2];
-      lanes$10$rd_addr$2 = l10_tR[2];
+      lanes$10$rd_addr$2 = l10_tO[2];
       lanes$10$acc_addr$3 = l10_tM[3];
-      lanes$10$rd_addr$3 = l10_tR[3];
+      lanes$10$rd_addr$3 = l10_tO[3];
       lanes$10$w$0 = l10_wq[1:0];
       lanes$10$w$1 = l10_wq[3:2];
       lanes$10$w$2 = l10_wq[5:4];
@@ -3577,20 +3577,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$11$sc_take = l11_vlT;
       lanes$11$sc_mload = l11_nsT;
       lanes$11$acc_we = l11_vlM;
-      lanes$11$rd_first = l11_kbfR;
+      lanes$11$rd_first = l11_kbfO;
       lanes$11$out_load = l11_olM;
       lanes$11$w_addr$0 = l11_wa[0];
       lanes$11$r_addr$0 = l11_ra[0];
       lanes$11$w_addr$1 = l11_wa[1];
       lanes$11$r_addr$1 = l11_ra[1];
       lanes$11$acc_addr$0 = l11_tM[0];
-      lanes$11$rd_addr$0 = l11_tR[0];
+      lanes$11$rd_addr$0 = l11_tO[0];
       lanes$11$acc_addr$1 = l11_tM[1];
-      lanes$11$rd_addr$1 = l11_tR[1];
+      lanes$11$rd_addr$1 = l11_tO[1];
       lanes$11$acc_addr$2 = l11_tM[2];
-      lanes$11$rd_addr$2 = l11_tR[2];
+      lanes$11$rd_addr$2 = l11_tO[2];
       lanes$11$acc_addr$3 = l11_tM[3];
-      lanes$11$rd_addr$3 = l11_tR[3];
+      lanes$11$rd_addr$3 = l11_tO[3];
       lanes$11$w$0 = l11_wq[1:0];
       lanes$11$w$1 = l11_wq[3:2];
       lanes$11$w$2 = l11_wq[5:4];
@@ -3634,20 +3634,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$12$sc_take = l12_vlT;
       lanes$12$sc_mload = l12_nsT;
       lanes$12$acc_we = l12_vlM;
-      lanes$12$rd_first = l12_kbfR;
+      lanes$12$rd_first = l12_kbfO;
       lanes$12$out_load = l12_olM;
       lanes$12$w_addr$0 = l12_wa[0];
       lanes$12$r_addr$0 = l12_ra[0];
       lanes$12$w_addr$1 = l12_wa[1];
       lanes$12$r_addr$1 = l12_ra[1];
       lanes$12$acc_addr$0 = l12_tM[0];
-      lanes$12$rd_addr$0 = l12_tR[0];
+      lanes$12$rd_addr$0 = l12_tO[0];
       lanes$12$acc_addr$1 = l12_tM[1];
-      lanes$12$rd_addr$1 = l12_tR[1];
+      lanes$12$rd_addr$1 = l12_tO[1];
       lanes$12$acc_addr$2 = l12_tM[2];
-      lanes$12$rd_addr$2 = l12_tR[2];
+      lanes$12$rd_addr$2 = l12_tO[2];
       lanes$12$acc_addr$3 = l12_tM[3];
-      lanes$12$rd_addr$3 = l12_tR[3];
+      lanes$12$rd_addr$3 = l12_tO[3];
       lanes$12$w$0 = l12_wq[1:0];
       lanes$12$w$1 = l12_wq[3:2];
       lanes$12$w$2 = l12_wq[5:4];
@@ -3691,20 +3691,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$13$sc_take = l13_vlT;
       lanes$13$sc_mload = l13_nsT;
       lanes$13$acc_we = l13_vlM;
-      lanes$13$rd_first = l13_kbfR;
+      lanes$13$rd_first = l13_kbfO;
       lanes$13$out_load = l13_olM;
       lanes$13$w_addr$0 = l13_wa[0];
       lanes$13$r_addr$0 = l13_ra[0];
       lanes$13$w_addr$1 = l13_wa[1];
       lanes$13$r_addr$1 = l13_ra[1];
       lanes$13$acc_addr$0 = l13_tM[0];
-      lanes$13$rd_addr$0 = l13_tR[0];
+      lanes$13$rd_addr$0 = l13_tO[0];
       lanes$13$acc_addr$1 = l13_tM[1];
-      lanes$13$rd_addr$1 = l13_tR[1];
+      lanes$13$rd_addr$1 = l13_tO[1];
       lanes$13$acc_addr$2 = l13_tM[2];
-      lanes$13$rd_addr$2 = l13_tR[2];
+      lanes$13$rd_addr$2 = l13_tO[2];
       lanes$13$acc_addr$3 = l13_tM[3];
-      lanes$13$rd_addr$3 = l13_tR[3];
+      lanes$13$rd_addr$3 = l13_tO[3];
       lanes$13$w$0 = l13_wq[1:0];
       lanes$13$w$1 = l13_wq[3:2];
       lanes$13$w$2 = l13_wq[5:4];
@@ -3748,20 +3748,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$14$sc_take = l14_vlT;
       lanes$14$sc_mload = l14_nsT;
       lanes$14$acc_we = l14_vlM;
-      lanes$14$rd_first = l14_kbfR;
+      lanes$14$rd_first = l14_kbfO;
       lanes$14$out_load = l14_olM;
       lanes$14$w_addr$0 = l14_wa[0];
       lanes$14$r_addr$0 = l14_ra[0];
       lanes$14$w_addr$1 = l14_wa[1];
       lanes$14$r_addr$1 = l14_ra[1];
       lanes$14$acc_addr$0 = l14_tM[0];
-      lanes$14$rd_addr$0 = l14_tR[0];
+      lanes$14$rd_addr$0 = l14_tO[0];
       lanes$14$acc_addr$1 = l14_tM[1];
-      lanes$14$rd_addr$1 = l14_tR[1];
+      lanes$14$rd_addr$1 = l14_tO[1];
       lanes$14$acc_addr$2 = l14_tM[2];
-      lanes$14$rd_addr$2 = l14_tR[2];
+      lanes$14$rd_addr$2 = l14_tO[2];
       lanes$14$acc_addr$3 = l14_tM[3];
-      lanes$14$rd_addr$3 = l14_tR[3];
+      lanes$14$rd_addr$3 = l14_tO[3];
       lanes$14$w$0 = l14_wq[1:0];
       lanes$14$w$1 = l14_wq[3:2];
       lanes$14$w$2 = l14_wq[5:4];
@@ -3805,20 +3805,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$15$sc_take = l15_vlT;
       lanes$15$sc_mload = l15_nsT;
       lanes$15$acc_we = l15_vlM;
-      lanes$15$rd_first = l15_kbfR;
+      lanes$15$rd_first = l15_kbfO;
       lanes$15$out_load = l15_olM;
       lanes$15$w_addr$0 = l15_wa[0];
       lanes$15$r_addr$0 = l15_ra[0];
       lanes$15$w_addr$1 = l15_wa[1];
       lanes$15$r_addr$1 = l15_ra[1];
       lanes$15$acc_addr$0 = l15_tM[0];
-      lanes$15$rd_addr$0 = l15_tR[0];
+      lanes$15$rd_addr$0 = l15_tO[0];
       lanes$15$acc_addr$1 = l15_tM[1];
-      lanes$15$rd_addr$1 = l15_tR[1];
+      lanes$15$rd_addr$1 = l15_tO[1];
       lanes$15$acc_addr$2 = l15_tM[2];
-      lanes$15$rd_addr$2 = l15_tR[2];
+      lanes$15$rd_addr$2 = l15_tO[2];
       lanes$15$acc_addr$3 = l15_tM[3];
-      lanes$15$rd_addr$3 = l15_tR[3];
+      lanes$15$rd_addr$3 = l15_tO[3];
       lanes$15$w$0 = l15_wq[1:0];
       lanes$15$w$1 = l15_wq[3:2];
       lanes$15$w$2 = l15_wq[5:4];
@@ -3932,7 +3932,7 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     reg pad_q;
     reg tz_q;
     reg tl_q;
-    // beat flags: issue (0), ring write (r), lead registers (l), 4 tree stage(s), scaler capture (S), operands (O), multiplier (M), product (P)
+    // beat flags: issue (0), ring write (r), lead registers (l), 4 tree stage(s), scaler capture (S), operands (O), multiplier (M)
     reg v0;
     reg last0;
     reg kbf0;
@@ -3995,7 +3995,6 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     reg nlS;
     reg tlS;
     reg [3:0] tS;
-    reg kbfO;
     reg vlO;
     reg kblO;
     reg nlO;
@@ -4006,11 +4005,6 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     reg nlM;
     reg tlM;
     reg [3:0] tM;
-    reg vlP;
-    reg kblP;
-    reg nlP;
-    reg tlP;
-    reg [3:0] tP;
     // output register (the lanes hold the data); out_nv is the vector's output index: out_nbase, or 0 when out_n0_q (set by a good start, cleared when the first tile's last vector is taken)
     reg out_n0_q;
     reg out_valid_q;
@@ -4034,8 +4028,8 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     wire sc_acc = sc_ready & scale_valid;
     // next state of the registers go depends on: output register full, a vector at the multiplier stage, a mantissa needed at the root, the prefetch register full
     wire sc_full_n = ~rst & (sc_acc | (sc_full_q & ~take));
-    wire ov_n = ~rst & ((go & vlP & kblP) | (out_valid_q & ~out_ready));
-    wire ld_n = ~rst & (go ? (vlM & kblM) : (vlP & kblP));
+    wire ov_n = ~rst & ((go & vlM & kblM) | (out_valid_q & ~out_ready));
+    wire ld_n = ~rst & (go ? (vlO & kblO) : (vlM & kblM));
     wire ns_n = ~rst & (go ? pns_w : need_scale);
     wire en_n = ~(ov_n & ld_n) & ~(ns_n & ~sc_full_n);
     always @(posedge clock) begin
@@ -4089,7 +4083,6 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
         vlS <= 1'b0;
         vlO <= 1'b0;
         vlM <= 1'b0;
-        vlP <= 1'b0;
         out_valid_q <= 1'b0;
         v0 <= 1'b0;
         vr <= 1'b0;
@@ -4200,27 +4193,21 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
           nlS <= nld4;
           tlS <= tld4;
           tS <= td4;
-          kbfO <= kbfS;
           vlO <= vlS;
           vlM <= vlO;
-          vlP <= vlM;
           kblO <= kblS;
           kblM <= kblO;
-          kblP <= kblM;
           nlO <= nlS;
           nlM <= nlO;
-          nlP <= nlM;
           tlO <= tlS;
           tlM <= tlO;
-          tlP <= tlM;
           tO <= tS;
           tM <= tO;
-          tP <= tM;
-          if (vlP & kblP) begin
+          if (vlM & kblM) begin
             out_valid_q <= 1'b1;
-            out_tok_q <= tP;
-            out_tl_q <= tlP;
-            out_last_q <= tlP & nlP;
+            out_tok_q <= tM;
+            out_tl_q <= tlM;
+            out_last_q <= tlM & nlM;
           end else if (out_ready) out_valid_q <= 1'b0;
         end else if (out_ready) out_valid_q <= 1'b0;
         // the tile's last vector taken: the next vector is the next tile's
@@ -4281,17 +4268,17 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
       pv = vd3;
       pvl = vd3 & lastd3;
       pns = pns_w;
-      svl = vlM;
-      sol = vlM & kblM;
-      st$0 = tM[0];
-      st$1 = tM[1];
-      st$2 = tM[2];
-      st$3 = tM[3];
-      rkbf = kbfO;
-      rt$0 = tO[0];
-      rt$1 = tO[1];
-      rt$2 = tO[2];
-      rt$3 = tO[3];
+      svl = vlO;
+      sol = vlO & kblO;
+      st$0 = tO[0];
+      st$1 = tO[1];
+      st$2 = tO[2];
+      st$3 = tO[3];
+      rkbf = kbfS;
+      rt$0 = tS[0];
+      rt$1 = tS[1];
+      rt$2 = tS[2];
+      rt$3 = tS[3];
       out_valid = out_valid_q;
       out_token = {{12{1'b0}}, out_tok_q};
       out_n = {{13{1'b0}}, out_nv};
@@ -4835,19 +4822,14 @@ module tern_default_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -5397,19 +5379,14 @@ module tern_default_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -5959,19 +5936,14 @@ module tern_default_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -6521,19 +6493,14 @@ module tern_default_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -7083,19 +7050,14 @@ module tern_default_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -7645,19 +7607,14 @@ module tern_default_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -8207,19 +8164,14 @@ module tern_default_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -8769,19 +8721,14 @@ module tern_default_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -9331,19 +9278,14 @@ module tern_default_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -9893,19 +9835,14 @@ module tern_default_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -10455,19 +10392,14 @@ module tern_default_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -11017,19 +10949,14 @@ module tern_default_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -11579,19 +11506,14 @@ module tern_default_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -12141,19 +12063,14 @@ module tern_default_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -12703,19 +12620,14 @@ module tern_default_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -13265,19 +13177,14 @@ module tern_default_core$lanes$9$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;

@@ -6828,12 +6828,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l0_vT;
     reg l0_vlT;
     reg l0_nsT;
-    reg l0_kbfR;
+    reg l0_kbfO;
     reg l0_vlM;
     reg l0_olM;
     reg l0_wa;
     reg l0_ra;
-    reg [3:0] l0_tR;
+    reg [3:0] l0_tO;
     reg [3:0] l0_tM;
     reg [63:0] l0_wq;
     reg [15:0] l0_scn;
@@ -6855,10 +6855,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l0_vT <= ctrl$pv;
         l0_vlT <= ctrl$pvl;
         l0_nsT <= ctrl$pns;
-        l0_kbfR <= ctrl$rkbf;
+        l0_kbfO <= ctrl$rkbf;
         l0_vlM <= ctrl$svl;
         l0_olM <= ctrl$sol;
-        l0_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l0_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l0_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l0_scf | (l0_en & l0_nsT)) l0_scn <= scale$0;
@@ -6869,12 +6869,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l1_vT;
     reg l1_vlT;
     reg l1_nsT;
-    reg l1_kbfR;
+    reg l1_kbfO;
     reg l1_vlM;
     reg l1_olM;
     reg l1_wa;
     reg l1_ra;
-    reg [3:0] l1_tR;
+    reg [3:0] l1_tO;
     reg [3:0] l1_tM;
     reg [63:0] l1_wq;
     reg [15:0] l1_scn;
@@ -6896,10 +6896,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l1_vT <= ctrl$pv;
         l1_vlT <= ctrl$pvl;
         l1_nsT <= ctrl$pns;
-        l1_kbfR <= ctrl$rkbf;
+        l1_kbfO <= ctrl$rkbf;
         l1_vlM <= ctrl$svl;
         l1_olM <= ctrl$sol;
-        l1_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l1_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l1_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l1_scf | (l1_en & l1_nsT)) l1_scn <= scale$1;
@@ -6910,12 +6910,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l2_vT;
     reg l2_vlT;
     reg l2_nsT;
-    reg l2_kbfR;
+    reg l2_kbfO;
     reg l2_vlM;
     reg l2_olM;
     reg l2_wa;
     reg l2_ra;
-    reg [3:0] l2_tR;
+    reg [3:0] l2_tO;
     reg [3:0] l2_tM;
     reg [63:0] l2_wq;
     reg [15:0] l2_scn;
@@ -6937,10 +6937,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l2_vT <= ctrl$pv;
         l2_vlT <= ctrl$pvl;
         l2_nsT <= ctrl$pns;
-        l2_kbfR <= ctrl$rkbf;
+        l2_kbfO <= ctrl$rkbf;
         l2_vlM <= ctrl$svl;
         l2_olM <= ctrl$sol;
-        l2_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l2_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l2_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l2_scf | (l2_en & l2_nsT)) l2_scn <= scale$2;
@@ -6951,12 +6951,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l3_vT;
     reg l3_vlT;
     reg l3_nsT;
-    reg l3_kbfR;
+    reg l3_kbfO;
     reg l3_vlM;
     reg l3_olM;
     reg l3_wa;
     reg l3_ra;
-    reg [3:0] l3_tR;
+    reg [3:0] l3_tO;
     reg [3:0] l3_tM;
     reg [63:0] l3_wq;
     reg [15:0] l3_scn;
@@ -6978,10 +6978,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l3_vT <= ctrl$pv;
         l3_vlT <= ctrl$pvl;
         l3_nsT <= ctrl$pns;
-        l3_kbfR <= ctrl$rkbf;
+        l3_kbfO <= ctrl$rkbf;
         l3_vlM <= ctrl$svl;
         l3_olM <= ctrl$sol;
-        l3_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l3_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l3_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l3_scf | (l3_en & l3_nsT)) l3_scn <= scale$3;
@@ -6992,12 +6992,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l4_vT;
     reg l4_vlT;
     reg l4_nsT;
-    reg l4_kbfR;
+    reg l4_kbfO;
     reg l4_vlM;
     reg l4_olM;
     reg l4_wa;
     reg l4_ra;
-    reg [3:0] l4_tR;
+    reg [3:0] l4_tO;
     reg [3:0] l4_tM;
     reg [63:0] l4_wq;
     reg [15:0] l4_scn;
@@ -7019,10 +7019,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l4_vT <= ctrl$pv;
         l4_vlT <= ctrl$pvl;
         l4_nsT <= ctrl$pns;
-        l4_kbfR <= ctrl$rkbf;
+        l4_kbfO <= ctrl$rkbf;
         l4_vlM <= ctrl$svl;
         l4_olM <= ctrl$sol;
-        l4_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l4_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l4_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l4_scf | (l4_en & l4_nsT)) l4_scn <= scale$4;
@@ -7033,12 +7033,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l5_vT;
     reg l5_vlT;
     reg l5_nsT;
-    reg l5_kbfR;
+    reg l5_kbfO;
     reg l5_vlM;
     reg l5_olM;
     reg l5_wa;
     reg l5_ra;
-    reg [3:0] l5_tR;
+    reg [3:0] l5_tO;
     reg [3:0] l5_tM;
     reg [63:0] l5_wq;
     reg [15:0] l5_scn;
@@ -7060,10 +7060,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l5_vT <= ctrl$pv;
         l5_vlT <= ctrl$pvl;
         l5_nsT <= ctrl$pns;
-        l5_kbfR <= ctrl$rkbf;
+        l5_kbfO <= ctrl$rkbf;
         l5_vlM <= ctrl$svl;
         l5_olM <= ctrl$sol;
-        l5_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l5_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l5_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l5_scf | (l5_en & l5_nsT)) l5_scn <= scale$5;
@@ -7074,12 +7074,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l6_vT;
     reg l6_vlT;
     reg l6_nsT;
-    reg l6_kbfR;
+    reg l6_kbfO;
     reg l6_vlM;
     reg l6_olM;
     reg l6_wa;
     reg l6_ra;
-    reg [3:0] l6_tR;
+    reg [3:0] l6_tO;
     reg [3:0] l6_tM;
     reg [63:0] l6_wq;
     reg [15:0] l6_scn;
@@ -7101,10 +7101,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l6_vT <= ctrl$pv;
         l6_vlT <= ctrl$pvl;
         l6_nsT <= ctrl$pns;
-        l6_kbfR <= ctrl$rkbf;
+        l6_kbfO <= ctrl$rkbf;
         l6_vlM <= ctrl$svl;
         l6_olM <= ctrl$sol;
-        l6_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l6_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l6_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l6_scf | (l6_en & l6_nsT)) l6_scn <= scale$6;
@@ -7115,12 +7115,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l7_vT;
     reg l7_vlT;
     reg l7_nsT;
-    reg l7_kbfR;
+    reg l7_kbfO;
     reg l7_vlM;
     reg l7_olM;
     reg l7_wa;
     reg l7_ra;
-    reg [3:0] l7_tR;
+    reg [3:0] l7_tO;
     reg [3:0] l7_tM;
     reg [63:0] l7_wq;
     reg [15:0] l7_scn;
@@ -7142,10 +7142,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l7_vT <= ctrl$pv;
         l7_vlT <= ctrl$pvl;
         l7_nsT <= ctrl$pns;
-        l7_kbfR <= ctrl$rkbf;
+        l7_kbfO <= ctrl$rkbf;
         l7_vlM <= ctrl$svl;
         l7_olM <= ctrl$sol;
-        l7_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l7_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l7_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l7_scf | (l7_en & l7_nsT)) l7_scn <= scale$7;
@@ -7156,12 +7156,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l8_vT;
     reg l8_vlT;
     reg l8_nsT;
-    reg l8_kbfR;
+    reg l8_kbfO;
     reg l8_vlM;
     reg l8_olM;
     reg l8_wa;
     reg l8_ra;
-    reg [3:0] l8_tR;
+    reg [3:0] l8_tO;
     reg [3:0] l8_tM;
     reg [63:0] l8_wq;
     reg [15:0] l8_scn;
@@ -7183,10 +7183,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l8_vT <= ctrl$pv;
         l8_vlT <= ctrl$pvl;
         l8_nsT <= ctrl$pns;
-        l8_kbfR <= ctrl$rkbf;
+        l8_kbfO <= ctrl$rkbf;
         l8_vlM <= ctrl$svl;
         l8_olM <= ctrl$sol;
-        l8_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l8_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l8_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l8_scf | (l8_en & l8_nsT)) l8_scn <= scale$8;
@@ -7197,12 +7197,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l9_vT;
     reg l9_vlT;
     reg l9_nsT;
-    reg l9_kbfR;
+    reg l9_kbfO;
     reg l9_vlM;
     reg l9_olM;
     reg l9_wa;
     reg l9_ra;
-    reg [3:0] l9_tR;
+    reg [3:0] l9_tO;
     reg [3:0] l9_tM;
     reg [63:0] l9_wq;
     reg [15:0] l9_scn;
@@ -7224,10 +7224,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l9_vT <= ctrl$pv;
         l9_vlT <= ctrl$pvl;
         l9_nsT <= ctrl$pns;
-        l9_kbfR <= ctrl$rkbf;
+        l9_kbfO <= ctrl$rkbf;
         l9_vlM <= ctrl$svl;
         l9_olM <= ctrl$sol;
-        l9_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l9_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l9_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l9_scf | (l9_en & l9_nsT)) l9_scn <= scale$9;
@@ -7238,12 +7238,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l10_vT;
     reg l10_vlT;
     reg l10_nsT;
-    reg l10_kbfR;
+    reg l10_kbfO;
     reg l10_vlM;
     reg l10_olM;
     reg l10_wa;
     reg l10_ra;
-    reg [3:0] l10_tR;
+    reg [3:0] l10_tO;
     reg [3:0] l10_tM;
     reg [63:0] l10_wq;
     reg [15:0] l10_scn;
@@ -7265,10 +7265,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l10_vT <= ctrl$pv;
         l10_vlT <= ctrl$pvl;
         l10_nsT <= ctrl$pns;
-        l10_kbfR <= ctrl$rkbf;
+        l10_kbfO <= ctrl$rkbf;
         l10_vlM <= ctrl$svl;
         l10_olM <= ctrl$sol;
-        l10_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l10_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l10_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l10_scf | (l10_en & l10_nsT)) l10_scn <= scale$10;
@@ -7279,12 +7279,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l11_vT;
     reg l11_vlT;
     reg l11_nsT;
-    reg l11_kbfR;
+    reg l11_kbfO;
     reg l11_vlM;
     reg l11_olM;
     reg l11_wa;
     reg l11_ra;
-    reg [3:0] l11_tR;
+    reg [3:0] l11_tO;
     reg [3:0] l11_tM;
     reg [63:0] l11_wq;
     reg [15:0] l11_scn;
@@ -7306,10 +7306,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l11_vT <= ctrl$pv;
         l11_vlT <= ctrl$pvl;
         l11_nsT <= ctrl$pns;
-        l11_kbfR <= ctrl$rkbf;
+        l11_kbfO <= ctrl$rkbf;
         l11_vlM <= ctrl$svl;
         l11_olM <= ctrl$sol;
-        l11_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l11_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l11_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l11_scf | (l11_en & l11_nsT)) l11_scn <= scale$11;
@@ -7320,12 +7320,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l12_vT;
     reg l12_vlT;
     reg l12_nsT;
-    reg l12_kbfR;
+    reg l12_kbfO;
     reg l12_vlM;
     reg l12_olM;
     reg l12_wa;
     reg l12_ra;
-    reg [3:0] l12_tR;
+    reg [3:0] l12_tO;
     reg [3:0] l12_tM;
     reg [63:0] l12_wq;
     reg [15:0] l12_scn;
@@ -7347,10 +7347,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l12_vT <= ctrl$pv;
         l12_vlT <= ctrl$pvl;
         l12_nsT <= ctrl$pns;
-        l12_kbfR <= ctrl$rkbf;
+        l12_kbfO <= ctrl$rkbf;
         l12_vlM <= ctrl$svl;
         l12_olM <= ctrl$sol;
-        l12_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l12_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l12_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l12_scf | (l12_en & l12_nsT)) l12_scn <= scale$12;
@@ -7361,12 +7361,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l13_vT;
     reg l13_vlT;
     reg l13_nsT;
-    reg l13_kbfR;
+    reg l13_kbfO;
     reg l13_vlM;
     reg l13_olM;
     reg l13_wa;
     reg l13_ra;
-    reg [3:0] l13_tR;
+    reg [3:0] l13_tO;
     reg [3:0] l13_tM;
     reg [63:0] l13_wq;
     reg [15:0] l13_scn;
@@ -7388,10 +7388,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l13_vT <= ctrl$pv;
         l13_vlT <= ctrl$pvl;
         l13_nsT <= ctrl$pns;
-        l13_kbfR <= ctrl$rkbf;
+        l13_kbfO <= ctrl$rkbf;
         l13_vlM <= ctrl$svl;
         l13_olM <= ctrl$sol;
-        l13_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l13_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l13_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l13_scf | (l13_en & l13_nsT)) l13_scn <= scale$13;
@@ -7402,12 +7402,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l14_vT;
     reg l14_vlT;
     reg l14_nsT;
-    reg l14_kbfR;
+    reg l14_kbfO;
     reg l14_vlM;
     reg l14_olM;
     reg l14_wa;
     reg l14_ra;
-    reg [3:0] l14_tR;
+    reg [3:0] l14_tO;
     reg [3:0] l14_tM;
     reg [63:0] l14_wq;
     reg [15:0] l14_scn;
@@ -7429,10 +7429,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l14_vT <= ctrl$pv;
         l14_vlT <= ctrl$pvl;
         l14_nsT <= ctrl$pns;
-        l14_kbfR <= ctrl$rkbf;
+        l14_kbfO <= ctrl$rkbf;
         l14_vlM <= ctrl$svl;
         l14_olM <= ctrl$sol;
-        l14_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l14_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l14_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l14_scf | (l14_en & l14_nsT)) l14_scn <= scale$14;
@@ -7443,12 +7443,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l15_vT;
     reg l15_vlT;
     reg l15_nsT;
-    reg l15_kbfR;
+    reg l15_kbfO;
     reg l15_vlM;
     reg l15_olM;
     reg l15_wa;
     reg l15_ra;
-    reg [3:0] l15_tR;
+    reg [3:0] l15_tO;
     reg [3:0] l15_tM;
     reg [63:0] l15_wq;
     reg [15:0] l15_scn;
@@ -7470,10 +7470,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l15_vT <= ctrl$pv;
         l15_vlT <= ctrl$pvl;
         l15_nsT <= ctrl$pns;
-        l15_kbfR <= ctrl$rkbf;
+        l15_kbfO <= ctrl$rkbf;
         l15_vlM <= ctrl$svl;
         l15_olM <= ctrl$sol;
-        l15_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l15_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l15_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l15_scf | (l15_en & l15_nsT)) l15_scn <= scale$15;
@@ -7484,12 +7484,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l16_vT;
     reg l16_vlT;
     reg l16_nsT;
-    reg l16_kbfR;
+    reg l16_kbfO;
     reg l16_vlM;
     reg l16_olM;
     reg l16_wa;
     reg l16_ra;
-    reg [3:0] l16_tR;
+    reg [3:0] l16_tO;
     reg [3:0] l16_tM;
     reg [63:0] l16_wq;
     reg [15:0] l16_scn;
@@ -7511,10 +7511,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l16_vT <= ctrl$pv;
         l16_vlT <= ctrl$pvl;
         l16_nsT <= ctrl$pns;
-        l16_kbfR <= ctrl$rkbf;
+        l16_kbfO <= ctrl$rkbf;
         l16_vlM <= ctrl$svl;
         l16_olM <= ctrl$sol;
-        l16_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l16_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l16_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l16_scf | (l16_en & l16_nsT)) l16_scn <= scale$16;
@@ -7525,12 +7525,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l17_vT;
     reg l17_vlT;
     reg l17_nsT;
-    reg l17_kbfR;
+    reg l17_kbfO;
     reg l17_vlM;
     reg l17_olM;
     reg l17_wa;
     reg l17_ra;
-    reg [3:0] l17_tR;
+    reg [3:0] l17_tO;
     reg [3:0] l17_tM;
     reg [63:0] l17_wq;
     reg [15:0] l17_scn;
@@ -7552,10 +7552,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l17_vT <= ctrl$pv;
         l17_vlT <= ctrl$pvl;
         l17_nsT <= ctrl$pns;
-        l17_kbfR <= ctrl$rkbf;
+        l17_kbfO <= ctrl$rkbf;
         l17_vlM <= ctrl$svl;
         l17_olM <= ctrl$sol;
-        l17_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l17_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l17_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l17_scf | (l17_en & l17_nsT)) l17_scn <= scale$17;
@@ -7566,12 +7566,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l18_vT;
     reg l18_vlT;
     reg l18_nsT;
-    reg l18_kbfR;
+    reg l18_kbfO;
     reg l18_vlM;
     reg l18_olM;
     reg l18_wa;
     reg l18_ra;
-    reg [3:0] l18_tR;
+    reg [3:0] l18_tO;
     reg [3:0] l18_tM;
     reg [63:0] l18_wq;
     reg [15:0] l18_scn;
@@ -7593,10 +7593,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l18_vT <= ctrl$pv;
         l18_vlT <= ctrl$pvl;
         l18_nsT <= ctrl$pns;
-        l18_kbfR <= ctrl$rkbf;
+        l18_kbfO <= ctrl$rkbf;
         l18_vlM <= ctrl$svl;
         l18_olM <= ctrl$sol;
-        l18_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l18_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l18_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l18_scf | (l18_en & l18_nsT)) l18_scn <= scale$18;
@@ -7607,12 +7607,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l19_vT;
     reg l19_vlT;
     reg l19_nsT;
-    reg l19_kbfR;
+    reg l19_kbfO;
     reg l19_vlM;
     reg l19_olM;
     reg l19_wa;
     reg l19_ra;
-    reg [3:0] l19_tR;
+    reg [3:0] l19_tO;
     reg [3:0] l19_tM;
     reg [63:0] l19_wq;
     reg [15:0] l19_scn;
@@ -7634,10 +7634,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l19_vT <= ctrl$pv;
         l19_vlT <= ctrl$pvl;
         l19_nsT <= ctrl$pns;
-        l19_kbfR <= ctrl$rkbf;
+        l19_kbfO <= ctrl$rkbf;
         l19_vlM <= ctrl$svl;
         l19_olM <= ctrl$sol;
-        l19_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l19_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l19_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l19_scf | (l19_en & l19_nsT)) l19_scn <= scale$19;
@@ -7648,12 +7648,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l20_vT;
     reg l20_vlT;
     reg l20_nsT;
-    reg l20_kbfR;
+    reg l20_kbfO;
     reg l20_vlM;
     reg l20_olM;
     reg l20_wa;
     reg l20_ra;
-    reg [3:0] l20_tR;
+    reg [3:0] l20_tO;
     reg [3:0] l20_tM;
     reg [63:0] l20_wq;
     reg [15:0] l20_scn;
@@ -7675,10 +7675,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l20_vT <= ctrl$pv;
         l20_vlT <= ctrl$pvl;
         l20_nsT <= ctrl$pns;
-        l20_kbfR <= ctrl$rkbf;
+        l20_kbfO <= ctrl$rkbf;
         l20_vlM <= ctrl$svl;
         l20_olM <= ctrl$sol;
-        l20_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l20_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l20_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l20_scf | (l20_en & l20_nsT)) l20_scn <= scale$20;
@@ -7689,12 +7689,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l21_vT;
     reg l21_vlT;
     reg l21_nsT;
-    reg l21_kbfR;
+    reg l21_kbfO;
     reg l21_vlM;
     reg l21_olM;
     reg l21_wa;
     reg l21_ra;
-    reg [3:0] l21_tR;
+    reg [3:0] l21_tO;
     reg [3:0] l21_tM;
     reg [63:0] l21_wq;
     reg [15:0] l21_scn;
@@ -7716,10 +7716,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l21_vT <= ctrl$pv;
         l21_vlT <= ctrl$pvl;
         l21_nsT <= ctrl$pns;
-        l21_kbfR <= ctrl$rkbf;
+        l21_kbfO <= ctrl$rkbf;
         l21_vlM <= ctrl$svl;
         l21_olM <= ctrl$sol;
-        l21_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l21_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l21_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l21_scf | (l21_en & l21_nsT)) l21_scn <= scale$21;
@@ -7730,12 +7730,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l22_vT;
     reg l22_vlT;
     reg l22_nsT;
-    reg l22_kbfR;
+    reg l22_kbfO;
     reg l22_vlM;
     reg l22_olM;
     reg l22_wa;
     reg l22_ra;
-    reg [3:0] l22_tR;
+    reg [3:0] l22_tO;
     reg [3:0] l22_tM;
     reg [63:0] l22_wq;
     reg [15:0] l22_scn;
@@ -7757,10 +7757,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l22_vT <= ctrl$pv;
         l22_vlT <= ctrl$pvl;
         l22_nsT <= ctrl$pns;
-        l22_kbfR <= ctrl$rkbf;
+        l22_kbfO <= ctrl$rkbf;
         l22_vlM <= ctrl$svl;
         l22_olM <= ctrl$sol;
-        l22_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l22_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l22_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l22_scf | (l22_en & l22_nsT)) l22_scn <= scale$22;
@@ -7771,12 +7771,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l23_vT;
     reg l23_vlT;
     reg l23_nsT;
-    reg l23_kbfR;
+    reg l23_kbfO;
     reg l23_vlM;
     reg l23_olM;
     reg l23_wa;
     reg l23_ra;
-    reg [3:0] l23_tR;
+    reg [3:0] l23_tO;
     reg [3:0] l23_tM;
     reg [63:0] l23_wq;
     reg [15:0] l23_scn;
@@ -7798,10 +7798,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l23_vT <= ctrl$pv;
         l23_vlT <= ctrl$pvl;
         l23_nsT <= ctrl$pns;
-        l23_kbfR <= ctrl$rkbf;
+        l23_kbfO <= ctrl$rkbf;
         l23_vlM <= ctrl$svl;
         l23_olM <= ctrl$sol;
-        l23_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l23_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l23_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l23_scf | (l23_en & l23_nsT)) l23_scn <= scale$23;
@@ -7812,12 +7812,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l24_vT;
     reg l24_vlT;
     reg l24_nsT;
-    reg l24_kbfR;
+    reg l24_kbfO;
     reg l24_vlM;
     reg l24_olM;
     reg l24_wa;
     reg l24_ra;
-    reg [3:0] l24_tR;
+    reg [3:0] l24_tO;
     reg [3:0] l24_tM;
     reg [63:0] l24_wq;
     reg [15:0] l24_scn;
@@ -7839,10 +7839,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l24_vT <= ctrl$pv;
         l24_vlT <= ctrl$pvl;
         l24_nsT <= ctrl$pns;
-        l24_kbfR <= ctrl$rkbf;
+        l24_kbfO <= ctrl$rkbf;
         l24_vlM <= ctrl$svl;
         l24_olM <= ctrl$sol;
-        l24_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l24_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l24_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l24_scf | (l24_en & l24_nsT)) l24_scn <= scale$24;
@@ -7853,12 +7853,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l25_vT;
     reg l25_vlT;
     reg l25_nsT;
-    reg l25_kbfR;
+    reg l25_kbfO;
     reg l25_vlM;
     reg l25_olM;
     reg l25_wa;
     reg l25_ra;
-    reg [3:0] l25_tR;
+    reg [3:0] l25_tO;
     reg [3:0] l25_tM;
     reg [63:0] l25_wq;
     reg [15:0] l25_scn;
@@ -7880,10 +7880,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l25_vT <= ctrl$pv;
         l25_vlT <= ctrl$pvl;
         l25_nsT <= ctrl$pns;
-        l25_kbfR <= ctrl$rkbf;
+        l25_kbfO <= ctrl$rkbf;
         l25_vlM <= ctrl$svl;
         l25_olM <= ctrl$sol;
-        l25_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l25_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l25_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l25_scf | (l25_en & l25_nsT)) l25_scn <= scale$25;
@@ -7894,12 +7894,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l26_vT;
     reg l26_vlT;
     reg l26_nsT;
-    reg l26_kbfR;
+    reg l26_kbfO;
     reg l26_vlM;
     reg l26_olM;
     reg l26_wa;
     reg l26_ra;
-    reg [3:0] l26_tR;
+    reg [3:0] l26_tO;
     reg [3:0] l26_tM;
     reg [63:0] l26_wq;
     reg [15:0] l26_scn;
@@ -7921,10 +7921,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l26_vT <= ctrl$pv;
         l26_vlT <= ctrl$pvl;
         l26_nsT <= ctrl$pns;
-        l26_kbfR <= ctrl$rkbf;
+        l26_kbfO <= ctrl$rkbf;
         l26_vlM <= ctrl$svl;
         l26_olM <= ctrl$sol;
-        l26_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l26_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l26_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l26_scf | (l26_en & l26_nsT)) l26_scn <= scale$26;
@@ -7935,12 +7935,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l27_vT;
     reg l27_vlT;
     reg l27_nsT;
-    reg l27_kbfR;
+    reg l27_kbfO;
     reg l27_vlM;
     reg l27_olM;
     reg l27_wa;
     reg l27_ra;
-    reg [3:0] l27_tR;
+    reg [3:0] l27_tO;
     reg [3:0] l27_tM;
     reg [63:0] l27_wq;
     reg [15:0] l27_scn;
@@ -7962,10 +7962,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l27_vT <= ctrl$pv;
         l27_vlT <= ctrl$pvl;
         l27_nsT <= ctrl$pns;
-        l27_kbfR <= ctrl$rkbf;
+        l27_kbfO <= ctrl$rkbf;
         l27_vlM <= ctrl$svl;
         l27_olM <= ctrl$sol;
-        l27_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l27_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l27_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l27_scf | (l27_en & l27_nsT)) l27_scn <= scale$27;
@@ -7976,12 +7976,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l28_vT;
     reg l28_vlT;
     reg l28_nsT;
-    reg l28_kbfR;
+    reg l28_kbfO;
     reg l28_vlM;
     reg l28_olM;
     reg l28_wa;
     reg l28_ra;
-    reg [3:0] l28_tR;
+    reg [3:0] l28_tO;
     reg [3:0] l28_tM;
     reg [63:0] l28_wq;
     reg [15:0] l28_scn;
@@ -8003,10 +8003,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l28_vT <= ctrl$pv;
         l28_vlT <= ctrl$pvl;
         l28_nsT <= ctrl$pns;
-        l28_kbfR <= ctrl$rkbf;
+        l28_kbfO <= ctrl$rkbf;
         l28_vlM <= ctrl$svl;
         l28_olM <= ctrl$sol;
-        l28_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l28_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l28_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l28_scf | (l28_en & l28_nsT)) l28_scn <= scale$28;
@@ -8017,12 +8017,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l29_vT;
     reg l29_vlT;
     reg l29_nsT;
-    reg l29_kbfR;
+    reg l29_kbfO;
     reg l29_vlM;
     reg l29_olM;
     reg l29_wa;
     reg l29_ra;
-    reg [3:0] l29_tR;
+    reg [3:0] l29_tO;
     reg [3:0] l29_tM;
     reg [63:0] l29_wq;
     reg [15:0] l29_scn;
@@ -8044,10 +8044,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l29_vT <= ctrl$pv;
         l29_vlT <= ctrl$pvl;
         l29_nsT <= ctrl$pns;
-        l29_kbfR <= ctrl$rkbf;
+        l29_kbfO <= ctrl$rkbf;
         l29_vlM <= ctrl$svl;
         l29_olM <= ctrl$sol;
-        l29_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l29_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l29_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l29_scf | (l29_en & l29_nsT)) l29_scn <= scale$29;
@@ -8058,12 +8058,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l30_vT;
     reg l30_vlT;
     reg l30_nsT;
-    reg l30_kbfR;
+    reg l30_kbfO;
     reg l30_vlM;
     reg l30_olM;
     reg l30_wa;
     reg l30_ra;
-    reg [3:0] l30_tR;
+    reg [3:0] l30_tO;
     reg [3:0] l30_tM;
     reg [63:0] l30_wq;
     reg [15:0] l30_scn;
@@ -8085,10 +8085,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l30_vT <= ctrl$pv;
         l30_vlT <= ctrl$pvl;
         l30_nsT <= ctrl$pns;
-        l30_kbfR <= ctrl$rkbf;
+        l30_kbfO <= ctrl$rkbf;
         l30_vlM <= ctrl$svl;
         l30_olM <= ctrl$sol;
-        l30_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l30_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l30_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l30_scf | (l30_en & l30_nsT)) l30_scn <= scale$30;
@@ -8099,12 +8099,12 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l31_vT;
     reg l31_vlT;
     reg l31_nsT;
-    reg l31_kbfR;
+    reg l31_kbfO;
     reg l31_vlM;
     reg l31_olM;
     reg l31_wa;
     reg l31_ra;
-    reg [3:0] l31_tR;
+    reg [3:0] l31_tO;
     reg [3:0] l31_tM;
     reg [63:0] l31_wq;
     reg [15:0] l31_scn;
@@ -8126,10 +8126,10 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l31_vT <= ctrl$pv;
         l31_vlT <= ctrl$pvl;
         l31_nsT <= ctrl$pns;
-        l31_kbfR <= ctrl$rkbf;
+        l31_kbfO <= ctrl$rkbf;
         l31_vlM <= ctrl$svl;
         l31_olM <= ctrl$sol;
-        l31_tR <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l31_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l31_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l31_scf | (l31_en & l31_nsT)) l31_scn <= scale$31;
@@ -8164,18 +8164,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$0$sc_take = l0_vlT;
       lanes$0$sc_mload = l0_nsT;
       lanes$0$acc_we = l0_vlM;
-      lanes$0$rd_first = l0_kbfR;
+      lanes$0$rd_first = l0_kbfO;
       lanes$0$out_load = l0_olM;
       lanes$0$w_addr$0 = l0_wa;
       lanes$0$r_addr$0 = l0_ra;
       lanes$0$acc_addr$0 = l0_tM[0];
-      lanes$0$rd_addr$0 = l0_tR[0];
+      lanes$0$rd_addr$0 = l0_tO[0];
       lanes$0$acc_addr$1 = l0_tM[1];
-      lanes$0$rd_addr$1 = l0_tR[1];
+      lanes$0$rd_addr$1 = l0_tO[1];
       lanes$0$acc_addr$2 = l0_tM[2];
-      lanes$0$rd_addr$2 = l0_tR[2];
+      lanes$0$rd_addr$2 = l0_tO[2];
       lanes$0$acc_addr$3 = l0_tM[3];
-      lanes$0$rd_addr$3 = l0_tR[3];
+      lanes$0$rd_addr$3 = l0_tO[3];
       lanes$0$w$0 = l0_wq[1:0];
       lanes$0$w$1 = l0_wq[3:2];
       lanes$0$w$2 = l0_wq[5:4];
@@ -8251,18 +8251,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$1$sc_take = l1_vlT;
       lanes$1$sc_mload = l1_nsT;
       lanes$1$acc_we = l1_vlM;
-      lanes$1$rd_first = l1_kbfR;
+      lanes$1$rd_first = l1_kbfO;
       lanes$1$out_load = l1_olM;
       lanes$1$w_addr$0 = l1_wa;
       lanes$1$r_addr$0 = l1_ra;
       lanes$1$acc_addr$0 = l1_tM[0];
-      lanes$1$rd_addr$0 = l1_tR[0];
+      lanes$1$rd_addr$0 = l1_tO[0];
       lanes$1$acc_addr$1 = l1_tM[1];
-      lanes$1$rd_addr$1 = l1_tR[1];
+      lanes$1$rd_addr$1 = l1_tO[1];
       lanes$1$acc_addr$2 = l1_tM[2];
-      lanes$1$rd_addr$2 = l1_tR[2];
+      lanes$1$rd_addr$2 = l1_tO[2];
       lanes$1$acc_addr$3 = l1_tM[3];
-      lanes$1$rd_addr$3 = l1_tR[3];
+      lanes$1$rd_addr$3 = l1_tO[3];
       lanes$1$w$0 = l1_wq[1:0];
       lanes$1$w$1 = l1_wq[3:2];
       lanes$1$w$2 = l1_wq[5:4];
@@ -8338,18 +8338,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$2$sc_take = l2_vlT;
       lanes$2$sc_mload = l2_nsT;
       lanes$2$acc_we = l2_vlM;
-      lanes$2$rd_first = l2_kbfR;
+      lanes$2$rd_first = l2_kbfO;
       lanes$2$out_load = l2_olM;
       lanes$2$w_addr$0 = l2_wa;
       lanes$2$r_addr$0 = l2_ra;
       lanes$2$acc_addr$0 = l2_tM[0];
-      lanes$2$rd_addr$0 = l2_tR[0];
+      lanes$2$rd_addr$0 = l2_tO[0];
       lanes$2$acc_addr$1 = l2_tM[1];
-      lanes$2$rd_addr$1 = l2_tR[1];
+      lanes$2$rd_addr$1 = l2_tO[1];
       lanes$2$acc_addr$2 = l2_tM[2];
-      lanes$2$rd_addr$2 = l2_tR[2];
+      lanes$2$rd_addr$2 = l2_tO[2];
       lanes$2$acc_addr$3 = l2_tM[3];
-      lanes$2$rd_addr$3 = l2_tR[3];
+      lanes$2$rd_addr$3 = l2_tO[3];
       lanes$2$w$0 = l2_wq[1:0];
       lanes$2$w$1 = l2_wq[3:2];
       lanes$2$w$2 = l2_wq[5:4];
@@ -8425,18 +8425,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$3$sc_take = l3_vlT;
       lanes$3$sc_mload = l3_nsT;
       lanes$3$acc_we = l3_vlM;
-      lanes$3$rd_first = l3_kbfR;
+      lanes$3$rd_first = l3_kbfO;
       lanes$3$out_load = l3_olM;
       lanes$3$w_addr$0 = l3_wa;
       lanes$3$r_addr$0 = l3_ra;
       lanes$3$acc_addr$0 = l3_tM[0];
-      lanes$3$rd_addr$0 = l3_tR[0];
+      lanes$3$rd_addr$0 = l3_tO[0];
       lanes$3$acc_addr$1 = l3_tM[1];
-      lanes$3$rd_addr$1 = l3_tR[1];
+      lanes$3$rd_addr$1 = l3_tO[1];
       lanes$3$acc_addr$2 = l3_tM[2];
-      lanes$3$rd_addr$2 = l3_tR[2];
+      lanes$3$rd_addr$2 = l3_tO[2];
       lanes$3$acc_addr$3 = l3_tM[3];
-      lanes$3$rd_addr$3 = l3_tR[3];
+      lanes$3$rd_addr$3 = l3_tO[3];
       lanes$3$w$0 = l3_wq[1:0];
       lanes$3$w$1 = l3_wq[3:2];
       lanes$3$w$2 = l3_wq[5:4];
@@ -8512,18 +8512,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$4$sc_take = l4_vlT;
       lanes$4$sc_mload = l4_nsT;
       lanes$4$acc_we = l4_vlM;
-      lanes$4$rd_first = l4_kbfR;
+      lanes$4$rd_first = l4_kbfO;
       lanes$4$out_load = l4_olM;
       lanes$4$w_addr$0 = l4_wa;
       lanes$4$r_addr$0 = l4_ra;
       lanes$4$acc_addr$0 = l4_tM[0];
-      lanes$4$rd_addr$0 = l4_tR[0];
+      lanes$4$rd_addr$0 = l4_tO[0];
       lanes$4$acc_addr$1 = l4_tM[1];
-      lanes$4$rd_addr$1 = l4_tR[1];
+      lanes$4$rd_addr$1 = l4_tO[1];
       lanes$4$acc_addr$2 = l4_tM[2];
-      lanes$4$rd_addr$2 = l4_tR[2];
+      lanes$4$rd_addr$2 = l4_tO[2];
       lanes$4$acc_addr$3 = l4_tM[3];
-      lanes$4$rd_addr$3 = l4_tR[3];
+      lanes$4$rd_addr$3 = l4_tO[3];
       lanes$4$w$0 = l4_wq[1:0];
       lanes$4$w$1 = l4_wq[3:2];
       lanes$4$w$2 = l4_wq[5:4];
@@ -8599,18 +8599,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$5$sc_take = l5_vlT;
       lanes$5$sc_mload = l5_nsT;
       lanes$5$acc_we = l5_vlM;
-      lanes$5$rd_first = l5_kbfR;
+      lanes$5$rd_first = l5_kbfO;
       lanes$5$out_load = l5_olM;
       lanes$5$w_addr$0 = l5_wa;
       lanes$5$r_addr$0 = l5_ra;
       lanes$5$acc_addr$0 = l5_tM[0];
-      lanes$5$rd_addr$0 = l5_tR[0];
+      lanes$5$rd_addr$0 = l5_tO[0];
       lanes$5$acc_addr$1 = l5_tM[1];
-      lanes$5$rd_addr$1 = l5_tR[1];
+      lanes$5$rd_addr$1 = l5_tO[1];
       lanes$5$acc_addr$2 = l5_tM[2];
-      lanes$5$rd_addr$2 = l5_tR[2];
+      lanes$5$rd_addr$2 = l5_tO[2];
       lanes$5$acc_addr$3 = l5_tM[3];
-      lanes$5$rd_addr$3 = l5_tR[3];
+      lanes$5$rd_addr$3 = l5_tO[3];
       lanes$5$w$0 = l5_wq[1:0];
       lanes$5$w$1 = l5_wq[3:2];
       lanes$5$w$2 = l5_wq[5:4];
@@ -8686,18 +8686,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$6$sc_take = l6_vlT;
       lanes$6$sc_mload = l6_nsT;
       lanes$6$acc_we = l6_vlM;
-      lanes$6$rd_first = l6_kbfR;
+      lanes$6$rd_first = l6_kbfO;
       lanes$6$out_load = l6_olM;
       lanes$6$w_addr$0 = l6_wa;
       lanes$6$r_addr$0 = l6_ra;
       lanes$6$acc_addr$0 = l6_tM[0];
-      lanes$6$rd_addr$0 = l6_tR[0];
+      lanes$6$rd_addr$0 = l6_tO[0];
       lanes$6$acc_addr$1 = l6_tM[1];
-      lanes$6$rd_addr$1 = l6_tR[1];
+      lanes$6$rd_addr$1 = l6_tO[1];
       lanes$6$acc_addr$2 = l6_tM[2];
-      lanes$6$rd_addr$2 = l6_tR[2];
+      lanes$6$rd_addr$2 = l6_tO[2];
       lanes$6$acc_addr$3 = l6_tM[3];
-      lanes$6$rd_addr$3 = l6_tR[3];
+      lanes$6$rd_addr$3 = l6_tO[3];
       lanes$6$w$0 = l6_wq[1:0];
       lanes$6$w$1 = l6_wq[3:2];
       lanes$6$w$2 = l6_wq[5:4];
@@ -8773,18 +8773,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$7$sc_take = l7_vlT;
       lanes$7$sc_mload = l7_nsT;
       lanes$7$acc_we = l7_vlM;
-      lanes$7$rd_first = l7_kbfR;
+      lanes$7$rd_first = l7_kbfO;
       lanes$7$out_load = l7_olM;
       lanes$7$w_addr$0 = l7_wa;
       lanes$7$r_addr$0 = l7_ra;
       lanes$7$acc_addr$0 = l7_tM[0];
-      lanes$7$rd_addr$0 = l7_tR[0];
+      lanes$7$rd_addr$0 = l7_tO[0];
       lanes$7$acc_addr$1 = l7_tM[1];
-      lanes$7$rd_addr$1 = l7_tR[1];
+      lanes$7$rd_addr$1 = l7_tO[1];
       lanes$7$acc_addr$2 = l7_tM[2];
-      lanes$7$rd_addr$2 = l7_tR[2];
+      lanes$7$rd_addr$2 = l7_tO[2];
       lanes$7$acc_addr$3 = l7_tM[3];
-      lanes$7$rd_addr$3 = l7_tR[3];
+      lanes$7$rd_addr$3 = l7_tO[3];
       lanes$7$w$0 = l7_wq[1:0];
       lanes$7$w$1 = l7_wq[3:2];
       lanes$7$w$2 = l7_wq[5:4];
@@ -8860,18 +8860,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$8$sc_take = l8_vlT;
       lanes$8$sc_mload = l8_nsT;
       lanes$8$acc_we = l8_vlM;
-      lanes$8$rd_first = l8_kbfR;
+      lanes$8$rd_first = l8_kbfO;
       lanes$8$out_load = l8_olM;
       lanes$8$w_addr$0 = l8_wa;
       lanes$8$r_addr$0 = l8_ra;
       lanes$8$acc_addr$0 = l8_tM[0];
-      lanes$8$rd_addr$0 = l8_tR[0];
+      lanes$8$rd_addr$0 = l8_tO[0];
       lanes$8$acc_addr$1 = l8_tM[1];
-      lanes$8$rd_addr$1 = l8_tR[1];
+      lanes$8$rd_addr$1 = l8_tO[1];
       lanes$8$acc_addr$2 = l8_tM[2];
-      lanes$8$rd_addr$2 = l8_tR[2];
+      lanes$8$rd_addr$2 = l8_tO[2];
       lanes$8$acc_addr$3 = l8_tM[3];
-      lanes$8$rd_addr$3 = l8_tR[3];
+      lanes$8$rd_addr$3 = l8_tO[3];
       lanes$8$w$0 = l8_wq[1:0];
       lanes$8$w$1 = l8_wq[3:2];
       lanes$8$w$2 = l8_wq[5:4];
@@ -8947,18 +8947,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$9$sc_take = l9_vlT;
       lanes$9$sc_mload = l9_nsT;
       lanes$9$acc_we = l9_vlM;
-      lanes$9$rd_first = l9_kbfR;
+      lanes$9$rd_first = l9_kbfO;
       lanes$9$out_load = l9_olM;
       lanes$9$w_addr$0 = l9_wa;
       lanes$9$r_addr$0 = l9_ra;
       lanes$9$acc_addr$0 = l9_tM[0];
-      lanes$9$rd_addr$0 = l9_tR[0];
+      lanes$9$rd_addr$0 = l9_tO[0];
       lanes$9$acc_addr$1 = l9_tM[1];
-      lanes$9$rd_addr$1 = l9_tR[1];
+      lanes$9$rd_addr$1 = l9_tO[1];
       lanes$9$acc_addr$2 = l9_tM[2];
-      lanes$9$rd_addr$2 = l9_tR[2];
+      lanes$9$rd_addr$2 = l9_tO[2];
       lanes$9$acc_addr$3 = l9_tM[3];
-      lanes$9$rd_addr$3 = l9_tR[3];
+      lanes$9$rd_addr$3 = l9_tO[3];
       lanes$9$w$0 = l9_wq[1:0];
       lanes$9$w$1 = l9_wq[3:2];
       lanes$9$w$2 = l9_wq[5:4];
@@ -9034,18 +9034,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$10$sc_take = l10_vlT;
       lanes$10$sc_mload = l10_nsT;
       lanes$10$acc_we = l10_vlM;
-      lanes$10$rd_first = l10_kbfR;
+      lanes$10$rd_first = l10_kbfO;
       lanes$10$out_load = l10_olM;
       lanes$10$w_addr$0 = l10_wa;
       lanes$10$r_addr$0 = l10_ra;
       lanes$10$acc_addr$0 = l10_tM[0];
-      lanes$10$rd_addr$0 = l10_tR[0];
+      lanes$10$rd_addr$0 = l10_tO[0];
       lanes$10$acc_addr$1 = l10_tM[1];
-      lanes$10$rd_addr$1 = l10_tR[1];
+      lanes$10$rd_addr$1 = l10_tO[1];
       lanes$10$acc_addr$2 = l10_tM[2];
-      lanes$10$rd_addr$2 = l10_tR[2];
+      lanes$10$rd_addr$2 = l10_tO[2];
       lanes$10$acc_addr$3 = l10_tM[3];
-      lanes$10$rd_addr$3 = l10_tR[3];
+      lanes$10$rd_addr$3 = l10_tO[3];
       lanes$10$w$0 = l10_wq[1:0];
       lanes$10$w$1 = l10_wq[3:2];
       lanes$10$w$2 = l10_wq[5:4];
@@ -9121,18 +9121,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$11$sc_take = l11_vlT;
       lanes$11$sc_mload = l11_nsT;
       lanes$11$acc_we = l11_vlM;
-      lanes$11$rd_first = l11_kbfR;
+      lanes$11$rd_first = l11_kbfO;
       lanes$11$out_load = l11_olM;
       lanes$11$w_addr$0 = l11_wa;
       lanes$11$r_addr$0 = l11_ra;
       lanes$11$acc_addr$0 = l11_tM[0];
-      lanes$11$rd_addr$0 = l11_tR[0];
+      lanes$11$rd_addr$0 = l11_tO[0];
       lanes$11$acc_addr$1 = l11_tM[1];
-      lanes$11$rd_addr$1 = l11_tR[1];
+      lanes$11$rd_addr$1 = l11_tO[1];
       lanes$11$acc_addr$2 = l11_tM[2];
-      lanes$11$rd_addr$2 = l11_tR[2];
+      lanes$11$rd_addr$2 = l11_tO[2];
       lanes$11$acc_addr$3 = l11_tM[3];
-      lanes$11$rd_addr$3 = l11_tR[3];
+      lanes$11$rd_addr$3 = l11_tO[3];
       lanes$11$w$0 = l11_wq[1:0];
       lanes$11$w$1 = l11_wq[3:2];
       lanes$11$w$2 = l11_wq[5:4];
@@ -9208,18 +9208,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$12$sc_take = l12_vlT;
       lanes$12$sc_mload = l12_nsT;
       lanes$12$acc_we = l12_vlM;
-      lanes$12$rd_first = l12_kbfR;
+      lanes$12$rd_first = l12_kbfO;
       lanes$12$out_load = l12_olM;
       lanes$12$w_addr$0 = l12_wa;
       lanes$12$r_addr$0 = l12_ra;
       lanes$12$acc_addr$0 = l12_tM[0];
-      lanes$12$rd_addr$0 = l12_tR[0];
+      lanes$12$rd_addr$0 = l12_tO[0];
       lanes$12$acc_addr$1 = l12_tM[1];
-      lanes$12$rd_addr$1 = l12_tR[1];
+      lanes$12$rd_addr$1 = l12_tO[1];
       lanes$12$acc_addr$2 = l12_tM[2];
-      lanes$12$rd_addr$2 = l12_tR[2];
+      lanes$12$rd_addr$2 = l12_tO[2];
       lanes$12$acc_addr$3 = l12_tM[3];
-      lanes$12$rd_addr$3 = l12_tR[3];
+      lanes$12$rd_addr$3 = l12_tO[3];
       lanes$12$w$0 = l12_wq[1:0];
       lanes$12$w$1 = l12_wq[3:2];
       lanes$12$w$2 = l12_wq[5:4];
@@ -9295,18 +9295,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$13$sc_take = l13_vlT;
       lanes$13$sc_mload = l13_nsT;
       lanes$13$acc_we = l13_vlM;
-      lanes$13$rd_first = l13_kbfR;
+      lanes$13$rd_first = l13_kbfO;
       lanes$13$out_load = l13_olM;
       lanes$13$w_addr$0 = l13_wa;
       lanes$13$r_addr$0 = l13_ra;
       lanes$13$acc_addr$0 = l13_tM[0];
-      lanes$13$rd_addr$0 = l13_tR[0];
+      lanes$13$rd_addr$0 = l13_tO[0];
       lanes$13$acc_addr$1 = l13_tM[1];
-      lanes$13$rd_addr$1 = l13_tR[1];
+      lanes$13$rd_addr$1 = l13_tO[1];
       lanes$13$acc_addr$2 = l13_tM[2];
-      lanes$13$rd_addr$2 = l13_tR[2];
+      lanes$13$rd_addr$2 = l13_tO[2];
       lanes$13$acc_addr$3 = l13_tM[3];
-      lanes$13$rd_addr$3 = l13_tR[3];
+      lanes$13$rd_addr$3 = l13_tO[3];
       lanes$13$w$0 = l13_wq[1:0];
       lanes$13$w$1 = l13_wq[3:2];
       lanes$13$w$2 = l13_wq[5:4];
@@ -9382,18 +9382,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$14$sc_take = l14_vlT;
       lanes$14$sc_mload = l14_nsT;
       lanes$14$acc_we = l14_vlM;
-      lanes$14$rd_first = l14_kbfR;
+      lanes$14$rd_first = l14_kbfO;
       lanes$14$out_load = l14_olM;
       lanes$14$w_addr$0 = l14_wa;
       lanes$14$r_addr$0 = l14_ra;
       lanes$14$acc_addr$0 = l14_tM[0];
-      lanes$14$rd_addr$0 = l14_tR[0];
+      lanes$14$rd_addr$0 = l14_tO[0];
       lanes$14$acc_addr$1 = l14_tM[1];
-      lanes$14$rd_addr$1 = l14_tR[1];
+      lanes$14$rd_addr$1 = l14_tO[1];
       lanes$14$acc_addr$2 = l14_tM[2];
-      lanes$14$rd_addr$2 = l14_tR[2];
+      lanes$14$rd_addr$2 = l14_tO[2];
       lanes$14$acc_addr$3 = l14_tM[3];
-      lanes$14$rd_addr$3 = l14_tR[3];
+      lanes$14$rd_addr$3 = l14_tO[3];
       lanes$14$w$0 = l14_wq[1:0];
       lanes$14$w$1 = l14_wq[3:2];
       lanes$14$w$2 = l14_wq[5:4];
@@ -9469,18 +9469,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$15$sc_take = l15_vlT;
       lanes$15$sc_mload = l15_nsT;
       lanes$15$acc_we = l15_vlM;
-      lanes$15$rd_first = l15_kbfR;
+      lanes$15$rd_first = l15_kbfO;
       lanes$15$out_load = l15_olM;
       lanes$15$w_addr$0 = l15_wa;
       lanes$15$r_addr$0 = l15_ra;
       lanes$15$acc_addr$0 = l15_tM[0];
-      lanes$15$rd_addr$0 = l15_tR[0];
+      lanes$15$rd_addr$0 = l15_tO[0];
       lanes$15$acc_addr$1 = l15_tM[1];
-      lanes$15$rd_addr$1 = l15_tR[1];
+      lanes$15$rd_addr$1 = l15_tO[1];
       lanes$15$acc_addr$2 = l15_tM[2];
-      lanes$15$rd_addr$2 = l15_tR[2];
+      lanes$15$rd_addr$2 = l15_tO[2];
       lanes$15$acc_addr$3 = l15_tM[3];
-      lanes$15$rd_addr$3 = l15_tR[3];
+      lanes$15$rd_addr$3 = l15_tO[3];
       lanes$15$w$0 = l15_wq[1:0];
       lanes$15$w$1 = l15_wq[3:2];
       lanes$15$w$2 = l15_wq[5:4];
@@ -9556,18 +9556,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$16$sc_take = l16_vlT;
       lanes$16$sc_mload = l16_nsT;
       lanes$16$acc_we = l16_vlM;
-      lanes$16$rd_first = l16_kbfR;
+      lanes$16$rd_first = l16_kbfO;
       lanes$16$out_load = l16_olM;
       lanes$16$w_addr$0 = l16_wa;
       lanes$16$r_addr$0 = l16_ra;
       lanes$16$acc_addr$0 = l16_tM[0];
-      lanes$16$rd_addr$0 = l16_tR[0];
+      lanes$16$rd_addr$0 = l16_tO[0];
       lanes$16$acc_addr$1 = l16_tM[1];
-      lanes$16$rd_addr$1 = l16_tR[1];
+      lanes$16$rd_addr$1 = l16_tO[1];
       lanes$16$acc_addr$2 = l16_tM[2];
-      lanes$16$rd_addr$2 = l16_tR[2];
+      lanes$16$rd_addr$2 = l16_tO[2];
       lanes$16$acc_addr$3 = l16_tM[3];
-      lanes$16$rd_addr$3 = l16_tR[3];
+      lanes$16$rd_addr$3 = l16_tO[3];
       lanes$16$w$0 = l16_wq[1:0];
       lanes$16$w$1 = l16_wq[3:2];
       lanes$16$w$2 = l16_wq[5:4];
@@ -9643,18 +9643,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$17$sc_take = l17_vlT;
       lanes$17$sc_mload = l17_nsT;
       lanes$17$acc_we = l17_vlM;
-      lanes$17$rd_first = l17_kbfR;
+      lanes$17$rd_first = l17_kbfO;
       lanes$17$out_load = l17_olM;
       lanes$17$w_addr$0 = l17_wa;
       lanes$17$r_addr$0 = l17_ra;
       lanes$17$acc_addr$0 = l17_tM[0];
-      lanes$17$rd_addr$0 = l17_tR[0];
+      lanes$17$rd_addr$0 = l17_tO[0];
       lanes$17$acc_addr$1 = l17_tM[1];
-      lanes$17$rd_addr$1 = l17_tR[1];
+      lanes$17$rd_addr$1 = l17_tO[1];
       lanes$17$acc_addr$2 = l17_tM[2];
-      lanes$17$rd_addr$2 = l17_tR[2];
+      lanes$17$rd_addr$2 = l17_tO[2];
       lanes$17$acc_addr$3 = l17_tM[3];
-      lanes$17$rd_addr$3 = l17_tR[3];
+      lanes$17$rd_addr$3 = l17_tO[3];
       lanes$17$w$0 = l17_wq[1:0];
       lanes$17$w$1 = l17_wq[3:2];
       lanes$17$w$2 = l17_wq[5:4];
@@ -9730,18 +9730,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$18$sc_take = l18_vlT;
       lanes$18$sc_mload = l18_nsT;
       lanes$18$acc_we = l18_vlM;
-      lanes$18$rd_first = l18_kbfR;
+      lanes$18$rd_first = l18_kbfO;
       lanes$18$out_load = l18_olM;
       lanes$18$w_addr$0 = l18_wa;
       lanes$18$r_addr$0 = l18_ra;
       lanes$18$acc_addr$0 = l18_tM[0];
-      lanes$18$rd_addr$0 = l18_tR[0];
+      lanes$18$rd_addr$0 = l18_tO[0];
       lanes$18$acc_addr$1 = l18_tM[1];
-      lanes$18$rd_addr$1 = l18_tR[1];
+      lanes$18$rd_addr$1 = l18_tO[1];
       lanes$18$acc_addr$2 = l18_tM[2];
-      lanes$18$rd_addr$2 = l18_tR[2];
+      lanes$18$rd_addr$2 = l18_tO[2];
       lanes$18$acc_addr$3 = l18_tM[3];
-      lanes$18$rd_addr$3 = l18_tR[3];
+      lanes$18$rd_addr$3 = l18_tO[3];
       lanes$18$w$0 = l18_wq[1:0];
       lanes$18$w$1 = l18_wq[3:2];
       lanes$18$w$2 = l18_wq[5:4];
@@ -9817,18 +9817,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$19$sc_take = l19_vlT;
       lanes$19$sc_mload = l19_nsT;
       lanes$19$acc_we = l19_vlM;
-      lanes$19$rd_first = l19_kbfR;
+      lanes$19$rd_first = l19_kbfO;
       lanes$19$out_load = l19_olM;
       lanes$19$w_addr$0 = l19_wa;
       lanes$19$r_addr$0 = l19_ra;
       lanes$19$acc_addr$0 = l19_tM[0];
-      lanes$19$rd_addr$0 = l19_tR[0];
+      lanes$19$rd_addr$0 = l19_tO[0];
       lanes$19$acc_addr$1 = l19_tM[1];
-      lanes$19$rd_addr$1 = l19_tR[1];
+      lanes$19$rd_addr$1 = l19_tO[1];
       lanes$19$acc_addr$2 = l19_tM[2];
-      lanes$19$rd_addr$2 = l19_tR[2];
+      lanes$19$rd_addr$2 = l19_tO[2];
       lanes$19$acc_addr$3 = l19_tM[3];
-      lanes$19$rd_addr$3 = l19_tR[3];
+      lanes$19$rd_addr$3 = l19_tO[3];
       lanes$19$w$0 = l19_wq[1:0];
       lanes$19$w$1 = l19_wq[3:2];
       lanes$19$w$2 = l19_wq[5:4];
@@ -9904,18 +9904,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$20$sc_take = l20_vlT;
       lanes$20$sc_mload = l20_nsT;
       lanes$20$acc_we = l20_vlM;
-      lanes$20$rd_first = l20_kbfR;
+      lanes$20$rd_first = l20_kbfO;
       lanes$20$out_load = l20_olM;
       lanes$20$w_addr$0 = l20_wa;
       lanes$20$r_addr$0 = l20_ra;
       lanes$20$acc_addr$0 = l20_tM[0];
-      lanes$20$rd_addr$0 = l20_tR[0];
+      lanes$20$rd_addr$0 = l20_tO[0];
       lanes$20$acc_addr$1 = l20_tM[1];
-      lanes$20$rd_addr$1 = l20_tR[1];
+      lanes$20$rd_addr$1 = l20_tO[1];
       lanes$20$acc_addr$2 = l20_tM[2];
-      lanes$20$rd_addr$2 = l20_tR[2];
+      lanes$20$rd_addr$2 = l20_tO[2];
       lanes$20$acc_addr$3 = l20_tM[3];
-      lanes$20$rd_addr$3 = l20_tR[3];
+      lanes$20$rd_addr$3 = l20_tO[3];
       lanes$20$w$0 = l20_wq[1:0];
       lanes$20$w$1 = l20_wq[3:2];
       lanes$20$w$2 = l20_wq[5:4];
@@ -9991,18 +9991,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$21$sc_take = l21_vlT;
       lanes$21$sc_mload = l21_nsT;
       lanes$21$acc_we = l21_vlM;
-      lanes$21$rd_first = l21_kbfR;
+      lanes$21$rd_first = l21_kbfO;
       lanes$21$out_load = l21_olM;
       lanes$21$w_addr$0 = l21_wa;
       lanes$21$r_addr$0 = l21_ra;
       lanes$21$acc_addr$0 = l21_tM[0];
-      lanes$21$rd_addr$0 = l21_tR[0];
+      lanes$21$rd_addr$0 = l21_tO[0];
       lanes$21$acc_addr$1 = l21_tM[1];
-      lanes$21$rd_addr$1 = l21_tR[1];
+      lanes$21$rd_addr$1 = l21_tO[1];
       lanes$21$acc_addr$2 = l21_tM[2];
-      lanes$21$rd_addr$2 = l21_tR[2];
+      lanes$21$rd_addr$2 = l21_tO[2];
       lanes$21$acc_addr$3 = l21_tM[3];
-      lanes$21$rd_addr$3 = l21_tR[3];
+      lanes$21$rd_addr$3 = l21_tO[3];
       lanes$21$w$0 = l21_wq[1:0];
       lanes$21$w$1 = l21_wq[3:2];
       lanes$21$w$2 = l21_wq[5:4];
@@ -10078,18 +10078,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$22$sc_take = l22_vlT;
       lanes$22$sc_mload = l22_nsT;
       lanes$22$acc_we = l22_vlM;
-      lanes$22$rd_first = l22_kbfR;
+      lanes$22$rd_first = l22_kbfO;
       lanes$22$out_load = l22_olM;
       lanes$22$w_addr$0 = l22_wa;
       lanes$22$r_addr$0 = l22_ra;
       lanes$22$acc_addr$0 = l22_tM[0];
-      lanes$22$rd_addr$0 = l22_tR[0];
+      lanes$22$rd_addr$0 = l22_tO[0];
       lanes$22$acc_addr$1 = l22_tM[1];
-      lanes$22$rd_addr$1 = l22_tR[1];
+      lanes$22$rd_addr$1 = l22_tO[1];
       lanes$22$acc_addr$2 = l22_tM[2];
-      lanes$22$rd_addr$2 = l22_tR[2];
+      lanes$22$rd_addr$2 = l22_tO[2];
       lanes$22$acc_addr$3 = l22_tM[3];
-      lanes$22$rd_addr$3 = l22_tR[3];
+      lanes$22$rd_addr$3 = l22_tO[3];
       lanes$22$w$0 = l22_wq[1:0];
       lanes$22$w$1 = l22_wq[3:2];
       lanes$22$w$2 = l22_wq[5:4];
@@ -10165,18 +10165,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$23$sc_take = l23_vlT;
       lanes$23$sc_mload = l23_nsT;
       lanes$23$acc_we = l23_vlM;
-      lanes$23$rd_first = l23_kbfR;
+      lanes$23$rd_first = l23_kbfO;
       lanes$23$out_load = l23_olM;
       lanes$23$w_addr$0 = l23_wa;
       lanes$23$r_addr$0 = l23_ra;
       lanes$23$acc_addr$0 = l23_tM[0];
-      lanes$23$rd_addr$0 = l23_tR[0];
+      lanes$23$rd_addr$0 = l23_tO[0];
       lanes$23$acc_addr$1 = l23_tM[1];
-      lanes$23$rd_addr$1 = l23_tR[1];
+      lanes$23$rd_addr$1 = l23_tO[1];
       lanes$23$acc_addr$2 = l23_tM[2];
-      lanes$23$rd_addr$2 = l23_tR[2];
+      lanes$23$rd_addr$2 = l23_tO[2];
       lanes$23$acc_addr$3 = l23_tM[3];
-      lanes$23$rd_addr$3 = l23_tR[3];
+      lanes$23$rd_addr$3 = l23_tO[3];
       lanes$23$w$0 = l23_wq[1:0];
       lanes$23$w$1 = l23_wq[3:2];
       lanes$23$w$2 = l23_wq[5:4];
@@ -10252,18 +10252,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$24$sc_take = l24_vlT;
       lanes$24$sc_mload = l24_nsT;
       lanes$24$acc_we = l24_vlM;
-      lanes$24$rd_first = l24_kbfR;
+      lanes$24$rd_first = l24_kbfO;
       lanes$24$out_load = l24_olM;
       lanes$24$w_addr$0 = l24_wa;
       lanes$24$r_addr$0 = l24_ra;
       lanes$24$acc_addr$0 = l24_tM[0];
-      lanes$24$rd_addr$0 = l24_tR[0];
+      lanes$24$rd_addr$0 = l24_tO[0];
       lanes$24$acc_addr$1 = l24_tM[1];
-      lanes$24$rd_addr$1 = l24_tR[1];
+      lanes$24$rd_addr$1 = l24_tO[1];
       lanes$24$acc_addr$2 = l24_tM[2];
-      lanes$24$rd_addr$2 = l24_tR[2];
+      lanes$24$rd_addr$2 = l24_tO[2];
       lanes$24$acc_addr$3 = l24_tM[3];
-      lanes$24$rd_addr$3 = l24_tR[3];
+      lanes$24$rd_addr$3 = l24_tO[3];
       lanes$24$w$0 = l24_wq[1:0];
       lanes$24$w$1 = l24_wq[3:2];
       lanes$24$w$2 = l24_wq[5:4];
@@ -10339,18 +10339,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$25$sc_take = l25_vlT;
       lanes$25$sc_mload = l25_nsT;
       lanes$25$acc_we = l25_vlM;
-      lanes$25$rd_first = l25_kbfR;
+      lanes$25$rd_first = l25_kbfO;
       lanes$25$out_load = l25_olM;
       lanes$25$w_addr$0 = l25_wa;
       lanes$25$r_addr$0 = l25_ra;
       lanes$25$acc_addr$0 = l25_tM[0];
-      lanes$25$rd_addr$0 = l25_tR[0];
+      lanes$25$rd_addr$0 = l25_tO[0];
       lanes$25$acc_addr$1 = l25_tM[1];
-      lanes$25$rd_addr$1 = l25_tR[1];
+      lanes$25$rd_addr$1 = l25_tO[1];
       lanes$25$acc_addr$2 = l25_tM[2];
-      lanes$25$rd_addr$2 = l25_tR[2];
+      lanes$25$rd_addr$2 = l25_tO[2];
       lanes$25$acc_addr$3 = l25_tM[3];
-      lanes$25$rd_addr$3 = l25_tR[3];
+      lanes$25$rd_addr$3 = l25_tO[3];
       lanes$25$w$0 = l25_wq[1:0];
       lanes$25$w$1 = l25_wq[3:2];
       lanes$25$w$2 = l25_wq[5:4];
@@ -10426,18 +10426,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$26$sc_take = l26_vlT;
       lanes$26$sc_mload = l26_nsT;
       lanes$26$acc_we = l26_vlM;
-      lanes$26$rd_first = l26_kbfR;
+      lanes$26$rd_first = l26_kbfO;
       lanes$26$out_load = l26_olM;
       lanes$26$w_addr$0 = l26_wa;
       lanes$26$r_addr$0 = l26_ra;
       lanes$26$acc_addr$0 = l26_tM[0];
-      lanes$26$rd_addr$0 = l26_tR[0];
+      lanes$26$rd_addr$0 = l26_tO[0];
       lanes$26$acc_addr$1 = l26_tM[1];
-      lanes$26$rd_addr$1 = l26_tR[1];
+      lanes$26$rd_addr$1 = l26_tO[1];
       lanes$26$acc_addr$2 = l26_tM[2];
-      lanes$26$rd_addr$2 = l26_tR[2];
+      lanes$26$rd_addr$2 = l26_tO[2];
       lanes$26$acc_addr$3 = l26_tM[3];
-      lanes$26$rd_addr$3 = l26_tR[3];
+      lanes$26$rd_addr$3 = l26_tO[3];
       lanes$26$w$0 = l26_wq[1:0];
       lanes$26$w$1 = l26_wq[3:2];
       lanes$26$w$2 = l26_wq[5:4];
@@ -10513,18 +10513,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$27$sc_take = l27_vlT;
       lanes$27$sc_mload = l27_nsT;
       lanes$27$acc_we = l27_vlM;
-      lanes$27$rd_first = l27_kbfR;
+      lanes$27$rd_first = l27_kbfO;
       lanes$27$out_load = l27_olM;
       lanes$27$w_addr$0 = l27_wa;
       lanes$27$r_addr$0 = l27_ra;
       lanes$27$acc_addr$0 = l27_tM[0];
-      lanes$27$rd_addr$0 = l27_tR[0];
+      lanes$27$rd_addr$0 = l27_tO[0];
       lanes$27$acc_addr$1 = l27_tM[1];
-      lanes$27$rd_addr$1 = l27_tR[1];
+      lanes$27$rd_addr$1 = l27_tO[1];
       lanes$27$acc_addr$2 = l27_tM[2];
-      lanes$27$rd_addr$2 = l27_tR[2];
+      lanes$27$rd_addr$2 = l27_tO[2];
       lanes$27$acc_addr$3 = l27_tM[3];
-      lanes$27$rd_addr$3 = l27_tR[3];
+      lanes$27$rd_addr$3 = l27_tO[3];
       lanes$27$w$0 = l27_wq[1:0];
       lanes$27$w$1 = l27_wq[3:2];
       lanes$27$w$2 = l27_wq[5:4];
@@ -10600,18 +10600,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$28$sc_take = l28_vlT;
       lanes$28$sc_mload = l28_nsT;
       lanes$28$acc_we = l28_vlM;
-      lanes$28$rd_first = l28_kbfR;
+      lanes$28$rd_first = l28_kbfO;
       lanes$28$out_load = l28_olM;
       lanes$28$w_addr$0 = l28_wa;
       lanes$28$r_addr$0 = l28_ra;
       lanes$28$acc_addr$0 = l28_tM[0];
-      lanes$28$rd_addr$0 = l28_tR[0];
+      lanes$28$rd_addr$0 = l28_tO[0];
       lanes$28$acc_addr$1 = l28_tM[1];
-      lanes$28$rd_addr$1 = l28_tR[1];
+      lanes$28$rd_addr$1 = l28_tO[1];
       lanes$28$acc_addr$2 = l28_tM[2];
-      lanes$28$rd_addr$2 = l28_tR[2];
+      lanes$28$rd_addr$2 = l28_tO[2];
       lanes$28$acc_addr$3 = l28_tM[3];
-      lanes$28$rd_addr$3 = l28_tR[3];
+      lanes$28$rd_addr$3 = l28_tO[3];
       lanes$28$w$0 = l28_wq[1:0];
       lanes$28$w$1 = l28_wq[3:2];
       lanes$28$w$2 = l28_wq[5:4];
@@ -10687,18 +10687,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$29$sc_take = l29_vlT;
       lanes$29$sc_mload = l29_nsT;
       lanes$29$acc_we = l29_vlM;
-      lanes$29$rd_first = l29_kbfR;
+      lanes$29$rd_first = l29_kbfO;
       lanes$29$out_load = l29_olM;
       lanes$29$w_addr$0 = l29_wa;
       lanes$29$r_addr$0 = l29_ra;
       lanes$29$acc_addr$0 = l29_tM[0];
-      lanes$29$rd_addr$0 = l29_tR[0];
+      lanes$29$rd_addr$0 = l29_tO[0];
       lanes$29$acc_addr$1 = l29_tM[1];
-      lanes$29$rd_addr$1 = l29_tR[1];
+      lanes$29$rd_addr$1 = l29_tO[1];
       lanes$29$acc_addr$2 = l29_tM[2];
-      lanes$29$rd_addr$2 = l29_tR[2];
+      lanes$29$rd_addr$2 = l29_tO[2];
       lanes$29$acc_addr$3 = l29_tM[3];
-      lanes$29$rd_addr$3 = l29_tR[3];
+      lanes$29$rd_addr$3 = l29_tO[3];
       lanes$29$w$0 = l29_wq[1:0];
       lanes$29$w$1 = l29_wq[3:2];
       lanes$29$w$2 = l29_wq[5:4];
@@ -10774,18 +10774,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$30$sc_take = l30_vlT;
       lanes$30$sc_mload = l30_nsT;
       lanes$30$acc_we = l30_vlM;
-      lanes$30$rd_first = l30_kbfR;
+      lanes$30$rd_first = l30_kbfO;
       lanes$30$out_load = l30_olM;
       lanes$30$w_addr$0 = l30_wa;
       lanes$30$r_addr$0 = l30_ra;
       lanes$30$acc_addr$0 = l30_tM[0];
-      lanes$30$rd_addr$0 = l30_tR[0];
+      lanes$30$rd_addr$0 = l30_tO[0];
       lanes$30$acc_addr$1 = l30_tM[1];
-      lanes$30$rd_addr$1 = l30_tR[1];
+      lanes$30$rd_addr$1 = l30_tO[1];
       lanes$30$acc_addr$2 = l30_tM[2];
-      lanes$30$rd_addr$2 = l30_tR[2];
+      lanes$30$rd_addr$2 = l30_tO[2];
       lanes$30$acc_addr$3 = l30_tM[3];
-      lanes$30$rd_addr$3 = l30_tR[3];
+      lanes$30$rd_addr$3 = l30_tO[3];
       lanes$30$w$0 = l30_wq[1:0];
       lanes$30$w$1 = l30_wq[3:2];
       lanes$30$w$2 = l30_wq[5:4];
@@ -10861,18 +10861,18 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$31$sc_take = l31_vlT;
       lanes$31$sc_mload = l31_nsT;
       lanes$31$acc_we = l31_vlM;
-      lanes$31$rd_first = l31_kbfR;
+      lanes$31$rd_first = l31_kbfO;
       lanes$31$out_load = l31_olM;
       lanes$31$w_addr$0 = l31_wa;
       lanes$31$r_addr$0 = l31_ra;
       lanes$31$acc_addr$0 = l31_tM[0];
-      lanes$31$rd_addr$0 = l31_tR[0];
+      lanes$31$rd_addr$0 = l31_tO[0];
       lanes$31$acc_addr$1 = l31_tM[1];
-      lanes$31$rd_addr$1 = l31_tR[1];
+      lanes$31$rd_addr$1 = l31_tO[1];
       lanes$31$acc_addr$2 = l31_tM[2];
-      lanes$31$rd_addr$2 = l31_tR[2];
+      lanes$31$rd_addr$2 = l31_tO[2];
       lanes$31$acc_addr$3 = l31_tM[3];
-      lanes$31$rd_addr$3 = l31_tR[3];
+      lanes$31$rd_addr$3 = l31_tO[3];
       lanes$31$w$0 = l31_wq[1:0];
       lanes$31$w$1 = l31_wq[3:2];
       lanes$31$w$2 = l31_wq[5:4];
@@ -11017,7 +11017,7 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg pad_q;
     reg tz_q;
     reg tl_q;
-    // beat flags: issue (0), ring write (r), lead registers (l), 5 tree stage(s), scaler capture (S), operands (O), multiplier (M), product (P)
+    // beat flags: issue (0), ring write (r), lead registers (l), 5 tree stage(s), scaler capture (S), operands (O), multiplier (M)
     reg v0;
     reg last0;
     reg kbf0;
@@ -11088,7 +11088,6 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg nlS;
     reg tlS;
     reg [3:0] tS;
-    reg kbfO;
     reg vlO;
     reg kblO;
     reg nlO;
@@ -11099,11 +11098,6 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg nlM;
     reg tlM;
     reg [3:0] tM;
-    reg vlP;
-    reg kblP;
-    reg nlP;
-    reg tlP;
-    reg [3:0] tP;
     // output register (the lanes hold the data); out_nv is the vector's output index: out_nbase, or 0 when out_n0_q (set by a good start, cleared when the first tile's last vector is taken)
     reg out_n0_q;
     reg out_valid_q;
@@ -11127,8 +11121,8 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     wire sc_acc = sc_ready & scale_valid;
     // next state of the registers go depends on: output register full, a vector at the multiplier stage, a mantissa needed at the root, the prefetch register full
     wire sc_full_n = ~rst & (sc_acc | (sc_full_q & ~take));
-    wire ov_n = ~rst & ((go & vlP & kblP) | (out_valid_q & ~out_ready));
-    wire ld_n = ~rst & (go ? (vlM & kblM) : (vlP & kblP));
+    wire ov_n = ~rst & ((go & vlM & kblM) | (out_valid_q & ~out_ready));
+    wire ld_n = ~rst & (go ? (vlO & kblO) : (vlM & kblM));
     wire ns_n = ~rst & (go ? pns_w : need_scale);
     wire en_n = ~(ov_n & ld_n) & ~(ns_n & ~sc_full_n);
     always @(posedge clock) begin
@@ -11181,7 +11175,6 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
         vlS <= 1'b0;
         vlO <= 1'b0;
         vlM <= 1'b0;
-        vlP <= 1'b0;
         out_valid_q <= 1'b0;
         v0 <= 1'b0;
         vr <= 1'b0;
@@ -11301,27 +11294,21 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           nlS <= nld5;
           tlS <= tld5;
           tS <= td5;
-          kbfO <= kbfS;
           vlO <= vlS;
           vlM <= vlO;
-          vlP <= vlM;
           kblO <= kblS;
           kblM <= kblO;
-          kblP <= kblM;
           nlO <= nlS;
           nlM <= nlO;
-          nlP <= nlM;
           tlO <= tlS;
           tlM <= tlO;
-          tlP <= tlM;
           tO <= tS;
           tM <= tO;
-          tP <= tM;
-          if (vlP & kblP) begin
+          if (vlM & kblM) begin
             out_valid_q <= 1'b1;
-            out_tok_q <= tP;
-            out_tl_q <= tlP;
-            out_last_q <= tlP & nlP;
+            out_tok_q <= tM;
+            out_tl_q <= tlM;
+            out_last_q <= tlM & nlM;
           end else if (out_ready) out_valid_q <= 1'b0;
         end else if (out_ready) out_valid_q <= 1'b0;
         // the tile's last vector taken: the next vector is the next tile's
@@ -11381,17 +11368,17 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
       pv = vd4;
       pvl = vd4 & lastd4;
       pns = pns_w;
-      svl = vlM;
-      sol = vlM & kblM;
-      st$0 = tM[0];
-      st$1 = tM[1];
-      st$2 = tM[2];
-      st$3 = tM[3];
-      rkbf = kbfO;
-      rt$0 = tO[0];
-      rt$1 = tO[1];
-      rt$2 = tO[2];
-      rt$3 = tO[3];
+      svl = vlO;
+      sol = vlO & kblO;
+      st$0 = tO[0];
+      st$1 = tO[1];
+      st$2 = tO[2];
+      st$3 = tO[3];
+      rkbf = kbfS;
+      rt$0 = tS[0];
+      rt$1 = tS[1];
+      rt$2 = tS[2];
+      rt$3 = tS[3];
       out_valid = out_valid_q;
       out_token = {{12{1'b0}}, out_tok_q};
       out_n = {{13{1'b0}}, out_nv};
@@ -12242,19 +12229,14 @@ module tern_large_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -13111,19 +13093,14 @@ module tern_large_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -13980,19 +13957,14 @@ module tern_large_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -14849,19 +14821,14 @@ module tern_large_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -15718,19 +15685,14 @@ module tern_large_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -16587,19 +16549,14 @@ module tern_large_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -17456,19 +17413,14 @@ module tern_large_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -18325,19 +18277,14 @@ module tern_large_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -19194,19 +19141,14 @@ module tern_large_core$lanes$16$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -20063,19 +20005,14 @@ module tern_large_core$lanes$17$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -20932,19 +20869,14 @@ module tern_large_core$lanes$18$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -21801,19 +21733,14 @@ module tern_large_core$lanes$19$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -22670,19 +22597,14 @@ module tern_large_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -23539,19 +23461,14 @@ module tern_large_core$lanes$20$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -24408,19 +24325,14 @@ module tern_large_core$lanes$21$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -25277,19 +25189,14 @@ module tern_large_core$lanes$22$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -26146,19 +26053,14 @@ module tern_large_core$lanes$23$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -27015,19 +26917,14 @@ module tern_large_core$lanes$24$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -27884,19 +27781,14 @@ module tern_large_core$lanes$25$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -28753,19 +28645,14 @@ module tern_large_core$lanes$26$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -29622,19 +29509,14 @@ module tern_large_core$lanes$27$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -30491,19 +30373,14 @@ module tern_large_core$lanes$28$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -31360,19 +31237,14 @@ module tern_large_core$lanes$29$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -32229,19 +32101,14 @@ module tern_large_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -33098,19 +32965,14 @@ module tern_large_core$lanes$30$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -33967,19 +33829,14 @@ module tern_large_core$lanes$31$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -34836,19 +34693,14 @@ module tern_large_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -35705,19 +35557,14 @@ module tern_large_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -36574,19 +36421,14 @@ module tern_large_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -37443,19 +37285,14 @@ module tern_large_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -38312,19 +38149,14 @@ module tern_large_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -39181,19 +39013,14 @@ module tern_large_core$lanes$9$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;

@@ -884,12 +884,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l0_vT;
     reg l0_vlT;
     reg l0_nsT;
-    reg l0_kbfR;
+    reg l0_kbfO;
     reg l0_vlM;
     reg l0_olM;
     reg [2:0] l0_wa;
     reg [2:0] l0_ra;
-    reg [2:0] l0_tR;
+    reg [2:0] l0_tO;
     reg [2:0] l0_tM;
     reg [15:0] l0_wq;
     reg [15:0] l0_scn;
@@ -911,10 +911,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l0_vT <= ctrl$pv;
         l0_vlT <= ctrl$pvl;
         l0_nsT <= ctrl$pns;
-        l0_kbfR <= ctrl$rkbf;
+        l0_kbfO <= ctrl$rkbf;
         l0_vlM <= ctrl$svl;
         l0_olM <= ctrl$sol;
-        l0_tR <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l0_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l0_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l0_scf | (l0_en & l0_nsT)) l0_scn <= scale$0;
@@ -925,12 +925,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l1_vT;
     reg l1_vlT;
     reg l1_nsT;
-    reg l1_kbfR;
+    reg l1_kbfO;
     reg l1_vlM;
     reg l1_olM;
     reg [2:0] l1_wa;
     reg [2:0] l1_ra;
-    reg [2:0] l1_tR;
+    reg [2:0] l1_tO;
     reg [2:0] l1_tM;
     reg [15:0] l1_wq;
     reg [15:0] l1_scn;
@@ -952,10 +952,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l1_vT <= ctrl$pv;
         l1_vlT <= ctrl$pvl;
         l1_nsT <= ctrl$pns;
-        l1_kbfR <= ctrl$rkbf;
+        l1_kbfO <= ctrl$rkbf;
         l1_vlM <= ctrl$svl;
         l1_olM <= ctrl$sol;
-        l1_tR <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l1_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l1_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l1_scf | (l1_en & l1_nsT)) l1_scn <= scale$1;
@@ -966,12 +966,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l2_vT;
     reg l2_vlT;
     reg l2_nsT;
-    reg l2_kbfR;
+    reg l2_kbfO;
     reg l2_vlM;
     reg l2_olM;
     reg [2:0] l2_wa;
     reg [2:0] l2_ra;
-    reg [2:0] l2_tR;
+    reg [2:0] l2_tO;
     reg [2:0] l2_tM;
     reg [15:0] l2_wq;
     reg [15:0] l2_scn;
@@ -993,10 +993,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l2_vT <= ctrl$pv;
         l2_vlT <= ctrl$pvl;
         l2_nsT <= ctrl$pns;
-        l2_kbfR <= ctrl$rkbf;
+        l2_kbfO <= ctrl$rkbf;
         l2_vlM <= ctrl$svl;
         l2_olM <= ctrl$sol;
-        l2_tR <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l2_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l2_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l2_scf | (l2_en & l2_nsT)) l2_scn <= scale$2;
@@ -1007,12 +1007,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l3_vT;
     reg l3_vlT;
     reg l3_nsT;
-    reg l3_kbfR;
+    reg l3_kbfO;
     reg l3_vlM;
     reg l3_olM;
     reg [2:0] l3_wa;
     reg [2:0] l3_ra;
-    reg [2:0] l3_tR;
+    reg [2:0] l3_tO;
     reg [2:0] l3_tM;
     reg [15:0] l3_wq;
     reg [15:0] l3_scn;
@@ -1034,10 +1034,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l3_vT <= ctrl$pv;
         l3_vlT <= ctrl$pvl;
         l3_nsT <= ctrl$pns;
-        l3_kbfR <= ctrl$rkbf;
+        l3_kbfO <= ctrl$rkbf;
         l3_vlM <= ctrl$svl;
         l3_olM <= ctrl$sol;
-        l3_tR <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l3_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l3_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l3_scf | (l3_en & l3_nsT)) l3_scn <= scale$3;
@@ -1048,12 +1048,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l4_vT;
     reg l4_vlT;
     reg l4_nsT;
-    reg l4_kbfR;
+    reg l4_kbfO;
     reg l4_vlM;
     reg l4_olM;
     reg [2:0] l4_wa;
     reg [2:0] l4_ra;
-    reg [2:0] l4_tR;
+    reg [2:0] l4_tO;
     reg [2:0] l4_tM;
     reg [15:0] l4_wq;
     reg [15:0] l4_scn;
@@ -1075,10 +1075,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l4_vT <= ctrl$pv;
         l4_vlT <= ctrl$pvl;
         l4_nsT <= ctrl$pns;
-        l4_kbfR <= ctrl$rkbf;
+        l4_kbfO <= ctrl$rkbf;
         l4_vlM <= ctrl$svl;
         l4_olM <= ctrl$sol;
-        l4_tR <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l4_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l4_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l4_scf | (l4_en & l4_nsT)) l4_scn <= scale$4;
@@ -1089,12 +1089,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l5_vT;
     reg l5_vlT;
     reg l5_nsT;
-    reg l5_kbfR;
+    reg l5_kbfO;
     reg l5_vlM;
     reg l5_olM;
     reg [2:0] l5_wa;
     reg [2:0] l5_ra;
-    reg [2:0] l5_tR;
+    reg [2:0] l5_tO;
     reg [2:0] l5_tM;
     reg [15:0] l5_wq;
     reg [15:0] l5_scn;
@@ -1116,10 +1116,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l5_vT <= ctrl$pv;
         l5_vlT <= ctrl$pvl;
         l5_nsT <= ctrl$pns;
-        l5_kbfR <= ctrl$rkbf;
+        l5_kbfO <= ctrl$rkbf;
         l5_vlM <= ctrl$svl;
         l5_olM <= ctrl$sol;
-        l5_tR <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l5_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l5_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l5_scf | (l5_en & l5_nsT)) l5_scn <= scale$5;
@@ -1130,12 +1130,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l6_vT;
     reg l6_vlT;
     reg l6_nsT;
-    reg l6_kbfR;
+    reg l6_kbfO;
     reg l6_vlM;
     reg l6_olM;
     reg [2:0] l6_wa;
     reg [2:0] l6_ra;
-    reg [2:0] l6_tR;
+    reg [2:0] l6_tO;
     reg [2:0] l6_tM;
     reg [15:0] l6_wq;
     reg [15:0] l6_scn;
@@ -1157,10 +1157,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l6_vT <= ctrl$pv;
         l6_vlT <= ctrl$pvl;
         l6_nsT <= ctrl$pns;
-        l6_kbfR <= ctrl$rkbf;
+        l6_kbfO <= ctrl$rkbf;
         l6_vlM <= ctrl$svl;
         l6_olM <= ctrl$sol;
-        l6_tR <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l6_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l6_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l6_scf | (l6_en & l6_nsT)) l6_scn <= scale$6;
@@ -1171,12 +1171,12 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l7_vT;
     reg l7_vlT;
     reg l7_nsT;
-    reg l7_kbfR;
+    reg l7_kbfO;
     reg l7_vlM;
     reg l7_olM;
     reg [2:0] l7_wa;
     reg [2:0] l7_ra;
-    reg [2:0] l7_tR;
+    reg [2:0] l7_tO;
     reg [2:0] l7_tM;
     reg [15:0] l7_wq;
     reg [15:0] l7_scn;
@@ -1198,10 +1198,10 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l7_vT <= ctrl$pv;
         l7_vlT <= ctrl$pvl;
         l7_nsT <= ctrl$pns;
-        l7_kbfR <= ctrl$rkbf;
+        l7_kbfO <= ctrl$rkbf;
         l7_vlM <= ctrl$svl;
         l7_olM <= ctrl$sol;
-        l7_tR <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l7_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
         l7_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l7_scf | (l7_en & l7_nsT)) l7_scn <= scale$7;
@@ -1236,7 +1236,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$0$sc_take = l0_vlT;
       lanes$0$sc_mload = l0_nsT;
       lanes$0$acc_we = l0_vlM;
-      lanes$0$rd_first = l0_kbfR;
+      lanes$0$rd_first = l0_kbfO;
       lanes$0$out_load = l0_olM;
       lanes$0$w_addr$0 = l0_wa[0];
       lanes$0$r_addr$0 = l0_ra[0];
@@ -1245,11 +1245,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$0$w_addr$2 = l0_wa[2];
       lanes$0$r_addr$2 = l0_ra[2];
       lanes$0$acc_addr$0 = l0_tM[0];
-      lanes$0$rd_addr$0 = l0_tR[0];
+      lanes$0$rd_addr$0 = l0_tO[0];
       lanes$0$acc_addr$1 = l0_tM[1];
-      lanes$0$rd_addr$1 = l0_tR[1];
+      lanes$0$rd_addr$1 = l0_tO[1];
       lanes$0$acc_addr$2 = l0_tM[2];
-      lanes$0$rd_addr$2 = l0_tR[2];
+      lanes$0$rd_addr$2 = l0_tO[2];
       lanes$0$w$0 = l0_wq[1:0];
       lanes$0$w$1 = l0_wq[3:2];
       lanes$0$w$2 = l0_wq[5:4];
@@ -1277,7 +1277,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$1$sc_take = l1_vlT;
       lanes$1$sc_mload = l1_nsT;
       lanes$1$acc_we = l1_vlM;
-      lanes$1$rd_first = l1_kbfR;
+      lanes$1$rd_first = l1_kbfO;
       lanes$1$out_load = l1_olM;
       lanes$1$w_addr$0 = l1_wa[0];
       lanes$1$r_addr$0 = l1_ra[0];
@@ -1286,11 +1286,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$1$w_addr$2 = l1_wa[2];
       lanes$1$r_addr$2 = l1_ra[2];
       lanes$1$acc_addr$0 = l1_tM[0];
-      lanes$1$rd_addr$0 = l1_tR[0];
+      lanes$1$rd_addr$0 = l1_tO[0];
       lanes$1$acc_addr$1 = l1_tM[1];
-      lanes$1$rd_addr$1 = l1_tR[1];
+      lanes$1$rd_addr$1 = l1_tO[1];
       lanes$1$acc_addr$2 = l1_tM[2];
-      lanes$1$rd_addr$2 = l1_tR[2];
+      lanes$1$rd_addr$2 = l1_tO[2];
       lanes$1$w$0 = l1_wq[1:0];
       lanes$1$w$1 = l1_wq[3:2];
       lanes$1$w$2 = l1_wq[5:4];
@@ -1318,7 +1318,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$2$sc_take = l2_vlT;
       lanes$2$sc_mload = l2_nsT;
       lanes$2$acc_we = l2_vlM;
-      lanes$2$rd_first = l2_kbfR;
+      lanes$2$rd_first = l2_kbfO;
       lanes$2$out_load = l2_olM;
       lanes$2$w_addr$0 = l2_wa[0];
       lanes$2$r_addr$0 = l2_ra[0];
@@ -1327,11 +1327,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$2$w_addr$2 = l2_wa[2];
       lanes$2$r_addr$2 = l2_ra[2];
       lanes$2$acc_addr$0 = l2_tM[0];
-      lanes$2$rd_addr$0 = l2_tR[0];
+      lanes$2$rd_addr$0 = l2_tO[0];
       lanes$2$acc_addr$1 = l2_tM[1];
-      lanes$2$rd_addr$1 = l2_tR[1];
+      lanes$2$rd_addr$1 = l2_tO[1];
       lanes$2$acc_addr$2 = l2_tM[2];
-      lanes$2$rd_addr$2 = l2_tR[2];
+      lanes$2$rd_addr$2 = l2_tO[2];
       lanes$2$w$0 = l2_wq[1:0];
       lanes$2$w$1 = l2_wq[3:2];
       lanes$2$w$2 = l2_wq[5:4];
@@ -1359,7 +1359,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$3$sc_take = l3_vlT;
       lanes$3$sc_mload = l3_nsT;
       lanes$3$acc_we = l3_vlM;
-      lanes$3$rd_first = l3_kbfR;
+      lanes$3$rd_first = l3_kbfO;
       lanes$3$out_load = l3_olM;
       lanes$3$w_addr$0 = l3_wa[0];
       lanes$3$r_addr$0 = l3_ra[0];
@@ -1368,11 +1368,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$3$w_addr$2 = l3_wa[2];
       lanes$3$r_addr$2 = l3_ra[2];
       lanes$3$acc_addr$0 = l3_tM[0];
-      lanes$3$rd_addr$0 = l3_tR[0];
+      lanes$3$rd_addr$0 = l3_tO[0];
       lanes$3$acc_addr$1 = l3_tM[1];
-      lanes$3$rd_addr$1 = l3_tR[1];
+      lanes$3$rd_addr$1 = l3_tO[1];
       lanes$3$acc_addr$2 = l3_tM[2];
-      lanes$3$rd_addr$2 = l3_tR[2];
+      lanes$3$rd_addr$2 = l3_tO[2];
       lanes$3$w$0 = l3_wq[1:0];
       lanes$3$w$1 = l3_wq[3:2];
       lanes$3$w$2 = l3_wq[5:4];
@@ -1400,7 +1400,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$4$sc_take = l4_vlT;
       lanes$4$sc_mload = l4_nsT;
       lanes$4$acc_we = l4_vlM;
-      lanes$4$rd_first = l4_kbfR;
+      lanes$4$rd_first = l4_kbfO;
       lanes$4$out_load = l4_olM;
       lanes$4$w_addr$0 = l4_wa[0];
       lanes$4$r_addr$0 = l4_ra[0];
@@ -1409,11 +1409,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$4$w_addr$2 = l4_wa[2];
       lanes$4$r_addr$2 = l4_ra[2];
       lanes$4$acc_addr$0 = l4_tM[0];
-      lanes$4$rd_addr$0 = l4_tR[0];
+      lanes$4$rd_addr$0 = l4_tO[0];
       lanes$4$acc_addr$1 = l4_tM[1];
-      lanes$4$rd_addr$1 = l4_tR[1];
+      lanes$4$rd_addr$1 = l4_tO[1];
       lanes$4$acc_addr$2 = l4_tM[2];
-      lanes$4$rd_addr$2 = l4_tR[2];
+      lanes$4$rd_addr$2 = l4_tO[2];
       lanes$4$w$0 = l4_wq[1:0];
       lanes$4$w$1 = l4_wq[3:2];
       lanes$4$w$2 = l4_wq[5:4];
@@ -1441,7 +1441,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$5$sc_take = l5_vlT;
       lanes$5$sc_mload = l5_nsT;
       lanes$5$acc_we = l5_vlM;
-      lanes$5$rd_first = l5_kbfR;
+      lanes$5$rd_first = l5_kbfO;
       lanes$5$out_load = l5_olM;
       lanes$5$w_addr$0 = l5_wa[0];
       lanes$5$r_addr$0 = l5_ra[0];
@@ -1450,11 +1450,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$5$w_addr$2 = l5_wa[2];
       lanes$5$r_addr$2 = l5_ra[2];
       lanes$5$acc_addr$0 = l5_tM[0];
-      lanes$5$rd_addr$0 = l5_tR[0];
+      lanes$5$rd_addr$0 = l5_tO[0];
       lanes$5$acc_addr$1 = l5_tM[1];
-      lanes$5$rd_addr$1 = l5_tR[1];
+      lanes$5$rd_addr$1 = l5_tO[1];
       lanes$5$acc_addr$2 = l5_tM[2];
-      lanes$5$rd_addr$2 = l5_tR[2];
+      lanes$5$rd_addr$2 = l5_tO[2];
       lanes$5$w$0 = l5_wq[1:0];
       lanes$5$w$1 = l5_wq[3:2];
       lanes$5$w$2 = l5_wq[5:4];
@@ -1482,7 +1482,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$6$sc_take = l6_vlT;
       lanes$6$sc_mload = l6_nsT;
       lanes$6$acc_we = l6_vlM;
-      lanes$6$rd_first = l6_kbfR;
+      lanes$6$rd_first = l6_kbfO;
       lanes$6$out_load = l6_olM;
       lanes$6$w_addr$0 = l6_wa[0];
       lanes$6$r_addr$0 = l6_ra[0];
@@ -1491,11 +1491,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$6$w_addr$2 = l6_wa[2];
       lanes$6$r_addr$2 = l6_ra[2];
       lanes$6$acc_addr$0 = l6_tM[0];
-      lanes$6$rd_addr$0 = l6_tR[0];
+      lanes$6$rd_addr$0 = l6_tO[0];
       lanes$6$acc_addr$1 = l6_tM[1];
-      lanes$6$rd_addr$1 = l6_tR[1];
+      lanes$6$rd_addr$1 = l6_tO[1];
       lanes$6$acc_addr$2 = l6_tM[2];
-      lanes$6$rd_addr$2 = l6_tR[2];
+      lanes$6$rd_addr$2 = l6_tO[2];
       lanes$6$w$0 = l6_wq[1:0];
       lanes$6$w$1 = l6_wq[3:2];
       lanes$6$w$2 = l6_wq[5:4];
@@ -1523,7 +1523,7 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$7$sc_take = l7_vlT;
       lanes$7$sc_mload = l7_nsT;
       lanes$7$acc_we = l7_vlM;
-      lanes$7$rd_first = l7_kbfR;
+      lanes$7$rd_first = l7_kbfO;
       lanes$7$out_load = l7_olM;
       lanes$7$w_addr$0 = l7_wa[0];
       lanes$7$r_addr$0 = l7_ra[0];
@@ -1532,11 +1532,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$7$w_addr$2 = l7_wa[2];
       lanes$7$r_addr$2 = l7_ra[2];
       lanes$7$acc_addr$0 = l7_tM[0];
-      lanes$7$rd_addr$0 = l7_tR[0];
+      lanes$7$rd_addr$0 = l7_tO[0];
       lanes$7$acc_addr$1 = l7_tM[1];
-      lanes$7$rd_addr$1 = l7_tR[1];
+      lanes$7$rd_addr$1 = l7_tO[1];
       lanes$7$acc_addr$2 = l7_tM[2];
-      lanes$7$rd_addr$2 = l7_tR[2];
+      lanes$7$rd_addr$2 = l7_tO[2];
       lanes$7$w$0 = l7_wq[1:0];
       lanes$7$w$1 = l7_wq[3:2];
       lanes$7$w$2 = l7_wq[5:4];
@@ -1633,7 +1633,7 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg pad_q;
     reg tz_q;
     reg tl_q;
-    // beat flags: issue (0), ring write (r), lead registers (l), 3 tree stage(s), scaler capture (S), operands (O), multiplier (M), product (P)
+    // beat flags: issue (0), ring write (r), lead registers (l), 3 tree stage(s), scaler capture (S), operands (O), multiplier (M)
     reg v0;
     reg last0;
     reg kbf0;
@@ -1688,7 +1688,6 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg nlS;
     reg tlS;
     reg [2:0] tS;
-    reg kbfO;
     reg vlO;
     reg kblO;
     reg nlO;
@@ -1699,11 +1698,6 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg nlM;
     reg tlM;
     reg [2:0] tM;
-    reg vlP;
-    reg kblP;
-    reg nlP;
-    reg tlP;
-    reg [2:0] tP;
     // output register (the lanes hold the data); out_nv is the vector's output index: out_nbase, or 0 when out_n0_q (set by a good start, cleared when the first tile's last vector is taken)
     reg out_n0_q;
     reg out_valid_q;
@@ -1727,8 +1721,8 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     wire sc_acc = sc_ready & scale_valid;
     // next state of the registers go depends on: output register full, a vector at the multiplier stage, a mantissa needed at the root, the prefetch register full
     wire sc_full_n = ~rst & (sc_acc | (sc_full_q & ~take));
-    wire ov_n = ~rst & ((go & vlP & kblP) | (out_valid_q & ~out_ready));
-    wire ld_n = ~rst & (go ? (vlM & kblM) : (vlP & kblP));
+    wire ov_n = ~rst & ((go & vlM & kblM) | (out_valid_q & ~out_ready));
+    wire ld_n = ~rst & (go ? (vlO & kblO) : (vlM & kblM));
     wire ns_n = ~rst & (go ? pns_w : need_scale);
     wire en_n = ~(ov_n & ld_n) & ~(ns_n & ~sc_full_n);
     always @(posedge clock) begin
@@ -1782,7 +1776,6 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
         vlS <= 1'b0;
         vlO <= 1'b0;
         vlM <= 1'b0;
-        vlP <= 1'b0;
         out_valid_q <= 1'b0;
         v0 <= 1'b0;
         vr <= 1'b0;
@@ -1884,27 +1877,21 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           nlS <= nld3;
           tlS <= tld3;
           tS <= td3;
-          kbfO <= kbfS;
           vlO <= vlS;
           vlM <= vlO;
-          vlP <= vlM;
           kblO <= kblS;
           kblM <= kblO;
-          kblP <= kblM;
           nlO <= nlS;
           nlM <= nlO;
-          nlP <= nlM;
           tlO <= tlS;
           tlM <= tlO;
-          tlP <= tlM;
           tO <= tS;
           tM <= tO;
-          tP <= tM;
-          if (vlP & kblP) begin
+          if (vlM & kblM) begin
             out_valid_q <= 1'b1;
-            out_tok_q <= tP;
-            out_tl_q <= tlP;
-            out_last_q <= tlP & nlP;
+            out_tok_q <= tM;
+            out_tl_q <= tlM;
+            out_last_q <= tlM & nlM;
           end else if (out_ready) out_valid_q <= 1'b0;
         end else if (out_ready) out_valid_q <= 1'b0;
         // the tile's last vector taken: the next vector is the next tile's
@@ -1966,15 +1953,15 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
       pv = vd2;
       pvl = vd2 & lastd2;
       pns = pns_w;
-      svl = vlM;
-      sol = vlM & kblM;
-      st$0 = tM[0];
-      st$1 = tM[1];
-      st$2 = tM[2];
-      rkbf = kbfO;
-      rt$0 = tO[0];
-      rt$1 = tO[1];
-      rt$2 = tO[2];
+      svl = vlO;
+      sol = vlO & kblO;
+      st$0 = tO[0];
+      st$1 = tO[1];
+      st$2 = tO[2];
+      rkbf = kbfS;
+      rt$0 = tS[0];
+      rt$1 = tS[1];
+      rt$2 = tS[2];
       out_valid = out_valid_q;
       out_token = {{13{1'b0}}, out_tok_q};
       out_n = {{13{1'b0}}, out_nv};
@@ -2353,19 +2340,14 @@ module tern_small_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -2750,19 +2732,14 @@ module tern_small_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -3147,19 +3124,14 @@ module tern_small_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -3544,19 +3516,14 @@ module tern_small_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -3941,19 +3908,14 @@ module tern_small_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -4338,19 +4300,14 @@ module tern_small_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -4735,19 +4692,14 @@ module tern_small_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -5132,19 +5084,14 @@ module tern_small_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. the product beside the accumulator (the route back from the DSP gets a cycle of its own)
-    reg [30:0] prod_q;
-    always @(posedge clock) begin
-      if (en) prod_q <= prod;
-    end
-    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod_q[30]}}, prod_q};
+    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
