@@ -465,9 +465,13 @@ pub fn synth(
     };
 
     // Xilinx: the per-lane control copies are left to Vivado, which replicates high-fanout
-    // registers itself; kept apart they would cost logic in every lane (HdlOptions::lane_copies)
+    // registers itself; kept apart they would cost logic in every lane (HdlOptions::lane_copies).
+    // Nor does it read the accumulator ahead: the adder is the DSP48's post-adder, fed by the
+    // LUT RAM directly, and the read-ahead's forwarding would only add LUTs
+    // (HdlOptions::acc_read_ahead)
     let hdl = HdlOptions {
         lane_copies: opts.hdl.lane_copies && board.family() != Family::Xilinx,
+        acc_read_ahead: opts.hdl.acc_read_ahead && board.family() != Family::Xilinx,
         // the DSP's own registers hold the scaler's capture and product registers
         ecp5_dsp: board.family() == Family::Ecp5,
         ..opts.hdl

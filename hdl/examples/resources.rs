@@ -149,10 +149,12 @@ fn main() {
     let per = |n: u64| n as f64 / pes;
     if xc7 {
         // as the Xilinx flow emits it: the per-lane control copies left to Vivado's own
-        // fanout replication (HdlOptions::lane_copies)
+        // fanout replication (HdlOptions::lane_copies), no accumulator read-ahead (the
+        // adder is the DSP48's post-adder: HdlOptions::acc_read_ahead)
         let xdir = dir.join("xc7");
         let opts = tern_hdl::HdlOptions {
             lane_copies: false,
+            acc_read_ahead: false,
             ..Default::default()
         };
         let xrep = tern_hdl::emit::emit_with(&cfg, opts, &xdir).unwrap_or_else(|e| {

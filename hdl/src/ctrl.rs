@@ -49,6 +49,10 @@ pub struct CtrlShape {
     pub addr_bits: u32,
     pub max_k: u64,
     pub max_n: u64,
+    /// `(* keep *)` on `go` and the prefetch flag (`HdlOptions::lane_copies`): the core's
+    /// per-lane copies load the same next values, and without it synthesis merges the
+    /// controller's registers into a copy, which then drives the controller from its lane.
+    pub keep: bool,
 }
 
 impl CtrlShape {
@@ -68,6 +72,7 @@ impl CtrlShape {
             addr_bits: p.ring_addr_bits(),
             max_k: p.max_k,
             max_n: p.max_n,
+            keep: p.options.lane_copies,
         }
     }
     fn ring(&self) -> bool {
@@ -102,7 +107,9 @@ pub struct CtrlOut {
     pub en_d: bool,
     /// The scale prefetch register's `full` flag of the next cycle.
     pub sc_full_d: bool,
-    /// Issue: write the beat into the weight rings (registered per lane, then written).
+    /// Issue: write the beat into the weight rings (registered per lane, then written). Not
+    /// qualified by `go`: the lanes' copies load it under their own copy of `go`, so the
+    /// controller's `go` register is not on the path to the sixteen copies.
     pub w_we: bool,
     pub w_addr: u64,
     pub x_load: bool,
@@ -203,6 +210,8 @@ struct Comb {
     go: bool,
     need_w: bool,
     pad: bool,
+    /// A beat can be issued (`fire` without `go`).
+    can: bool,
     fire: bool,
     last_beat: bool,
     t_last: bool,
@@ -284,6 +293,7 @@ impl CtrlModel {
             go,
             need_w,
             pad,
+            can,
             fire: go && can,
             last_beat: self.lb_q,
             t_last: !ring || self.tl_q,
@@ -349,7 +359,7 @@ impl CtrlModel {
             scale_ready: self.scale_ready(&c),
             en_d: nx.go(),
             sc_full_d: nx.sc_full,
-            w_we: c.fire && !c.pad && c.need_w,
+            w_we: c.can && !c.pad && c.need_w,
             w_addr: self.j,
             x_load: c.fire && !c.pad,
             x_zero: c.fire && c.pad,
@@ -505,7 +515,7 @@ impl CtrlModel {
             nx.tl_q = !m_gt1;
         }
         if start_ok {
-            // visible while idle (w_addr, st and skbf through the flags, out_n): only a good
+            // visible while idle (w_addr, st and rkbf through the flags, out_n): only a good
             // command changes them (out_n through out_n0, not the wide out_nbase)
             nx.busy = true;
             nx.issuing = true;
@@ -978,7 +988,10 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     ));
     t.line(wire_eq(1, "ns_n", "~rst & (go ? pns_w : need_scale)"));
     t.line(wire_eq(1, "en_n", "~(ov_n & ld_n) & ~(ns_n & ~sc_full_n)"));
-    t.open("always @(posedge clock) begin");
+    t.open(format!(
+        "{}always @(posedge clock) begin",
+        if s.keep { "(* keep *) " } else { "" }
+    ));
     t.line("en_q <= en_n;");
     t.line("sc_full_q <= sc_full_n;");
     t.close("end");
@@ -1285,7 +1298,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line("tl_q <= ~mg_cmd;");
     }
     t.close("end");
-    t.comment("visible while idle (busy, err, w_addr = j, st and skbf through the flags, out_n through out_n0_q): only on a good command");
+    t.comment("visible while idle (busy, err, w_addr = j, st and rkbf through the flags, out_n through out_n0_q): only on a good command");
     t.open("if (start_ok) begin");
     t.line("busy_q <= 1'b1;");
     t.line("issuing <= 1'b1;");
@@ -1317,13 +1330,13 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line(format!("w_addr${b} = {};", bit("j", jw, b)));
     }
     if ring {
-        t.line("w_we = fire & ~pad & need_w;");
+        t.line("w_we = can & ~pad & need_w;");
         t.line("x_zero$0 = fire & pad;");
         t.line("x_load = fire & ~pad;");
         t.line("w_ready = go & issuing & ~pad & need_w & act_valid;");
         t.line("act_ready = go & issuing & ~pad & (~need_w | w_valid);");
     } else {
-        t.line("w_we = fire;");
+        t.line("w_we = can;");
         t.line("x_load = fire;");
         t.line("w_ready = go & issuing & act_valid;");
         t.line("act_ready = go & issuing & w_valid;");

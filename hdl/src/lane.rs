@@ -20,7 +20,7 @@
 use crate::params::Params;
 use crate::pe::PairIn;
 use crate::scaler::{Scaler, ScalerShape};
-use crate::sig::drive_bits;
+use crate::sig::{drive_bits, read_in_bits};
 use crate::tree::{split_operand, PairNames, TreeModel, TreePlan};
 use crate::vlog::{decl, pack, slice, wire_eq, wrap_signed, zeros, zext, Text};
 use rust_hdl::prelude::*;
@@ -372,11 +372,7 @@ impl<const A: usize, const MB: usize> Logic for Lane<A, MB> {
         self.scaler.out_load.next = self.out_load.val();
         self.out.next = self.scaler.out.val();
         if self.clock.pos_edge() {
-            let bits_of = |v: &[Signal<In, Bit>]| {
-                v.iter()
-                    .enumerate()
-                    .fold(0usize, |acc, (i, b)| acc | ((b.val() as usize) << i))
-            };
+            let bits_of = |v: &[Signal<In, Bit>]| read_in_bits(v) as usize;
             let input = LaneIn {
                 en: self.en.val(),
                 w_we: self.w_we.val(),

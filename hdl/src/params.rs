@@ -41,6 +41,13 @@ pub struct HdlOptions {
     /// 9 ns on an LFE5U-85F-6). Only for widths that fit one DSP (psum ≤ 18 bits,
     /// mantissa ≤ 17 bits); otherwise the portable `*` is emitted. The ECP5 flow sets it.
     pub ecp5_dsp: bool,
+    /// Read the scaler's accumulator word one stage ahead (`scaler.rs`): the accumulate stage
+    /// is then registers → adder → write port, with a forwarding multiplexer in front of the
+    /// adder for one-beat blocks back to back. Fabric adders (ECP5, iCE40) need it to close
+    /// timing; on Xilinx the adder goes into the DSP48's post-adder and the LUT RAM reads
+    /// straight into it, so the read-ahead only adds the multiplexer (40 LUTs a lane) and
+    /// the Xilinx flow turns it off. Outputs and cycle counts are the same either way.
+    pub acc_read_ahead: bool,
 }
 
 impl Default for HdlOptions {
@@ -49,6 +56,7 @@ impl Default for HdlOptions {
             tree_reg_every: 1,
             lane_copies: true,
             ecp5_dsp: false,
+            acc_read_ahead: true,
         }
     }
 }

@@ -22,6 +22,12 @@
 //! to back: one-beat blocks), `acc_rd` takes the new sum instead (forwarding), so the values
 //! are those of a read-modify-write in the accumulate stage.
 //!
+//! Without `ScalerShape::read_ahead` (`HdlOptions::acc_read_ahead`, off in the Xilinx flow,
+//! where the adder is the DSP48's post-adder and the LUT RAM reads straight into it), the
+//! accumulate stage reads and writes the word itself: `acc_new = prod + acc[{first_q,
+//! acc_addr}]`, `first_q` being `rd_first` one stage on. Same values, same cycles
+//! (`no_read_ahead_variant_matches_default` under Verilator).
+//!
 //! With `ScalerShape::ecp5_dsp`, the operand registers `op_a`, `op_m` and the product
 //! register are the input and output registers of a Lattice ECP5 `MULT18X18D` (clock enable
 //! `en`), so the multiplier's 3.9 ns sits between registers inside the DSP.
@@ -32,6 +38,7 @@
 //! accumulator's adder needs no masking logic.
 
 use crate::params::{Params, OUT_WORD_BITS};
+use crate::sig::read_in_bits;
 use crate::vlog::{decl, pack, sext, slice, to_pattern, wire_eq, wrap_signed, zeros, zext, Text};
 use rust_hdl::prelude::*;
 
@@ -46,6 +53,9 @@ pub struct ScalerShape {
     /// Instantiate the ECP5 `MULT18X18D` with its registers (`HdlOptions::ecp5_dsp`, and the
     /// widths fit: psum ≤ 18 bits, mantissa ≤ 17 bits).
     pub ecp5_dsp: bool,
+    /// Read the accumulator word one stage ahead (`HdlOptions::acc_read_ahead`); otherwise
+    /// read-modify-write in the accumulate stage.
+    pub read_ahead: bool,
 }
 
 /// The widest psum and mantissa one `MULT18X18D` multiplies (18-bit signed operands; the
@@ -63,6 +73,7 @@ impl ScalerShape {
             ecp5_dsp: p.options.ecp5_dsp
                 && p.psum_bits <= ECP5_DSP_MAX_BITS.0
                 && p.mant_bits <= ECP5_DSP_MAX_BITS.1,
+            read_ahead: p.options.acc_read_ahead,
         }
     }
     pub fn prod_bits(&self) -> u32 {
@@ -362,17 +373,41 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
         ab - 1,
         zeros(acc)
     ));
-    t.line(decl("reg", acc, "acc_rd"));
-    t.line(wire_eq(acc, "acc_new", &format!("acc_rd + {prod_acc}")));
-    t.comment(
-        "the word being read is written now: take the new sum (one-beat blocks back to back)",
-    );
-    t.line(wire_eq(1, "acc_fwd", &format!("acc_we & ~rd_first{same}")));
+    if s.read_ahead {
+        t.line(decl("reg", acc, "acc_rd"));
+        t.line(wire_eq(acc, "acc_new", &format!("acc_rd + {prod_acc}")));
+        t.comment(
+            "the word being read is written now: take the new sum (one-beat blocks back to back)",
+        );
+        t.line(wire_eq(1, "acc_fwd", &format!("acc_we & ~rd_first{same}")));
+    } else {
+        // read-modify-write in the accumulate stage: the first flag follows the vector one
+        // stage on; the read address is the write address (rd_addr is the same token a
+        // stage earlier)
+        t.line(decl("reg", 1, "first_q"));
+        let (rd_now, unused) = if s.token_tile > 1 {
+            ("{first_q, acc_a}", Some("^rd_a"))
+        } else {
+            ("first_q", None)
+        };
+        if let Some(u) = unused {
+            t.line(wire_eq(1, "rd_a_unused", u));
+        }
+        t.line(wire_eq(
+            acc,
+            "acc_new",
+            &format!("{prod_acc} + acc_mem[{rd_now}]"),
+        ));
+    }
     t.line(decl("reg", acc, "out_q"));
     t.open("always @(posedge clock) begin");
-    t.line(format!(
-        "if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd}];"
-    ));
+    if s.read_ahead {
+        t.line(format!(
+            "if (en) acc_rd <= acc_fwd ? acc_new : acc_mem[{rd}];"
+        ));
+    } else {
+        t.line("if (en) first_q <= rd_first;");
+    }
     t.line(format!("if (en & acc_we) acc_mem[{wr}] <= acc_new;"));
     t.line("if (en & out_load) out_q <= acc_new;");
     t.close("end");
@@ -385,15 +420,8 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
 impl<const MB: usize> Logic for Scaler<MB> {
     fn update(&mut self) {
         if self.clock.pos_edge() {
-            let mut psum = 0u64;
-            for (i, b) in self.psum.iter().enumerate() {
-                psum |= (b.val() as u64) << i;
-            }
-            let word = |v: &[Signal<In, Bit>]| {
-                v.iter()
-                    .enumerate()
-                    .fold(0usize, |a, (i, b)| a | ((b.val() as usize) << i))
-            };
+            let psum = read_in_bits(&self.psum);
+            let word = |v: &[Signal<In, Bit>]| read_in_bits(v) as usize;
             let input = ScalerIn {
                 en: self.en.val(),
                 take: self.take.val(),
@@ -430,6 +458,7 @@ mod tests {
         token_tile: 4,
         tok_bits: 2,
         ecp5_dsp: false,
+        read_ahead: true,
     };
 
     /// Blocks of random psums and mantissas for `tokens` tokens; the expected accumulators
@@ -648,6 +677,18 @@ mod tests {
             "no mask on the adder"
         );
         assert!(!v.contains("MULT18X18D"));
+        let rmw = scaler_verilog(ScalerShape {
+            read_ahead: false,
+            ..SHAPE
+        });
+        assert!(
+            rmw.contains(
+                "wire [39:0] acc_new = {{9{prod[30]}}, prod} + acc_mem[{first_q, acc_a}];"
+            ),
+            "{rmw}"
+        );
+        assert!(rmw.contains("if (en) first_q <= rd_first;"));
+        assert!(!rmw.contains("acc_rd") && !rmw.contains("acc_fwd"), "{rmw}");
     }
 
     /// The ECP5 variant: the operand and product registers are the DSP's, and the portable

@@ -11,7 +11,15 @@ pub fn drive_bits<D: Direction>(sigs: &mut [Signal<D, Bit>], v: u64) {
 
 /// The word on per-bit output signals, `sigs[i]` as bit `i`.
 pub fn read_bits(sigs: &[Signal<Out, Bit>]) -> u64 {
-    sigs.iter()
-        .enumerate()
-        .fold(0u64, |a, (i, s)| a | ((s.val() as u64) << i))
+    word(sigs.iter().map(|s| s.val()))
+}
+
+/// The word on per-bit input signals, `sigs[i]` as bit `i`.
+pub fn read_in_bits(sigs: &[Signal<In, Bit>]) -> u64 {
+    word(sigs.iter().map(|s| s.val()))
+}
+
+fn word(bits: impl Iterator<Item = bool>) -> u64 {
+    bits.enumerate()
+        .fold(0u64, |a, (i, b)| a | ((b as u64) << i))
 }

@@ -81,3 +81,21 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// The Verilog files of an emitted design (absolute paths), with the behavioural
+/// `MULT18X18D` model written beside them when the design instantiates the ECP5 DSP (the
+/// vendor cell is a black box to every open tool).
+pub fn rtl_files(rep: &tern_hdl::emit::EmitReport, ecp5_dsp: bool) -> Vec<PathBuf> {
+    let mut rtl: Vec<PathBuf> = rep
+        .files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "v"))
+        .cloned()
+        .collect();
+    if ecp5_dsp {
+        let model = rep.dir.join("MULT18X18D.v");
+        std::fs::write(&model, tern_hdl::vtb::ecp5_mult18x18d_model()).unwrap();
+        rtl.push(model);
+    }
+    rtl
+}

@@ -13,16 +13,7 @@ use tern_spec::ArrayConfig;
 fn lint(cfg: &ArrayConfig, options: HdlOptions, tag: &str) {
     let dir = scratch(tag);
     let rep = emit_with(cfg, options, &dir).unwrap();
-    let mut files = rep.manifest.files.clone();
-    if options.ecp5_dsp {
-        // the DSP's behavioural model (the vendor cell is a black box to every open tool)
-        std::fs::write(
-            dir.join("MULT18X18D.v"),
-            tern_hdl::vtb::ecp5_mult18x18d_model(),
-        )
-        .unwrap();
-        files.push("MULT18X18D.v".into());
-    }
+    let files = rtl_files(&rep, options.ecp5_dsp);
     let out = Command::new("verilator")
         .current_dir(&dir)
         .args(["--lint-only", "-Wall", "--top-module", &rep.top])
@@ -53,6 +44,14 @@ fn builtin_configs_lint_clean() {
         ..HdlOptions::default()
     };
     lint(&cfg, dsp, "lint_small_ecp5");
+    // the Xilinx variant: no read-ahead, no lane copies
+    let xilinx = HdlOptions {
+        acc_read_ahead: false,
+        lane_copies: false,
+        ..HdlOptions::default()
+    };
+    lint(&cfg, xilinx, "lint_small_xilinx");
+    lint(&config("one", 2, 4, 1, 2, 4), xilinx, "lint_t1_xilinx");
 }
 
 #[test]

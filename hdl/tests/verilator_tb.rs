@@ -60,17 +60,7 @@ fn run_with(
         })
         .sum();
     write_testbench(&p, &rep.top, &list, stall, &dir).unwrap();
-    let mut rtl: Vec<_> = rep
-        .files
-        .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "v"))
-        .cloned()
-        .collect();
-    if opts.ecp5_dsp {
-        let model = dir.join("MULT18X18D.v");
-        std::fs::write(&model, tern_hdl::vtb::ecp5_mult18x18d_model()).unwrap();
-        rtl.push(model);
-    }
+    let rtl = rtl_files(&rep, opts.ecp5_dsp);
     let res = run_testbench(&dir, &rtl)
         .unwrap()
         .expect("verilator present");
@@ -142,6 +132,49 @@ fn ecp5_dsp_variant_matches_portable() {
     }
 }
 
+/// The variant without the accumulator's read-ahead (`HdlOptions::acc_read_ahead = false`,
+/// what the Xilinx flow emits; without the lane copies too): the same results and the same
+/// cycle counts as the default Verilog, with stalls and at full rate, one-beat blocks back to
+/// back included, and for token_tile = 1.
+#[test]
+fn no_read_ahead_variant_matches_default() {
+    if !have_tool("verilator", "no_read_ahead_variant_matches_default") {
+        return;
+    }
+    let xilinx = HdlOptions {
+        acc_read_ahead: false,
+        lane_copies: false,
+        ..HdlOptions::default()
+    };
+    let cfg = config("tiny", 3, 4, 3, 2, 8);
+    for stall in [0, 3] {
+        let a = run(&cfg, &TINY_CMDS, false, stall, &format!("tb_ra{stall}"));
+        let b = run_with(
+            &cfg,
+            xilinx,
+            &TINY_CMDS,
+            false,
+            stall,
+            &format!("tb_nora{stall}"),
+        );
+        assert_eq!(a, b, "cycles differ with stalls {stall}");
+    }
+    let gemv = config("gemv1", 2, 4, 1, 2, 4);
+    let cmds = [(9, 3, 1), (12, 4, 1), (4, 2, 1)];
+    for stall in [0, 3] {
+        let a = run(&gemv, &cmds, false, stall, &format!("tb_ra_t1_{stall}"));
+        let b = run_with(
+            &gemv,
+            xilinx,
+            &cmds,
+            false,
+            stall,
+            &format!("tb_nora_t1_{stall}"),
+        );
+        assert_eq!(a, b, "token_tile 1: cycles differ with stalls {stall}");
+    }
+}
+
 #[test]
 fn full_rate_cycles_match_the_formula() {
     if !have_tool("verilator", "full_rate_cycles_match_the_formula") {
@@ -170,12 +203,7 @@ fn checker_catches_a_wrong_output() {
     let mut cs = random_command(&p, &cfg, 7, 8, 4, 2);
     cs.outputs[1].values[0] += 1;
     write_testbench(&p, &rep.top, &[TbCommand::Run(cs)], 2, &dir).unwrap();
-    let rtl: Vec<_> = rep
-        .files
-        .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "v"))
-        .cloned()
-        .collect();
+    let rtl = rtl_files(&rep, false);
     let res = run_testbench(&dir, &rtl)
         .unwrap()
         .expect("verilator present");
@@ -222,12 +250,7 @@ fn command_limits_are_exact() {
         })
         .sum();
     write_testbench(&p, &rep.top, &list, 2, &dir).unwrap();
-    let rtl: Vec<_> = rep
-        .files
-        .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "v"))
-        .cloned()
-        .collect();
+    let rtl = rtl_files(&rep, false);
     let res = run_testbench(&dir, &rtl)
         .unwrap()
         .expect("verilator present");

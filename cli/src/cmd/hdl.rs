@@ -28,6 +28,11 @@ pub enum HdlCmd {
         /// ECP5 boards). Simulating the result needs a MULT18X18D model.
         #[arg(long)]
         ecp5_dsp: bool,
+        /// Read-modify-write the scaler's accumulator in one stage instead of reading it a
+        /// stage ahead (what `tern synth` does for Xilinx boards, where the adder is the
+        /// DSP48's post-adder); same outputs and cycle counts.
+        #[arg(long)]
+        no_acc_read_ahead: bool,
         #[arg(long)]
         json: bool,
     },
@@ -41,6 +46,7 @@ pub fn run(cmd: HdlCmd) -> Result<()> {
             tree_reg_every,
             no_lane_copies,
             ecp5_dsp,
+            no_acc_read_ahead,
             json,
         } => {
             let cfg = ArrayConfig::builtin_or_load(&config)?;
@@ -48,6 +54,7 @@ pub fn run(cmd: HdlCmd) -> Result<()> {
                 tree_reg_every,
                 lane_copies: !no_lane_copies,
                 ecp5_dsp,
+                acc_read_ahead: !no_acc_read_ahead,
             };
             let r = tern_hdl::emit::emit_with(&cfg, opts, &out)
                 .with_context(|| format!("emitting config {} into {}", cfg.name, out.display()))?;

@@ -4032,7 +4032,7 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     wire ld_n = ~rst & (go ? (vlO & kblO) : (vlM & kblM));
     wire ns_n = ~rst & (go ? pns_w : need_scale);
     wire en_n = ~(ov_n & ld_n) & ~(ns_n & ~sc_full_n);
-    always @(posedge clock) begin
+    (* keep *) always @(posedge clock) begin
       en_q <= en_n;
       sc_full_q <= sc_full_n;
     end
@@ -4234,7 +4234,7 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
           tz_q <= 1'b1;
           tl_q <= ~mg_cmd;
         end
-        // visible while idle (busy, err, w_addr = j, st and skbf through the flags, out_n through out_n0_q): only on a good command
+        // visible while idle (busy, err, w_addr = j, st and rkbf through the flags, out_n through out_n0_q): only on a good command
         if (start_ok) begin
           busy_q <= 1'b1;
           issuing <= 1'b1;
@@ -4259,7 +4259,7 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
       sc_full_d = sc_full_n;
       w_addr$0 = j[0];
       w_addr$1 = j[1];
-      w_we = fire & ~pad & need_w;
+      w_we = can & ~pad & need_w;
       x_zero$0 = fire & pad;
       x_load = fire & ~pad;
       w_ready = go & issuing & ~pad & need_w & act_valid;
