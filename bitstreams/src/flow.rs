@@ -422,6 +422,23 @@ pub fn find_fitting(
     Ok(None)
 }
 
+/// The generator options a family's flow emits with, from the user's.
+///
+/// Xilinx: the per-lane control copies are left to Vivado, which replicates high-fanout
+/// registers itself; kept apart they would cost logic in every lane
+/// (`HdlOptions::lane_copies`). Nor does it read the accumulator ahead: the adder is the
+/// DSP48's post-adder, fed by the LUT RAM directly, and the read-ahead's forwarding would only
+/// add LUTs (`HdlOptions::acc_read_ahead`). ECP5: the DSP's own registers hold the scaler's
+/// operand and product registers (`HdlOptions::ecp5_dsp`).
+pub fn family_hdl_options(family: Family, user: HdlOptions) -> HdlOptions {
+    HdlOptions {
+        lane_copies: user.lane_copies && family != Family::Xilinx,
+        acc_read_ahead: user.acc_read_ahead && family != Family::Xilinx,
+        ecp5_dsp: family == Family::Ecp5,
+        ..user
+    }
+}
+
 /// Runs the flow of `board` on `cfg` (see the module docs) and writes `report.json`.
 pub fn synth(
     board: &Board,
@@ -464,18 +481,7 @@ pub fn synth(
         versions: BTreeMap::new(),
     };
 
-    // Xilinx: the per-lane control copies are left to Vivado, which replicates high-fanout
-    // registers itself; kept apart they would cost logic in every lane (HdlOptions::lane_copies).
-    // Nor does it read the accumulator ahead: the adder is the DSP48's post-adder, fed by the
-    // LUT RAM directly, and the read-ahead's forwarding would only add LUTs
-    // (HdlOptions::acc_read_ahead)
-    let hdl = HdlOptions {
-        lane_copies: opts.hdl.lane_copies && board.family() != Family::Xilinx,
-        acc_read_ahead: opts.hdl.acc_read_ahead && board.family() != Family::Xilinx,
-        // the DSP's own registers hold the scaler's capture and product registers
-        ecp5_dsp: board.family() == Family::Ecp5,
-        ..opts.hdl
-    };
+    let hdl = family_hdl_options(board.family(), opts.hdl);
     // 1. RTL and wrapper
     obs.step_started("rtl", 1, total);
     let t0 = std::time::Instant::now();
@@ -743,4 +749,33 @@ pub fn synth(
     let json = serde_json::to_string_pretty(&report).expect("report serializes") + "\n";
     write_file(&out.join("report.json"), &json)?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What each family's flow emits: the Xilinx variant (no read-ahead, merged lane copies),
+    /// the ECP5 DSP cells; the user's other options pass through.
+    #[test]
+    fn family_options() {
+        let user = HdlOptions {
+            tree_reg_every: 2,
+            ..HdlOptions::default()
+        };
+        let x = family_hdl_options(Family::Xilinx, user);
+        assert!(!x.acc_read_ahead && !x.lane_copies && !x.ecp5_dsp);
+        assert_eq!(x.tree_reg_every, 2);
+        let e = family_hdl_options(Family::Ecp5, user);
+        assert!(e.acc_read_ahead && e.lane_copies && e.ecp5_dsp);
+        let i = family_hdl_options(Family::Ice40, user);
+        assert!(i.acc_read_ahead && i.lane_copies && !i.ecp5_dsp);
+        let off = HdlOptions {
+            lane_copies: false,
+            acc_read_ahead: false,
+            ..user
+        };
+        let e = family_hdl_options(Family::Ecp5, off);
+        assert!(!e.acc_read_ahead && !e.lane_copies);
+    }
 }

@@ -261,6 +261,27 @@ fn hdl_emit_writes_verilog_and_manifest() {
     for f in ["tern_small.v", "tern_small_core.v", "tern_small.json"] {
         assert!(dir.join(f).exists(), "{f}");
     }
+    assert_eq!(v["manifest"]["options"]["acc_read_ahead"], true, "{v}");
+    let core = std::fs::read_to_string(dir.join("tern_small_core.v")).unwrap();
+    assert!(core.contains("acc_rd <= acc_fwd"));
+    // the Xilinx variants: no read-ahead, merged lane copies
+    let xdir = tmp("emit_xilinx");
+    let x = json(&ok(&[
+        "hdl",
+        "emit",
+        "--config",
+        "small",
+        "--out",
+        xdir.to_str().unwrap(),
+        "--no-acc-read-ahead",
+        "--no-lane-copies",
+        "--json",
+    ]));
+    assert_eq!(x["manifest"]["options"]["acc_read_ahead"], false, "{x}");
+    assert_eq!(x["manifest"]["options"]["lane_copies"], false, "{x}");
+    let core = std::fs::read_to_string(xdir.join("tern_small_core.v")).unwrap();
+    assert!(!core.contains("acc_rd") && core.contains("first_q <= rd_first"));
+    assert!(!core.contains("(* keep *)"));
     let e = fails(&[
         "hdl",
         "emit",
