@@ -105,6 +105,22 @@ fn one_beat_blocks_match_reference() {
     run(&cfg, &cmds, false, 2, "tb_onebeat_stall");
 }
 
+/// Runs `cmds` on `cfg` as the default Verilog and as the variant `opts`, at full rate and
+/// with stalls: the same results (each run checks against the reference) and the same cycle
+/// counts.
+fn variant_matches_default(
+    cfg: &tern_spec::ArrayConfig,
+    opts: HdlOptions,
+    cmds: &[(usize, usize, usize)],
+    tag: &str,
+) {
+    for stall in [0, 3] {
+        let a = run(cfg, cmds, false, stall, &format!("tb_{tag}_default{stall}"));
+        let b = run_with(cfg, opts, cmds, false, stall, &format!("tb_{tag}{stall}"));
+        assert_eq!(a, b, "{tag}: cycles differ with stalls {stall}");
+    }
+}
+
 /// The ECP5 variant (`HdlOptions::ecp5_dsp`: the scaler's registers inside `MULT18X18D`)
 /// under Verilator with the behavioural DSP model: the same results and the same cycle
 /// counts as the portable Verilog, with stalls and at full rate.
@@ -113,23 +129,11 @@ fn ecp5_dsp_variant_matches_portable() {
     if !have_tool("verilator", "ecp5_dsp_variant_matches_portable") {
         return;
     }
-    let cfg = config("tiny", 3, 4, 3, 2, 8);
     let dsp = HdlOptions {
         ecp5_dsp: true,
         ..HdlOptions::default()
     };
-    for stall in [0, 3] {
-        let a = run(&cfg, &TINY_CMDS, false, stall, &format!("tb_port{stall}"));
-        let b = run_with(
-            &cfg,
-            dsp,
-            &TINY_CMDS,
-            false,
-            stall,
-            &format!("tb_dsp{stall}"),
-        );
-        assert_eq!(a, b, "cycles differ with stalls {stall}");
-    }
+    variant_matches_default(&config("tiny", 3, 4, 3, 2, 8), dsp, &TINY_CMDS, "dsp");
 }
 
 /// The variant without the accumulator's read-ahead (`HdlOptions::acc_read_ahead = false`,
@@ -146,33 +150,14 @@ fn no_read_ahead_variant_matches_default() {
         lane_copies: false,
         ..HdlOptions::default()
     };
-    let cfg = config("tiny", 3, 4, 3, 2, 8);
-    for stall in [0, 3] {
-        let a = run(&cfg, &TINY_CMDS, false, stall, &format!("tb_ra{stall}"));
-        let b = run_with(
-            &cfg,
-            xilinx,
-            &TINY_CMDS,
-            false,
-            stall,
-            &format!("tb_nora{stall}"),
-        );
-        assert_eq!(a, b, "cycles differ with stalls {stall}");
-    }
+    variant_matches_default(&config("tiny", 3, 4, 3, 2, 8), xilinx, &TINY_CMDS, "nora");
     let gemv = config("gemv1", 2, 4, 1, 2, 4);
-    let cmds = [(9, 3, 1), (12, 4, 1), (4, 2, 1)];
-    for stall in [0, 3] {
-        let a = run(&gemv, &cmds, false, stall, &format!("tb_ra_t1_{stall}"));
-        let b = run_with(
-            &gemv,
-            xilinx,
-            &cmds,
-            false,
-            stall,
-            &format!("tb_nora_t1_{stall}"),
-        );
-        assert_eq!(a, b, "token_tile 1: cycles differ with stalls {stall}");
-    }
+    variant_matches_default(
+        &gemv,
+        xilinx,
+        &[(9, 3, 1), (12, 4, 1), (4, 2, 1)],
+        "nora_t1",
+    );
 }
 
 #[test]
