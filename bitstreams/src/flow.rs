@@ -422,20 +422,17 @@ pub fn find_fitting(
     Ok(None)
 }
 
-/// The generator options a family's flow emits with, from the user's.
-///
-/// Xilinx: the per-lane control copies are left to Vivado, which replicates high-fanout
-/// registers itself; kept apart they would cost logic in every lane
-/// (`HdlOptions::lane_copies`). Nor does it read the accumulator ahead: the adder is the
-/// DSP48's post-adder, fed by the LUT RAM directly, and the read-ahead's forwarding would only
-/// add LUTs (`HdlOptions::acc_read_ahead`). ECP5: the DSP's own registers hold the scaler's
-/// operand and product registers (`HdlOptions::ecp5_dsp`).
+/// The generator options a family's flow emits with, from the user's: Xilinx,
+/// [`HdlOptions::for_xilinx`]; ECP5, the DSP's own registers hold the scaler's operand and
+/// product registers (`HdlOptions::ecp5_dsp`).
 pub fn family_hdl_options(family: Family, user: HdlOptions) -> HdlOptions {
-    HdlOptions {
-        lane_copies: user.lane_copies && family != Family::Xilinx,
-        acc_read_ahead: user.acc_read_ahead && family != Family::Xilinx,
+    let user = HdlOptions {
         ecp5_dsp: family == Family::Ecp5,
         ..user
+    };
+    match family {
+        Family::Xilinx => user.for_xilinx(),
+        Family::Ecp5 | Family::Ice40 => user,
     }
 }
 

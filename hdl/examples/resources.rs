@@ -148,15 +148,9 @@ fn main() {
     println!("scratch directory: {}", dir.display());
     let per = |n: u64| n as f64 / pes;
     if xc7 {
-        // as the Xilinx flow emits it: the per-lane control copies left to Vivado's own
-        // fanout replication (HdlOptions::lane_copies), no accumulator read-ahead (the
-        // adder is the DSP48's post-adder: HdlOptions::acc_read_ahead)
+        // as the Xilinx flow emits it (HdlOptions::for_xilinx)
         let xdir = dir.join("xc7");
-        let opts = tern_hdl::HdlOptions {
-            lane_copies: false,
-            acc_read_ahead: false,
-            ..Default::default()
-        };
+        let opts = tern_hdl::HdlOptions::default().for_xilinx();
         let xrep = tern_hdl::emit::emit_with(&cfg, opts, &xdir).unwrap_or_else(|e| {
             eprintln!("{e}");
             std::process::exit(1)

@@ -61,6 +61,20 @@ impl Default for HdlOptions {
     }
 }
 
+impl HdlOptions {
+    /// These options as the Xilinx flow emits them: the per-lane control copies merged
+    /// (Vivado replicates high-fanout registers itself; kept apart they would cost logic in
+    /// every lane) and no accumulator read-ahead (the adder is the DSP48's post-adder, fed by
+    /// the LUT RAM directly, so the read-ahead's forwarding would only add LUTs).
+    pub fn for_xilinx(self) -> Self {
+        HdlOptions {
+            lane_copies: false,
+            acc_read_ahead: false,
+            ..self
+        }
+    }
+}
+
 /// The derived parameters of one array.
 #[derive(Debug, Clone, Serialize)]
 pub struct Params {

@@ -385,14 +385,12 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
         // stage on; the read address is the write address (rd_addr is the same token a
         // stage earlier)
         t.line(decl("reg", 1, "first_q"));
-        let (rd_now, unused) = if s.token_tile > 1 {
-            ("{first_q, acc_a}", Some("^rd_a"))
+        let rd_now = if s.token_tile > 1 {
+            t.line(wire_eq(1, "rd_a_unused", "^rd_a"));
+            "{first_q, acc_a}"
         } else {
-            ("first_q", None)
+            "first_q"
         };
-        if let Some(u) = unused {
-            t.line(wire_eq(1, "rd_a_unused", u));
-        }
         t.line(wire_eq(
             acc,
             "acc_new",

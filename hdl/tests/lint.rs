@@ -45,11 +45,7 @@ fn builtin_configs_lint_clean() {
     };
     lint(&cfg, dsp, "lint_small_ecp5");
     // the Xilinx variant: no read-ahead, no lane copies
-    let xilinx = HdlOptions {
-        acc_read_ahead: false,
-        lane_copies: false,
-        ..HdlOptions::default()
-    };
+    let xilinx = HdlOptions::default().for_xilinx();
     lint(&cfg, xilinx, "lint_small_xilinx");
     lint(&config("one", 2, 4, 1, 2, 4), xilinx, "lint_t1_xilinx");
 }

@@ -145,11 +145,7 @@ fn no_read_ahead_variant_matches_default() {
     if !have_tool("verilator", "no_read_ahead_variant_matches_default") {
         return;
     }
-    let xilinx = HdlOptions {
-        acc_read_ahead: false,
-        lane_copies: false,
-        ..HdlOptions::default()
-    };
+    let xilinx = HdlOptions::default().for_xilinx();
     variant_matches_default(&config("tiny", 3, 4, 3, 2, 8), xilinx, &TINY_CMDS, "nora");
     let gemv = config("gemv1", 2, 4, 1, 2, 4);
     variant_matches_default(
