@@ -513,17 +513,20 @@ impl CtrlModel {
             nx.lb_q = self.beat0_last(k, m_gt1);
             nx.tz_q = true;
             nx.tl_q = !m_gt1;
-        }
-        if start_ok {
-            // visible while idle (w_addr, st and rkbf through the flags, out_n): only a good
-            // command changes them (out_n through out_n0, not the wide out_nbase)
-            nx.busy = true;
-            nx.issuing = true;
-            nx.err_q = false;
+            // the beat counters and the output index restart on any start while idle: a bad
+            // command leaves them at a command's beginning, which nothing reads while idle (no
+            // beat is issued and no vector is valid), and keeps the range check off their
+            // load enables
             nx.kbf = true;
             nx.j = 0;
             nx.t = 0;
             nx.out_n0 = true;
+        }
+        if start_ok {
+            // visible while idle: only a good command changes them
+            nx.busy = true;
+            nx.issuing = true;
+            nx.err_q = false;
         }
         if start_bad {
             nx.done_q = true;
@@ -822,8 +825,8 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         ("issuing", 1),
         ("done_q", 1),
         ("err_q", 1),
-        ("k_reg", kw),
-        ("kbrem", kw),
+        ("k_sub", kw),
+        ("kb_sub", kw),
         ("kbf_q", 1),
         ("nrem", nw),
         ("j", jw),
@@ -845,6 +848,15 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     let ow = 32 - (s.tree_lat + 6).leading_zeros();
     t.comment("mantissa vectors owed to the prefetch register: issued block ends (first token) not yet matched by an accepted scale beat");
     t.line(decl("reg", ow, "sc_owed"));
+    // Single-bit copies of what go's next value reads, so that it is two LUT levels from its
+    // registers (each is registered with what it stands for, under the same enables):
+    //   owed_nz = (sc_owed != 0), ns_p / ns_t = a mantissa is needed by the beat in the stage
+    //   before the root / at the root, vk_o / vk_m = a tile's vector in the operand /
+    //   multiplier stage (vlO & kblO, vlM & kblM)
+    t.comment("single-bit copies for go's next value: owed_nz = (sc_owed != 0), ns_p/ns_t = mantissa needed before/at the root stage, vk_o/vk_m = vlO & kblO, vlM & kblM");
+    for n in ["owed_nz", "ns_p", "ns_t", "vk_o", "vk_m"] {
+        t.line(decl("reg", 1, n));
+    }
     // Block-end lookahead, registered whenever kbrem is (the same values the comparisons on
     // kbrem would give, without a carry chain in front of the issue logic):
     //   kbl_q     = kbrem <= block.k                    (the tile's last k-block)
@@ -859,6 +871,15 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     if mw > 0 {
         t.line(decl("reg", mw, "more_q"));
     }
+    // kbrem itself is not kept: kb_sub = kbrem − block.k is (the next block's kbrem, whose
+    // lookahead is then comparisons on a register), and k_sub = K − block.k for the reload
+    // at a tile's end, whose lookahead lk_* is loaded with the command's
+    t.comment("kbrem is kept as kb_sub = kbrem - block.k (K as k_sub = K - block.k); lk_kbl, lk_more, lk_lb = the lookahead of kbrem = K (a tile's first block), loaded at the start");
+    t.line(decl("reg", 1, "lk_kbl"));
+    if mw > 0 {
+        t.line(decl("reg", mw, "lk_more"));
+    }
+    t.line(decl("reg", 1, "lk_lb"));
     // the part of a la_*_more vector (bpb − 1 bits) that more_q keeps
     let more_part = |name: &str| {
         if mw == bpb - 1 {
@@ -892,13 +913,16 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         .into_iter()
         .chain((1..=s.tree_lat).map(|i| format!("d{i}")))
         .collect();
-    for st in &stage_names {
-        for (n, w) in &f0 {
+    // tf is read up to the stage before ps (ns_p is registered from it)
+    let nst = stage_names.len();
+    let has = |k: usize, n: &str| n != "tf" || k + 3 <= nst;
+    for (k, st) in stage_names.iter().enumerate() {
+        for (n, w) in f0.iter().filter(|(n, _)| has(k, n)) {
             t.line(decl("reg", *w, &format!("{n}{st}")));
         }
     }
     let ts = stage_names.last().expect("stage 0").clone();
-    let ps = stage_names[stage_names.len() - 2].clone();
+    let ps = stage_names[nst - 2].clone();
     let smflags: Vec<(&str, u32)> = {
         let mut v = vec![("vl", 1), ("kbf", 1), ("kbl", 1), ("nl", 1)];
         if ring {
@@ -908,17 +932,19 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         v
     };
     // kbf is not kept past the capture stage: the lanes' operand-stage copies load it from
-    // there (rkbf) for the accumulator's read-ahead
-    let mflags: Vec<(&str, u32)> = smflags
+    // there (rkbf) for the accumulator's read-ahead; kbl is not kept past it either (vk_o,
+    // vk_m stand for vl & kbl), nor vl past the operand stage
+    let oflags: Vec<(&str, u32)> = smflags
         .iter()
         .copied()
-        .filter(|(n, _)| *n != "kbf")
+        .filter(|(n, _)| *n != "kbf" && *n != "kbl")
         .collect();
+    let mflags: Vec<(&str, u32)> = oflags.iter().copied().filter(|(n, _)| *n != "vl").collect();
     for (n, w) in &smflags {
         t.line(decl("reg", *w, &format!("{n}S")));
     }
-    for st in ["O", "M"] {
-        for (n, w) in &mflags {
+    for (st, fl) in [("O", &oflags), ("M", &mflags)] {
+        for (n, w) in fl {
             t.line(decl("reg", *w, &format!("{n}{st}")));
         }
     }
@@ -942,7 +968,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
             check("cmd_m", s.token_tile as u64)
         ),
     ));
-    t.comment("a start while idle loads the command registers and the lookahead whether or not the command is good (nothing reads them while idle); what is visible while idle (busy, done, err, issuing, j, t, kbf_q, out_n0_q) waits for cmd_ok");
+    t.comment("a start while idle loads the command registers, the counters and the lookahead whether or not the command is good (nothing reads them while idle); what is visible while idle (busy, done, err, issuing) waits for cmd_ok");
     t.line(wire_eq(1, "start_ld", "start & ~busy_q"));
     t.line(wire_eq(1, "start_ok", "start_ld & cmd_ok"));
     t.line(wire_eq(1, "start_bad", "start_ld & ~cmd_ok"));
@@ -964,11 +990,12 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
             format!("v{st} & last{st}")
         }
     };
-    t.line(wire_eq(1, "need_scale", &ns(&ts)));
-    t.line(wire_eq(1, "pns_w", &ns(&ps)));
+    let pps = stage_names[stage_names.len() - 3].clone();
+    t.line(wire_eq(1, "need_scale", "ns_t"));
+    t.line(wire_eq(1, "pns_w", "ns_p"));
     t.line(wire_eq(1, "go", "en_q"));
     t.line(wire_eq(1, "take", "go & need_scale"));
-    t.line(wire_eq(1, "sc_ready", "(~sc_full_q | take) & (|sc_owed)"));
+    t.line(wire_eq(1, "sc_ready", "(~sc_full_q | take) & owed_nz"));
     t.line(wire_eq(1, "sc_acc", "sc_ready & scale_valid"));
     t.comment("next state of the registers go depends on: output register full, a vector at the multiplier stage, a mantissa needed at the root, the prefetch register full");
     t.line(wire_eq(
@@ -979,13 +1006,9 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.line(wire_eq(
         1,
         "ov_n",
-        "~rst & ((go & vlM & kblM) | (out_valid_q & ~out_ready))",
+        "~rst & ((go & vk_m) | (out_valid_q & ~out_ready))",
     ));
-    t.line(wire_eq(
-        1,
-        "ld_n",
-        "~rst & (go ? (vlO & kblO) : (vlM & kblM))",
-    ));
+    t.line(wire_eq(1, "ld_n", "~rst & (go ? vk_o : vk_m)"));
     t.line(wire_eq(1, "ns_n", "~rst & (go ? pns_w : need_scale)"));
     t.line(wire_eq(1, "en_n", "~(ov_n & ld_n) & ~(ns_n & ~sc_full_n)"));
     t.open(format!(
@@ -1051,19 +1074,18 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
             &lb0(&format!("{name}_more"), m),
         ));
     };
-    look(
-        &mut t,
-        "la_sub",
-        &format!("kbrem - {}", lit(kw, bk)),
-        "m_gt1",
-    );
-    look(&mut t, "la_k", "k_reg", "m_gt1");
+    look(&mut t, "la_sub", "kb_sub", "m_gt1");
     look(
         &mut t,
         "la_cmd",
         &crate::vlog::slice("cmd_k", 0, kw),
         "mg_cmd",
     );
+    t.line(wire_eq(
+        kw,
+        "la_cmd_sub",
+        &format!("la_cmd_v - {}", lit(kw, bk)),
+    ));
     // lb_q for beat j+1 (beat j is not the block's last)
     if bpb > 2 {
         t.line(wire_eq(
@@ -1133,12 +1155,23 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line(wire_eq(1, "sc_demand", "fire & last_beat"));
     }
     t.open("always @(posedge clock) begin");
-    t.line(format!("if (rst) sc_owed <= {};", lit(ow, 0)));
+    t.open("if (rst) begin");
+    t.line(format!("sc_owed <= {};", lit(ow, 0)));
+    t.line("owed_nz <= 1'b0;");
+    t.close("end else begin");
+    t.indent_more();
     t.line(format!(
-        "else sc_owed <= sc_owed + {{{}, sc_demand}} - {{{}, sc_acc}};",
+        "sc_owed <= sc_owed + {{{}, sc_demand}} - {{{}, sc_acc}};",
         lit(ow - 1, 0),
         lit(ow - 1, 0)
     ));
+    // nonzero after the update: a demand, or more than one owed, or one owed and not taken
+    // (sc_acc needs owed_nz)
+    t.line(format!(
+        "owed_nz <= sc_demand | (|{}) | (sc_owed[0] & ~sc_acc);",
+        crate::vlog::slice("sc_owed", 1, ow - 1)
+    ));
+    t.close("end");
     t.close("end");
     t.open("always @(posedge clock) begin");
     t.open("if (rst) begin");
@@ -1149,7 +1182,10 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         "err_q",
         "vlS",
         "vlO",
-        "vlM",
+        "ns_p",
+        "ns_t",
+        "vk_o",
+        "vk_m",
         "out_valid_q",
     ]
     .into_iter()
@@ -1190,7 +1226,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     }
     let tile_end = |t: &mut Text| {
         t.open("if (~kb_last) begin");
-        t.line(format!("kbrem <= kbrem - {};", lit(kw, bk)));
+        t.line(format!("kb_sub <= kb_sub - {};", lit(kw, bk)));
         t.line("kbl_q <= la_sub_kbl;");
         if mw > 0 {
             t.line(format!("more_q <= {};", more_part("la_sub_more")));
@@ -1199,12 +1235,12 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line("kbf_q <= 1'b0;");
         t.close("end else begin");
         t.indent_more();
-        t.line("kbrem <= k_reg;");
-        t.line("kbl_q <= la_k_kbl;");
+        t.line("kb_sub <= k_sub;");
+        t.line("kbl_q <= lk_kbl;");
         if mw > 0 {
-            t.line(format!("more_q <= {};", more_part("la_k_more")));
+            t.line("more_q <= lk_more;");
         }
-        t.line("lb_q <= la_k_lb;");
+        t.line("lb_q <= lk_lb;");
         t.line("kbf_q <= 1'b1;");
         t.open("if (~n_last) begin");
         t.line(format!("nrem <= nrem - {};", lit(nw, s.rows as u64)));
@@ -1233,11 +1269,15 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     // delay line
     for (k, st) in stage_names.iter().enumerate().skip(1) {
         let prev = &stage_names[k - 1];
-        for (n, _) in &f0 {
+        for (n, _) in f0.iter().filter(|(n, _)| has(k, n)) {
             t.line(format!("{n}{st} <= {n}{prev};"));
         }
     }
     t.line(format!("vlS <= v{ts} & last{ts};"));
+    t.line(format!("ns_p <= {};", ns(&pps)));
+    t.line("ns_t <= ns_p;");
+    t.line("vk_o <= vlS & kblS;");
+    t.line("vk_m <= vk_o;");
     for n in ["kbf", "kbl", "nl"] {
         t.line(format!("{n}S <= {n}{ts};"));
     }
@@ -1245,11 +1285,13 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line(format!("tlS <= tl{ts};"));
         t.line(format!("tS <= t{ts};"));
     }
-    for (n, _) in &mflags {
+    for (n, _) in &oflags {
         t.line(format!("{n}O <= {n}S;"));
+    }
+    for (n, _) in &mflags {
         t.line(format!("{n}M <= {n}O;"));
     }
-    t.open("if (vlM & kblM) begin");
+    t.open("if (vk_m) begin");
     t.line("out_valid_q <= 1'b1;");
     if ring {
         t.line("out_tok_q <= tM;");
@@ -1275,13 +1317,16 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.close("end");
     t.comment("command registers and lookahead (for beat 0, t = 0 and the first tile): on any start while idle");
     t.open("if (start_ld) begin");
-    t.line("k_reg <= la_cmd_v;");
-    t.line("kbrem <= la_cmd_v;");
+    t.line("k_sub <= la_cmd_sub;");
+    t.line("kb_sub <= la_cmd_sub;");
     t.line("kbl_q <= la_cmd_kbl;");
+    t.line("lk_kbl <= la_cmd_kbl;");
     if mw > 0 {
         t.line(format!("more_q <= {};", more_part("la_cmd_more")));
+        t.line(format!("lk_more <= {};", more_part("la_cmd_more")));
     }
     t.line("lb_q <= la_cmd_lb;");
+    t.line("lk_lb <= la_cmd_lb;");
     t.line("nrem <= la_n_v;");
     t.line("nl_q <= la_n_nl;");
     if ring {
@@ -1296,19 +1341,17 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         }
         t.line("tz_q <= 1'b1;");
         t.line("tl_q <= ~mg_cmd;");
+        t.line(format!("t <= {};", lit(tw, 0)));
     }
+    t.line("kbf_q <= 1'b1;");
+    t.line(format!("j <= {};", lit(jw, 0)));
+    t.line("out_n0_q <= 1'b1;");
     t.close("end");
-    t.comment("visible while idle (busy, err, w_addr = j, st and rkbf through the flags, out_n through out_n0_q): only on a good command");
+    t.comment("visible while idle (busy, err, issuing): only on a good command");
     t.open("if (start_ok) begin");
     t.line("busy_q <= 1'b1;");
     t.line("issuing <= 1'b1;");
     t.line("err_q <= 1'b0;");
-    t.line("kbf_q <= 1'b1;");
-    if ring {
-        t.line(format!("t <= {};", lit(tw, 0)));
-    }
-    t.line(format!("j <= {};", lit(jw, 0)));
-    t.line("out_n0_q <= 1'b1;");
     t.close("end");
     t.open("if (start_bad) begin");
     t.line("done_q <= 1'b1;");
@@ -1346,7 +1389,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.line(format!("pvl = v{ps} & last{ps};"));
     t.line("pns = pns_w;");
     t.line("svl = vlO;");
-    t.line("sol = vlO & kblO;");
+    t.line("sol = vk_o;");
     for b in 0..tw {
         t.line(format!("st${b} = {};", bit("tO", tw, b)));
     }

@@ -10994,8 +10994,8 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg issuing;
     reg done_q;
     reg err_q;
-    reg [15:0] k_reg;
-    reg [15:0] kbrem;
+    reg [15:0] k_sub;
+    reg [15:0] kb_sub;
     reg kbf_q;
     reg [18:0] nrem;
     reg j;
@@ -11008,9 +11008,19 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg sc_full_q;
     // mantissa vectors owed to the prefetch register: issued block ends (first token) not yet matched by an accepted scale beat
     reg [3:0] sc_owed;
+    // single-bit copies for go's next value: owed_nz = (sc_owed != 0), ns_p/ns_t = mantissa needed before/at the root stage, vk_o/vk_m = vlO & kblO, vlM & kblM
+    reg owed_nz;
+    reg ns_p;
+    reg ns_t;
+    reg vk_o;
+    reg vk_m;
     // block-end lookahead: kbl_q = (kbrem <= block.k), more_q[j] = (kbrem > (j+1)*cols); registered with kbrem
     reg kbl_q;
     reg more_q;
+    // kbrem is kept as kb_sub = kbrem - block.k (K as k_sub = K - block.k); lk_kbl, lk_more, lk_lb = the lookahead of kbrem = K (a tile's first block), loaded at the start
+    reg lk_kbl;
+    reg lk_more;
+    reg lk_lb;
     // issue lookahead: lb_q = last beat of the block, nl_q = (nrem <= rows); with a ring pad_q = pad beat, tz_q = (t == 0), tl_q = (t == m_last)
     reg lb_q;
     reg nl_q;
@@ -11071,7 +11081,6 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg kbfd4;
     reg kbld4;
     reg nld4;
-    reg tfd4;
     reg tld4;
     reg [3:0] td4;
     reg vd5;
@@ -11079,7 +11088,6 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg kbfd5;
     reg kbld5;
     reg nld5;
-    reg tfd5;
     reg tld5;
     reg [3:0] td5;
     reg vlS;
@@ -11089,12 +11097,9 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg tlS;
     reg [3:0] tS;
     reg vlO;
-    reg kblO;
     reg nlO;
     reg tlO;
     reg [3:0] tO;
-    reg vlM;
-    reg kblM;
     reg nlM;
     reg tlM;
     reg [3:0] tM;
@@ -11106,23 +11111,23 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg [3:0] out_tok_q;
     // command check: 1 <= K <= max_k, 1 <= N <= max_n, 1 <= M <= token_tile
     wire cmd_ok = (|cmd_k) & (~(|cmd_k[31:16]) & (~(&cmd_k[15]) | ~(|cmd_k[14:0]))) & (|cmd_n) & (~(|cmd_n[31:19]) & (~(&cmd_n[18]) | ~(|cmd_n[17:0]))) & (|cmd_m) & (~(|cmd_m[31:5]) & (~(&cmd_m[4]) | ~(|cmd_m[3:0])));
-    // a start while idle loads the command registers and the lookahead whether or not the command is good (nothing reads them while idle); what is visible while idle (busy, done, err, issuing, j, t, kbf_q, out_n0_q) waits for cmd_ok
+    // a start while idle loads the command registers, the counters and the lookahead whether or not the command is good (nothing reads them while idle); what is visible while idle (busy, done, err, issuing) waits for cmd_ok
     wire start_ld = start & ~busy_q;
     wire start_ok = start_ld & cmd_ok;
     wire start_bad = start_ld & ~cmd_ok;
     wire [18:0] out_nv = out_nbase & {19{~out_n0_q}};
     wire [18:0] on_r = out_nv + 19'd32;
     // go: the clock enable of every datapath register, a register (en_q; the core keeps a copy per lane)
-    wire need_scale = vd5 & lastd5 & tfd5;
-    wire pns_w = vd4 & lastd4 & tfd4;
+    wire need_scale = ns_t;
+    wire pns_w = ns_p;
     wire go = en_q;
     wire take = go & need_scale;
-    wire sc_ready = (~sc_full_q | take) & (|sc_owed);
+    wire sc_ready = (~sc_full_q | take) & owed_nz;
     wire sc_acc = sc_ready & scale_valid;
     // next state of the registers go depends on: output register full, a vector at the multiplier stage, a mantissa needed at the root, the prefetch register full
     wire sc_full_n = ~rst & (sc_acc | (sc_full_q & ~take));
-    wire ov_n = ~rst & ((go & vlM & kblM) | (out_valid_q & ~out_ready));
-    wire ld_n = ~rst & (go ? (vlO & kblO) : (vlM & kblM));
+    wire ov_n = ~rst & ((go & vk_m) | (out_valid_q & ~out_ready));
+    wire ld_n = ~rst & (go ? vk_o : vk_m);
     wire ns_n = ~rst & (go ? pns_w : need_scale);
     wire en_n = ~(ov_n & ld_n) & ~(ns_n & ~sc_full_n);
     (* keep *) always @(posedge clock) begin
@@ -11132,18 +11137,15 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     // issue: kbrem = K - (first K index of the block); in the last block (kbrem <= 64) the beat at jpos = j * 32 is a pad beat from jpos >= kbrem on, and ends a partial block (M = 1) when jpos + 32 >= kbrem; nrem = N - (first output of the tile); the lookahead registers hold these tests for the current beat
     wire kb_last = kbl_q;
     wire mg_cmd = cmd_m[4:0] != 5'd1;
-    wire [15:0] la_sub_v = kbrem - 16'd64;
+    wire [15:0] la_sub_v = kb_sub;
     wire la_sub_kbl = (~(|la_sub_v[15:7]) & (~(&la_sub_v[6]) | ~(|la_sub_v[5:0])));
     wire la_sub_more = {~(~(|la_sub_v[15:6]) & (~(&la_sub_v[5]) | ~(|la_sub_v[4:0])))};
     wire la_sub_lb = ~m_gt1 & ~la_sub_more;
-    wire [15:0] la_k_v = k_reg;
-    wire la_k_kbl = (~(|la_k_v[15:7]) & (~(&la_k_v[6]) | ~(|la_k_v[5:0])));
-    wire la_k_more = {~(~(|la_k_v[15:6]) & (~(&la_k_v[5]) | ~(|la_k_v[4:0])))};
-    wire la_k_lb = ~m_gt1 & ~la_k_more;
     wire [15:0] la_cmd_v = cmd_k[15:0];
     wire la_cmd_kbl = (~(|la_cmd_v[15:7]) & (~(&la_cmd_v[6]) | ~(|la_cmd_v[5:0])));
     wire la_cmd_more = {~(~(|la_cmd_v[15:6]) & (~(&la_cmd_v[5]) | ~(|la_cmd_v[4:0])))};
     wire la_cmd_lb = ~mg_cmd & ~la_cmd_more;
+    wire [15:0] la_cmd_sub = la_cmd_v - 16'd64;
     wire lb_inc = 1'b1;
     wire last_beat = lb_q;
     wire t_zero = tz_q;
@@ -11163,8 +11165,13 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     wire fire = go & can;
     wire sc_demand = fire & last_beat & t_zero;
     always @(posedge clock) begin
-      if (rst) sc_owed <= 4'd0;
-      else sc_owed <= sc_owed + {3'd0, sc_demand} - {3'd0, sc_acc};
+      if (rst) begin
+        sc_owed <= 4'd0;
+        owed_nz <= 1'b0;
+      end else begin
+        sc_owed <= sc_owed + {3'd0, sc_demand} - {3'd0, sc_acc};
+        owed_nz <= sc_demand | (|sc_owed[3:1]) | (sc_owed[0] & ~sc_acc);
+      end
     end
     always @(posedge clock) begin
       if (rst) begin
@@ -11174,7 +11181,10 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
         err_q <= 1'b0;
         vlS <= 1'b0;
         vlO <= 1'b0;
-        vlM <= 1'b0;
+        ns_p <= 1'b0;
+        ns_t <= 1'b0;
+        vk_o <= 1'b0;
+        vk_m <= 1'b0;
         out_valid_q <= 1'b0;
         v0 <= 1'b0;
         vr <= 1'b0;
@@ -11213,16 +11223,16 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
                 tz_q <= 1'b1;
                 tl_q <= ~m_gt1;
                 if (~kb_last) begin
-                  kbrem <= kbrem - 16'd64;
+                  kb_sub <= kb_sub - 16'd64;
                   kbl_q <= la_sub_kbl;
                   more_q <= la_sub_more;
                   lb_q <= la_sub_lb;
                   kbf_q <= 1'b0;
                 end else begin
-                  kbrem <= k_reg;
-                  kbl_q <= la_k_kbl;
-                  more_q <= la_k_more;
-                  lb_q <= la_k_lb;
+                  kb_sub <= k_sub;
+                  kbl_q <= lk_kbl;
+                  more_q <= lk_more;
+                  lb_q <= lk_lb;
                   kbf_q <= 1'b1;
                   if (~n_last) begin
                     nrem <= nrem - 19'd32;
@@ -11277,7 +11287,6 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           kbfd4 <= kbfd3;
           kbld4 <= kbld3;
           nld4 <= nld3;
-          tfd4 <= tfd3;
           tld4 <= tld3;
           td4 <= td3;
           vd5 <= vd4;
@@ -11285,26 +11294,26 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           kbfd5 <= kbfd4;
           kbld5 <= kbld4;
           nld5 <= nld4;
-          tfd5 <= tfd4;
           tld5 <= tld4;
           td5 <= td4;
           vlS <= vd5 & lastd5;
+          ns_p <= vd3 & lastd3 & tfd3;
+          ns_t <= ns_p;
+          vk_o <= vlS & kblS;
+          vk_m <= vk_o;
           kbfS <= kbfd5;
           kblS <= kbld5;
           nlS <= nld5;
           tlS <= tld5;
           tS <= td5;
           vlO <= vlS;
-          vlM <= vlO;
-          kblO <= kblS;
-          kblM <= kblO;
           nlO <= nlS;
-          nlM <= nlO;
           tlO <= tlS;
-          tlM <= tlO;
           tO <= tS;
+          nlM <= nlO;
+          tlM <= tlO;
           tM <= tO;
-          if (vlM & kblM) begin
+          if (vk_m) begin
             out_valid_q <= 1'b1;
             out_tok_q <= tM;
             out_tl_q <= tlM;
@@ -11322,11 +11331,14 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
         end
         // command registers and lookahead (for beat 0, t = 0 and the first tile): on any start while idle
         if (start_ld) begin
-          k_reg <= la_cmd_v;
-          kbrem <= la_cmd_v;
+          k_sub <= la_cmd_sub;
+          kb_sub <= la_cmd_sub;
           kbl_q <= la_cmd_kbl;
+          lk_kbl <= la_cmd_kbl;
           more_q <= la_cmd_more;
+          lk_more <= la_cmd_more;
           lb_q <= la_cmd_lb;
+          lk_lb <= la_cmd_lb;
           nrem <= la_n_v;
           nl_q <= la_n_nl;
           m_last <= cmd_m[3:0] - 4'd1;
@@ -11334,16 +11346,16 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           pad_q <= 1'b0;
           tz_q <= 1'b1;
           tl_q <= ~mg_cmd;
+          t <= 4'd0;
+          kbf_q <= 1'b1;
+          j <= 1'd0;
+          out_n0_q <= 1'b1;
         end
-        // visible while idle (busy, err, w_addr = j, st and rkbf through the flags, out_n through out_n0_q): only on a good command
+        // visible while idle (busy, err, issuing): only on a good command
         if (start_ok) begin
           busy_q <= 1'b1;
           issuing <= 1'b1;
           err_q <= 1'b0;
-          kbf_q <= 1'b1;
-          t <= 4'd0;
-          j <= 1'd0;
-          out_n0_q <= 1'b1;
         end
         if (start_bad) begin
           done_q <= 1'b1;
@@ -11369,7 +11381,7 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
       pvl = vd4 & lastd4;
       pns = pns_w;
       svl = vlO;
-      sol = vlO & kblO;
+      sol = vk_o;
       st$0 = tO[0];
       st$1 = tO[1];
       st$2 = tO[2];

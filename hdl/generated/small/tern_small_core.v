@@ -1610,8 +1610,8 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg issuing;
     reg done_q;
     reg err_q;
-    reg [15:0] k_reg;
-    reg [15:0] kbrem;
+    reg [15:0] k_sub;
+    reg [15:0] kb_sub;
     reg kbf_q;
     reg [18:0] nrem;
     reg [2:0] j;
@@ -1624,9 +1624,19 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg sc_full_q;
     // mantissa vectors owed to the prefetch register: issued block ends (first token) not yet matched by an accepted scale beat
     reg [3:0] sc_owed;
+    // single-bit copies for go's next value: owed_nz = (sc_owed != 0), ns_p/ns_t = mantissa needed before/at the root stage, vk_o/vk_m = vlO & kblO, vlM & kblM
+    reg owed_nz;
+    reg ns_p;
+    reg ns_t;
+    reg vk_o;
+    reg vk_m;
     // block-end lookahead: kbl_q = (kbrem <= block.k), more_q[j] = (kbrem > (j+1)*cols); registered with kbrem
     reg kbl_q;
     reg [6:0] more_q;
+    // kbrem is kept as kb_sub = kbrem - block.k (K as k_sub = K - block.k); lk_kbl, lk_more, lk_lb = the lookahead of kbrem = K (a tile's first block), loaded at the start
+    reg lk_kbl;
+    reg [6:0] lk_more;
+    reg lk_lb;
     // issue lookahead: lb_q = last beat of the block, nl_q = (nrem <= rows); with a ring pad_q = pad beat, tz_q = (t == 0), tl_q = (t == m_last)
     reg lb_q;
     reg nl_q;
@@ -1671,7 +1681,6 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg kbfd2;
     reg kbld2;
     reg nld2;
-    reg tfd2;
     reg tld2;
     reg [2:0] td2;
     reg vd3;
@@ -1679,7 +1688,6 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg kbfd3;
     reg kbld3;
     reg nld3;
-    reg tfd3;
     reg tld3;
     reg [2:0] td3;
     reg vlS;
@@ -1689,12 +1697,9 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg tlS;
     reg [2:0] tS;
     reg vlO;
-    reg kblO;
     reg nlO;
     reg tlO;
     reg [2:0] tO;
-    reg vlM;
-    reg kblM;
     reg nlM;
     reg tlM;
     reg [2:0] tM;
@@ -1706,23 +1711,23 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg [2:0] out_tok_q;
     // command check: 1 <= K <= max_k, 1 <= N <= max_n, 1 <= M <= token_tile
     wire cmd_ok = (|cmd_k) & (~(|cmd_k[31:16]) & (~(&cmd_k[15]) | ~(|cmd_k[14:0]))) & (|cmd_n) & (~(|cmd_n[31:19]) & (~(&cmd_n[18]) | ~(|cmd_n[17:0]))) & (|cmd_m) & (~(|cmd_m[31:4]) & (~(&cmd_m[3]) | ~(|cmd_m[2:0])));
-    // a start while idle loads the command registers and the lookahead whether or not the command is good (nothing reads them while idle); what is visible while idle (busy, done, err, issuing, j, t, kbf_q, out_n0_q) waits for cmd_ok
+    // a start while idle loads the command registers, the counters and the lookahead whether or not the command is good (nothing reads them while idle); what is visible while idle (busy, done, err, issuing) waits for cmd_ok
     wire start_ld = start & ~busy_q;
     wire start_ok = start_ld & cmd_ok;
     wire start_bad = start_ld & ~cmd_ok;
     wire [18:0] out_nv = out_nbase & {19{~out_n0_q}};
     wire [18:0] on_r = out_nv + 19'd8;
     // go: the clock enable of every datapath register, a register (en_q; the core keeps a copy per lane)
-    wire need_scale = vd3 & lastd3 & tfd3;
-    wire pns_w = vd2 & lastd2 & tfd2;
+    wire need_scale = ns_t;
+    wire pns_w = ns_p;
     wire go = en_q;
     wire take = go & need_scale;
-    wire sc_ready = (~sc_full_q | take) & (|sc_owed);
+    wire sc_ready = (~sc_full_q | take) & owed_nz;
     wire sc_acc = sc_ready & scale_valid;
     // next state of the registers go depends on: output register full, a vector at the multiplier stage, a mantissa needed at the root, the prefetch register full
     wire sc_full_n = ~rst & (sc_acc | (sc_full_q & ~take));
-    wire ov_n = ~rst & ((go & vlM & kblM) | (out_valid_q & ~out_ready));
-    wire ld_n = ~rst & (go ? (vlO & kblO) : (vlM & kblM));
+    wire ov_n = ~rst & ((go & vk_m) | (out_valid_q & ~out_ready));
+    wire ld_n = ~rst & (go ? vk_o : vk_m);
     wire ns_n = ~rst & (go ? pns_w : need_scale);
     wire en_n = ~(ov_n & ld_n) & ~(ns_n & ~sc_full_n);
     (* keep *) always @(posedge clock) begin
@@ -1732,18 +1737,15 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     // issue: kbrem = K - (first K index of the block); in the last block (kbrem <= 64) the beat at jpos = j * 8 is a pad beat from jpos >= kbrem on, and ends a partial block (M = 1) when jpos + 8 >= kbrem; nrem = N - (first output of the tile); the lookahead registers hold these tests for the current beat
     wire kb_last = kbl_q;
     wire mg_cmd = cmd_m[3:0] != 4'd1;
-    wire [15:0] la_sub_v = kbrem - 16'd64;
+    wire [15:0] la_sub_v = kb_sub;
     wire la_sub_kbl = (~(|la_sub_v[15:7]) & (~(&la_sub_v[6]) | ~(|la_sub_v[5:0])));
     wire [6:0] la_sub_more = {~(~(|la_sub_v[15:6]) & (~(&la_sub_v[5:3]) | ~(|la_sub_v[2:0]))), ~(~(|la_sub_v[15:6]) & (~(&la_sub_v[5:4]) | ~(|la_sub_v[3:0]))), ~(~(|la_sub_v[15:6]) & (~(&la_sub_v[5]) | (~(|la_sub_v[4]) & (~(&la_sub_v[3]) | ~(|la_sub_v[2:0]))))), ~(~(|la_sub_v[15:6]) & (~(&la_sub_v[5]) | ~(|la_sub_v[4:0]))), ~(~(|la_sub_v[15:5]) & (~(&la_sub_v[4:3]) | ~(|la_sub_v[2:0]))), ~(~(|la_sub_v[15:5]) & (~(&la_sub_v[4]) | ~(|la_sub_v[3:0]))), ~(~(|la_sub_v[15:4]) & (~(&la_sub_v[3]) | ~(|la_sub_v[2:0])))};
     wire la_sub_lb = ~m_gt1 & ~la_sub_more[0];
-    wire [15:0] la_k_v = k_reg;
-    wire la_k_kbl = (~(|la_k_v[15:7]) & (~(&la_k_v[6]) | ~(|la_k_v[5:0])));
-    wire [6:0] la_k_more = {~(~(|la_k_v[15:6]) & (~(&la_k_v[5:3]) | ~(|la_k_v[2:0]))), ~(~(|la_k_v[15:6]) & (~(&la_k_v[5:4]) | ~(|la_k_v[3:0]))), ~(~(|la_k_v[15:6]) & (~(&la_k_v[5]) | (~(|la_k_v[4]) & (~(&la_k_v[3]) | ~(|la_k_v[2:0]))))), ~(~(|la_k_v[15:6]) & (~(&la_k_v[5]) | ~(|la_k_v[4:0]))), ~(~(|la_k_v[15:5]) & (~(&la_k_v[4:3]) | ~(|la_k_v[2:0]))), ~(~(|la_k_v[15:5]) & (~(&la_k_v[4]) | ~(|la_k_v[3:0]))), ~(~(|la_k_v[15:4]) & (~(&la_k_v[3]) | ~(|la_k_v[2:0])))};
-    wire la_k_lb = ~m_gt1 & ~la_k_more[0];
     wire [15:0] la_cmd_v = cmd_k[15:0];
     wire la_cmd_kbl = (~(|la_cmd_v[15:7]) & (~(&la_cmd_v[6]) | ~(|la_cmd_v[5:0])));
     wire [6:0] la_cmd_more = {~(~(|la_cmd_v[15:6]) & (~(&la_cmd_v[5:3]) | ~(|la_cmd_v[2:0]))), ~(~(|la_cmd_v[15:6]) & (~(&la_cmd_v[5:4]) | ~(|la_cmd_v[3:0]))), ~(~(|la_cmd_v[15:6]) & (~(&la_cmd_v[5]) | (~(|la_cmd_v[4]) & (~(&la_cmd_v[3]) | ~(|la_cmd_v[2:0]))))), ~(~(|la_cmd_v[15:6]) & (~(&la_cmd_v[5]) | ~(|la_cmd_v[4:0]))), ~(~(|la_cmd_v[15:5]) & (~(&la_cmd_v[4:3]) | ~(|la_cmd_v[2:0]))), ~(~(|la_cmd_v[15:5]) & (~(&la_cmd_v[4]) | ~(|la_cmd_v[3:0]))), ~(~(|la_cmd_v[15:4]) & (~(&la_cmd_v[3]) | ~(|la_cmd_v[2:0])))};
     wire la_cmd_lb = ~mg_cmd & ~la_cmd_more[0];
+    wire [15:0] la_cmd_sub = la_cmd_v - 16'd64;
     wire [7:0] lb_nx = {2'b11, {6{~m_gt1}} & ~more_q[6:1]};
     wire lb_inc = lb_nx[j];
     wire last_beat = lb_q;
@@ -1764,8 +1766,13 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     wire fire = go & can;
     wire sc_demand = fire & last_beat & t_zero;
     always @(posedge clock) begin
-      if (rst) sc_owed <= 4'd0;
-      else sc_owed <= sc_owed + {3'd0, sc_demand} - {3'd0, sc_acc};
+      if (rst) begin
+        sc_owed <= 4'd0;
+        owed_nz <= 1'b0;
+      end else begin
+        sc_owed <= sc_owed + {3'd0, sc_demand} - {3'd0, sc_acc};
+        owed_nz <= sc_demand | (|sc_owed[3:1]) | (sc_owed[0] & ~sc_acc);
+      end
     end
     always @(posedge clock) begin
       if (rst) begin
@@ -1775,7 +1782,10 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
         err_q <= 1'b0;
         vlS <= 1'b0;
         vlO <= 1'b0;
-        vlM <= 1'b0;
+        ns_p <= 1'b0;
+        ns_t <= 1'b0;
+        vk_o <= 1'b0;
+        vk_m <= 1'b0;
         out_valid_q <= 1'b0;
         v0 <= 1'b0;
         vr <= 1'b0;
@@ -1812,16 +1822,16 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
                 tz_q <= 1'b1;
                 tl_q <= ~m_gt1;
                 if (~kb_last) begin
-                  kbrem <= kbrem - 16'd64;
+                  kb_sub <= kb_sub - 16'd64;
                   kbl_q <= la_sub_kbl;
                   more_q <= la_sub_more;
                   lb_q <= la_sub_lb;
                   kbf_q <= 1'b0;
                 end else begin
-                  kbrem <= k_reg;
-                  kbl_q <= la_k_kbl;
-                  more_q <= la_k_more;
-                  lb_q <= la_k_lb;
+                  kb_sub <= k_sub;
+                  kbl_q <= lk_kbl;
+                  more_q <= lk_more;
+                  lb_q <= lk_lb;
                   kbf_q <= 1'b1;
                   if (~n_last) begin
                     nrem <= nrem - 19'd8;
@@ -1860,7 +1870,6 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           kbfd2 <= kbfd1;
           kbld2 <= kbld1;
           nld2 <= nld1;
-          tfd2 <= tfd1;
           tld2 <= tld1;
           td2 <= td1;
           vd3 <= vd2;
@@ -1868,26 +1877,26 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           kbfd3 <= kbfd2;
           kbld3 <= kbld2;
           nld3 <= nld2;
-          tfd3 <= tfd2;
           tld3 <= tld2;
           td3 <= td2;
           vlS <= vd3 & lastd3;
+          ns_p <= vd1 & lastd1 & tfd1;
+          ns_t <= ns_p;
+          vk_o <= vlS & kblS;
+          vk_m <= vk_o;
           kbfS <= kbfd3;
           kblS <= kbld3;
           nlS <= nld3;
           tlS <= tld3;
           tS <= td3;
           vlO <= vlS;
-          vlM <= vlO;
-          kblO <= kblS;
-          kblM <= kblO;
           nlO <= nlS;
-          nlM <= nlO;
           tlO <= tlS;
-          tlM <= tlO;
           tO <= tS;
+          nlM <= nlO;
+          tlM <= tlO;
           tM <= tO;
-          if (vlM & kblM) begin
+          if (vk_m) begin
             out_valid_q <= 1'b1;
             out_tok_q <= tM;
             out_tl_q <= tlM;
@@ -1905,11 +1914,14 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
         end
         // command registers and lookahead (for beat 0, t = 0 and the first tile): on any start while idle
         if (start_ld) begin
-          k_reg <= la_cmd_v;
-          kbrem <= la_cmd_v;
+          k_sub <= la_cmd_sub;
+          kb_sub <= la_cmd_sub;
           kbl_q <= la_cmd_kbl;
+          lk_kbl <= la_cmd_kbl;
           more_q <= la_cmd_more;
+          lk_more <= la_cmd_more;
           lb_q <= la_cmd_lb;
+          lk_lb <= la_cmd_lb;
           nrem <= la_n_v;
           nl_q <= la_n_nl;
           m_last <= cmd_m[2:0] - 3'd1;
@@ -1917,16 +1929,16 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           pad_q <= 1'b0;
           tz_q <= 1'b1;
           tl_q <= ~mg_cmd;
+          t <= 3'd0;
+          kbf_q <= 1'b1;
+          j <= 3'd0;
+          out_n0_q <= 1'b1;
         end
-        // visible while idle (busy, err, w_addr = j, st and rkbf through the flags, out_n through out_n0_q): only on a good command
+        // visible while idle (busy, err, issuing): only on a good command
         if (start_ok) begin
           busy_q <= 1'b1;
           issuing <= 1'b1;
           err_q <= 1'b0;
-          kbf_q <= 1'b1;
-          t <= 3'd0;
-          j <= 3'd0;
-          out_n0_q <= 1'b1;
         end
         if (start_bad) begin
           done_q <= 1'b1;
@@ -1954,7 +1966,7 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
       pvl = vd2 & lastd2;
       pns = pns_w;
       svl = vlO;
-      sol = vlO & kblO;
+      sol = vk_o;
       st$0 = tO[0];
       st$1 = tO[1];
       st$2 = tO[2];
