@@ -7,7 +7,7 @@
 //! manifest's `cycles_formula`):
 //!
 //! ```text
-//! cycles(N, K)     = ceil(N/rows) · ceil(K/cols) + bubbles + (tree_stages + 7) + 1
+//! cycles(N, K)     = ceil(N/rows) · ceil(K/cols) + bubbles + (tree_stages + 8) + 1
 //!                    (bubbles = ceil(N/rows) − 1 when K ≤ cols, else 0)
 //! cycles/token     = Σ over the model's matrices of cycles(N, K)
 //! bytes/token      = Σ ceil(N/rows)·ceil(K/cols) · 2·rows·cols / 8          (weight beats)
@@ -202,11 +202,11 @@ mod tests {
     }
 
     /// The default 16×16 array: every BitNet dimension is a multiple of 16, so each matrix is
-    /// N·K/256 beats plus the pipeline drain (tree_stages + 7 + 1).
+    /// N·K/256 beats plus the pipeline drain (tree_stages + 8 + 1).
     #[test]
     fn cycles_and_bytes_by_hand() {
         let p = params("default");
-        let drain = (p.tree_lat() + 8) as u64;
+        let drain = (p.tree_lat() + 9) as u64;
         assert_eq!(gemv_cycles(&p, 2560, 2560), 160 * 160 + drain);
         let m = model_shape("bitnet-2b").unwrap();
         let beats: u64 = 30 * (2 * 160 * 160 + 2 * 40 * 160 + 2 * 432 * 160 + 160 * 432);
@@ -232,7 +232,7 @@ mod tests {
                 count: 1,
             }],
         };
-        assert_eq!(cycles_per_token(&p, &m), 2 + (p.tree_lat() + 8) as u64);
+        assert_eq!(cycles_per_token(&p, &m), 2 + (p.tree_lat() + 9) as u64);
         // 2 beats of 8·8 trits, 1 scale vector of 8 mantissas
         assert_eq!(
             weight_bytes_per_token(&p, &m),

@@ -64,12 +64,13 @@ struct LaneCopies {
     vt: bool,
     vlt: bool,
     nst: bool,
-    vlm: bool,
-    olm: bool,
+    /// Product-stage flags: accumulator write, output load, token (the write address).
+    vlp: bool,
+    olp: bool,
+    tp: u64,
+    /// Multiplier-stage first-k-block flag and token: the scaler's read-ahead address.
+    kbfm: bool,
     tm: u64,
-    /// Operand-stage first-k-block flag and token: the scaler's read-ahead address.
-    kbfo: bool,
-    to: u64,
 }
 
 impl<const A: usize, const MB: usize> Core<A, MB> {
@@ -194,13 +195,13 @@ pub fn core_verilog(p: &Params) -> String {
         t.line(format!("if (en_x) x_f <= {};", pack(&parts)));
         t.close("end");
     }
-    t.comment("per lane, registered copies of the lane-wide controls (kept apart so that each fans out inside its lane): the clock enable, the scale prefetch flag, the issued beat's ring write (enable, index, trit codes) and ring read index, the root-stage and multiplier-stage flags; and the lane's scale prefetch register");
+    t.comment("per lane, registered copies of the lane-wide controls (kept apart so that each fans out inside its lane): the clock enable, the scale prefetch flag, the issued beat's ring write (enable, index, trit codes) and ring read index, the root-stage, multiplier-stage and product-stage flags; and the lane's scale prefetch register");
     let st_bits: Vec<String> = (0..tw).map(|b| format!("ctrl$st${b}")).collect();
     let rt_bits: Vec<String> = (0..tw).map(|b| format!("ctrl$rt${b}")).collect();
     let wa_bits: Vec<String> = (0..ab).map(|b| format!("ctrl$w_addr${b}")).collect();
     for l in 0..r {
         let n = |x: &str| format!("l{l}_{x}");
-        for x in ["en", "scf", "wwe", "vT", "vlT", "nsT", "kbfO", "vlM", "olM"] {
+        for x in ["en", "scf", "wwe", "vT", "vlT", "nsT", "kbfM", "vlP", "olP"] {
             t.line(decl("reg", 1, &n(x)));
         }
         if ab > 0 {
@@ -208,8 +209,8 @@ pub fn core_verilog(p: &Params) -> String {
             t.line(decl("reg", ab, &n("ra")));
         }
         if tw > 0 {
-            t.line(decl("reg", tw, &n("tO")));
             t.line(decl("reg", tw, &n("tM")));
+            t.line(decl("reg", tw, &n("tP")));
         }
         t.line(decl("reg", 2 * c, &n("wq")));
         t.line(decl("reg", mb, &n("scn")));
@@ -218,7 +219,7 @@ pub fn core_verilog(p: &Params) -> String {
         t.line(format!("{} <= ctrl$en_d;", n("en")));
         t.line(format!("{} <= ctrl$sc_full_d;", n("scf")));
         t.open("if (rst) begin");
-        for x in ["wwe", "vT", "vlT", "nsT", "vlM", "olM"] {
+        for x in ["wwe", "vT", "vlT", "nsT", "vlP", "olP"] {
             t.line(format!("{} <= 1'b0;", n(x)));
         }
         t.close(format!("end else if ({}) begin", n("en")));
@@ -232,12 +233,12 @@ pub fn core_verilog(p: &Params) -> String {
         t.line(format!("{} <= ctrl$pv;", n("vT")));
         t.line(format!("{} <= ctrl$pvl;", n("vlT")));
         t.line(format!("{} <= ctrl$pns;", n("nsT")));
-        t.line(format!("{} <= ctrl$rkbf;", n("kbfO")));
-        t.line(format!("{} <= ctrl$svl;", n("vlM")));
-        t.line(format!("{} <= ctrl$sol;", n("olM")));
+        t.line(format!("{} <= ctrl$rkbf;", n("kbfM")));
+        t.line(format!("{} <= ctrl$svl;", n("vlP")));
+        t.line(format!("{} <= ctrl$sol;", n("olP")));
         if tw > 0 {
-            t.line(format!("{} <= {};", n("tO"), pack(&rt_bits)));
-            t.line(format!("{} <= {};", n("tM"), pack(&st_bits)));
+            t.line(format!("{} <= {};", n("tM"), pack(&rt_bits)));
+            t.line(format!("{} <= {};", n("tP"), pack(&st_bits)));
         }
         t.close("end");
         t.line(format!(
@@ -270,9 +271,9 @@ pub fn core_verilog(p: &Params) -> String {
         ));
         t.line(format!("lanes${l}$sc_take = {};", n("vlT")));
         t.line(format!("lanes${l}$sc_mload = {};", n("nsT")));
-        t.line(format!("lanes${l}$acc_we = {};", n("vlM")));
-        t.line(format!("lanes${l}$rd_first = {};", n("kbfO")));
-        t.line(format!("lanes${l}$out_load = {};", n("olM")));
+        t.line(format!("lanes${l}$acc_we = {};", n("vlP")));
+        t.line(format!("lanes${l}$rd_first = {};", n("kbfM")));
+        t.line(format!("lanes${l}$out_load = {};", n("olP")));
         for b in 0..ab {
             t.line(format!("lanes${l}$w_addr${b} = {};", bit(&n("wa"), ab, b)));
             t.line(format!("lanes${l}$r_addr${b} = {};", bit(&n("ra"), ab, b)));
@@ -280,9 +281,9 @@ pub fn core_verilog(p: &Params) -> String {
         for b in 0..tw {
             t.line(format!(
                 "lanes${l}$acc_addr${b} = {};",
-                bit(&n("tM"), tw, b)
+                bit(&n("tP"), tw, b)
             ));
-            t.line(format!("lanes${l}$rd_addr${b} = {};", bit(&n("tO"), tw, b)));
+            t.line(format!("lanes${l}$rd_addr${b} = {};", bit(&n("tM"), tw, b)));
         }
         for i in 0..c {
             t.line(format!("lanes${l}$w${i} = {};", slice(&n("wq"), 2 * i, 2)));
@@ -343,11 +344,11 @@ impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
             lane.ps_clr.next = rst || (lc.en && lc.vlt);
             lane.sc_take.next = lc.vlt;
             lane.sc_mload.next = lc.nst;
-            lane.acc_we.next = lc.vlm;
-            drive_bits(&mut lane.acc_addr, lc.tm);
-            lane.rd_first.next = lc.kbfo;
-            drive_bits(&mut lane.rd_addr, lc.to);
-            lane.out_load.next = lc.olm;
+            lane.acc_we.next = lc.vlp;
+            drive_bits(&mut lane.acc_addr, lc.tp);
+            lane.rd_first.next = lc.kbfm;
+            drive_bits(&mut lane.rd_addr, lc.tm);
+            lane.out_load.next = lc.olp;
             for i in 0..c {
                 lane.w[i].next = self._wq[l * c + i];
             }
@@ -392,8 +393,8 @@ impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
                 n.vt = false;
                 n.vlt = false;
                 n.nst = false;
-                n.vlm = false;
-                n.olm = false;
+                n.vlp = false;
+                n.olp = false;
             } else if lc.en {
                 n.wwe = cl.w_we.val();
                 n.wa = read_bits(&cl.w_addr);
@@ -404,11 +405,11 @@ impl<const A: usize, const MB: usize> Logic for Core<A, MB> {
                 n.vt = cl.pv.val();
                 n.vlt = cl.pvl.val();
                 n.nst = cl.pns.val();
-                n.vlm = cl.svl.val();
-                n.olm = cl.sol.val();
-                n.tm = read_bits(&cl.st);
-                n.kbfo = cl.rkbf.val();
-                n.to = read_bits(&cl.rt);
+                n.vlp = cl.svl.val();
+                n.olp = cl.sol.val();
+                n.tp = read_bits(&cl.st);
+                n.kbfm = cl.rkbf.val();
+                n.tm = read_bits(&cl.rt);
             }
             self._lc = n;
         }

@@ -20,12 +20,11 @@
 //! last, a pad beat, the first or last token, the last k-block, the last N tile) is a
 //! lookahead register computed with the next value of the counter it depends on (`lb_q` and
 //! `pad_q` with `j`, `tz_q` and `tl_q` with `t`, `kbl_q` and `more_q` with `kbrem`, `nl_q`
-//! with `nrem`, the N still to do). A start while idle loads the command registers and the
-//! lookahead without waiting for the command check (nothing reads them while idle); only
-//! `busy`, `done`, `err`, `issuing` and the registers that reach outputs while idle (`j`,
-//! `t`, the first-block flag, and `out_n0`: a good start zeroes the output index through
-//! this one flag, not the wide `out_nbase`) wait for it, so a refused command changes no
-//! output.
+//! with `nrem`, the N still to do). A start while idle loads the command registers, the
+//! counters and the lookahead without waiting for the command check (nothing reads them
+//! while idle: no beat is issued and no vector is valid); only `busy`, `done`, `err` and
+//! `issuing` wait for it. A good start zeroes the output index through the flag `out_n0`,
+//! not the wide `out_nbase`.
 
 use crate::params::{Params, CMD_BITS, OUT_WORD_BITS, TOKEN_FIELD_BITS};
 use crate::sig::drive_bits;
@@ -119,13 +118,15 @@ pub struct CtrlOut {
     pub pv: bool,
     pub pvl: bool,
     pub pns: bool,
-    /// Flags of the scaler's operand stage (`v & last`, `v & last & kbl`, token): the lanes'
-    /// copies of the multiplier-stage flags load them.
+    /// Flags of the scaler's multiplier stage (`v & last`, `v & last & kbl`, token): the
+    /// lanes' copies of the product-stage flags (accumulator write, output load, address)
+    /// load them.
     pub svl: bool,
     pub sol: bool,
     pub st: u64,
-    /// The capture stage's first-k-block flag and token (what the operand stage loads next):
-    /// the lanes' copies of the operand-stage flags load them, for the accumulator read-ahead.
+    /// The operand stage's first-k-block flag and token (what the multiplier stage loads
+    /// next): the lanes' copies of the multiplier-stage flags load them, for the accumulator
+    /// read-ahead.
     pub rkbf: bool,
     pub rt: u64,
     pub out_valid: bool,
@@ -189,10 +190,11 @@ pub struct CtrlModel {
     f0: Flags,
     /// Ring write stage, lead stage, then one per registered tree level.
     fd: Vec<Flags>,
-    /// Scaler capture (S), operand (O) and multiplier (M) stages.
+    /// Scaler capture (S), operand (O), multiplier (M) and product register (P) stages.
     fs: Flags,
     fo: Flags,
     fm: Flags,
+    fp: Flags,
     out_valid: bool,
     out_tok: u64,
     out_last: bool,
@@ -248,6 +250,7 @@ impl CtrlModel {
             fs: Flags::default(),
             fo: Flags::default(),
             fm: Flags::default(),
+            fp: Flags::default(),
             out_valid: false,
             out_tok: 0,
             out_last: false,
@@ -264,12 +267,12 @@ impl CtrlModel {
     }
 
     /// `go` as a function of the registers alone (the Verilog registers it, computed from the
-    /// next state): hold when a vector is at the multiplier stage and the output register is
+    /// next state): hold when a vector is at the product stage and the output register is
     /// full (whether or not it is taken this cycle), or when the scaler needs a mantissa and
     /// the prefetch register is empty.
     fn go(&self) -> bool {
         let ft = self.fd.last().expect("lead stage");
-        let out_full = self.out_valid && self.fm.v && self.fm.kbl;
+        let out_full = self.out_valid && self.fp.v && self.fp.kbl;
         let scale_ok = !self.need_scale(ft) || self.sc_full;
         !out_full && scale_ok
     }
@@ -366,11 +369,11 @@ impl CtrlModel {
             pv: fp.v,
             pvl: fp.v && fp.last,
             pns: self.need_scale(&fp),
-            svl: self.fo.v,
-            sol: self.fo.v && self.fo.kbl,
-            st: self.fo.t,
-            rkbf: self.fs.kbf,
-            rt: self.fs.t,
+            svl: self.fm.v,
+            sol: self.fm.v && self.fm.kbl,
+            st: self.fm.t,
+            rkbf: self.fo.kbf,
+            rt: self.fo.t,
             out_valid: self.out_valid,
             out_token: self.out_tok,
             out_n: self.out_n(),
@@ -396,6 +399,7 @@ impl CtrlModel {
             self.fs.v = false;
             self.fo.v = false;
             self.fm.v = false;
+            self.fp.v = false;
             self.out_valid = false;
             self.sc_full = false;
             self.sc_owed = 0;
@@ -479,11 +483,12 @@ impl CtrlModel {
             };
             nx.fo = self.fs;
             nx.fm = self.fo;
-            if self.fm.v && self.fm.kbl {
+            nx.fp = self.fm;
+            if self.fp.v && self.fp.kbl {
                 nx.out_valid = true;
-                nx.out_tok = self.fm.t;
-                nx.out_last = self.fm.tl && self.fm.nl;
-                nx.out_tl = self.fm.tl;
+                nx.out_tok = self.fp.t;
+                nx.out_last = self.fp.tl && self.fp.nl;
+                nx.out_tl = self.fp.tl;
             } else if i.out_ready {
                 nx.out_valid = false;
             }
@@ -851,10 +856,10 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     // Single-bit copies of what go's next value reads, so that it is two LUT levels from its
     // registers (each is registered with what it stands for, under the same enables):
     //   owed_nz = (sc_owed != 0), ns_p / ns_t = a mantissa is needed by the beat in the stage
-    //   before the root / at the root, vk_o / vk_m = a tile's vector in the operand /
-    //   multiplier stage (vlO & kblO, vlM & kblM)
-    t.comment("single-bit copies for go's next value: owed_nz = (sc_owed != 0), ns_p/ns_t = mantissa needed before/at the root stage, vk_o/vk_m = vlO & kblO, vlM & kblM");
-    for n in ["owed_nz", "ns_p", "ns_t", "vk_o", "vk_m"] {
+    //   before the root / at the root, vk_o / vk_m / vk_p = a tile's vector (vl & kbl) in the
+    //   operand / multiplier / product stage
+    t.comment("single-bit copies for go's next value: owed_nz = (sc_owed != 0), ns_p/ns_t = mantissa needed before/at the root stage, vk_o/vk_m/vk_p = a tile's vector (vl & kbl) in the operand/multiplier/product stage");
+    for n in ["owed_nz", "ns_p", "ns_t", "vk_o", "vk_m", "vk_p"] {
         t.line(decl("reg", 1, n));
     }
     // Block-end lookahead, registered whenever kbrem is (the same values the comparisons on
@@ -906,7 +911,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         t.line(decl("reg", 1, "tl_q"));
     }
     t.comment(format!(
-        "beat flags: issue (0), ring write (r), lead registers (l), {} tree stage(s), scaler capture (S), operands (O), multiplier (M)",
+        "beat flags: issue (0), ring write (r), lead registers (l), {} tree stage(s), scaler capture (S), operands (O), multiplier (M), product (P)",
         s.tree_lat
     ));
     let stage_names: Vec<String> = ["0".to_string(), "r".to_string(), "l".to_string()]
@@ -931,19 +936,20 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         }
         v
     };
-    // kbf is not kept past the capture stage: the lanes' operand-stage copies load it from
-    // there (rkbf) for the accumulator's read-ahead; kbl is not kept past it either (vk_o,
-    // vk_m stand for vl & kbl), nor vl past the operand stage
-    let oflags: Vec<(&str, u32)> = smflags
-        .iter()
-        .copied()
-        .filter(|(n, _)| *n != "kbf" && *n != "kbl")
-        .collect();
-    let mflags: Vec<(&str, u32)> = oflags.iter().copied().filter(|(n, _)| *n != "vl").collect();
+    // kbl is not kept past the capture stage (vk_o, vk_m, vk_p stand for vl & kbl), kbf not
+    // past the operand stage (the lanes' multiply-stage copies load it from there, rkbf, for
+    // the accumulator's read-ahead), vl not past the multiply stage (the lanes' copies load
+    // their accumulator write enable from it, svl)
+    let without = |fl: &[(&'static str, u32)], x: &str| -> Vec<(&'static str, u32)> {
+        fl.iter().copied().filter(|(n, _)| *n != x).collect()
+    };
+    let oflags = without(&smflags, "kbl");
+    let mflags = without(&oflags, "kbf");
+    let pflags = without(&mflags, "vl");
     for (n, w) in &smflags {
         t.line(decl("reg", *w, &format!("{n}S")));
     }
-    for (st, fl) in [("O", &oflags), ("M", &mflags)] {
+    for (st, fl) in [("O", &oflags), ("M", &mflags), ("P", &pflags)] {
         for (n, w) in fl {
             t.line(decl("reg", *w, &format!("{n}{st}")));
         }
@@ -1006,9 +1012,9 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.line(wire_eq(
         1,
         "ov_n",
-        "~rst & ((go & vk_m) | (out_valid_q & ~out_ready))",
+        "~rst & ((go & vk_p) | (out_valid_q & ~out_ready))",
     ));
-    t.line(wire_eq(1, "ld_n", "~rst & (go ? vk_o : vk_m)"));
+    t.line(wire_eq(1, "ld_n", "~rst & (go ? vk_m : vk_p)"));
     t.line(wire_eq(1, "ns_n", "~rst & (go ? pns_w : need_scale)"));
     t.line(wire_eq(1, "en_n", "~(ov_n & ld_n) & ~(ns_n & ~sc_full_n)"));
     t.open(format!(
@@ -1182,10 +1188,12 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
         "err_q",
         "vlS",
         "vlO",
+        "vlM",
         "ns_p",
         "ns_t",
         "vk_o",
         "vk_m",
+        "vk_p",
         "out_valid_q",
     ]
     .into_iter()
@@ -1278,6 +1286,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.line("ns_t <= ns_p;");
     t.line("vk_o <= vlS & kblS;");
     t.line("vk_m <= vk_o;");
+    t.line("vk_p <= vk_m;");
     for n in ["kbf", "kbl", "nl"] {
         t.line(format!("{n}S <= {n}{ts};"));
     }
@@ -1291,14 +1300,17 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     for (n, _) in &mflags {
         t.line(format!("{n}M <= {n}O;"));
     }
-    t.open("if (vk_m) begin");
+    for (n, _) in &pflags {
+        t.line(format!("{n}P <= {n}M;"));
+    }
+    t.open("if (vk_p) begin");
     t.line("out_valid_q <= 1'b1;");
     if ring {
-        t.line("out_tok_q <= tM;");
-        t.line("out_tl_q <= tlM;");
-        t.line("out_last_q <= tlM & nlM;");
+        t.line("out_tok_q <= tP;");
+        t.line("out_tl_q <= tlP;");
+        t.line("out_last_q <= tlP & nlP;");
     } else {
-        t.line("out_last_q <= nlM;");
+        t.line("out_last_q <= nlP;");
     }
     t.close("end else if (out_ready) out_valid_q <= 1'b0;");
     t.close("end else if (out_ready) out_valid_q <= 1'b0;");
@@ -1388,14 +1400,14 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.line(format!("pv = v{ps};"));
     t.line(format!("pvl = v{ps} & last{ps};"));
     t.line("pns = pns_w;");
-    t.line("svl = vlO;");
-    t.line("sol = vk_o;");
+    t.line("svl = vlM;");
+    t.line("sol = vk_m;");
     for b in 0..tw {
-        t.line(format!("st${b} = {};", bit("tO", tw, b)));
+        t.line(format!("st${b} = {};", bit("tM", tw, b)));
     }
-    t.line("rkbf = kbfS;");
+    t.line("rkbf = kbfO;");
     for b in 0..tw {
-        t.line(format!("rt${b} = {};", bit("tS", tw, b)));
+        t.line(format!("rt${b} = {};", bit("tO", tw, b)));
     }
     t.line("out_valid = out_valid_q;");
     if ring {

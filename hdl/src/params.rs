@@ -184,9 +184,10 @@ impl Params {
 
     /// Cycles from the issue of a block's last beat to `out_valid` for that token
     /// (input register, ring write, ring read / lead registers, tree registers, psum and
-    /// scaler capture, the multiplier's operand registers, multiplier, output register).
+    /// scaler capture, the multiplier's operand registers, multiplier, product register,
+    /// output register).
     pub fn issue_to_out(&self) -> u32 {
-        self.tree_lat() + 7
+        self.tree_lat() + 8
     }
 
     /// Index width of the lanes' weight ring memory: `j_bits` when the ring holds more than one

@@ -10,8 +10,10 @@
 //!    far, gets a cycle of its own);
 //! 3. multiply: `prod <= op_a × op_m` (signed × unsigned, `psum_bits + mant_bits` bits, one
 //!    DSP for the default widths);
-//! 4. accumulate: `acc[acc_addr] <= acc_rd + prod` when `acc_we`, where `acc_rd` was read
-//!    one stage ahead: when the vector was in the operand stage, `acc_rd <= acc[{rd_first,
+//! 4. product: `prod_q <= prod` (its low `acc_bits`), a fabric register beside the
+//!    accumulator: the route back from the DSP, which can be far, gets a cycle of its own;
+//! 5. accumulate: `acc[acc_addr] <= acc_rd + prod_q` when `acc_we`, where `acc_rd` was read
+//!    one stage ahead: when the vector was in the multiply stage, `acc_rd <= acc[{rd_first,
 //!    rd_addr}]` (its first k-block flag and token; the words with the first flag set are
 //!    zero). `out_load` also copies the new value to the output register `out`
 //!    (sign-extended to 64).
@@ -24,7 +26,7 @@
 //!
 //! Without `ScalerShape::read_ahead` (`HdlOptions::acc_read_ahead`, off in the Xilinx flow,
 //! where the adder is the DSP48's post-adder and the LUT RAM reads straight into it), the
-//! accumulate stage reads and writes the word itself: `acc_new = prod + acc[{first_q,
+//! accumulate stage reads and writes the word itself: `acc_new = prod_q + acc[{first_q,
 //! acc_addr}]`, `first_q` being `rd_first` one stage on. Same values, same cycles
 //! (`no_read_ahead_variant_matches_default` under Verilator).
 //!
@@ -158,6 +160,8 @@ pub struct ScalerModel {
     op_a: i64,
     op_m: u64,
     prod: i64,
+    /// The product register (`acc_bits`).
+    prod_q: i64,
     /// The accumulator word read ahead (`acc_rd`).
     acc_rd: i64,
     acc: Vec<i64>,
@@ -173,6 +177,7 @@ impl ScalerModel {
             op_a: 0,
             op_m: 0,
             prod: 0,
+            prod_q: 0,
             acc_rd: 0,
             acc: vec![0; shape.token_tile as usize],
             out_q: 0,
@@ -190,7 +195,8 @@ impl ScalerModel {
             return;
         }
         let s = self.shape;
-        let old_prod = self.prod;
+        let old_prod_q = self.prod_q;
+        self.prod_q = wrap_signed(self.prod as i128, s.acc_bits);
         self.prod = wrap_signed(self.op_a as i128 * self.op_m as i128, s.prod_bits());
         self.op_a = self.sc_a;
         self.op_m = self.sc_m;
@@ -203,10 +209,7 @@ impl ScalerModel {
         let ring = s.token_tile > 1;
         let addr = if ring { i.acc_addr } else { 0 };
         let rd_addr = if ring { i.rd_addr } else { 0 };
-        let new = wrap_signed(
-            self.acc_rd as i128 + wrap_signed(old_prod as i128, s.acc_bits) as i128,
-            s.acc_bits,
-        );
+        let new = wrap_signed(self.acc_rd as i128 + old_prod_q as i128, s.acc_bits);
         // read ahead; the word written now is forwarded
         self.acc_rd = if i.rd_first {
             0
@@ -342,12 +345,17 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
         ));
         t.close("end");
     }
-    t.comment("4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)");
     let prod_acc = if narrow {
         format!("prod[{}:0]", acc - 1)
     } else {
         sext("prod", pw, acc)
     };
+    t.comment("4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)");
+    t.line(decl("reg", acc, "prod_q"));
+    t.open("always @(posedge clock) begin");
+    t.line(format!("if (en) prod_q <= {prod_acc};"));
+    t.close("end");
+    t.comment("5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)");
     // acc_mem: the token's words in the lower half; the upper half is never written and keeps
     // its initial zeros, so the first block of a row reads 0 through the index bit rd_first
     // instead of masking the read (no logic on the accumulator's adder).
@@ -375,7 +383,7 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
     ));
     if s.read_ahead {
         t.line(decl("reg", acc, "acc_rd"));
-        t.line(wire_eq(acc, "acc_new", &format!("acc_rd + {prod_acc}")));
+        t.line(wire_eq(acc, "acc_new", "acc_rd + prod_q"));
         t.comment(
             "the word being read is written now: take the new sum (one-beat blocks back to back)",
         );
@@ -394,7 +402,7 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
         t.line(wire_eq(
             acc,
             "acc_new",
-            &format!("{prod_acc} + acc_mem[{rd_now}]"),
+            &format!("prod_q + acc_mem[{rd_now}]"),
         ));
     }
     t.line(decl("reg", acc, "out_q"));
@@ -508,13 +516,13 @@ mod tests {
                 }
             }
         }
-        // the accumulate stage sees each take three cycles later, the operand stage (the
-        // read-ahead) two: overlay their controls
+        // the accumulate stage sees each take four cycles later (operand, multiply, product
+        // register), the multiply stage (the read-ahead) three: overlay their controls
         let mut k = 0;
         let takes: Vec<usize> = (0..seq.len()).filter(|&i| seq[i].take).collect();
         for kb in 0..kblocks {
             for t in 0..psums[0].len() {
-                let at = takes[k] + 3;
+                let at = takes[k] + 4;
                 k += 1;
                 while seq.len() <= at {
                     seq.push(ScalerIn {
@@ -680,9 +688,11 @@ mod tests {
             ..SHAPE
         });
         assert!(
-            rmw.contains(
-                "wire [39:0] acc_new = {{9{prod[30]}}, prod} + acc_mem[{first_q, acc_a}];"
-            ),
+            rmw.contains("wire [39:0] acc_new = prod_q + acc_mem[{first_q, acc_a}];"),
+            "{rmw}"
+        );
+        assert!(
+            rmw.contains("if (en) prod_q <= {{9{prod[30]}}, prod};"),
             "{rmw}"
         );
         assert!(rmw.contains("if (en) first_q <= rd_first;"));

@@ -2263,20 +2263,20 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     always @(posedge clock) begin
       if (en_x) x_f <= {x_2[127:120], x_2[111:104], x_2[95:88], x_2[79:72], x_2[63:56], x_2[47:40], x_2[31:24], x_2[15:8]};
     end
-    // per lane, registered copies of the lane-wide controls (kept apart so that each fans out inside its lane): the clock enable, the scale prefetch flag, the issued beat's ring write (enable, index, trit codes) and ring read index, the root-stage and multiplier-stage flags; and the lane's scale prefetch register
+    // per lane, registered copies of the lane-wide controls (kept apart so that each fans out inside its lane): the clock enable, the scale prefetch flag, the issued beat's ring write (enable, index, trit codes) and ring read index, the root-stage, multiplier-stage and product-stage flags; and the lane's scale prefetch register
     reg l0_en;
     reg l0_scf;
     reg l0_wwe;
     reg l0_vT;
     reg l0_vlT;
     reg l0_nsT;
-    reg l0_kbfO;
-    reg l0_vlM;
-    reg l0_olM;
+    reg l0_kbfM;
+    reg l0_vlP;
+    reg l0_olP;
     reg [1:0] l0_wa;
     reg [1:0] l0_ra;
-    reg [3:0] l0_tO;
     reg [3:0] l0_tM;
+    reg [3:0] l0_tP;
     reg [31:0] l0_wq;
     reg [15:0] l0_scn;
     (* keep *) always @(posedge clock) begin
@@ -2287,8 +2287,8 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l0_vT <= 1'b0;
         l0_vlT <= 1'b0;
         l0_nsT <= 1'b0;
-        l0_vlM <= 1'b0;
-        l0_olM <= 1'b0;
+        l0_vlP <= 1'b0;
+        l0_olP <= 1'b0;
       end else if (l0_en) begin
         l0_wwe <= ctrl$w_we;
         l0_wa <= {ctrl$w_addr$1, ctrl$w_addr$0};
@@ -2297,11 +2297,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l0_vT <= ctrl$pv;
         l0_vlT <= ctrl$pvl;
         l0_nsT <= ctrl$pns;
-        l0_kbfO <= ctrl$rkbf;
-        l0_vlM <= ctrl$svl;
-        l0_olM <= ctrl$sol;
-        l0_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l0_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l0_kbfM <= ctrl$rkbf;
+        l0_vlP <= ctrl$svl;
+        l0_olP <= ctrl$sol;
+        l0_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l0_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l0_scf | (l0_en & l0_nsT)) l0_scn <= scale$0;
     end
@@ -2311,13 +2311,13 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l1_vT;
     reg l1_vlT;
     reg l1_nsT;
-    reg l1_kbfO;
-    reg l1_vlM;
-    reg l1_olM;
+    reg l1_kbfM;
+    reg l1_vlP;
+    reg l1_olP;
     reg [1:0] l1_wa;
     reg [1:0] l1_ra;
-    reg [3:0] l1_tO;
     reg [3:0] l1_tM;
+    reg [3:0] l1_tP;
     reg [31:0] l1_wq;
     reg [15:0] l1_scn;
     (* keep *) always @(posedge clock) begin
@@ -2328,8 +2328,8 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l1_vT <= 1'b0;
         l1_vlT <= 1'b0;
         l1_nsT <= 1'b0;
-        l1_vlM <= 1'b0;
-        l1_olM <= 1'b0;
+        l1_vlP <= 1'b0;
+        l1_olP <= 1'b0;
       end else if (l1_en) begin
         l1_wwe <= ctrl$w_we;
         l1_wa <= {ctrl$w_addr$1, ctrl$w_addr$0};
@@ -2338,11 +2338,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l1_vT <= ctrl$pv;
         l1_vlT <= ctrl$pvl;
         l1_nsT <= ctrl$pns;
-        l1_kbfO <= ctrl$rkbf;
-        l1_vlM <= ctrl$svl;
-        l1_olM <= ctrl$sol;
-        l1_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l1_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l1_kbfM <= ctrl$rkbf;
+        l1_vlP <= ctrl$svl;
+        l1_olP <= ctrl$sol;
+        l1_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l1_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l1_scf | (l1_en & l1_nsT)) l1_scn <= scale$1;
     end
@@ -2352,13 +2352,13 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l2_vT;
     reg l2_vlT;
     reg l2_nsT;
-    reg l2_kbfO;
-    reg l2_vlM;
-    reg l2_olM;
+    reg l2_kbfM;
+    reg l2_vlP;
+    reg l2_olP;
     reg [1:0] l2_wa;
     reg [1:0] l2_ra;
-    reg [3:0] l2_tO;
     reg [3:0] l2_tM;
+    reg [3:0] l2_tP;
     reg [31:0] l2_wq;
     reg [15:0] l2_scn;
     (* keep *) always @(posedge clock) begin
@@ -2369,8 +2369,8 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l2_vT <= 1'b0;
         l2_vlT <= 1'b0;
         l2_nsT <= 1'b0;
-        l2_vlM <= 1'b0;
-        l2_olM <= 1'b0;
+        l2_vlP <= 1'b0;
+        l2_olP <= 1'b0;
       end else if (l2_en) begin
         l2_wwe <= ctrl$w_we;
         l2_wa <= {ctrl$w_addr$1, ctrl$w_addr$0};
@@ -2379,11 +2379,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l2_vT <= ctrl$pv;
         l2_vlT <= ctrl$pvl;
         l2_nsT <= ctrl$pns;
-        l2_kbfO <= ctrl$rkbf;
-        l2_vlM <= ctrl$svl;
-        l2_olM <= ctrl$sol;
-        l2_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l2_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l2_kbfM <= ctrl$rkbf;
+        l2_vlP <= ctrl$svl;
+        l2_olP <= ctrl$sol;
+        l2_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l2_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l2_scf | (l2_en & l2_nsT)) l2_scn <= scale$2;
     end
@@ -2393,13 +2393,13 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l3_vT;
     reg l3_vlT;
     reg l3_nsT;
-    reg l3_kbfO;
-    reg l3_vlM;
-    reg l3_olM;
+    reg l3_kbfM;
+    reg l3_vlP;
+    reg l3_olP;
     reg [1:0] l3_wa;
     reg [1:0] l3_ra;
-    reg [3:0] l3_tO;
     reg [3:0] l3_tM;
+    reg [3:0] l3_tP;
     reg [31:0] l3_wq;
     reg [15:0] l3_scn;
     (* keep *) always @(posedge clock) begin
@@ -2410,8 +2410,8 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l3_vT <= 1'b0;
         l3_vlT <= 1'b0;
         l3_nsT <= 1'b0;
-        l3_vlM <= 1'b0;
-        l3_olM <= 1'b0;
+        l3_vlP <= 1'b0;
+        l3_olP <= 1'b0;
       end else if (l3_en) begin
         l3_wwe <= ctrl$w_we;
         l3_wa <= {ctrl$w_addr$1, ctrl$w_addr$0};
@@ -2420,11 +2420,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l3_vT <= ctrl$pv;
         l3_vlT <= ctrl$pvl;
         l3_nsT <= ctrl$pns;
-        l3_kbfO <= ctrl$rkbf;
-        l3_vlM <= ctrl$svl;
-        l3_olM <= ctrl$sol;
-        l3_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l3_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l3_kbfM <= ctrl$rkbf;
+        l3_vlP <= ctrl$svl;
+        l3_olP <= ctrl$sol;
+        l3_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l3_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l3_scf | (l3_en & l3_nsT)) l3_scn <= scale$3;
     end
@@ -2434,13 +2434,13 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l4_vT;
     reg l4_vlT;
     reg l4_nsT;
-    reg l4_kbfO;
-    reg l4_vlM;
-    reg l4_olM;
+    reg l4_kbfM;
+    reg l4_vlP;
+    reg l4_olP;
     reg [1:0] l4_wa;
     reg [1:0] l4_ra;
-    reg [3:0] l4_tO;
     reg [3:0] l4_tM;
+    reg [3:0] l4_tP;
     reg [31:0] l4_wq;
     reg [15:0] l4_scn;
     (* keep *) always @(posedge clock) begin
@@ -2451,8 +2451,8 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l4_vT <= 1'b0;
         l4_vlT <= 1'b0;
         l4_nsT <= 1'b0;
-        l4_vlM <= 1'b0;
-        l4_olM <= 1'b0;
+        l4_vlP <= 1'b0;
+        l4_olP <= 1'b0;
       end else if (l4_en) begin
         l4_wwe <= ctrl$w_we;
         l4_wa <= {ctrl$w_addr$1, ctrl$w_addr$0};
@@ -2461,11 +2461,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l4_vT <= ctrl$pv;
         l4_vlT <= ctrl$pvl;
         l4_nsT <= ctrl$pns;
-        l4_kbfO <= ctrl$rkbf;
-        l4_vlM <= ctrl$svl;
-        l4_olM <= ctrl$sol;
-        l4_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l4_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l4_kbfM <= ctrl$rkbf;
+        l4_vlP <= ctrl$svl;
+        l4_olP <= ctrl$sol;
+        l4_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l4_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l4_scf | (l4_en & l4_nsT)) l4_scn <= scale$4;
     end
@@ -2475,13 +2475,13 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l5_vT;
     reg l5_vlT;
     reg l5_nsT;
-    reg l5_kbfO;
-    reg l5_vlM;
-    reg l5_olM;
+    reg l5_kbfM;
+    reg l5_vlP;
+    reg l5_olP;
     reg [1:0] l5_wa;
     reg [1:0] l5_ra;
-    reg [3:0] l5_tO;
     reg [3:0] l5_tM;
+    reg [3:0] l5_tP;
     reg [31:0] l5_wq;
     reg [15:0] l5_scn;
     (* keep *) always @(posedge clock) begin
@@ -2492,8 +2492,8 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l5_vT <= 1'b0;
         l5_vlT <= 1'b0;
         l5_nsT <= 1'b0;
-        l5_vlM <= 1'b0;
-        l5_olM <= 1'b0;
+        l5_vlP <= 1'b0;
+        l5_olP <= 1'b0;
       end else if (l5_en) begin
         l5_wwe <= ctrl$w_we;
         l5_wa <= {ctrl$w_addr$1, ctrl$w_addr$0};
@@ -2502,11 +2502,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l5_vT <= ctrl$pv;
         l5_vlT <= ctrl$pvl;
         l5_nsT <= ctrl$pns;
-        l5_kbfO <= ctrl$rkbf;
-        l5_vlM <= ctrl$svl;
-        l5_olM <= ctrl$sol;
-        l5_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l5_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l5_kbfM <= ctrl$rkbf;
+        l5_vlP <= ctrl$svl;
+        l5_olP <= ctrl$sol;
+        l5_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l5_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l5_scf | (l5_en & l5_nsT)) l5_scn <= scale$5;
     end
@@ -2516,13 +2516,13 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l6_vT;
     reg l6_vlT;
     reg l6_nsT;
-    reg l6_kbfO;
-    reg l6_vlM;
-    reg l6_olM;
+    reg l6_kbfM;
+    reg l6_vlP;
+    reg l6_olP;
     reg [1:0] l6_wa;
     reg [1:0] l6_ra;
-    reg [3:0] l6_tO;
     reg [3:0] l6_tM;
+    reg [3:0] l6_tP;
     reg [31:0] l6_wq;
     reg [15:0] l6_scn;
     (* keep *) always @(posedge clock) begin
@@ -2533,8 +2533,8 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l6_vT <= 1'b0;
         l6_vlT <= 1'b0;
         l6_nsT <= 1'b0;
-        l6_vlM <= 1'b0;
-        l6_olM <= 1'b0;
+        l6_vlP <= 1'b0;
+        l6_olP <= 1'b0;
       end else if (l6_en) begin
         l6_wwe <= ctrl$w_we;
         l6_wa <= {ctrl$w_addr$1, ctrl$w_addr$0};
@@ -2543,11 +2543,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l6_vT <= ctrl$pv;
         l6_vlT <= ctrl$pvl;
         l6_nsT <= ctrl$pns;
-        l6_kbfO <= ctrl$rkbf;
-        l6_vlM <= ctrl$svl;
-        l6_olM <= ctrl$sol;
-        l6_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l6_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l6_kbfM <= ctrl$rkbf;
+        l6_vlP <= ctrl$svl;
+        l6_olP <= ctrl$sol;
+        l6_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l6_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l6_scf | (l6_en & l6_nsT)) l6_scn <= scale$6;
     end
@@ -2557,13 +2557,13 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l7_vT;
     reg l7_vlT;
     reg l7_nsT;
-    reg l7_kbfO;
-    reg l7_vlM;
-    reg l7_olM;
+    reg l7_kbfM;
+    reg l7_vlP;
+    reg l7_olP;
     reg [1:0] l7_wa;
     reg [1:0] l7_ra;
-    reg [3:0] l7_tO;
     reg [3:0] l7_tM;
+    reg [3:0] l7_tP;
     reg [31:0] l7_wq;
     reg [15:0] l7_scn;
     (* keep *) always @(posedge clock) begin
@@ -2574,8 +2574,8 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l7_vT <= 1'b0;
         l7_vlT <= 1'b0;
         l7_nsT <= 1'b0;
-        l7_vlM <= 1'b0;
-        l7_olM <= 1'b0;
+        l7_vlP <= 1'b0;
+        l7_olP <= 1'b0;
       end else if (l7_en) begin
         l7_wwe <= ctrl$w_we;
         l7_wa <= {ctrl$w_addr$1, ctrl$w_addr$0};
@@ -2584,11 +2584,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l7_vT <= ctrl$pv;
         l7_vlT <= ctrl$pvl;
         l7_nsT <= ctrl$pns;
-        l7_kbfO <= ctrl$rkbf;
-        l7_vlM <= ctrl$svl;
-        l7_olM <= ctrl$sol;
-        l7_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l7_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l7_kbfM <= ctrl$rkbf;
+        l7_vlP <= ctrl$svl;
+        l7_olP <= ctrl$sol;
+        l7_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l7_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l7_scf | (l7_en & l7_nsT)) l7_scn <= scale$7;
     end
@@ -2598,13 +2598,13 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l8_vT;
     reg l8_vlT;
     reg l8_nsT;
-    reg l8_kbfO;
-    reg l8_vlM;
-    reg l8_olM;
+    reg l8_kbfM;
+    reg l8_vlP;
+    reg l8_olP;
     reg [1:0] l8_wa;
     reg [1:0] l8_ra;
-    reg [3:0] l8_tO;
     reg [3:0] l8_tM;
+    reg [3:0] l8_tP;
     reg [31:0] l8_wq;
     reg [15:0] l8_scn;
     (* keep *) always @(posedge clock) begin
@@ -2615,8 +2615,8 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l8_vT <= 1'b0;
         l8_vlT <= 1'b0;
         l8_nsT <= 1'b0;
-        l8_vlM <= 1'b0;
-        l8_olM <= 1'b0;
+        l8_vlP <= 1'b0;
+        l8_olP <= 1'b0;
       end else if (l8_en) begin
         l8_wwe <= ctrl$w_we;
         l8_wa <= {ctrl$w_addr$1, ctrl$w_addr$0};
@@ -2625,11 +2625,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l8_vT <= ctrl$pv;
         l8_vlT <= ctrl$pvl;
         l8_nsT <= ctrl$pns;
-        l8_kbfO <= ctrl$rkbf;
-        l8_vlM <= ctrl$svl;
-        l8_olM <= ctrl$sol;
-        l8_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l8_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l8_kbfM <= ctrl$rkbf;
+        l8_vlP <= ctrl$svl;
+        l8_olP <= ctrl$sol;
+        l8_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l8_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l8_scf | (l8_en & l8_nsT)) l8_scn <= scale$8;
     end
@@ -2639,13 +2639,13 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l9_vT;
     reg l9_vlT;
     reg l9_nsT;
-    reg l9_kbfO;
-    reg l9_vlM;
-    reg l9_olM;
+    reg l9_kbfM;
+    reg l9_vlP;
+    reg l9_olP;
     reg [1:0] l9_wa;
     reg [1:0] l9_ra;
-    reg [3:0] l9_tO;
     reg [3:0] l9_tM;
+    reg [3:0] l9_tP;
     reg [31:0] l9_wq;
     reg [15:0] l9_scn;
     (* keep *) always @(posedge clock) begin
@@ -2656,8 +2656,8 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l9_vT <= 1'b0;
         l9_vlT <= 1'b0;
         l9_nsT <= 1'b0;
-        l9_vlM <= 1'b0;
-        l9_olM <= 1'b0;
+        l9_vlP <= 1'b0;
+        l9_olP <= 1'b0;
       end else if (l9_en) begin
         l9_wwe <= ctrl$w_we;
         l9_wa <= {ctrl$w_addr$1, ctrl$w_addr$0};
@@ -2666,11 +2666,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l9_vT <= ctrl$pv;
         l9_vlT <= ctrl$pvl;
         l9_nsT <= ctrl$pns;
-        l9_kbfO <= ctrl$rkbf;
-        l9_vlM <= ctrl$svl;
-        l9_olM <= ctrl$sol;
-        l9_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l9_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l9_kbfM <= ctrl$rkbf;
+        l9_vlP <= ctrl$svl;
+        l9_olP <= ctrl$sol;
+        l9_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l9_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l9_scf | (l9_en & l9_nsT)) l9_scn <= scale$9;
     end
@@ -2680,13 +2680,13 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l10_vT;
     reg l10_vlT;
     reg l10_nsT;
-    reg l10_kbfO;
-    reg l10_vlM;
-    reg l10_olM;
+    reg l10_kbfM;
+    reg l10_vlP;
+    reg l10_olP;
     reg [1:0] l10_wa;
     reg [1:0] l10_ra;
-    reg [3:0] l10_tO;
     reg [3:0] l10_tM;
+    reg [3:0] l10_tP;
     reg [31:0] l10_wq;
     reg [15:0] l10_scn;
     (* keep *) always @(posedge clock) begin
@@ -2697,8 +2697,8 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l10_vT <= 1'b0;
         l10_vlT <= 1'b0;
         l10_nsT <= 1'b0;
-        l10_vlM <= 1'b0;
-        l10_olM <= 1'b0;
+        l10_vlP <= 1'b0;
+        l10_olP <= 1'b0;
       end else if (l10_en) begin
         l10_wwe <= ctrl$w_we;
         l10_wa <= {ctrl$w_addr$1, ctrl$w_addr$0};
@@ -2707,11 +2707,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l10_vT <= ctrl$pv;
         l10_vlT <= ctrl$pvl;
         l10_nsT <= ctrl$pns;
-        l10_kbfO <= ctrl$rkbf;
-        l10_vlM <= ctrl$svl;
-        l10_olM <= ctrl$sol;
-        l10_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l10_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l10_kbfM <= ctrl$rkbf;
+        l10_vlP <= ctrl$svl;
+        l10_olP <= ctrl$sol;
+        l10_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l10_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l10_scf | (l10_en & l10_nsT)) l10_scn <= scale$10;
     end
@@ -2721,13 +2721,13 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l11_vT;
     reg l11_vlT;
     reg l11_nsT;
-    reg l11_kbfO;
-    reg l11_vlM;
-    reg l11_olM;
+    reg l11_kbfM;
+    reg l11_vlP;
+    reg l11_olP;
     reg [1:0] l11_wa;
     reg [1:0] l11_ra;
-    reg [3:0] l11_tO;
     reg [3:0] l11_tM;
+    reg [3:0] l11_tP;
     reg [31:0] l11_wq;
     reg [15:0] l11_scn;
     (* keep *) always @(posedge clock) begin
@@ -2738,8 +2738,8 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l11_vT <= 1'b0;
         l11_vlT <= 1'b0;
         l11_nsT <= 1'b0;
-        l11_vlM <= 1'b0;
-        l11_olM <= 1'b0;
+        l11_vlP <= 1'b0;
+        l11_olP <= 1'b0;
       end else if (l11_en) begin
         l11_wwe <= ctrl$w_we;
         l11_wa <= {ctrl$w_addr$1, ctrl$w_addr$0};
@@ -2748,11 +2748,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l11_vT <= ctrl$pv;
         l11_vlT <= ctrl$pvl;
         l11_nsT <= ctrl$pns;
-        l11_kbfO <= ctrl$rkbf;
-        l11_vlM <= ctrl$svl;
-        l11_olM <= ctrl$sol;
-        l11_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l11_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l11_kbfM <= ctrl$rkbf;
+        l11_vlP <= ctrl$svl;
+        l11_olP <= ctrl$sol;
+        l11_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l11_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l11_scf | (l11_en & l11_nsT)) l11_scn <= scale$11;
     end
@@ -2762,13 +2762,13 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l12_vT;
     reg l12_vlT;
     reg l12_nsT;
-    reg l12_kbfO;
-    reg l12_vlM;
-    reg l12_olM;
+    reg l12_kbfM;
+    reg l12_vlP;
+    reg l12_olP;
     reg [1:0] l12_wa;
     reg [1:0] l12_ra;
-    reg [3:0] l12_tO;
     reg [3:0] l12_tM;
+    reg [3:0] l12_tP;
     reg [31:0] l12_wq;
     reg [15:0] l12_scn;
     (* keep *) always @(posedge clock) begin
@@ -2779,8 +2779,8 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l12_vT <= 1'b0;
         l12_vlT <= 1'b0;
         l12_nsT <= 1'b0;
-        l12_vlM <= 1'b0;
-        l12_olM <= 1'b0;
+        l12_vlP <= 1'b0;
+        l12_olP <= 1'b0;
       end else if (l12_en) begin
         l12_wwe <= ctrl$w_we;
         l12_wa <= {ctrl$w_addr$1, ctrl$w_addr$0};
@@ -2789,11 +2789,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l12_vT <= ctrl$pv;
         l12_vlT <= ctrl$pvl;
         l12_nsT <= ctrl$pns;
-        l12_kbfO <= ctrl$rkbf;
-        l12_vlM <= ctrl$svl;
-        l12_olM <= ctrl$sol;
-        l12_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l12_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l12_kbfM <= ctrl$rkbf;
+        l12_vlP <= ctrl$svl;
+        l12_olP <= ctrl$sol;
+        l12_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l12_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l12_scf | (l12_en & l12_nsT)) l12_scn <= scale$12;
     end
@@ -2803,13 +2803,13 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l13_vT;
     reg l13_vlT;
     reg l13_nsT;
-    reg l13_kbfO;
-    reg l13_vlM;
-    reg l13_olM;
+    reg l13_kbfM;
+    reg l13_vlP;
+    reg l13_olP;
     reg [1:0] l13_wa;
     reg [1:0] l13_ra;
-    reg [3:0] l13_tO;
     reg [3:0] l13_tM;
+    reg [3:0] l13_tP;
     reg [31:0] l13_wq;
     reg [15:0] l13_scn;
     (* keep *) always @(posedge clock) begin
@@ -2820,8 +2820,8 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l13_vT <= 1'b0;
         l13_vlT <= 1'b0;
         l13_nsT <= 1'b0;
-        l13_vlM <= 1'b0;
-        l13_olM <= 1'b0;
+        l13_vlP <= 1'b0;
+        l13_olP <= 1'b0;
       end else if (l13_en) begin
         l13_wwe <= ctrl$w_we;
         l13_wa <= {ctrl$w_addr$1, ctrl$w_addr$0};
@@ -2830,11 +2830,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l13_vT <= ctrl$pv;
         l13_vlT <= ctrl$pvl;
         l13_nsT <= ctrl$pns;
-        l13_kbfO <= ctrl$rkbf;
-        l13_vlM <= ctrl$svl;
-        l13_olM <= ctrl$sol;
-        l13_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l13_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l13_kbfM <= ctrl$rkbf;
+        l13_vlP <= ctrl$svl;
+        l13_olP <= ctrl$sol;
+        l13_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l13_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l13_scf | (l13_en & l13_nsT)) l13_scn <= scale$13;
     end
@@ -2844,13 +2844,13 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l14_vT;
     reg l14_vlT;
     reg l14_nsT;
-    reg l14_kbfO;
-    reg l14_vlM;
-    reg l14_olM;
+    reg l14_kbfM;
+    reg l14_vlP;
+    reg l14_olP;
     reg [1:0] l14_wa;
     reg [1:0] l14_ra;
-    reg [3:0] l14_tO;
     reg [3:0] l14_tM;
+    reg [3:0] l14_tP;
     reg [31:0] l14_wq;
     reg [15:0] l14_scn;
     (* keep *) always @(posedge clock) begin
@@ -2861,8 +2861,8 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l14_vT <= 1'b0;
         l14_vlT <= 1'b0;
         l14_nsT <= 1'b0;
-        l14_vlM <= 1'b0;
-        l14_olM <= 1'b0;
+        l14_vlP <= 1'b0;
+        l14_olP <= 1'b0;
       end else if (l14_en) begin
         l14_wwe <= ctrl$w_we;
         l14_wa <= {ctrl$w_addr$1, ctrl$w_addr$0};
@@ -2871,11 +2871,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l14_vT <= ctrl$pv;
         l14_vlT <= ctrl$pvl;
         l14_nsT <= ctrl$pns;
-        l14_kbfO <= ctrl$rkbf;
-        l14_vlM <= ctrl$svl;
-        l14_olM <= ctrl$sol;
-        l14_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l14_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l14_kbfM <= ctrl$rkbf;
+        l14_vlP <= ctrl$svl;
+        l14_olP <= ctrl$sol;
+        l14_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l14_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l14_scf | (l14_en & l14_nsT)) l14_scn <= scale$14;
     end
@@ -2885,13 +2885,13 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
     reg l15_vT;
     reg l15_vlT;
     reg l15_nsT;
-    reg l15_kbfO;
-    reg l15_vlM;
-    reg l15_olM;
+    reg l15_kbfM;
+    reg l15_vlP;
+    reg l15_olP;
     reg [1:0] l15_wa;
     reg [1:0] l15_ra;
-    reg [3:0] l15_tO;
     reg [3:0] l15_tM;
+    reg [3:0] l15_tP;
     reg [31:0] l15_wq;
     reg [15:0] l15_scn;
     (* keep *) always @(posedge clock) begin
@@ -2902,8 +2902,8 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l15_vT <= 1'b0;
         l15_vlT <= 1'b0;
         l15_nsT <= 1'b0;
-        l15_vlM <= 1'b0;
-        l15_olM <= 1'b0;
+        l15_vlP <= 1'b0;
+        l15_olP <= 1'b0;
       end else if (l15_en) begin
         l15_wwe <= ctrl$w_we;
         l15_wa <= {ctrl$w_addr$1, ctrl$w_addr$0};
@@ -2912,11 +2912,11 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
         l15_vT <= ctrl$pv;
         l15_vlT <= ctrl$pvl;
         l15_nsT <= ctrl$pns;
-        l15_kbfO <= ctrl$rkbf;
-        l15_vlM <= ctrl$svl;
-        l15_olM <= ctrl$sol;
-        l15_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l15_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l15_kbfM <= ctrl$rkbf;
+        l15_vlP <= ctrl$svl;
+        l15_olP <= ctrl$sol;
+        l15_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l15_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l15_scf | (l15_en & l15_nsT)) l15_scn <= scale$15;
     end
@@ -2949,21 +2949,21 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$0$ps_clr = rst | (l0_en & l0_vlT);
       lanes$0$sc_take = l0_vlT;
       lanes$0$sc_mload = l0_nsT;
-      lanes$0$acc_we = l0_vlM;
-      lanes$0$rd_first = l0_kbfO;
-      lanes$0$out_load = l0_olM;
+      lanes$0$acc_we = l0_vlP;
+      lanes$0$rd_first = l0_kbfM;
+      lanes$0$out_load = l0_olP;
       lanes$0$w_addr$0 = l0_wa[0];
       lanes$0$r_addr$0 = l0_ra[0];
       lanes$0$w_addr$1 = l0_wa[1];
       lanes$0$r_addr$1 = l0_ra[1];
-      lanes$0$acc_addr$0 = l0_tM[0];
-      lanes$0$rd_addr$0 = l0_tO[0];
-      lanes$0$acc_addr$1 = l0_tM[1];
-      lanes$0$rd_addr$1 = l0_tO[1];
-      lanes$0$acc_addr$2 = l0_tM[2];
-      lanes$0$rd_addr$2 = l0_tO[2];
-      lanes$0$acc_addr$3 = l0_tM[3];
-      lanes$0$rd_addr$3 = l0_tO[3];
+      lanes$0$acc_addr$0 = l0_tP[0];
+      lanes$0$rd_addr$0 = l0_tM[0];
+      lanes$0$acc_addr$1 = l0_tP[1];
+      lanes$0$rd_addr$1 = l0_tM[1];
+      lanes$0$acc_addr$2 = l0_tP[2];
+      lanes$0$rd_addr$2 = l0_tM[2];
+      lanes$0$acc_addr$3 = l0_tP[3];
+      lanes$0$rd_addr$3 = l0_tM[3];
       lanes$0$w$0 = l0_wq[1:0];
       lanes$0$w$1 = l0_wq[3:2];
       lanes$0$w$2 = l0_wq[5:4];
@@ -3006,21 +3006,21 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$1$ps_clr = rst | (l1_en & l1_vlT);
       lanes$1$sc_take = l1_vlT;
       lanes$1$sc_mload = l1_nsT;
-      lanes$1$acc_we = l1_vlM;
-      lanes$1$rd_first = l1_kbfO;
-      lanes$1$out_load = l1_olM;
+      lanes$1$acc_we = l1_vlP;
+      lanes$1$rd_first = l1_kbfM;
+      lanes$1$out_load = l1_olP;
       lanes$1$w_addr$0 = l1_wa[0];
       lanes$1$r_addr$0 = l1_ra[0];
       lanes$1$w_addr$1 = l1_wa[1];
       lanes$1$r_addr$1 = l1_ra[1];
-      lanes$1$acc_addr$0 = l1_tM[0];
-      lanes$1$rd_addr$0 = l1_tO[0];
-      lanes$1$acc_addr$1 = l1_tM[1];
-      lanes$1$rd_addr$1 = l1_tO[1];
-      lanes$1$acc_addr$2 = l1_tM[2];
-      lanes$1$rd_addr$2 = l1_tO[2];
-      lanes$1$acc_addr$3 = l1_tM[3];
-      lanes$1$rd_addr$3 = l1_tO[3];
+      lanes$1$acc_addr$0 = l1_tP[0];
+      lanes$1$rd_addr$0 = l1_tM[0];
+      lanes$1$acc_addr$1 = l1_tP[1];
+      lanes$1$rd_addr$1 = l1_tM[1];
+      lanes$1$acc_addr$2 = l1_tP[2];
+      lanes$1$rd_addr$2 = l1_tM[2];
+      lanes$1$acc_addr$3 = l1_tP[3];
+      lanes$1$rd_addr$3 = l1_tM[3];
       lanes$1$w$0 = l1_wq[1:0];
       lanes$1$w$1 = l1_wq[3:2];
       lanes$1$w$2 = l1_wq[5:4];
@@ -3063,21 +3063,21 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$2$ps_clr = rst | (l2_en & l2_vlT);
       lanes$2$sc_take = l2_vlT;
       lanes$2$sc_mload = l2_nsT;
-      lanes$2$acc_we = l2_vlM;
-      lanes$2$rd_first = l2_kbfO;
-      lanes$2$out_load = l2_olM;
+      lanes$2$acc_we = l2_vlP;
+      lanes$2$rd_first = l2_kbfM;
+      lanes$2$out_load = l2_olP;
       lanes$2$w_addr$0 = l2_wa[0];
       lanes$2$r_addr$0 = l2_ra[0];
       lanes$2$w_addr$1 = l2_wa[1];
       lanes$2$r_addr$1 = l2_ra[1];
-      lanes$2$acc_addr$0 = l2_tM[0];
-      lanes$2$rd_addr$0 = l2_tO[0];
-      lanes$2$acc_addr$1 = l2_tM[1];
-      lanes$2$rd_addr$1 = l2_tO[1];
-      lanes$2$acc_addr$2 = l2_tM[2];
-      lanes$2$rd_addr$2 = l2_tO[2];
-      lanes$2$acc_addr$3 = l2_tM[3];
-      lanes$2$rd_addr$3 = l2_tO[3];
+      lanes$2$acc_addr$0 = l2_tP[0];
+      lanes$2$rd_addr$0 = l2_tM[0];
+      lanes$2$acc_addr$1 = l2_tP[1];
+      lanes$2$rd_addr$1 = l2_tM[1];
+      lanes$2$acc_addr$2 = l2_tP[2];
+      lanes$2$rd_addr$2 = l2_tM[2];
+      lanes$2$acc_addr$3 = l2_tP[3];
+      lanes$2$rd_addr$3 = l2_tM[3];
       lanes$2$w$0 = l2_wq[1:0];
       lanes$2$w$1 = l2_wq[3:2];
       lanes$2$w$2 = l2_wq[5:4];
@@ -3120,21 +3120,21 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$3$ps_clr = rst | (l3_en & l3_vlT);
       lanes$3$sc_take = l3_vlT;
       lanes$3$sc_mload = l3_nsT;
-      lanes$3$acc_we = l3_vlM;
-      lanes$3$rd_first = l3_kbfO;
-      lanes$3$out_load = l3_olM;
+      lanes$3$acc_we = l3_vlP;
+      lanes$3$rd_first = l3_kbfM;
+      lanes$3$out_load = l3_olP;
       lanes$3$w_addr$0 = l3_wa[0];
       lanes$3$r_addr$0 = l3_ra[0];
       lanes$3$w_addr$1 = l3_wa[1];
       lanes$3$r_addr$1 = l3_ra[1];
-      lanes$3$acc_addr$0 = l3_tM[0];
-      lanes$3$rd_addr$0 = l3_tO[0];
-      lanes$3$acc_addr$1 = l3_tM[1];
-      lanes$3$rd_addr$1 = l3_tO[1];
-      lanes$3$acc_addr$2 = l3_tM[2];
-      lanes$3$rd_addr$2 = l3_tO[2];
-      lanes$3$acc_addr$3 = l3_tM[3];
-      lanes$3$rd_addr$3 = l3_tO[3];
+      lanes$3$acc_addr$0 = l3_tP[0];
+      lanes$3$rd_addr$0 = l3_tM[0];
+      lanes$3$acc_addr$1 = l3_tP[1];
+      lanes$3$rd_addr$1 = l3_tM[1];
+      lanes$3$acc_addr$2 = l3_tP[2];
+      lanes$3$rd_addr$2 = l3_tM[2];
+      lanes$3$acc_addr$3 = l3_tP[3];
+      lanes$3$rd_addr$3 = l3_tM[3];
       lanes$3$w$0 = l3_wq[1:0];
       lanes$3$w$1 = l3_wq[3:2];
       lanes$3$w$2 = l3_wq[5:4];
@@ -3177,21 +3177,21 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$4$ps_clr = rst | (l4_en & l4_vlT);
       lanes$4$sc_take = l4_vlT;
       lanes$4$sc_mload = l4_nsT;
-      lanes$4$acc_we = l4_vlM;
-      lanes$4$rd_first = l4_kbfO;
-      lanes$4$out_load = l4_olM;
+      lanes$4$acc_we = l4_vlP;
+      lanes$4$rd_first = l4_kbfM;
+      lanes$4$out_load = l4_olP;
       lanes$4$w_addr$0 = l4_wa[0];
       lanes$4$r_addr$0 = l4_ra[0];
       lanes$4$w_addr$1 = l4_wa[1];
       lanes$4$r_addr$1 = l4_ra[1];
-      lanes$4$acc_addr$0 = l4_tM[0];
-      lanes$4$rd_addr$0 = l4_tO[0];
-      lanes$4$acc_addr$1 = l4_tM[1];
-      lanes$4$rd_addr$1 = l4_tO[1];
-      lanes$4$acc_addr$2 = l4_tM[2];
-      lanes$4$rd_addr$2 = l4_tO[2];
-      lanes$4$acc_addr$3 = l4_tM[3];
-      lanes$4$rd_addr$3 = l4_tO[3];
+      lanes$4$acc_addr$0 = l4_tP[0];
+      lanes$4$rd_addr$0 = l4_tM[0];
+      lanes$4$acc_addr$1 = l4_tP[1];
+      lanes$4$rd_addr$1 = l4_tM[1];
+      lanes$4$acc_addr$2 = l4_tP[2];
+      lanes$4$rd_addr$2 = l4_tM[2];
+      lanes$4$acc_addr$3 = l4_tP[3];
+      lanes$4$rd_addr$3 = l4_tM[3];
       lanes$4$w$0 = l4_wq[1:0];
       lanes$4$w$1 = l4_wq[3:2];
       lanes$4$w$2 = l4_wq[5:4];
@@ -3234,21 +3234,21 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$5$ps_clr = rst | (l5_en & l5_vlT);
       lanes$5$sc_take = l5_vlT;
       lanes$5$sc_mload = l5_nsT;
-      lanes$5$acc_we = l5_vlM;
-      lanes$5$rd_first = l5_kbfO;
-      lanes$5$out_load = l5_olM;
+      lanes$5$acc_we = l5_vlP;
+      lanes$5$rd_first = l5_kbfM;
+      lanes$5$out_load = l5_olP;
       lanes$5$w_addr$0 = l5_wa[0];
       lanes$5$r_addr$0 = l5_ra[0];
       lanes$5$w_addr$1 = l5_wa[1];
       lanes$5$r_addr$1 = l5_ra[1];
-      lanes$5$acc_addr$0 = l5_tM[0];
-      lanes$5$rd_addr$0 = l5_tO[0];
-      lanes$5$acc_addr$1 = l5_tM[1];
-      lanes$5$rd_addr$1 = l5_tO[1];
-      lanes$5$acc_addr$2 = l5_tM[2];
-      lanes$5$rd_addr$2 = l5_tO[2];
-      lanes$5$acc_addr$3 = l5_tM[3];
-      lanes$5$rd_addr$3 = l5_tO[3];
+      lanes$5$acc_addr$0 = l5_tP[0];
+      lanes$5$rd_addr$0 = l5_tM[0];
+      lanes$5$acc_addr$1 = l5_tP[1];
+      lanes$5$rd_addr$1 = l5_tM[1];
+      lanes$5$acc_addr$2 = l5_tP[2];
+      lanes$5$rd_addr$2 = l5_tM[2];
+      lanes$5$acc_addr$3 = l5_tP[3];
+      lanes$5$rd_addr$3 = l5_tM[3];
       lanes$5$w$0 = l5_wq[1:0];
       lanes$5$w$1 = l5_wq[3:2];
       lanes$5$w$2 = l5_wq[5:4];
@@ -3291,21 +3291,21 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$6$ps_clr = rst | (l6_en & l6_vlT);
       lanes$6$sc_take = l6_vlT;
       lanes$6$sc_mload = l6_nsT;
-      lanes$6$acc_we = l6_vlM;
-      lanes$6$rd_first = l6_kbfO;
-      lanes$6$out_load = l6_olM;
+      lanes$6$acc_we = l6_vlP;
+      lanes$6$rd_first = l6_kbfM;
+      lanes$6$out_load = l6_olP;
       lanes$6$w_addr$0 = l6_wa[0];
       lanes$6$r_addr$0 = l6_ra[0];
       lanes$6$w_addr$1 = l6_wa[1];
       lanes$6$r_addr$1 = l6_ra[1];
-      lanes$6$acc_addr$0 = l6_tM[0];
-      lanes$6$rd_addr$0 = l6_tO[0];
-      lanes$6$acc_addr$1 = l6_tM[1];
-      lanes$6$rd_addr$1 = l6_tO[1];
-      lanes$6$acc_addr$2 = l6_tM[2];
-      lanes$6$rd_addr$2 = l6_tO[2];
-      lanes$6$acc_addr$3 = l6_tM[3];
-      lanes$6$rd_addr$3 = l6_tO[3];
+      lanes$6$acc_addr$0 = l6_tP[0];
+      lanes$6$rd_addr$0 = l6_tM[0];
+      lanes$6$acc_addr$1 = l6_tP[1];
+      lanes$6$rd_addr$1 = l6_tM[1];
+      lanes$6$acc_addr$2 = l6_tP[2];
+      lanes$6$rd_addr$2 = l6_tM[2];
+      lanes$6$acc_addr$3 = l6_tP[3];
+      lanes$6$rd_addr$3 = l6_tM[3];
       lanes$6$w$0 = l6_wq[1:0];
       lanes$6$w$1 = l6_wq[3:2];
       lanes$6$w$2 = l6_wq[5:4];
@@ -3348,21 +3348,21 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$7$ps_clr = rst | (l7_en & l7_vlT);
       lanes$7$sc_take = l7_vlT;
       lanes$7$sc_mload = l7_nsT;
-      lanes$7$acc_we = l7_vlM;
-      lanes$7$rd_first = l7_kbfO;
-      lanes$7$out_load = l7_olM;
+      lanes$7$acc_we = l7_vlP;
+      lanes$7$rd_first = l7_kbfM;
+      lanes$7$out_load = l7_olP;
       lanes$7$w_addr$0 = l7_wa[0];
       lanes$7$r_addr$0 = l7_ra[0];
       lanes$7$w_addr$1 = l7_wa[1];
       lanes$7$r_addr$1 = l7_ra[1];
-      lanes$7$acc_addr$0 = l7_tM[0];
-      lanes$7$rd_addr$0 = l7_tO[0];
-      lanes$7$acc_addr$1 = l7_tM[1];
-      lanes$7$rd_addr$1 = l7_tO[1];
-      lanes$7$acc_addr$2 = l7_tM[2];
-      lanes$7$rd_addr$2 = l7_tO[2];
-      lanes$7$acc_addr$3 = l7_tM[3];
-      lanes$7$rd_addr$3 = l7_tO[3];
+      lanes$7$acc_addr$0 = l7_tP[0];
+      lanes$7$rd_addr$0 = l7_tM[0];
+      lanes$7$acc_addr$1 = l7_tP[1];
+      lanes$7$rd_addr$1 = l7_tM[1];
+      lanes$7$acc_addr$2 = l7_tP[2];
+      lanes$7$rd_addr$2 = l7_tM[2];
+      lanes$7$acc_addr$3 = l7_tP[3];
+      lanes$7$rd_addr$3 = l7_tM[3];
       lanes$7$w$0 = l7_wq[1:0];
       lanes$7$w$1 = l7_wq[3:2];
       lanes$7$w$2 = l7_wq[5:4];
@@ -3405,21 +3405,21 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$8$ps_clr = rst | (l8_en & l8_vlT);
       lanes$8$sc_take = l8_vlT;
       lanes$8$sc_mload = l8_nsT;
-      lanes$8$acc_we = l8_vlM;
-      lanes$8$rd_first = l8_kbfO;
-      lanes$8$out_load = l8_olM;
+      lanes$8$acc_we = l8_vlP;
+      lanes$8$rd_first = l8_kbfM;
+      lanes$8$out_load = l8_olP;
       lanes$8$w_addr$0 = l8_wa[0];
       lanes$8$r_addr$0 = l8_ra[0];
       lanes$8$w_addr$1 = l8_wa[1];
       lanes$8$r_addr$1 = l8_ra[1];
-      lanes$8$acc_addr$0 = l8_tM[0];
-      lanes$8$rd_addr$0 = l8_tO[0];
-      lanes$8$acc_addr$1 = l8_tM[1];
-      lanes$8$rd_addr$1 = l8_tO[1];
-      lanes$8$acc_addr$2 = l8_tM[2];
-      lanes$8$rd_addr$2 = l8_tO[2];
-      lanes$8$acc_addr$3 = l8_tM[3];
-      lanes$8$rd_addr$3 = l8_tO[3];
+      lanes$8$acc_addr$0 = l8_tP[0];
+      lanes$8$rd_addr$0 = l8_tM[0];
+      lanes$8$acc_addr$1 = l8_tP[1];
+      lanes$8$rd_addr$1 = l8_tM[1];
+      lanes$8$acc_addr$2 = l8_tP[2];
+      lanes$8$rd_addr$2 = l8_tM[2];
+      lanes$8$acc_addr$3 = l8_tP[3];
+      lanes$8$rd_addr$3 = l8_tM[3];
       lanes$8$w$0 = l8_wq[1:0];
       lanes$8$w$1 = l8_wq[3:2];
       lanes$8$w$2 = l8_wq[5:4];
@@ -3462,21 +3462,21 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$9$ps_clr = rst | (l9_en & l9_vlT);
       lanes$9$sc_take = l9_vlT;
       lanes$9$sc_mload = l9_nsT;
-      lanes$9$acc_we = l9_vlM;
-      lanes$9$rd_first = l9_kbfO;
-      lanes$9$out_load = l9_olM;
+      lanes$9$acc_we = l9_vlP;
+      lanes$9$rd_first = l9_kbfM;
+      lanes$9$out_load = l9_olP;
       lanes$9$w_addr$0 = l9_wa[0];
       lanes$9$r_addr$0 = l9_ra[0];
       lanes$9$w_addr$1 = l9_wa[1];
       lanes$9$r_addr$1 = l9_ra[1];
-      lanes$9$acc_addr$0 = l9_tM[0];
-      lanes$9$rd_addr$0 = l9_tO[0];
-      lanes$9$acc_addr$1 = l9_tM[1];
-      lanes$9$rd_addr$1 = l9_tO[1];
-      lanes$9$acc_addr$2 = l9_tM[2];
-      lanes$9$rd_addr$2 = l9_tO[2];
-      lanes$9$acc_addr$3 = l9_tM[3];
-      lanes$9$rd_addr$3 = l9_tO[3];
+      lanes$9$acc_addr$0 = l9_tP[0];
+      lanes$9$rd_addr$0 = l9_tM[0];
+      lanes$9$acc_addr$1 = l9_tP[1];
+      lanes$9$rd_addr$1 = l9_tM[1];
+      lanes$9$acc_addr$2 = l9_tP[2];
+      lanes$9$rd_addr$2 = l9_tM[2];
+      lanes$9$acc_addr$3 = l9_tP[3];
+      lanes$9$rd_addr$3 = l9_tM[3];
       lanes$9$w$0 = l9_wq[1:0];
       lanes$9$w$1 = l9_wq[3:2];
       lanes$9$w$2 = l9_wq[5:4];
@@ -3519,21 +3519,21 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$10$ps_clr = rst | (l10_en & l10_vlT);
       lanes$10$sc_take = l10_vlT;
       lanes$10$sc_mload = l10_nsT;
-      lanes$10$acc_we = l10_vlM;
-      lanes$10$rd_first = l10_kbfO;
-      lanes$10$out_load = l10_olM;
+      lanes$10$acc_we = l10_vlP;
+      lanes$10$rd_first = l10_kbfM;
+      lanes$10$out_load = l10_olP;
       lanes$10$w_addr$0 = l10_wa[0];
       lanes$10$r_addr$0 = l10_ra[0];
       lanes$10$w_addr$1 = l10_wa[1];
       lanes$10$r_addr$1 = l10_ra[1];
-      lanes$10$acc_addr$0 = l10_tM[0];
-      lanes$10$rd_addr$0 = l10_tO[0];
-      lanes$10$acc_addr$1 = l10_tM[1];
-      lanes$10$rd_addr$1 = l10_tO[1];
-      lanes$10$acc_addr$2 = l10_tM[2];
-      lanes$10$rd_addr$2 = l10_tO[2];
-      lanes$10$acc_addr$3 = l10_tM[3];
-      lanes$10$rd_addr$3 = l10_tO[3];
+      lanes$10$acc_addr$0 = l10_tP[0];
+      lanes$10$rd_addr$0 = l10_tM[0];
+      lanes$10$acc_addr$1 = l10_tP[1];
+      lanes$10$rd_addr$1 = l10_tM[1];
+      lanes$10$acc_addr$2 = l10_tP[2];
+      lanes$10$rd_addr$2 = l10_tM[2];
+      lanes$10$acc_addr$3 = l10_tP[3];
+      lanes$10$rd_addr$3 = l10_tM[3];
       lanes$10$w$0 = l10_wq[1:0];
       lanes$10$w$1 = l10_wq[3:2];
       lanes$10$w$2 = l10_wq[5:4];
@@ -3576,21 +3576,21 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$11$ps_clr = rst | (l11_en & l11_vlT);
       lanes$11$sc_take = l11_vlT;
       lanes$11$sc_mload = l11_nsT;
-      lanes$11$acc_we = l11_vlM;
-      lanes$11$rd_first = l11_kbfO;
-      lanes$11$out_load = l11_olM;
+      lanes$11$acc_we = l11_vlP;
+      lanes$11$rd_first = l11_kbfM;
+      lanes$11$out_load = l11_olP;
       lanes$11$w_addr$0 = l11_wa[0];
       lanes$11$r_addr$0 = l11_ra[0];
       lanes$11$w_addr$1 = l11_wa[1];
       lanes$11$r_addr$1 = l11_ra[1];
-      lanes$11$acc_addr$0 = l11_tM[0];
-      lanes$11$rd_addr$0 = l11_tO[0];
-      lanes$11$acc_addr$1 = l11_tM[1];
-      lanes$11$rd_addr$1 = l11_tO[1];
-      lanes$11$acc_addr$2 = l11_tM[2];
-      lanes$11$rd_addr$2 = l11_tO[2];
-      lanes$11$acc_addr$3 = l11_tM[3];
-      lanes$11$rd_addr$3 = l11_tO[3];
+      lanes$11$acc_addr$0 = l11_tP[0];
+      lanes$11$rd_addr$0 = l11_tM[0];
+      lanes$11$acc_addr$1 = l11_tP[1];
+      lanes$11$rd_addr$1 = l11_tM[1];
+      lanes$11$acc_addr$2 = l11_tP[2];
+      lanes$11$rd_addr$2 = l11_tM[2];
+      lanes$11$acc_addr$3 = l11_tP[3];
+      lanes$11$rd_addr$3 = l11_tM[3];
       lanes$11$w$0 = l11_wq[1:0];
       lanes$11$w$1 = l11_wq[3:2];
       lanes$11$w$2 = l11_wq[5:4];
@@ -3633,21 +3633,21 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$12$ps_clr = rst | (l12_en & l12_vlT);
       lanes$12$sc_take = l12_vlT;
       lanes$12$sc_mload = l12_nsT;
-      lanes$12$acc_we = l12_vlM;
-      lanes$12$rd_first = l12_kbfO;
-      lanes$12$out_load = l12_olM;
+      lanes$12$acc_we = l12_vlP;
+      lanes$12$rd_first = l12_kbfM;
+      lanes$12$out_load = l12_olP;
       lanes$12$w_addr$0 = l12_wa[0];
       lanes$12$r_addr$0 = l12_ra[0];
       lanes$12$w_addr$1 = l12_wa[1];
       lanes$12$r_addr$1 = l12_ra[1];
-      lanes$12$acc_addr$0 = l12_tM[0];
-      lanes$12$rd_addr$0 = l12_tO[0];
-      lanes$12$acc_addr$1 = l12_tM[1];
-      lanes$12$rd_addr$1 = l12_tO[1];
-      lanes$12$acc_addr$2 = l12_tM[2];
-      lanes$12$rd_addr$2 = l12_tO[2];
-      lanes$12$acc_addr$3 = l12_tM[3];
-      lanes$12$rd_addr$3 = l12_tO[3];
+      lanes$12$acc_addr$0 = l12_tP[0];
+      lanes$12$rd_addr$0 = l12_tM[0];
+      lanes$12$acc_addr$1 = l12_tP[1];
+      lanes$12$rd_addr$1 = l12_tM[1];
+      lanes$12$acc_addr$2 = l12_tP[2];
+      lanes$12$rd_addr$2 = l12_tM[2];
+      lanes$12$acc_addr$3 = l12_tP[3];
+      lanes$12$rd_addr$3 = l12_tM[3];
       lanes$12$w$0 = l12_wq[1:0];
       lanes$12$w$1 = l12_wq[3:2];
       lanes$12$w$2 = l12_wq[5:4];
@@ -3690,21 +3690,21 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$13$ps_clr = rst | (l13_en & l13_vlT);
       lanes$13$sc_take = l13_vlT;
       lanes$13$sc_mload = l13_nsT;
-      lanes$13$acc_we = l13_vlM;
-      lanes$13$rd_first = l13_kbfO;
-      lanes$13$out_load = l13_olM;
+      lanes$13$acc_we = l13_vlP;
+      lanes$13$rd_first = l13_kbfM;
+      lanes$13$out_load = l13_olP;
       lanes$13$w_addr$0 = l13_wa[0];
       lanes$13$r_addr$0 = l13_ra[0];
       lanes$13$w_addr$1 = l13_wa[1];
       lanes$13$r_addr$1 = l13_ra[1];
-      lanes$13$acc_addr$0 = l13_tM[0];
-      lanes$13$rd_addr$0 = l13_tO[0];
-      lanes$13$acc_addr$1 = l13_tM[1];
-      lanes$13$rd_addr$1 = l13_tO[1];
-      lanes$13$acc_addr$2 = l13_tM[2];
-      lanes$13$rd_addr$2 = l13_tO[2];
-      lanes$13$acc_addr$3 = l13_tM[3];
-      lanes$13$rd_addr$3 = l13_tO[3];
+      lanes$13$acc_addr$0 = l13_tP[0];
+      lanes$13$rd_addr$0 = l13_tM[0];
+      lanes$13$acc_addr$1 = l13_tP[1];
+      lanes$13$rd_addr$1 = l13_tM[1];
+      lanes$13$acc_addr$2 = l13_tP[2];
+      lanes$13$rd_addr$2 = l13_tM[2];
+      lanes$13$acc_addr$3 = l13_tP[3];
+      lanes$13$rd_addr$3 = l13_tM[3];
       lanes$13$w$0 = l13_wq[1:0];
       lanes$13$w$1 = l13_wq[3:2];
       lanes$13$w$2 = l13_wq[5:4];
@@ -3747,21 +3747,21 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$14$ps_clr = rst | (l14_en & l14_vlT);
       lanes$14$sc_take = l14_vlT;
       lanes$14$sc_mload = l14_nsT;
-      lanes$14$acc_we = l14_vlM;
-      lanes$14$rd_first = l14_kbfO;
-      lanes$14$out_load = l14_olM;
+      lanes$14$acc_we = l14_vlP;
+      lanes$14$rd_first = l14_kbfM;
+      lanes$14$out_load = l14_olP;
       lanes$14$w_addr$0 = l14_wa[0];
       lanes$14$r_addr$0 = l14_ra[0];
       lanes$14$w_addr$1 = l14_wa[1];
       lanes$14$r_addr$1 = l14_ra[1];
-      lanes$14$acc_addr$0 = l14_tM[0];
-      lanes$14$rd_addr$0 = l14_tO[0];
-      lanes$14$acc_addr$1 = l14_tM[1];
-      lanes$14$rd_addr$1 = l14_tO[1];
-      lanes$14$acc_addr$2 = l14_tM[2];
-      lanes$14$rd_addr$2 = l14_tO[2];
-      lanes$14$acc_addr$3 = l14_tM[3];
-      lanes$14$rd_addr$3 = l14_tO[3];
+      lanes$14$acc_addr$0 = l14_tP[0];
+      lanes$14$rd_addr$0 = l14_tM[0];
+      lanes$14$acc_addr$1 = l14_tP[1];
+      lanes$14$rd_addr$1 = l14_tM[1];
+      lanes$14$acc_addr$2 = l14_tP[2];
+      lanes$14$rd_addr$2 = l14_tM[2];
+      lanes$14$acc_addr$3 = l14_tP[3];
+      lanes$14$rd_addr$3 = l14_tM[3];
       lanes$14$w$0 = l14_wq[1:0];
       lanes$14$w$1 = l14_wq[3:2];
       lanes$14$w$2 = l14_wq[5:4];
@@ -3804,21 +3804,21 @@ module tern_default_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid
       lanes$15$ps_clr = rst | (l15_en & l15_vlT);
       lanes$15$sc_take = l15_vlT;
       lanes$15$sc_mload = l15_nsT;
-      lanes$15$acc_we = l15_vlM;
-      lanes$15$rd_first = l15_kbfO;
-      lanes$15$out_load = l15_olM;
+      lanes$15$acc_we = l15_vlP;
+      lanes$15$rd_first = l15_kbfM;
+      lanes$15$out_load = l15_olP;
       lanes$15$w_addr$0 = l15_wa[0];
       lanes$15$r_addr$0 = l15_ra[0];
       lanes$15$w_addr$1 = l15_wa[1];
       lanes$15$r_addr$1 = l15_ra[1];
-      lanes$15$acc_addr$0 = l15_tM[0];
-      lanes$15$rd_addr$0 = l15_tO[0];
-      lanes$15$acc_addr$1 = l15_tM[1];
-      lanes$15$rd_addr$1 = l15_tO[1];
-      lanes$15$acc_addr$2 = l15_tM[2];
-      lanes$15$rd_addr$2 = l15_tO[2];
-      lanes$15$acc_addr$3 = l15_tM[3];
-      lanes$15$rd_addr$3 = l15_tO[3];
+      lanes$15$acc_addr$0 = l15_tP[0];
+      lanes$15$rd_addr$0 = l15_tM[0];
+      lanes$15$acc_addr$1 = l15_tP[1];
+      lanes$15$rd_addr$1 = l15_tM[1];
+      lanes$15$acc_addr$2 = l15_tP[2];
+      lanes$15$rd_addr$2 = l15_tM[2];
+      lanes$15$acc_addr$3 = l15_tP[3];
+      lanes$15$rd_addr$3 = l15_tM[3];
       lanes$15$w$0 = l15_wq[1:0];
       lanes$15$w$1 = l15_wq[3:2];
       lanes$15$w$2 = l15_wq[5:4];
@@ -3923,12 +3923,13 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     reg sc_full_q;
     // mantissa vectors owed to the prefetch register: issued block ends (first token) not yet matched by an accepted scale beat
     reg [3:0] sc_owed;
-    // single-bit copies for go's next value: owed_nz = (sc_owed != 0), ns_p/ns_t = mantissa needed before/at the root stage, vk_o/vk_m = vlO & kblO, vlM & kblM
+    // single-bit copies for go's next value: owed_nz = (sc_owed != 0), ns_p/ns_t = mantissa needed before/at the root stage, vk_o/vk_m/vk_p = a tile's vector (vl & kbl) in the operand/multiplier/product stage
     reg owed_nz;
     reg ns_p;
     reg ns_t;
     reg vk_o;
     reg vk_m;
+    reg vk_p;
     // block-end lookahead: kbl_q = (kbrem <= block.k), more_q[j] = (kbrem > (j+1)*cols); registered with kbrem
     reg kbl_q;
     reg [2:0] more_q;
@@ -3942,7 +3943,7 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     reg pad_q;
     reg tz_q;
     reg tl_q;
-    // beat flags: issue (0), ring write (r), lead registers (l), 4 tree stage(s), scaler capture (S), operands (O), multiplier (M)
+    // beat flags: issue (0), ring write (r), lead registers (l), 4 tree stage(s), scaler capture (S), operands (O), multiplier (M), product (P)
     reg v0;
     reg last0;
     reg kbf0;
@@ -4004,12 +4005,17 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     reg tlS;
     reg [3:0] tS;
     reg vlO;
+    reg kbfO;
     reg nlO;
     reg tlO;
     reg [3:0] tO;
+    reg vlM;
     reg nlM;
     reg tlM;
     reg [3:0] tM;
+    reg nlP;
+    reg tlP;
+    reg [3:0] tP;
     // output register (the lanes hold the data); out_nv is the vector's output index: out_nbase, or 0 when out_n0_q (set by a good start, cleared when the first tile's last vector is taken)
     reg out_n0_q;
     reg out_valid_q;
@@ -4033,8 +4039,8 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
     wire sc_acc = sc_ready & scale_valid;
     // next state of the registers go depends on: output register full, a vector at the multiplier stage, a mantissa needed at the root, the prefetch register full
     wire sc_full_n = ~rst & (sc_acc | (sc_full_q & ~take));
-    wire ov_n = ~rst & ((go & vk_m) | (out_valid_q & ~out_ready));
-    wire ld_n = ~rst & (go ? vk_o : vk_m);
+    wire ov_n = ~rst & ((go & vk_p) | (out_valid_q & ~out_ready));
+    wire ld_n = ~rst & (go ? vk_m : vk_p);
     wire ns_n = ~rst & (go ? pns_w : need_scale);
     wire en_n = ~(ov_n & ld_n) & ~(ns_n & ~sc_full_n);
     (* keep *) always @(posedge clock) begin
@@ -4089,10 +4095,12 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
         err_q <= 1'b0;
         vlS <= 1'b0;
         vlO <= 1'b0;
+        vlM <= 1'b0;
         ns_p <= 1'b0;
         ns_t <= 1'b0;
         vk_o <= 1'b0;
         vk_m <= 1'b0;
+        vk_p <= 1'b0;
         out_valid_q <= 1'b0;
         v0 <= 1'b0;
         vr <= 1'b0;
@@ -4200,23 +4208,29 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
           ns_t <= ns_p;
           vk_o <= vlS & kblS;
           vk_m <= vk_o;
+          vk_p <= vk_m;
           kbfS <= kbfd4;
           kblS <= kbld4;
           nlS <= nld4;
           tlS <= tld4;
           tS <= td4;
           vlO <= vlS;
+          kbfO <= kbfS;
           nlO <= nlS;
           tlO <= tlS;
           tO <= tS;
+          vlM <= vlO;
           nlM <= nlO;
           tlM <= tlO;
           tM <= tO;
-          if (vk_m) begin
+          nlP <= nlM;
+          tlP <= tlM;
+          tP <= tM;
+          if (vk_p) begin
             out_valid_q <= 1'b1;
-            out_tok_q <= tM;
-            out_tl_q <= tlM;
-            out_last_q <= tlM & nlM;
+            out_tok_q <= tP;
+            out_tl_q <= tlP;
+            out_last_q <= tlP & nlP;
           end else if (out_ready) out_valid_q <= 1'b0;
         end else if (out_ready) out_valid_q <= 1'b0;
         // the tile's last vector taken: the next vector is the next tile's
@@ -4280,17 +4294,17 @@ module tern_default_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_vali
       pv = vd3;
       pvl = vd3 & lastd3;
       pns = pns_w;
-      svl = vlO;
-      sol = vk_o;
-      st$0 = tO[0];
-      st$1 = tO[1];
-      st$2 = tO[2];
-      st$3 = tO[3];
-      rkbf = kbfS;
-      rt$0 = tS[0];
-      rt$1 = tS[1];
-      rt$2 = tS[2];
-      rt$3 = tS[3];
+      svl = vlM;
+      sol = vk_m;
+      st$0 = tM[0];
+      st$1 = tM[1];
+      st$2 = tM[2];
+      st$3 = tM[3];
+      rkbf = kbfO;
+      rt$0 = tO[0];
+      rt$1 = tO[1];
+      rt$2 = tO[2];
+      rt$3 = tO[3];
       out_valid = out_valid_q;
       out_token = {{12{1'b0}}, out_tok_q};
       out_n = {{13{1'b0}}, out_nv};
@@ -4834,14 +4848,19 @@ module tern_default_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -5391,14 +5410,19 @@ module tern_default_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -5948,14 +5972,19 @@ module tern_default_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -6505,14 +6534,19 @@ module tern_default_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -7062,14 +7096,19 @@ module tern_default_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -7619,14 +7658,19 @@ module tern_default_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -8176,14 +8220,19 @@ module tern_default_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -8733,14 +8782,19 @@ module tern_default_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -9290,14 +9344,19 @@ module tern_default_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -9847,14 +9906,19 @@ module tern_default_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -10404,14 +10468,19 @@ module tern_default_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -10961,14 +11030,19 @@ module tern_default_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -11518,14 +11592,19 @@ module tern_default_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -12075,14 +12154,19 @@ module tern_default_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -12632,14 +12716,19 @@ module tern_default_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -13189,14 +13278,19 @@ module tern_default_core$lanes$9$scaler(clock,en,take,mload,psum$0,psum$1,psum$2
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;

@@ -6821,20 +6821,20 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     always @(posedge clock) begin
       if (en_x) x_f <= {x_2[255:248], x_2[239:232], x_2[223:216], x_2[207:200], x_2[191:184], x_2[175:168], x_2[159:152], x_2[143:136], x_2[127:120], x_2[111:104], x_2[95:88], x_2[79:72], x_2[63:56], x_2[47:40], x_2[31:24], x_2[15:8]};
     end
-    // per lane, registered copies of the lane-wide controls (kept apart so that each fans out inside its lane): the clock enable, the scale prefetch flag, the issued beat's ring write (enable, index, trit codes) and ring read index, the root-stage and multiplier-stage flags; and the lane's scale prefetch register
+    // per lane, registered copies of the lane-wide controls (kept apart so that each fans out inside its lane): the clock enable, the scale prefetch flag, the issued beat's ring write (enable, index, trit codes) and ring read index, the root-stage, multiplier-stage and product-stage flags; and the lane's scale prefetch register
     reg l0_en;
     reg l0_scf;
     reg l0_wwe;
     reg l0_vT;
     reg l0_vlT;
     reg l0_nsT;
-    reg l0_kbfO;
-    reg l0_vlM;
-    reg l0_olM;
+    reg l0_kbfM;
+    reg l0_vlP;
+    reg l0_olP;
     reg l0_wa;
     reg l0_ra;
-    reg [3:0] l0_tO;
     reg [3:0] l0_tM;
+    reg [3:0] l0_tP;
     reg [63:0] l0_wq;
     reg [15:0] l0_scn;
     (* keep *) always @(posedge clock) begin
@@ -6845,8 +6845,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l0_vT <= 1'b0;
         l0_vlT <= 1'b0;
         l0_nsT <= 1'b0;
-        l0_vlM <= 1'b0;
-        l0_olM <= 1'b0;
+        l0_vlP <= 1'b0;
+        l0_olP <= 1'b0;
       end else if (l0_en) begin
         l0_wwe <= ctrl$w_we;
         l0_wa <= {ctrl$w_addr$0};
@@ -6855,11 +6855,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l0_vT <= ctrl$pv;
         l0_vlT <= ctrl$pvl;
         l0_nsT <= ctrl$pns;
-        l0_kbfO <= ctrl$rkbf;
-        l0_vlM <= ctrl$svl;
-        l0_olM <= ctrl$sol;
-        l0_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l0_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l0_kbfM <= ctrl$rkbf;
+        l0_vlP <= ctrl$svl;
+        l0_olP <= ctrl$sol;
+        l0_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l0_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l0_scf | (l0_en & l0_nsT)) l0_scn <= scale$0;
     end
@@ -6869,13 +6869,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l1_vT;
     reg l1_vlT;
     reg l1_nsT;
-    reg l1_kbfO;
-    reg l1_vlM;
-    reg l1_olM;
+    reg l1_kbfM;
+    reg l1_vlP;
+    reg l1_olP;
     reg l1_wa;
     reg l1_ra;
-    reg [3:0] l1_tO;
     reg [3:0] l1_tM;
+    reg [3:0] l1_tP;
     reg [63:0] l1_wq;
     reg [15:0] l1_scn;
     (* keep *) always @(posedge clock) begin
@@ -6886,8 +6886,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l1_vT <= 1'b0;
         l1_vlT <= 1'b0;
         l1_nsT <= 1'b0;
-        l1_vlM <= 1'b0;
-        l1_olM <= 1'b0;
+        l1_vlP <= 1'b0;
+        l1_olP <= 1'b0;
       end else if (l1_en) begin
         l1_wwe <= ctrl$w_we;
         l1_wa <= {ctrl$w_addr$0};
@@ -6896,11 +6896,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l1_vT <= ctrl$pv;
         l1_vlT <= ctrl$pvl;
         l1_nsT <= ctrl$pns;
-        l1_kbfO <= ctrl$rkbf;
-        l1_vlM <= ctrl$svl;
-        l1_olM <= ctrl$sol;
-        l1_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l1_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l1_kbfM <= ctrl$rkbf;
+        l1_vlP <= ctrl$svl;
+        l1_olP <= ctrl$sol;
+        l1_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l1_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l1_scf | (l1_en & l1_nsT)) l1_scn <= scale$1;
     end
@@ -6910,13 +6910,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l2_vT;
     reg l2_vlT;
     reg l2_nsT;
-    reg l2_kbfO;
-    reg l2_vlM;
-    reg l2_olM;
+    reg l2_kbfM;
+    reg l2_vlP;
+    reg l2_olP;
     reg l2_wa;
     reg l2_ra;
-    reg [3:0] l2_tO;
     reg [3:0] l2_tM;
+    reg [3:0] l2_tP;
     reg [63:0] l2_wq;
     reg [15:0] l2_scn;
     (* keep *) always @(posedge clock) begin
@@ -6927,8 +6927,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l2_vT <= 1'b0;
         l2_vlT <= 1'b0;
         l2_nsT <= 1'b0;
-        l2_vlM <= 1'b0;
-        l2_olM <= 1'b0;
+        l2_vlP <= 1'b0;
+        l2_olP <= 1'b0;
       end else if (l2_en) begin
         l2_wwe <= ctrl$w_we;
         l2_wa <= {ctrl$w_addr$0};
@@ -6937,11 +6937,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l2_vT <= ctrl$pv;
         l2_vlT <= ctrl$pvl;
         l2_nsT <= ctrl$pns;
-        l2_kbfO <= ctrl$rkbf;
-        l2_vlM <= ctrl$svl;
-        l2_olM <= ctrl$sol;
-        l2_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l2_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l2_kbfM <= ctrl$rkbf;
+        l2_vlP <= ctrl$svl;
+        l2_olP <= ctrl$sol;
+        l2_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l2_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l2_scf | (l2_en & l2_nsT)) l2_scn <= scale$2;
     end
@@ -6951,13 +6951,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l3_vT;
     reg l3_vlT;
     reg l3_nsT;
-    reg l3_kbfO;
-    reg l3_vlM;
-    reg l3_olM;
+    reg l3_kbfM;
+    reg l3_vlP;
+    reg l3_olP;
     reg l3_wa;
     reg l3_ra;
-    reg [3:0] l3_tO;
     reg [3:0] l3_tM;
+    reg [3:0] l3_tP;
     reg [63:0] l3_wq;
     reg [15:0] l3_scn;
     (* keep *) always @(posedge clock) begin
@@ -6968,8 +6968,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l3_vT <= 1'b0;
         l3_vlT <= 1'b0;
         l3_nsT <= 1'b0;
-        l3_vlM <= 1'b0;
-        l3_olM <= 1'b0;
+        l3_vlP <= 1'b0;
+        l3_olP <= 1'b0;
       end else if (l3_en) begin
         l3_wwe <= ctrl$w_we;
         l3_wa <= {ctrl$w_addr$0};
@@ -6978,11 +6978,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l3_vT <= ctrl$pv;
         l3_vlT <= ctrl$pvl;
         l3_nsT <= ctrl$pns;
-        l3_kbfO <= ctrl$rkbf;
-        l3_vlM <= ctrl$svl;
-        l3_olM <= ctrl$sol;
-        l3_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l3_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l3_kbfM <= ctrl$rkbf;
+        l3_vlP <= ctrl$svl;
+        l3_olP <= ctrl$sol;
+        l3_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l3_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l3_scf | (l3_en & l3_nsT)) l3_scn <= scale$3;
     end
@@ -6992,13 +6992,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l4_vT;
     reg l4_vlT;
     reg l4_nsT;
-    reg l4_kbfO;
-    reg l4_vlM;
-    reg l4_olM;
+    reg l4_kbfM;
+    reg l4_vlP;
+    reg l4_olP;
     reg l4_wa;
     reg l4_ra;
-    reg [3:0] l4_tO;
     reg [3:0] l4_tM;
+    reg [3:0] l4_tP;
     reg [63:0] l4_wq;
     reg [15:0] l4_scn;
     (* keep *) always @(posedge clock) begin
@@ -7009,8 +7009,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l4_vT <= 1'b0;
         l4_vlT <= 1'b0;
         l4_nsT <= 1'b0;
-        l4_vlM <= 1'b0;
-        l4_olM <= 1'b0;
+        l4_vlP <= 1'b0;
+        l4_olP <= 1'b0;
       end else if (l4_en) begin
         l4_wwe <= ctrl$w_we;
         l4_wa <= {ctrl$w_addr$0};
@@ -7019,11 +7019,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l4_vT <= ctrl$pv;
         l4_vlT <= ctrl$pvl;
         l4_nsT <= ctrl$pns;
-        l4_kbfO <= ctrl$rkbf;
-        l4_vlM <= ctrl$svl;
-        l4_olM <= ctrl$sol;
-        l4_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l4_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l4_kbfM <= ctrl$rkbf;
+        l4_vlP <= ctrl$svl;
+        l4_olP <= ctrl$sol;
+        l4_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l4_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l4_scf | (l4_en & l4_nsT)) l4_scn <= scale$4;
     end
@@ -7033,13 +7033,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l5_vT;
     reg l5_vlT;
     reg l5_nsT;
-    reg l5_kbfO;
-    reg l5_vlM;
-    reg l5_olM;
+    reg l5_kbfM;
+    reg l5_vlP;
+    reg l5_olP;
     reg l5_wa;
     reg l5_ra;
-    reg [3:0] l5_tO;
     reg [3:0] l5_tM;
+    reg [3:0] l5_tP;
     reg [63:0] l5_wq;
     reg [15:0] l5_scn;
     (* keep *) always @(posedge clock) begin
@@ -7050,8 +7050,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l5_vT <= 1'b0;
         l5_vlT <= 1'b0;
         l5_nsT <= 1'b0;
-        l5_vlM <= 1'b0;
-        l5_olM <= 1'b0;
+        l5_vlP <= 1'b0;
+        l5_olP <= 1'b0;
       end else if (l5_en) begin
         l5_wwe <= ctrl$w_we;
         l5_wa <= {ctrl$w_addr$0};
@@ -7060,11 +7060,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l5_vT <= ctrl$pv;
         l5_vlT <= ctrl$pvl;
         l5_nsT <= ctrl$pns;
-        l5_kbfO <= ctrl$rkbf;
-        l5_vlM <= ctrl$svl;
-        l5_olM <= ctrl$sol;
-        l5_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l5_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l5_kbfM <= ctrl$rkbf;
+        l5_vlP <= ctrl$svl;
+        l5_olP <= ctrl$sol;
+        l5_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l5_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l5_scf | (l5_en & l5_nsT)) l5_scn <= scale$5;
     end
@@ -7074,13 +7074,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l6_vT;
     reg l6_vlT;
     reg l6_nsT;
-    reg l6_kbfO;
-    reg l6_vlM;
-    reg l6_olM;
+    reg l6_kbfM;
+    reg l6_vlP;
+    reg l6_olP;
     reg l6_wa;
     reg l6_ra;
-    reg [3:0] l6_tO;
     reg [3:0] l6_tM;
+    reg [3:0] l6_tP;
     reg [63:0] l6_wq;
     reg [15:0] l6_scn;
     (* keep *) always @(posedge clock) begin
@@ -7091,8 +7091,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l6_vT <= 1'b0;
         l6_vlT <= 1'b0;
         l6_nsT <= 1'b0;
-        l6_vlM <= 1'b0;
-        l6_olM <= 1'b0;
+        l6_vlP <= 1'b0;
+        l6_olP <= 1'b0;
       end else if (l6_en) begin
         l6_wwe <= ctrl$w_we;
         l6_wa <= {ctrl$w_addr$0};
@@ -7101,11 +7101,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l6_vT <= ctrl$pv;
         l6_vlT <= ctrl$pvl;
         l6_nsT <= ctrl$pns;
-        l6_kbfO <= ctrl$rkbf;
-        l6_vlM <= ctrl$svl;
-        l6_olM <= ctrl$sol;
-        l6_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l6_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l6_kbfM <= ctrl$rkbf;
+        l6_vlP <= ctrl$svl;
+        l6_olP <= ctrl$sol;
+        l6_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l6_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l6_scf | (l6_en & l6_nsT)) l6_scn <= scale$6;
     end
@@ -7115,13 +7115,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l7_vT;
     reg l7_vlT;
     reg l7_nsT;
-    reg l7_kbfO;
-    reg l7_vlM;
-    reg l7_olM;
+    reg l7_kbfM;
+    reg l7_vlP;
+    reg l7_olP;
     reg l7_wa;
     reg l7_ra;
-    reg [3:0] l7_tO;
     reg [3:0] l7_tM;
+    reg [3:0] l7_tP;
     reg [63:0] l7_wq;
     reg [15:0] l7_scn;
     (* keep *) always @(posedge clock) begin
@@ -7132,8 +7132,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l7_vT <= 1'b0;
         l7_vlT <= 1'b0;
         l7_nsT <= 1'b0;
-        l7_vlM <= 1'b0;
-        l7_olM <= 1'b0;
+        l7_vlP <= 1'b0;
+        l7_olP <= 1'b0;
       end else if (l7_en) begin
         l7_wwe <= ctrl$w_we;
         l7_wa <= {ctrl$w_addr$0};
@@ -7142,11 +7142,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l7_vT <= ctrl$pv;
         l7_vlT <= ctrl$pvl;
         l7_nsT <= ctrl$pns;
-        l7_kbfO <= ctrl$rkbf;
-        l7_vlM <= ctrl$svl;
-        l7_olM <= ctrl$sol;
-        l7_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l7_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l7_kbfM <= ctrl$rkbf;
+        l7_vlP <= ctrl$svl;
+        l7_olP <= ctrl$sol;
+        l7_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l7_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l7_scf | (l7_en & l7_nsT)) l7_scn <= scale$7;
     end
@@ -7156,13 +7156,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l8_vT;
     reg l8_vlT;
     reg l8_nsT;
-    reg l8_kbfO;
-    reg l8_vlM;
-    reg l8_olM;
+    reg l8_kbfM;
+    reg l8_vlP;
+    reg l8_olP;
     reg l8_wa;
     reg l8_ra;
-    reg [3:0] l8_tO;
     reg [3:0] l8_tM;
+    reg [3:0] l8_tP;
     reg [63:0] l8_wq;
     reg [15:0] l8_scn;
     (* keep *) always @(posedge clock) begin
@@ -7173,8 +7173,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l8_vT <= 1'b0;
         l8_vlT <= 1'b0;
         l8_nsT <= 1'b0;
-        l8_vlM <= 1'b0;
-        l8_olM <= 1'b0;
+        l8_vlP <= 1'b0;
+        l8_olP <= 1'b0;
       end else if (l8_en) begin
         l8_wwe <= ctrl$w_we;
         l8_wa <= {ctrl$w_addr$0};
@@ -7183,11 +7183,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l8_vT <= ctrl$pv;
         l8_vlT <= ctrl$pvl;
         l8_nsT <= ctrl$pns;
-        l8_kbfO <= ctrl$rkbf;
-        l8_vlM <= ctrl$svl;
-        l8_olM <= ctrl$sol;
-        l8_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l8_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l8_kbfM <= ctrl$rkbf;
+        l8_vlP <= ctrl$svl;
+        l8_olP <= ctrl$sol;
+        l8_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l8_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l8_scf | (l8_en & l8_nsT)) l8_scn <= scale$8;
     end
@@ -7197,13 +7197,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l9_vT;
     reg l9_vlT;
     reg l9_nsT;
-    reg l9_kbfO;
-    reg l9_vlM;
-    reg l9_olM;
+    reg l9_kbfM;
+    reg l9_vlP;
+    reg l9_olP;
     reg l9_wa;
     reg l9_ra;
-    reg [3:0] l9_tO;
     reg [3:0] l9_tM;
+    reg [3:0] l9_tP;
     reg [63:0] l9_wq;
     reg [15:0] l9_scn;
     (* keep *) always @(posedge clock) begin
@@ -7214,8 +7214,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l9_vT <= 1'b0;
         l9_vlT <= 1'b0;
         l9_nsT <= 1'b0;
-        l9_vlM <= 1'b0;
-        l9_olM <= 1'b0;
+        l9_vlP <= 1'b0;
+        l9_olP <= 1'b0;
       end else if (l9_en) begin
         l9_wwe <= ctrl$w_we;
         l9_wa <= {ctrl$w_addr$0};
@@ -7224,11 +7224,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l9_vT <= ctrl$pv;
         l9_vlT <= ctrl$pvl;
         l9_nsT <= ctrl$pns;
-        l9_kbfO <= ctrl$rkbf;
-        l9_vlM <= ctrl$svl;
-        l9_olM <= ctrl$sol;
-        l9_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l9_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l9_kbfM <= ctrl$rkbf;
+        l9_vlP <= ctrl$svl;
+        l9_olP <= ctrl$sol;
+        l9_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l9_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l9_scf | (l9_en & l9_nsT)) l9_scn <= scale$9;
     end
@@ -7238,13 +7238,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l10_vT;
     reg l10_vlT;
     reg l10_nsT;
-    reg l10_kbfO;
-    reg l10_vlM;
-    reg l10_olM;
+    reg l10_kbfM;
+    reg l10_vlP;
+    reg l10_olP;
     reg l10_wa;
     reg l10_ra;
-    reg [3:0] l10_tO;
     reg [3:0] l10_tM;
+    reg [3:0] l10_tP;
     reg [63:0] l10_wq;
     reg [15:0] l10_scn;
     (* keep *) always @(posedge clock) begin
@@ -7255,8 +7255,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l10_vT <= 1'b0;
         l10_vlT <= 1'b0;
         l10_nsT <= 1'b0;
-        l10_vlM <= 1'b0;
-        l10_olM <= 1'b0;
+        l10_vlP <= 1'b0;
+        l10_olP <= 1'b0;
       end else if (l10_en) begin
         l10_wwe <= ctrl$w_we;
         l10_wa <= {ctrl$w_addr$0};
@@ -7265,11 +7265,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l10_vT <= ctrl$pv;
         l10_vlT <= ctrl$pvl;
         l10_nsT <= ctrl$pns;
-        l10_kbfO <= ctrl$rkbf;
-        l10_vlM <= ctrl$svl;
-        l10_olM <= ctrl$sol;
-        l10_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l10_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l10_kbfM <= ctrl$rkbf;
+        l10_vlP <= ctrl$svl;
+        l10_olP <= ctrl$sol;
+        l10_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l10_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l10_scf | (l10_en & l10_nsT)) l10_scn <= scale$10;
     end
@@ -7279,13 +7279,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l11_vT;
     reg l11_vlT;
     reg l11_nsT;
-    reg l11_kbfO;
-    reg l11_vlM;
-    reg l11_olM;
+    reg l11_kbfM;
+    reg l11_vlP;
+    reg l11_olP;
     reg l11_wa;
     reg l11_ra;
-    reg [3:0] l11_tO;
     reg [3:0] l11_tM;
+    reg [3:0] l11_tP;
     reg [63:0] l11_wq;
     reg [15:0] l11_scn;
     (* keep *) always @(posedge clock) begin
@@ -7296,8 +7296,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l11_vT <= 1'b0;
         l11_vlT <= 1'b0;
         l11_nsT <= 1'b0;
-        l11_vlM <= 1'b0;
-        l11_olM <= 1'b0;
+        l11_vlP <= 1'b0;
+        l11_olP <= 1'b0;
       end else if (l11_en) begin
         l11_wwe <= ctrl$w_we;
         l11_wa <= {ctrl$w_addr$0};
@@ -7306,11 +7306,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l11_vT <= ctrl$pv;
         l11_vlT <= ctrl$pvl;
         l11_nsT <= ctrl$pns;
-        l11_kbfO <= ctrl$rkbf;
-        l11_vlM <= ctrl$svl;
-        l11_olM <= ctrl$sol;
-        l11_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l11_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l11_kbfM <= ctrl$rkbf;
+        l11_vlP <= ctrl$svl;
+        l11_olP <= ctrl$sol;
+        l11_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l11_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l11_scf | (l11_en & l11_nsT)) l11_scn <= scale$11;
     end
@@ -7320,13 +7320,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l12_vT;
     reg l12_vlT;
     reg l12_nsT;
-    reg l12_kbfO;
-    reg l12_vlM;
-    reg l12_olM;
+    reg l12_kbfM;
+    reg l12_vlP;
+    reg l12_olP;
     reg l12_wa;
     reg l12_ra;
-    reg [3:0] l12_tO;
     reg [3:0] l12_tM;
+    reg [3:0] l12_tP;
     reg [63:0] l12_wq;
     reg [15:0] l12_scn;
     (* keep *) always @(posedge clock) begin
@@ -7337,8 +7337,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l12_vT <= 1'b0;
         l12_vlT <= 1'b0;
         l12_nsT <= 1'b0;
-        l12_vlM <= 1'b0;
-        l12_olM <= 1'b0;
+        l12_vlP <= 1'b0;
+        l12_olP <= 1'b0;
       end else if (l12_en) begin
         l12_wwe <= ctrl$w_we;
         l12_wa <= {ctrl$w_addr$0};
@@ -7347,11 +7347,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l12_vT <= ctrl$pv;
         l12_vlT <= ctrl$pvl;
         l12_nsT <= ctrl$pns;
-        l12_kbfO <= ctrl$rkbf;
-        l12_vlM <= ctrl$svl;
-        l12_olM <= ctrl$sol;
-        l12_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l12_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l12_kbfM <= ctrl$rkbf;
+        l12_vlP <= ctrl$svl;
+        l12_olP <= ctrl$sol;
+        l12_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l12_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l12_scf | (l12_en & l12_nsT)) l12_scn <= scale$12;
     end
@@ -7361,13 +7361,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l13_vT;
     reg l13_vlT;
     reg l13_nsT;
-    reg l13_kbfO;
-    reg l13_vlM;
-    reg l13_olM;
+    reg l13_kbfM;
+    reg l13_vlP;
+    reg l13_olP;
     reg l13_wa;
     reg l13_ra;
-    reg [3:0] l13_tO;
     reg [3:0] l13_tM;
+    reg [3:0] l13_tP;
     reg [63:0] l13_wq;
     reg [15:0] l13_scn;
     (* keep *) always @(posedge clock) begin
@@ -7378,8 +7378,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l13_vT <= 1'b0;
         l13_vlT <= 1'b0;
         l13_nsT <= 1'b0;
-        l13_vlM <= 1'b0;
-        l13_olM <= 1'b0;
+        l13_vlP <= 1'b0;
+        l13_olP <= 1'b0;
       end else if (l13_en) begin
         l13_wwe <= ctrl$w_we;
         l13_wa <= {ctrl$w_addr$0};
@@ -7388,11 +7388,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l13_vT <= ctrl$pv;
         l13_vlT <= ctrl$pvl;
         l13_nsT <= ctrl$pns;
-        l13_kbfO <= ctrl$rkbf;
-        l13_vlM <= ctrl$svl;
-        l13_olM <= ctrl$sol;
-        l13_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l13_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l13_kbfM <= ctrl$rkbf;
+        l13_vlP <= ctrl$svl;
+        l13_olP <= ctrl$sol;
+        l13_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l13_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l13_scf | (l13_en & l13_nsT)) l13_scn <= scale$13;
     end
@@ -7402,13 +7402,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l14_vT;
     reg l14_vlT;
     reg l14_nsT;
-    reg l14_kbfO;
-    reg l14_vlM;
-    reg l14_olM;
+    reg l14_kbfM;
+    reg l14_vlP;
+    reg l14_olP;
     reg l14_wa;
     reg l14_ra;
-    reg [3:0] l14_tO;
     reg [3:0] l14_tM;
+    reg [3:0] l14_tP;
     reg [63:0] l14_wq;
     reg [15:0] l14_scn;
     (* keep *) always @(posedge clock) begin
@@ -7419,8 +7419,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l14_vT <= 1'b0;
         l14_vlT <= 1'b0;
         l14_nsT <= 1'b0;
-        l14_vlM <= 1'b0;
-        l14_olM <= 1'b0;
+        l14_vlP <= 1'b0;
+        l14_olP <= 1'b0;
       end else if (l14_en) begin
         l14_wwe <= ctrl$w_we;
         l14_wa <= {ctrl$w_addr$0};
@@ -7429,11 +7429,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l14_vT <= ctrl$pv;
         l14_vlT <= ctrl$pvl;
         l14_nsT <= ctrl$pns;
-        l14_kbfO <= ctrl$rkbf;
-        l14_vlM <= ctrl$svl;
-        l14_olM <= ctrl$sol;
-        l14_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l14_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l14_kbfM <= ctrl$rkbf;
+        l14_vlP <= ctrl$svl;
+        l14_olP <= ctrl$sol;
+        l14_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l14_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l14_scf | (l14_en & l14_nsT)) l14_scn <= scale$14;
     end
@@ -7443,13 +7443,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l15_vT;
     reg l15_vlT;
     reg l15_nsT;
-    reg l15_kbfO;
-    reg l15_vlM;
-    reg l15_olM;
+    reg l15_kbfM;
+    reg l15_vlP;
+    reg l15_olP;
     reg l15_wa;
     reg l15_ra;
-    reg [3:0] l15_tO;
     reg [3:0] l15_tM;
+    reg [3:0] l15_tP;
     reg [63:0] l15_wq;
     reg [15:0] l15_scn;
     (* keep *) always @(posedge clock) begin
@@ -7460,8 +7460,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l15_vT <= 1'b0;
         l15_vlT <= 1'b0;
         l15_nsT <= 1'b0;
-        l15_vlM <= 1'b0;
-        l15_olM <= 1'b0;
+        l15_vlP <= 1'b0;
+        l15_olP <= 1'b0;
       end else if (l15_en) begin
         l15_wwe <= ctrl$w_we;
         l15_wa <= {ctrl$w_addr$0};
@@ -7470,11 +7470,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l15_vT <= ctrl$pv;
         l15_vlT <= ctrl$pvl;
         l15_nsT <= ctrl$pns;
-        l15_kbfO <= ctrl$rkbf;
-        l15_vlM <= ctrl$svl;
-        l15_olM <= ctrl$sol;
-        l15_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l15_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l15_kbfM <= ctrl$rkbf;
+        l15_vlP <= ctrl$svl;
+        l15_olP <= ctrl$sol;
+        l15_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l15_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l15_scf | (l15_en & l15_nsT)) l15_scn <= scale$15;
     end
@@ -7484,13 +7484,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l16_vT;
     reg l16_vlT;
     reg l16_nsT;
-    reg l16_kbfO;
-    reg l16_vlM;
-    reg l16_olM;
+    reg l16_kbfM;
+    reg l16_vlP;
+    reg l16_olP;
     reg l16_wa;
     reg l16_ra;
-    reg [3:0] l16_tO;
     reg [3:0] l16_tM;
+    reg [3:0] l16_tP;
     reg [63:0] l16_wq;
     reg [15:0] l16_scn;
     (* keep *) always @(posedge clock) begin
@@ -7501,8 +7501,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l16_vT <= 1'b0;
         l16_vlT <= 1'b0;
         l16_nsT <= 1'b0;
-        l16_vlM <= 1'b0;
-        l16_olM <= 1'b0;
+        l16_vlP <= 1'b0;
+        l16_olP <= 1'b0;
       end else if (l16_en) begin
         l16_wwe <= ctrl$w_we;
         l16_wa <= {ctrl$w_addr$0};
@@ -7511,11 +7511,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l16_vT <= ctrl$pv;
         l16_vlT <= ctrl$pvl;
         l16_nsT <= ctrl$pns;
-        l16_kbfO <= ctrl$rkbf;
-        l16_vlM <= ctrl$svl;
-        l16_olM <= ctrl$sol;
-        l16_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l16_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l16_kbfM <= ctrl$rkbf;
+        l16_vlP <= ctrl$svl;
+        l16_olP <= ctrl$sol;
+        l16_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l16_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l16_scf | (l16_en & l16_nsT)) l16_scn <= scale$16;
     end
@@ -7525,13 +7525,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l17_vT;
     reg l17_vlT;
     reg l17_nsT;
-    reg l17_kbfO;
-    reg l17_vlM;
-    reg l17_olM;
+    reg l17_kbfM;
+    reg l17_vlP;
+    reg l17_olP;
     reg l17_wa;
     reg l17_ra;
-    reg [3:0] l17_tO;
     reg [3:0] l17_tM;
+    reg [3:0] l17_tP;
     reg [63:0] l17_wq;
     reg [15:0] l17_scn;
     (* keep *) always @(posedge clock) begin
@@ -7542,8 +7542,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l17_vT <= 1'b0;
         l17_vlT <= 1'b0;
         l17_nsT <= 1'b0;
-        l17_vlM <= 1'b0;
-        l17_olM <= 1'b0;
+        l17_vlP <= 1'b0;
+        l17_olP <= 1'b0;
       end else if (l17_en) begin
         l17_wwe <= ctrl$w_we;
         l17_wa <= {ctrl$w_addr$0};
@@ -7552,11 +7552,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l17_vT <= ctrl$pv;
         l17_vlT <= ctrl$pvl;
         l17_nsT <= ctrl$pns;
-        l17_kbfO <= ctrl$rkbf;
-        l17_vlM <= ctrl$svl;
-        l17_olM <= ctrl$sol;
-        l17_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l17_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l17_kbfM <= ctrl$rkbf;
+        l17_vlP <= ctrl$svl;
+        l17_olP <= ctrl$sol;
+        l17_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l17_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l17_scf | (l17_en & l17_nsT)) l17_scn <= scale$17;
     end
@@ -7566,13 +7566,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l18_vT;
     reg l18_vlT;
     reg l18_nsT;
-    reg l18_kbfO;
-    reg l18_vlM;
-    reg l18_olM;
+    reg l18_kbfM;
+    reg l18_vlP;
+    reg l18_olP;
     reg l18_wa;
     reg l18_ra;
-    reg [3:0] l18_tO;
     reg [3:0] l18_tM;
+    reg [3:0] l18_tP;
     reg [63:0] l18_wq;
     reg [15:0] l18_scn;
     (* keep *) always @(posedge clock) begin
@@ -7583,8 +7583,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l18_vT <= 1'b0;
         l18_vlT <= 1'b0;
         l18_nsT <= 1'b0;
-        l18_vlM <= 1'b0;
-        l18_olM <= 1'b0;
+        l18_vlP <= 1'b0;
+        l18_olP <= 1'b0;
       end else if (l18_en) begin
         l18_wwe <= ctrl$w_we;
         l18_wa <= {ctrl$w_addr$0};
@@ -7593,11 +7593,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l18_vT <= ctrl$pv;
         l18_vlT <= ctrl$pvl;
         l18_nsT <= ctrl$pns;
-        l18_kbfO <= ctrl$rkbf;
-        l18_vlM <= ctrl$svl;
-        l18_olM <= ctrl$sol;
-        l18_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l18_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l18_kbfM <= ctrl$rkbf;
+        l18_vlP <= ctrl$svl;
+        l18_olP <= ctrl$sol;
+        l18_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l18_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l18_scf | (l18_en & l18_nsT)) l18_scn <= scale$18;
     end
@@ -7607,13 +7607,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l19_vT;
     reg l19_vlT;
     reg l19_nsT;
-    reg l19_kbfO;
-    reg l19_vlM;
-    reg l19_olM;
+    reg l19_kbfM;
+    reg l19_vlP;
+    reg l19_olP;
     reg l19_wa;
     reg l19_ra;
-    reg [3:0] l19_tO;
     reg [3:0] l19_tM;
+    reg [3:0] l19_tP;
     reg [63:0] l19_wq;
     reg [15:0] l19_scn;
     (* keep *) always @(posedge clock) begin
@@ -7624,8 +7624,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l19_vT <= 1'b0;
         l19_vlT <= 1'b0;
         l19_nsT <= 1'b0;
-        l19_vlM <= 1'b0;
-        l19_olM <= 1'b0;
+        l19_vlP <= 1'b0;
+        l19_olP <= 1'b0;
       end else if (l19_en) begin
         l19_wwe <= ctrl$w_we;
         l19_wa <= {ctrl$w_addr$0};
@@ -7634,11 +7634,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l19_vT <= ctrl$pv;
         l19_vlT <= ctrl$pvl;
         l19_nsT <= ctrl$pns;
-        l19_kbfO <= ctrl$rkbf;
-        l19_vlM <= ctrl$svl;
-        l19_olM <= ctrl$sol;
-        l19_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l19_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l19_kbfM <= ctrl$rkbf;
+        l19_vlP <= ctrl$svl;
+        l19_olP <= ctrl$sol;
+        l19_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l19_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l19_scf | (l19_en & l19_nsT)) l19_scn <= scale$19;
     end
@@ -7648,13 +7648,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l20_vT;
     reg l20_vlT;
     reg l20_nsT;
-    reg l20_kbfO;
-    reg l20_vlM;
-    reg l20_olM;
+    reg l20_kbfM;
+    reg l20_vlP;
+    reg l20_olP;
     reg l20_wa;
     reg l20_ra;
-    reg [3:0] l20_tO;
     reg [3:0] l20_tM;
+    reg [3:0] l20_tP;
     reg [63:0] l20_wq;
     reg [15:0] l20_scn;
     (* keep *) always @(posedge clock) begin
@@ -7665,8 +7665,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l20_vT <= 1'b0;
         l20_vlT <= 1'b0;
         l20_nsT <= 1'b0;
-        l20_vlM <= 1'b0;
-        l20_olM <= 1'b0;
+        l20_vlP <= 1'b0;
+        l20_olP <= 1'b0;
       end else if (l20_en) begin
         l20_wwe <= ctrl$w_we;
         l20_wa <= {ctrl$w_addr$0};
@@ -7675,11 +7675,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l20_vT <= ctrl$pv;
         l20_vlT <= ctrl$pvl;
         l20_nsT <= ctrl$pns;
-        l20_kbfO <= ctrl$rkbf;
-        l20_vlM <= ctrl$svl;
-        l20_olM <= ctrl$sol;
-        l20_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l20_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l20_kbfM <= ctrl$rkbf;
+        l20_vlP <= ctrl$svl;
+        l20_olP <= ctrl$sol;
+        l20_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l20_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l20_scf | (l20_en & l20_nsT)) l20_scn <= scale$20;
     end
@@ -7689,13 +7689,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l21_vT;
     reg l21_vlT;
     reg l21_nsT;
-    reg l21_kbfO;
-    reg l21_vlM;
-    reg l21_olM;
+    reg l21_kbfM;
+    reg l21_vlP;
+    reg l21_olP;
     reg l21_wa;
     reg l21_ra;
-    reg [3:0] l21_tO;
     reg [3:0] l21_tM;
+    reg [3:0] l21_tP;
     reg [63:0] l21_wq;
     reg [15:0] l21_scn;
     (* keep *) always @(posedge clock) begin
@@ -7706,8 +7706,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l21_vT <= 1'b0;
         l21_vlT <= 1'b0;
         l21_nsT <= 1'b0;
-        l21_vlM <= 1'b0;
-        l21_olM <= 1'b0;
+        l21_vlP <= 1'b0;
+        l21_olP <= 1'b0;
       end else if (l21_en) begin
         l21_wwe <= ctrl$w_we;
         l21_wa <= {ctrl$w_addr$0};
@@ -7716,11 +7716,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l21_vT <= ctrl$pv;
         l21_vlT <= ctrl$pvl;
         l21_nsT <= ctrl$pns;
-        l21_kbfO <= ctrl$rkbf;
-        l21_vlM <= ctrl$svl;
-        l21_olM <= ctrl$sol;
-        l21_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l21_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l21_kbfM <= ctrl$rkbf;
+        l21_vlP <= ctrl$svl;
+        l21_olP <= ctrl$sol;
+        l21_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l21_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l21_scf | (l21_en & l21_nsT)) l21_scn <= scale$21;
     end
@@ -7730,13 +7730,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l22_vT;
     reg l22_vlT;
     reg l22_nsT;
-    reg l22_kbfO;
-    reg l22_vlM;
-    reg l22_olM;
+    reg l22_kbfM;
+    reg l22_vlP;
+    reg l22_olP;
     reg l22_wa;
     reg l22_ra;
-    reg [3:0] l22_tO;
     reg [3:0] l22_tM;
+    reg [3:0] l22_tP;
     reg [63:0] l22_wq;
     reg [15:0] l22_scn;
     (* keep *) always @(posedge clock) begin
@@ -7747,8 +7747,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l22_vT <= 1'b0;
         l22_vlT <= 1'b0;
         l22_nsT <= 1'b0;
-        l22_vlM <= 1'b0;
-        l22_olM <= 1'b0;
+        l22_vlP <= 1'b0;
+        l22_olP <= 1'b0;
       end else if (l22_en) begin
         l22_wwe <= ctrl$w_we;
         l22_wa <= {ctrl$w_addr$0};
@@ -7757,11 +7757,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l22_vT <= ctrl$pv;
         l22_vlT <= ctrl$pvl;
         l22_nsT <= ctrl$pns;
-        l22_kbfO <= ctrl$rkbf;
-        l22_vlM <= ctrl$svl;
-        l22_olM <= ctrl$sol;
-        l22_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l22_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l22_kbfM <= ctrl$rkbf;
+        l22_vlP <= ctrl$svl;
+        l22_olP <= ctrl$sol;
+        l22_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l22_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l22_scf | (l22_en & l22_nsT)) l22_scn <= scale$22;
     end
@@ -7771,13 +7771,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l23_vT;
     reg l23_vlT;
     reg l23_nsT;
-    reg l23_kbfO;
-    reg l23_vlM;
-    reg l23_olM;
+    reg l23_kbfM;
+    reg l23_vlP;
+    reg l23_olP;
     reg l23_wa;
     reg l23_ra;
-    reg [3:0] l23_tO;
     reg [3:0] l23_tM;
+    reg [3:0] l23_tP;
     reg [63:0] l23_wq;
     reg [15:0] l23_scn;
     (* keep *) always @(posedge clock) begin
@@ -7788,8 +7788,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l23_vT <= 1'b0;
         l23_vlT <= 1'b0;
         l23_nsT <= 1'b0;
-        l23_vlM <= 1'b0;
-        l23_olM <= 1'b0;
+        l23_vlP <= 1'b0;
+        l23_olP <= 1'b0;
       end else if (l23_en) begin
         l23_wwe <= ctrl$w_we;
         l23_wa <= {ctrl$w_addr$0};
@@ -7798,11 +7798,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l23_vT <= ctrl$pv;
         l23_vlT <= ctrl$pvl;
         l23_nsT <= ctrl$pns;
-        l23_kbfO <= ctrl$rkbf;
-        l23_vlM <= ctrl$svl;
-        l23_olM <= ctrl$sol;
-        l23_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l23_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l23_kbfM <= ctrl$rkbf;
+        l23_vlP <= ctrl$svl;
+        l23_olP <= ctrl$sol;
+        l23_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l23_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l23_scf | (l23_en & l23_nsT)) l23_scn <= scale$23;
     end
@@ -7812,13 +7812,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l24_vT;
     reg l24_vlT;
     reg l24_nsT;
-    reg l24_kbfO;
-    reg l24_vlM;
-    reg l24_olM;
+    reg l24_kbfM;
+    reg l24_vlP;
+    reg l24_olP;
     reg l24_wa;
     reg l24_ra;
-    reg [3:0] l24_tO;
     reg [3:0] l24_tM;
+    reg [3:0] l24_tP;
     reg [63:0] l24_wq;
     reg [15:0] l24_scn;
     (* keep *) always @(posedge clock) begin
@@ -7829,8 +7829,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l24_vT <= 1'b0;
         l24_vlT <= 1'b0;
         l24_nsT <= 1'b0;
-        l24_vlM <= 1'b0;
-        l24_olM <= 1'b0;
+        l24_vlP <= 1'b0;
+        l24_olP <= 1'b0;
       end else if (l24_en) begin
         l24_wwe <= ctrl$w_we;
         l24_wa <= {ctrl$w_addr$0};
@@ -7839,11 +7839,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l24_vT <= ctrl$pv;
         l24_vlT <= ctrl$pvl;
         l24_nsT <= ctrl$pns;
-        l24_kbfO <= ctrl$rkbf;
-        l24_vlM <= ctrl$svl;
-        l24_olM <= ctrl$sol;
-        l24_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l24_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l24_kbfM <= ctrl$rkbf;
+        l24_vlP <= ctrl$svl;
+        l24_olP <= ctrl$sol;
+        l24_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l24_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l24_scf | (l24_en & l24_nsT)) l24_scn <= scale$24;
     end
@@ -7853,13 +7853,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l25_vT;
     reg l25_vlT;
     reg l25_nsT;
-    reg l25_kbfO;
-    reg l25_vlM;
-    reg l25_olM;
+    reg l25_kbfM;
+    reg l25_vlP;
+    reg l25_olP;
     reg l25_wa;
     reg l25_ra;
-    reg [3:0] l25_tO;
     reg [3:0] l25_tM;
+    reg [3:0] l25_tP;
     reg [63:0] l25_wq;
     reg [15:0] l25_scn;
     (* keep *) always @(posedge clock) begin
@@ -7870,8 +7870,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l25_vT <= 1'b0;
         l25_vlT <= 1'b0;
         l25_nsT <= 1'b0;
-        l25_vlM <= 1'b0;
-        l25_olM <= 1'b0;
+        l25_vlP <= 1'b0;
+        l25_olP <= 1'b0;
       end else if (l25_en) begin
         l25_wwe <= ctrl$w_we;
         l25_wa <= {ctrl$w_addr$0};
@@ -7880,11 +7880,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l25_vT <= ctrl$pv;
         l25_vlT <= ctrl$pvl;
         l25_nsT <= ctrl$pns;
-        l25_kbfO <= ctrl$rkbf;
-        l25_vlM <= ctrl$svl;
-        l25_olM <= ctrl$sol;
-        l25_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l25_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l25_kbfM <= ctrl$rkbf;
+        l25_vlP <= ctrl$svl;
+        l25_olP <= ctrl$sol;
+        l25_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l25_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l25_scf | (l25_en & l25_nsT)) l25_scn <= scale$25;
     end
@@ -7894,13 +7894,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l26_vT;
     reg l26_vlT;
     reg l26_nsT;
-    reg l26_kbfO;
-    reg l26_vlM;
-    reg l26_olM;
+    reg l26_kbfM;
+    reg l26_vlP;
+    reg l26_olP;
     reg l26_wa;
     reg l26_ra;
-    reg [3:0] l26_tO;
     reg [3:0] l26_tM;
+    reg [3:0] l26_tP;
     reg [63:0] l26_wq;
     reg [15:0] l26_scn;
     (* keep *) always @(posedge clock) begin
@@ -7911,8 +7911,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l26_vT <= 1'b0;
         l26_vlT <= 1'b0;
         l26_nsT <= 1'b0;
-        l26_vlM <= 1'b0;
-        l26_olM <= 1'b0;
+        l26_vlP <= 1'b0;
+        l26_olP <= 1'b0;
       end else if (l26_en) begin
         l26_wwe <= ctrl$w_we;
         l26_wa <= {ctrl$w_addr$0};
@@ -7921,11 +7921,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l26_vT <= ctrl$pv;
         l26_vlT <= ctrl$pvl;
         l26_nsT <= ctrl$pns;
-        l26_kbfO <= ctrl$rkbf;
-        l26_vlM <= ctrl$svl;
-        l26_olM <= ctrl$sol;
-        l26_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l26_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l26_kbfM <= ctrl$rkbf;
+        l26_vlP <= ctrl$svl;
+        l26_olP <= ctrl$sol;
+        l26_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l26_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l26_scf | (l26_en & l26_nsT)) l26_scn <= scale$26;
     end
@@ -7935,13 +7935,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l27_vT;
     reg l27_vlT;
     reg l27_nsT;
-    reg l27_kbfO;
-    reg l27_vlM;
-    reg l27_olM;
+    reg l27_kbfM;
+    reg l27_vlP;
+    reg l27_olP;
     reg l27_wa;
     reg l27_ra;
-    reg [3:0] l27_tO;
     reg [3:0] l27_tM;
+    reg [3:0] l27_tP;
     reg [63:0] l27_wq;
     reg [15:0] l27_scn;
     (* keep *) always @(posedge clock) begin
@@ -7952,8 +7952,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l27_vT <= 1'b0;
         l27_vlT <= 1'b0;
         l27_nsT <= 1'b0;
-        l27_vlM <= 1'b0;
-        l27_olM <= 1'b0;
+        l27_vlP <= 1'b0;
+        l27_olP <= 1'b0;
       end else if (l27_en) begin
         l27_wwe <= ctrl$w_we;
         l27_wa <= {ctrl$w_addr$0};
@@ -7962,11 +7962,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l27_vT <= ctrl$pv;
         l27_vlT <= ctrl$pvl;
         l27_nsT <= ctrl$pns;
-        l27_kbfO <= ctrl$rkbf;
-        l27_vlM <= ctrl$svl;
-        l27_olM <= ctrl$sol;
-        l27_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l27_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l27_kbfM <= ctrl$rkbf;
+        l27_vlP <= ctrl$svl;
+        l27_olP <= ctrl$sol;
+        l27_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l27_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l27_scf | (l27_en & l27_nsT)) l27_scn <= scale$27;
     end
@@ -7976,13 +7976,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l28_vT;
     reg l28_vlT;
     reg l28_nsT;
-    reg l28_kbfO;
-    reg l28_vlM;
-    reg l28_olM;
+    reg l28_kbfM;
+    reg l28_vlP;
+    reg l28_olP;
     reg l28_wa;
     reg l28_ra;
-    reg [3:0] l28_tO;
     reg [3:0] l28_tM;
+    reg [3:0] l28_tP;
     reg [63:0] l28_wq;
     reg [15:0] l28_scn;
     (* keep *) always @(posedge clock) begin
@@ -7993,8 +7993,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l28_vT <= 1'b0;
         l28_vlT <= 1'b0;
         l28_nsT <= 1'b0;
-        l28_vlM <= 1'b0;
-        l28_olM <= 1'b0;
+        l28_vlP <= 1'b0;
+        l28_olP <= 1'b0;
       end else if (l28_en) begin
         l28_wwe <= ctrl$w_we;
         l28_wa <= {ctrl$w_addr$0};
@@ -8003,11 +8003,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l28_vT <= ctrl$pv;
         l28_vlT <= ctrl$pvl;
         l28_nsT <= ctrl$pns;
-        l28_kbfO <= ctrl$rkbf;
-        l28_vlM <= ctrl$svl;
-        l28_olM <= ctrl$sol;
-        l28_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l28_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l28_kbfM <= ctrl$rkbf;
+        l28_vlP <= ctrl$svl;
+        l28_olP <= ctrl$sol;
+        l28_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l28_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l28_scf | (l28_en & l28_nsT)) l28_scn <= scale$28;
     end
@@ -8017,13 +8017,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l29_vT;
     reg l29_vlT;
     reg l29_nsT;
-    reg l29_kbfO;
-    reg l29_vlM;
-    reg l29_olM;
+    reg l29_kbfM;
+    reg l29_vlP;
+    reg l29_olP;
     reg l29_wa;
     reg l29_ra;
-    reg [3:0] l29_tO;
     reg [3:0] l29_tM;
+    reg [3:0] l29_tP;
     reg [63:0] l29_wq;
     reg [15:0] l29_scn;
     (* keep *) always @(posedge clock) begin
@@ -8034,8 +8034,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l29_vT <= 1'b0;
         l29_vlT <= 1'b0;
         l29_nsT <= 1'b0;
-        l29_vlM <= 1'b0;
-        l29_olM <= 1'b0;
+        l29_vlP <= 1'b0;
+        l29_olP <= 1'b0;
       end else if (l29_en) begin
         l29_wwe <= ctrl$w_we;
         l29_wa <= {ctrl$w_addr$0};
@@ -8044,11 +8044,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l29_vT <= ctrl$pv;
         l29_vlT <= ctrl$pvl;
         l29_nsT <= ctrl$pns;
-        l29_kbfO <= ctrl$rkbf;
-        l29_vlM <= ctrl$svl;
-        l29_olM <= ctrl$sol;
-        l29_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l29_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l29_kbfM <= ctrl$rkbf;
+        l29_vlP <= ctrl$svl;
+        l29_olP <= ctrl$sol;
+        l29_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l29_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l29_scf | (l29_en & l29_nsT)) l29_scn <= scale$29;
     end
@@ -8058,13 +8058,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l30_vT;
     reg l30_vlT;
     reg l30_nsT;
-    reg l30_kbfO;
-    reg l30_vlM;
-    reg l30_olM;
+    reg l30_kbfM;
+    reg l30_vlP;
+    reg l30_olP;
     reg l30_wa;
     reg l30_ra;
-    reg [3:0] l30_tO;
     reg [3:0] l30_tM;
+    reg [3:0] l30_tP;
     reg [63:0] l30_wq;
     reg [15:0] l30_scn;
     (* keep *) always @(posedge clock) begin
@@ -8075,8 +8075,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l30_vT <= 1'b0;
         l30_vlT <= 1'b0;
         l30_nsT <= 1'b0;
-        l30_vlM <= 1'b0;
-        l30_olM <= 1'b0;
+        l30_vlP <= 1'b0;
+        l30_olP <= 1'b0;
       end else if (l30_en) begin
         l30_wwe <= ctrl$w_we;
         l30_wa <= {ctrl$w_addr$0};
@@ -8085,11 +8085,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l30_vT <= ctrl$pv;
         l30_vlT <= ctrl$pvl;
         l30_nsT <= ctrl$pns;
-        l30_kbfO <= ctrl$rkbf;
-        l30_vlM <= ctrl$svl;
-        l30_olM <= ctrl$sol;
-        l30_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l30_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l30_kbfM <= ctrl$rkbf;
+        l30_vlP <= ctrl$svl;
+        l30_olP <= ctrl$sol;
+        l30_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l30_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l30_scf | (l30_en & l30_nsT)) l30_scn <= scale$30;
     end
@@ -8099,13 +8099,13 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l31_vT;
     reg l31_vlT;
     reg l31_nsT;
-    reg l31_kbfO;
-    reg l31_vlM;
-    reg l31_olM;
+    reg l31_kbfM;
+    reg l31_vlP;
+    reg l31_olP;
     reg l31_wa;
     reg l31_ra;
-    reg [3:0] l31_tO;
     reg [3:0] l31_tM;
+    reg [3:0] l31_tP;
     reg [63:0] l31_wq;
     reg [15:0] l31_scn;
     (* keep *) always @(posedge clock) begin
@@ -8116,8 +8116,8 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l31_vT <= 1'b0;
         l31_vlT <= 1'b0;
         l31_nsT <= 1'b0;
-        l31_vlM <= 1'b0;
-        l31_olM <= 1'b0;
+        l31_vlP <= 1'b0;
+        l31_olP <= 1'b0;
       end else if (l31_en) begin
         l31_wwe <= ctrl$w_we;
         l31_wa <= {ctrl$w_addr$0};
@@ -8126,11 +8126,11 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l31_vT <= ctrl$pv;
         l31_vlT <= ctrl$pvl;
         l31_nsT <= ctrl$pns;
-        l31_kbfO <= ctrl$rkbf;
-        l31_vlM <= ctrl$svl;
-        l31_olM <= ctrl$sol;
-        l31_tO <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l31_tM <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l31_kbfM <= ctrl$rkbf;
+        l31_vlP <= ctrl$svl;
+        l31_olP <= ctrl$sol;
+        l31_tM <= {ctrl$rt$3, ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l31_tP <= {ctrl$st$3, ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l31_scf | (l31_en & l31_nsT)) l31_scn <= scale$31;
     end
@@ -8163,19 +8163,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$0$ps_clr = rst | (l0_en & l0_vlT);
       lanes$0$sc_take = l0_vlT;
       lanes$0$sc_mload = l0_nsT;
-      lanes$0$acc_we = l0_vlM;
-      lanes$0$rd_first = l0_kbfO;
-      lanes$0$out_load = l0_olM;
+      lanes$0$acc_we = l0_vlP;
+      lanes$0$rd_first = l0_kbfM;
+      lanes$0$out_load = l0_olP;
       lanes$0$w_addr$0 = l0_wa;
       lanes$0$r_addr$0 = l0_ra;
-      lanes$0$acc_addr$0 = l0_tM[0];
-      lanes$0$rd_addr$0 = l0_tO[0];
-      lanes$0$acc_addr$1 = l0_tM[1];
-      lanes$0$rd_addr$1 = l0_tO[1];
-      lanes$0$acc_addr$2 = l0_tM[2];
-      lanes$0$rd_addr$2 = l0_tO[2];
-      lanes$0$acc_addr$3 = l0_tM[3];
-      lanes$0$rd_addr$3 = l0_tO[3];
+      lanes$0$acc_addr$0 = l0_tP[0];
+      lanes$0$rd_addr$0 = l0_tM[0];
+      lanes$0$acc_addr$1 = l0_tP[1];
+      lanes$0$rd_addr$1 = l0_tM[1];
+      lanes$0$acc_addr$2 = l0_tP[2];
+      lanes$0$rd_addr$2 = l0_tM[2];
+      lanes$0$acc_addr$3 = l0_tP[3];
+      lanes$0$rd_addr$3 = l0_tM[3];
       lanes$0$w$0 = l0_wq[1:0];
       lanes$0$w$1 = l0_wq[3:2];
       lanes$0$w$2 = l0_wq[5:4];
@@ -8250,19 +8250,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$1$ps_clr = rst | (l1_en & l1_vlT);
       lanes$1$sc_take = l1_vlT;
       lanes$1$sc_mload = l1_nsT;
-      lanes$1$acc_we = l1_vlM;
-      lanes$1$rd_first = l1_kbfO;
-      lanes$1$out_load = l1_olM;
+      lanes$1$acc_we = l1_vlP;
+      lanes$1$rd_first = l1_kbfM;
+      lanes$1$out_load = l1_olP;
       lanes$1$w_addr$0 = l1_wa;
       lanes$1$r_addr$0 = l1_ra;
-      lanes$1$acc_addr$0 = l1_tM[0];
-      lanes$1$rd_addr$0 = l1_tO[0];
-      lanes$1$acc_addr$1 = l1_tM[1];
-      lanes$1$rd_addr$1 = l1_tO[1];
-      lanes$1$acc_addr$2 = l1_tM[2];
-      lanes$1$rd_addr$2 = l1_tO[2];
-      lanes$1$acc_addr$3 = l1_tM[3];
-      lanes$1$rd_addr$3 = l1_tO[3];
+      lanes$1$acc_addr$0 = l1_tP[0];
+      lanes$1$rd_addr$0 = l1_tM[0];
+      lanes$1$acc_addr$1 = l1_tP[1];
+      lanes$1$rd_addr$1 = l1_tM[1];
+      lanes$1$acc_addr$2 = l1_tP[2];
+      lanes$1$rd_addr$2 = l1_tM[2];
+      lanes$1$acc_addr$3 = l1_tP[3];
+      lanes$1$rd_addr$3 = l1_tM[3];
       lanes$1$w$0 = l1_wq[1:0];
       lanes$1$w$1 = l1_wq[3:2];
       lanes$1$w$2 = l1_wq[5:4];
@@ -8337,19 +8337,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$2$ps_clr = rst | (l2_en & l2_vlT);
       lanes$2$sc_take = l2_vlT;
       lanes$2$sc_mload = l2_nsT;
-      lanes$2$acc_we = l2_vlM;
-      lanes$2$rd_first = l2_kbfO;
-      lanes$2$out_load = l2_olM;
+      lanes$2$acc_we = l2_vlP;
+      lanes$2$rd_first = l2_kbfM;
+      lanes$2$out_load = l2_olP;
       lanes$2$w_addr$0 = l2_wa;
       lanes$2$r_addr$0 = l2_ra;
-      lanes$2$acc_addr$0 = l2_tM[0];
-      lanes$2$rd_addr$0 = l2_tO[0];
-      lanes$2$acc_addr$1 = l2_tM[1];
-      lanes$2$rd_addr$1 = l2_tO[1];
-      lanes$2$acc_addr$2 = l2_tM[2];
-      lanes$2$rd_addr$2 = l2_tO[2];
-      lanes$2$acc_addr$3 = l2_tM[3];
-      lanes$2$rd_addr$3 = l2_tO[3];
+      lanes$2$acc_addr$0 = l2_tP[0];
+      lanes$2$rd_addr$0 = l2_tM[0];
+      lanes$2$acc_addr$1 = l2_tP[1];
+      lanes$2$rd_addr$1 = l2_tM[1];
+      lanes$2$acc_addr$2 = l2_tP[2];
+      lanes$2$rd_addr$2 = l2_tM[2];
+      lanes$2$acc_addr$3 = l2_tP[3];
+      lanes$2$rd_addr$3 = l2_tM[3];
       lanes$2$w$0 = l2_wq[1:0];
       lanes$2$w$1 = l2_wq[3:2];
       lanes$2$w$2 = l2_wq[5:4];
@@ -8424,19 +8424,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$3$ps_clr = rst | (l3_en & l3_vlT);
       lanes$3$sc_take = l3_vlT;
       lanes$3$sc_mload = l3_nsT;
-      lanes$3$acc_we = l3_vlM;
-      lanes$3$rd_first = l3_kbfO;
-      lanes$3$out_load = l3_olM;
+      lanes$3$acc_we = l3_vlP;
+      lanes$3$rd_first = l3_kbfM;
+      lanes$3$out_load = l3_olP;
       lanes$3$w_addr$0 = l3_wa;
       lanes$3$r_addr$0 = l3_ra;
-      lanes$3$acc_addr$0 = l3_tM[0];
-      lanes$3$rd_addr$0 = l3_tO[0];
-      lanes$3$acc_addr$1 = l3_tM[1];
-      lanes$3$rd_addr$1 = l3_tO[1];
-      lanes$3$acc_addr$2 = l3_tM[2];
-      lanes$3$rd_addr$2 = l3_tO[2];
-      lanes$3$acc_addr$3 = l3_tM[3];
-      lanes$3$rd_addr$3 = l3_tO[3];
+      lanes$3$acc_addr$0 = l3_tP[0];
+      lanes$3$rd_addr$0 = l3_tM[0];
+      lanes$3$acc_addr$1 = l3_tP[1];
+      lanes$3$rd_addr$1 = l3_tM[1];
+      lanes$3$acc_addr$2 = l3_tP[2];
+      lanes$3$rd_addr$2 = l3_tM[2];
+      lanes$3$acc_addr$3 = l3_tP[3];
+      lanes$3$rd_addr$3 = l3_tM[3];
       lanes$3$w$0 = l3_wq[1:0];
       lanes$3$w$1 = l3_wq[3:2];
       lanes$3$w$2 = l3_wq[5:4];
@@ -8511,19 +8511,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$4$ps_clr = rst | (l4_en & l4_vlT);
       lanes$4$sc_take = l4_vlT;
       lanes$4$sc_mload = l4_nsT;
-      lanes$4$acc_we = l4_vlM;
-      lanes$4$rd_first = l4_kbfO;
-      lanes$4$out_load = l4_olM;
+      lanes$4$acc_we = l4_vlP;
+      lanes$4$rd_first = l4_kbfM;
+      lanes$4$out_load = l4_olP;
       lanes$4$w_addr$0 = l4_wa;
       lanes$4$r_addr$0 = l4_ra;
-      lanes$4$acc_addr$0 = l4_tM[0];
-      lanes$4$rd_addr$0 = l4_tO[0];
-      lanes$4$acc_addr$1 = l4_tM[1];
-      lanes$4$rd_addr$1 = l4_tO[1];
-      lanes$4$acc_addr$2 = l4_tM[2];
-      lanes$4$rd_addr$2 = l4_tO[2];
-      lanes$4$acc_addr$3 = l4_tM[3];
-      lanes$4$rd_addr$3 = l4_tO[3];
+      lanes$4$acc_addr$0 = l4_tP[0];
+      lanes$4$rd_addr$0 = l4_tM[0];
+      lanes$4$acc_addr$1 = l4_tP[1];
+      lanes$4$rd_addr$1 = l4_tM[1];
+      lanes$4$acc_addr$2 = l4_tP[2];
+      lanes$4$rd_addr$2 = l4_tM[2];
+      lanes$4$acc_addr$3 = l4_tP[3];
+      lanes$4$rd_addr$3 = l4_tM[3];
       lanes$4$w$0 = l4_wq[1:0];
       lanes$4$w$1 = l4_wq[3:2];
       lanes$4$w$2 = l4_wq[5:4];
@@ -8598,19 +8598,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$5$ps_clr = rst | (l5_en & l5_vlT);
       lanes$5$sc_take = l5_vlT;
       lanes$5$sc_mload = l5_nsT;
-      lanes$5$acc_we = l5_vlM;
-      lanes$5$rd_first = l5_kbfO;
-      lanes$5$out_load = l5_olM;
+      lanes$5$acc_we = l5_vlP;
+      lanes$5$rd_first = l5_kbfM;
+      lanes$5$out_load = l5_olP;
       lanes$5$w_addr$0 = l5_wa;
       lanes$5$r_addr$0 = l5_ra;
-      lanes$5$acc_addr$0 = l5_tM[0];
-      lanes$5$rd_addr$0 = l5_tO[0];
-      lanes$5$acc_addr$1 = l5_tM[1];
-      lanes$5$rd_addr$1 = l5_tO[1];
-      lanes$5$acc_addr$2 = l5_tM[2];
-      lanes$5$rd_addr$2 = l5_tO[2];
-      lanes$5$acc_addr$3 = l5_tM[3];
-      lanes$5$rd_addr$3 = l5_tO[3];
+      lanes$5$acc_addr$0 = l5_tP[0];
+      lanes$5$rd_addr$0 = l5_tM[0];
+      lanes$5$acc_addr$1 = l5_tP[1];
+      lanes$5$rd_addr$1 = l5_tM[1];
+      lanes$5$acc_addr$2 = l5_tP[2];
+      lanes$5$rd_addr$2 = l5_tM[2];
+      lanes$5$acc_addr$3 = l5_tP[3];
+      lanes$5$rd_addr$3 = l5_tM[3];
       lanes$5$w$0 = l5_wq[1:0];
       lanes$5$w$1 = l5_wq[3:2];
       lanes$5$w$2 = l5_wq[5:4];
@@ -8685,19 +8685,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$6$ps_clr = rst | (l6_en & l6_vlT);
       lanes$6$sc_take = l6_vlT;
       lanes$6$sc_mload = l6_nsT;
-      lanes$6$acc_we = l6_vlM;
-      lanes$6$rd_first = l6_kbfO;
-      lanes$6$out_load = l6_olM;
+      lanes$6$acc_we = l6_vlP;
+      lanes$6$rd_first = l6_kbfM;
+      lanes$6$out_load = l6_olP;
       lanes$6$w_addr$0 = l6_wa;
       lanes$6$r_addr$0 = l6_ra;
-      lanes$6$acc_addr$0 = l6_tM[0];
-      lanes$6$rd_addr$0 = l6_tO[0];
-      lanes$6$acc_addr$1 = l6_tM[1];
-      lanes$6$rd_addr$1 = l6_tO[1];
-      lanes$6$acc_addr$2 = l6_tM[2];
-      lanes$6$rd_addr$2 = l6_tO[2];
-      lanes$6$acc_addr$3 = l6_tM[3];
-      lanes$6$rd_addr$3 = l6_tO[3];
+      lanes$6$acc_addr$0 = l6_tP[0];
+      lanes$6$rd_addr$0 = l6_tM[0];
+      lanes$6$acc_addr$1 = l6_tP[1];
+      lanes$6$rd_addr$1 = l6_tM[1];
+      lanes$6$acc_addr$2 = l6_tP[2];
+      lanes$6$rd_addr$2 = l6_tM[2];
+      lanes$6$acc_addr$3 = l6_tP[3];
+      lanes$6$rd_addr$3 = l6_tM[3];
       lanes$6$w$0 = l6_wq[1:0];
       lanes$6$w$1 = l6_wq[3:2];
       lanes$6$w$2 = l6_wq[5:4];
@@ -8772,19 +8772,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$7$ps_clr = rst | (l7_en & l7_vlT);
       lanes$7$sc_take = l7_vlT;
       lanes$7$sc_mload = l7_nsT;
-      lanes$7$acc_we = l7_vlM;
-      lanes$7$rd_first = l7_kbfO;
-      lanes$7$out_load = l7_olM;
+      lanes$7$acc_we = l7_vlP;
+      lanes$7$rd_first = l7_kbfM;
+      lanes$7$out_load = l7_olP;
       lanes$7$w_addr$0 = l7_wa;
       lanes$7$r_addr$0 = l7_ra;
-      lanes$7$acc_addr$0 = l7_tM[0];
-      lanes$7$rd_addr$0 = l7_tO[0];
-      lanes$7$acc_addr$1 = l7_tM[1];
-      lanes$7$rd_addr$1 = l7_tO[1];
-      lanes$7$acc_addr$2 = l7_tM[2];
-      lanes$7$rd_addr$2 = l7_tO[2];
-      lanes$7$acc_addr$3 = l7_tM[3];
-      lanes$7$rd_addr$3 = l7_tO[3];
+      lanes$7$acc_addr$0 = l7_tP[0];
+      lanes$7$rd_addr$0 = l7_tM[0];
+      lanes$7$acc_addr$1 = l7_tP[1];
+      lanes$7$rd_addr$1 = l7_tM[1];
+      lanes$7$acc_addr$2 = l7_tP[2];
+      lanes$7$rd_addr$2 = l7_tM[2];
+      lanes$7$acc_addr$3 = l7_tP[3];
+      lanes$7$rd_addr$3 = l7_tM[3];
       lanes$7$w$0 = l7_wq[1:0];
       lanes$7$w$1 = l7_wq[3:2];
       lanes$7$w$2 = l7_wq[5:4];
@@ -8859,19 +8859,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$8$ps_clr = rst | (l8_en & l8_vlT);
       lanes$8$sc_take = l8_vlT;
       lanes$8$sc_mload = l8_nsT;
-      lanes$8$acc_we = l8_vlM;
-      lanes$8$rd_first = l8_kbfO;
-      lanes$8$out_load = l8_olM;
+      lanes$8$acc_we = l8_vlP;
+      lanes$8$rd_first = l8_kbfM;
+      lanes$8$out_load = l8_olP;
       lanes$8$w_addr$0 = l8_wa;
       lanes$8$r_addr$0 = l8_ra;
-      lanes$8$acc_addr$0 = l8_tM[0];
-      lanes$8$rd_addr$0 = l8_tO[0];
-      lanes$8$acc_addr$1 = l8_tM[1];
-      lanes$8$rd_addr$1 = l8_tO[1];
-      lanes$8$acc_addr$2 = l8_tM[2];
-      lanes$8$rd_addr$2 = l8_tO[2];
-      lanes$8$acc_addr$3 = l8_tM[3];
-      lanes$8$rd_addr$3 = l8_tO[3];
+      lanes$8$acc_addr$0 = l8_tP[0];
+      lanes$8$rd_addr$0 = l8_tM[0];
+      lanes$8$acc_addr$1 = l8_tP[1];
+      lanes$8$rd_addr$1 = l8_tM[1];
+      lanes$8$acc_addr$2 = l8_tP[2];
+      lanes$8$rd_addr$2 = l8_tM[2];
+      lanes$8$acc_addr$3 = l8_tP[3];
+      lanes$8$rd_addr$3 = l8_tM[3];
       lanes$8$w$0 = l8_wq[1:0];
       lanes$8$w$1 = l8_wq[3:2];
       lanes$8$w$2 = l8_wq[5:4];
@@ -8946,19 +8946,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$9$ps_clr = rst | (l9_en & l9_vlT);
       lanes$9$sc_take = l9_vlT;
       lanes$9$sc_mload = l9_nsT;
-      lanes$9$acc_we = l9_vlM;
-      lanes$9$rd_first = l9_kbfO;
-      lanes$9$out_load = l9_olM;
+      lanes$9$acc_we = l9_vlP;
+      lanes$9$rd_first = l9_kbfM;
+      lanes$9$out_load = l9_olP;
       lanes$9$w_addr$0 = l9_wa;
       lanes$9$r_addr$0 = l9_ra;
-      lanes$9$acc_addr$0 = l9_tM[0];
-      lanes$9$rd_addr$0 = l9_tO[0];
-      lanes$9$acc_addr$1 = l9_tM[1];
-      lanes$9$rd_addr$1 = l9_tO[1];
-      lanes$9$acc_addr$2 = l9_tM[2];
-      lanes$9$rd_addr$2 = l9_tO[2];
-      lanes$9$acc_addr$3 = l9_tM[3];
-      lanes$9$rd_addr$3 = l9_tO[3];
+      lanes$9$acc_addr$0 = l9_tP[0];
+      lanes$9$rd_addr$0 = l9_tM[0];
+      lanes$9$acc_addr$1 = l9_tP[1];
+      lanes$9$rd_addr$1 = l9_tM[1];
+      lanes$9$acc_addr$2 = l9_tP[2];
+      lanes$9$rd_addr$2 = l9_tM[2];
+      lanes$9$acc_addr$3 = l9_tP[3];
+      lanes$9$rd_addr$3 = l9_tM[3];
       lanes$9$w$0 = l9_wq[1:0];
       lanes$9$w$1 = l9_wq[3:2];
       lanes$9$w$2 = l9_wq[5:4];
@@ -9033,19 +9033,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$10$ps_clr = rst | (l10_en & l10_vlT);
       lanes$10$sc_take = l10_vlT;
       lanes$10$sc_mload = l10_nsT;
-      lanes$10$acc_we = l10_vlM;
-      lanes$10$rd_first = l10_kbfO;
-      lanes$10$out_load = l10_olM;
+      lanes$10$acc_we = l10_vlP;
+      lanes$10$rd_first = l10_kbfM;
+      lanes$10$out_load = l10_olP;
       lanes$10$w_addr$0 = l10_wa;
       lanes$10$r_addr$0 = l10_ra;
-      lanes$10$acc_addr$0 = l10_tM[0];
-      lanes$10$rd_addr$0 = l10_tO[0];
-      lanes$10$acc_addr$1 = l10_tM[1];
-      lanes$10$rd_addr$1 = l10_tO[1];
-      lanes$10$acc_addr$2 = l10_tM[2];
-      lanes$10$rd_addr$2 = l10_tO[2];
-      lanes$10$acc_addr$3 = l10_tM[3];
-      lanes$10$rd_addr$3 = l10_tO[3];
+      lanes$10$acc_addr$0 = l10_tP[0];
+      lanes$10$rd_addr$0 = l10_tM[0];
+      lanes$10$acc_addr$1 = l10_tP[1];
+      lanes$10$rd_addr$1 = l10_tM[1];
+      lanes$10$acc_addr$2 = l10_tP[2];
+      lanes$10$rd_addr$2 = l10_tM[2];
+      lanes$10$acc_addr$3 = l10_tP[3];
+      lanes$10$rd_addr$3 = l10_tM[3];
       lanes$10$w$0 = l10_wq[1:0];
       lanes$10$w$1 = l10_wq[3:2];
       lanes$10$w$2 = l10_wq[5:4];
@@ -9120,19 +9120,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$11$ps_clr = rst | (l11_en & l11_vlT);
       lanes$11$sc_take = l11_vlT;
       lanes$11$sc_mload = l11_nsT;
-      lanes$11$acc_we = l11_vlM;
-      lanes$11$rd_first = l11_kbfO;
-      lanes$11$out_load = l11_olM;
+      lanes$11$acc_we = l11_vlP;
+      lanes$11$rd_first = l11_kbfM;
+      lanes$11$out_load = l11_olP;
       lanes$11$w_addr$0 = l11_wa;
       lanes$11$r_addr$0 = l11_ra;
-      lanes$11$acc_addr$0 = l11_tM[0];
-      lanes$11$rd_addr$0 = l11_tO[0];
-      lanes$11$acc_addr$1 = l11_tM[1];
-      lanes$11$rd_addr$1 = l11_tO[1];
-      lanes$11$acc_addr$2 = l11_tM[2];
-      lanes$11$rd_addr$2 = l11_tO[2];
-      lanes$11$acc_addr$3 = l11_tM[3];
-      lanes$11$rd_addr$3 = l11_tO[3];
+      lanes$11$acc_addr$0 = l11_tP[0];
+      lanes$11$rd_addr$0 = l11_tM[0];
+      lanes$11$acc_addr$1 = l11_tP[1];
+      lanes$11$rd_addr$1 = l11_tM[1];
+      lanes$11$acc_addr$2 = l11_tP[2];
+      lanes$11$rd_addr$2 = l11_tM[2];
+      lanes$11$acc_addr$3 = l11_tP[3];
+      lanes$11$rd_addr$3 = l11_tM[3];
       lanes$11$w$0 = l11_wq[1:0];
       lanes$11$w$1 = l11_wq[3:2];
       lanes$11$w$2 = l11_wq[5:4];
@@ -9207,19 +9207,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$12$ps_clr = rst | (l12_en & l12_vlT);
       lanes$12$sc_take = l12_vlT;
       lanes$12$sc_mload = l12_nsT;
-      lanes$12$acc_we = l12_vlM;
-      lanes$12$rd_first = l12_kbfO;
-      lanes$12$out_load = l12_olM;
+      lanes$12$acc_we = l12_vlP;
+      lanes$12$rd_first = l12_kbfM;
+      lanes$12$out_load = l12_olP;
       lanes$12$w_addr$0 = l12_wa;
       lanes$12$r_addr$0 = l12_ra;
-      lanes$12$acc_addr$0 = l12_tM[0];
-      lanes$12$rd_addr$0 = l12_tO[0];
-      lanes$12$acc_addr$1 = l12_tM[1];
-      lanes$12$rd_addr$1 = l12_tO[1];
-      lanes$12$acc_addr$2 = l12_tM[2];
-      lanes$12$rd_addr$2 = l12_tO[2];
-      lanes$12$acc_addr$3 = l12_tM[3];
-      lanes$12$rd_addr$3 = l12_tO[3];
+      lanes$12$acc_addr$0 = l12_tP[0];
+      lanes$12$rd_addr$0 = l12_tM[0];
+      lanes$12$acc_addr$1 = l12_tP[1];
+      lanes$12$rd_addr$1 = l12_tM[1];
+      lanes$12$acc_addr$2 = l12_tP[2];
+      lanes$12$rd_addr$2 = l12_tM[2];
+      lanes$12$acc_addr$3 = l12_tP[3];
+      lanes$12$rd_addr$3 = l12_tM[3];
       lanes$12$w$0 = l12_wq[1:0];
       lanes$12$w$1 = l12_wq[3:2];
       lanes$12$w$2 = l12_wq[5:4];
@@ -9294,19 +9294,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$13$ps_clr = rst | (l13_en & l13_vlT);
       lanes$13$sc_take = l13_vlT;
       lanes$13$sc_mload = l13_nsT;
-      lanes$13$acc_we = l13_vlM;
-      lanes$13$rd_first = l13_kbfO;
-      lanes$13$out_load = l13_olM;
+      lanes$13$acc_we = l13_vlP;
+      lanes$13$rd_first = l13_kbfM;
+      lanes$13$out_load = l13_olP;
       lanes$13$w_addr$0 = l13_wa;
       lanes$13$r_addr$0 = l13_ra;
-      lanes$13$acc_addr$0 = l13_tM[0];
-      lanes$13$rd_addr$0 = l13_tO[0];
-      lanes$13$acc_addr$1 = l13_tM[1];
-      lanes$13$rd_addr$1 = l13_tO[1];
-      lanes$13$acc_addr$2 = l13_tM[2];
-      lanes$13$rd_addr$2 = l13_tO[2];
-      lanes$13$acc_addr$3 = l13_tM[3];
-      lanes$13$rd_addr$3 = l13_tO[3];
+      lanes$13$acc_addr$0 = l13_tP[0];
+      lanes$13$rd_addr$0 = l13_tM[0];
+      lanes$13$acc_addr$1 = l13_tP[1];
+      lanes$13$rd_addr$1 = l13_tM[1];
+      lanes$13$acc_addr$2 = l13_tP[2];
+      lanes$13$rd_addr$2 = l13_tM[2];
+      lanes$13$acc_addr$3 = l13_tP[3];
+      lanes$13$rd_addr$3 = l13_tM[3];
       lanes$13$w$0 = l13_wq[1:0];
       lanes$13$w$1 = l13_wq[3:2];
       lanes$13$w$2 = l13_wq[5:4];
@@ -9381,19 +9381,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$14$ps_clr = rst | (l14_en & l14_vlT);
       lanes$14$sc_take = l14_vlT;
       lanes$14$sc_mload = l14_nsT;
-      lanes$14$acc_we = l14_vlM;
-      lanes$14$rd_first = l14_kbfO;
-      lanes$14$out_load = l14_olM;
+      lanes$14$acc_we = l14_vlP;
+      lanes$14$rd_first = l14_kbfM;
+      lanes$14$out_load = l14_olP;
       lanes$14$w_addr$0 = l14_wa;
       lanes$14$r_addr$0 = l14_ra;
-      lanes$14$acc_addr$0 = l14_tM[0];
-      lanes$14$rd_addr$0 = l14_tO[0];
-      lanes$14$acc_addr$1 = l14_tM[1];
-      lanes$14$rd_addr$1 = l14_tO[1];
-      lanes$14$acc_addr$2 = l14_tM[2];
-      lanes$14$rd_addr$2 = l14_tO[2];
-      lanes$14$acc_addr$3 = l14_tM[3];
-      lanes$14$rd_addr$3 = l14_tO[3];
+      lanes$14$acc_addr$0 = l14_tP[0];
+      lanes$14$rd_addr$0 = l14_tM[0];
+      lanes$14$acc_addr$1 = l14_tP[1];
+      lanes$14$rd_addr$1 = l14_tM[1];
+      lanes$14$acc_addr$2 = l14_tP[2];
+      lanes$14$rd_addr$2 = l14_tM[2];
+      lanes$14$acc_addr$3 = l14_tP[3];
+      lanes$14$rd_addr$3 = l14_tM[3];
       lanes$14$w$0 = l14_wq[1:0];
       lanes$14$w$1 = l14_wq[3:2];
       lanes$14$w$2 = l14_wq[5:4];
@@ -9468,19 +9468,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$15$ps_clr = rst | (l15_en & l15_vlT);
       lanes$15$sc_take = l15_vlT;
       lanes$15$sc_mload = l15_nsT;
-      lanes$15$acc_we = l15_vlM;
-      lanes$15$rd_first = l15_kbfO;
-      lanes$15$out_load = l15_olM;
+      lanes$15$acc_we = l15_vlP;
+      lanes$15$rd_first = l15_kbfM;
+      lanes$15$out_load = l15_olP;
       lanes$15$w_addr$0 = l15_wa;
       lanes$15$r_addr$0 = l15_ra;
-      lanes$15$acc_addr$0 = l15_tM[0];
-      lanes$15$rd_addr$0 = l15_tO[0];
-      lanes$15$acc_addr$1 = l15_tM[1];
-      lanes$15$rd_addr$1 = l15_tO[1];
-      lanes$15$acc_addr$2 = l15_tM[2];
-      lanes$15$rd_addr$2 = l15_tO[2];
-      lanes$15$acc_addr$3 = l15_tM[3];
-      lanes$15$rd_addr$3 = l15_tO[3];
+      lanes$15$acc_addr$0 = l15_tP[0];
+      lanes$15$rd_addr$0 = l15_tM[0];
+      lanes$15$acc_addr$1 = l15_tP[1];
+      lanes$15$rd_addr$1 = l15_tM[1];
+      lanes$15$acc_addr$2 = l15_tP[2];
+      lanes$15$rd_addr$2 = l15_tM[2];
+      lanes$15$acc_addr$3 = l15_tP[3];
+      lanes$15$rd_addr$3 = l15_tM[3];
       lanes$15$w$0 = l15_wq[1:0];
       lanes$15$w$1 = l15_wq[3:2];
       lanes$15$w$2 = l15_wq[5:4];
@@ -9555,19 +9555,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$16$ps_clr = rst | (l16_en & l16_vlT);
       lanes$16$sc_take = l16_vlT;
       lanes$16$sc_mload = l16_nsT;
-      lanes$16$acc_we = l16_vlM;
-      lanes$16$rd_first = l16_kbfO;
-      lanes$16$out_load = l16_olM;
+      lanes$16$acc_we = l16_vlP;
+      lanes$16$rd_first = l16_kbfM;
+      lanes$16$out_load = l16_olP;
       lanes$16$w_addr$0 = l16_wa;
       lanes$16$r_addr$0 = l16_ra;
-      lanes$16$acc_addr$0 = l16_tM[0];
-      lanes$16$rd_addr$0 = l16_tO[0];
-      lanes$16$acc_addr$1 = l16_tM[1];
-      lanes$16$rd_addr$1 = l16_tO[1];
-      lanes$16$acc_addr$2 = l16_tM[2];
-      lanes$16$rd_addr$2 = l16_tO[2];
-      lanes$16$acc_addr$3 = l16_tM[3];
-      lanes$16$rd_addr$3 = l16_tO[3];
+      lanes$16$acc_addr$0 = l16_tP[0];
+      lanes$16$rd_addr$0 = l16_tM[0];
+      lanes$16$acc_addr$1 = l16_tP[1];
+      lanes$16$rd_addr$1 = l16_tM[1];
+      lanes$16$acc_addr$2 = l16_tP[2];
+      lanes$16$rd_addr$2 = l16_tM[2];
+      lanes$16$acc_addr$3 = l16_tP[3];
+      lanes$16$rd_addr$3 = l16_tM[3];
       lanes$16$w$0 = l16_wq[1:0];
       lanes$16$w$1 = l16_wq[3:2];
       lanes$16$w$2 = l16_wq[5:4];
@@ -9642,19 +9642,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$17$ps_clr = rst | (l17_en & l17_vlT);
       lanes$17$sc_take = l17_vlT;
       lanes$17$sc_mload = l17_nsT;
-      lanes$17$acc_we = l17_vlM;
-      lanes$17$rd_first = l17_kbfO;
-      lanes$17$out_load = l17_olM;
+      lanes$17$acc_we = l17_vlP;
+      lanes$17$rd_first = l17_kbfM;
+      lanes$17$out_load = l17_olP;
       lanes$17$w_addr$0 = l17_wa;
       lanes$17$r_addr$0 = l17_ra;
-      lanes$17$acc_addr$0 = l17_tM[0];
-      lanes$17$rd_addr$0 = l17_tO[0];
-      lanes$17$acc_addr$1 = l17_tM[1];
-      lanes$17$rd_addr$1 = l17_tO[1];
-      lanes$17$acc_addr$2 = l17_tM[2];
-      lanes$17$rd_addr$2 = l17_tO[2];
-      lanes$17$acc_addr$3 = l17_tM[3];
-      lanes$17$rd_addr$3 = l17_tO[3];
+      lanes$17$acc_addr$0 = l17_tP[0];
+      lanes$17$rd_addr$0 = l17_tM[0];
+      lanes$17$acc_addr$1 = l17_tP[1];
+      lanes$17$rd_addr$1 = l17_tM[1];
+      lanes$17$acc_addr$2 = l17_tP[2];
+      lanes$17$rd_addr$2 = l17_tM[2];
+      lanes$17$acc_addr$3 = l17_tP[3];
+      lanes$17$rd_addr$3 = l17_tM[3];
       lanes$17$w$0 = l17_wq[1:0];
       lanes$17$w$1 = l17_wq[3:2];
       lanes$17$w$2 = l17_wq[5:4];
@@ -9729,19 +9729,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$18$ps_clr = rst | (l18_en & l18_vlT);
       lanes$18$sc_take = l18_vlT;
       lanes$18$sc_mload = l18_nsT;
-      lanes$18$acc_we = l18_vlM;
-      lanes$18$rd_first = l18_kbfO;
-      lanes$18$out_load = l18_olM;
+      lanes$18$acc_we = l18_vlP;
+      lanes$18$rd_first = l18_kbfM;
+      lanes$18$out_load = l18_olP;
       lanes$18$w_addr$0 = l18_wa;
       lanes$18$r_addr$0 = l18_ra;
-      lanes$18$acc_addr$0 = l18_tM[0];
-      lanes$18$rd_addr$0 = l18_tO[0];
-      lanes$18$acc_addr$1 = l18_tM[1];
-      lanes$18$rd_addr$1 = l18_tO[1];
-      lanes$18$acc_addr$2 = l18_tM[2];
-      lanes$18$rd_addr$2 = l18_tO[2];
-      lanes$18$acc_addr$3 = l18_tM[3];
-      lanes$18$rd_addr$3 = l18_tO[3];
+      lanes$18$acc_addr$0 = l18_tP[0];
+      lanes$18$rd_addr$0 = l18_tM[0];
+      lanes$18$acc_addr$1 = l18_tP[1];
+      lanes$18$rd_addr$1 = l18_tM[1];
+      lanes$18$acc_addr$2 = l18_tP[2];
+      lanes$18$rd_addr$2 = l18_tM[2];
+      lanes$18$acc_addr$3 = l18_tP[3];
+      lanes$18$rd_addr$3 = l18_tM[3];
       lanes$18$w$0 = l18_wq[1:0];
       lanes$18$w$1 = l18_wq[3:2];
       lanes$18$w$2 = l18_wq[5:4];
@@ -9816,19 +9816,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$19$ps_clr = rst | (l19_en & l19_vlT);
       lanes$19$sc_take = l19_vlT;
       lanes$19$sc_mload = l19_nsT;
-      lanes$19$acc_we = l19_vlM;
-      lanes$19$rd_first = l19_kbfO;
-      lanes$19$out_load = l19_olM;
+      lanes$19$acc_we = l19_vlP;
+      lanes$19$rd_first = l19_kbfM;
+      lanes$19$out_load = l19_olP;
       lanes$19$w_addr$0 = l19_wa;
       lanes$19$r_addr$0 = l19_ra;
-      lanes$19$acc_addr$0 = l19_tM[0];
-      lanes$19$rd_addr$0 = l19_tO[0];
-      lanes$19$acc_addr$1 = l19_tM[1];
-      lanes$19$rd_addr$1 = l19_tO[1];
-      lanes$19$acc_addr$2 = l19_tM[2];
-      lanes$19$rd_addr$2 = l19_tO[2];
-      lanes$19$acc_addr$3 = l19_tM[3];
-      lanes$19$rd_addr$3 = l19_tO[3];
+      lanes$19$acc_addr$0 = l19_tP[0];
+      lanes$19$rd_addr$0 = l19_tM[0];
+      lanes$19$acc_addr$1 = l19_tP[1];
+      lanes$19$rd_addr$1 = l19_tM[1];
+      lanes$19$acc_addr$2 = l19_tP[2];
+      lanes$19$rd_addr$2 = l19_tM[2];
+      lanes$19$acc_addr$3 = l19_tP[3];
+      lanes$19$rd_addr$3 = l19_tM[3];
       lanes$19$w$0 = l19_wq[1:0];
       lanes$19$w$1 = l19_wq[3:2];
       lanes$19$w$2 = l19_wq[5:4];
@@ -9903,19 +9903,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$20$ps_clr = rst | (l20_en & l20_vlT);
       lanes$20$sc_take = l20_vlT;
       lanes$20$sc_mload = l20_nsT;
-      lanes$20$acc_we = l20_vlM;
-      lanes$20$rd_first = l20_kbfO;
-      lanes$20$out_load = l20_olM;
+      lanes$20$acc_we = l20_vlP;
+      lanes$20$rd_first = l20_kbfM;
+      lanes$20$out_load = l20_olP;
       lanes$20$w_addr$0 = l20_wa;
       lanes$20$r_addr$0 = l20_ra;
-      lanes$20$acc_addr$0 = l20_tM[0];
-      lanes$20$rd_addr$0 = l20_tO[0];
-      lanes$20$acc_addr$1 = l20_tM[1];
-      lanes$20$rd_addr$1 = l20_tO[1];
-      lanes$20$acc_addr$2 = l20_tM[2];
-      lanes$20$rd_addr$2 = l20_tO[2];
-      lanes$20$acc_addr$3 = l20_tM[3];
-      lanes$20$rd_addr$3 = l20_tO[3];
+      lanes$20$acc_addr$0 = l20_tP[0];
+      lanes$20$rd_addr$0 = l20_tM[0];
+      lanes$20$acc_addr$1 = l20_tP[1];
+      lanes$20$rd_addr$1 = l20_tM[1];
+      lanes$20$acc_addr$2 = l20_tP[2];
+      lanes$20$rd_addr$2 = l20_tM[2];
+      lanes$20$acc_addr$3 = l20_tP[3];
+      lanes$20$rd_addr$3 = l20_tM[3];
       lanes$20$w$0 = l20_wq[1:0];
       lanes$20$w$1 = l20_wq[3:2];
       lanes$20$w$2 = l20_wq[5:4];
@@ -9990,19 +9990,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$21$ps_clr = rst | (l21_en & l21_vlT);
       lanes$21$sc_take = l21_vlT;
       lanes$21$sc_mload = l21_nsT;
-      lanes$21$acc_we = l21_vlM;
-      lanes$21$rd_first = l21_kbfO;
-      lanes$21$out_load = l21_olM;
+      lanes$21$acc_we = l21_vlP;
+      lanes$21$rd_first = l21_kbfM;
+      lanes$21$out_load = l21_olP;
       lanes$21$w_addr$0 = l21_wa;
       lanes$21$r_addr$0 = l21_ra;
-      lanes$21$acc_addr$0 = l21_tM[0];
-      lanes$21$rd_addr$0 = l21_tO[0];
-      lanes$21$acc_addr$1 = l21_tM[1];
-      lanes$21$rd_addr$1 = l21_tO[1];
-      lanes$21$acc_addr$2 = l21_tM[2];
-      lanes$21$rd_addr$2 = l21_tO[2];
-      lanes$21$acc_addr$3 = l21_tM[3];
-      lanes$21$rd_addr$3 = l21_tO[3];
+      lanes$21$acc_addr$0 = l21_tP[0];
+      lanes$21$rd_addr$0 = l21_tM[0];
+      lanes$21$acc_addr$1 = l21_tP[1];
+      lanes$21$rd_addr$1 = l21_tM[1];
+      lanes$21$acc_addr$2 = l21_tP[2];
+      lanes$21$rd_addr$2 = l21_tM[2];
+      lanes$21$acc_addr$3 = l21_tP[3];
+      lanes$21$rd_addr$3 = l21_tM[3];
       lanes$21$w$0 = l21_wq[1:0];
       lanes$21$w$1 = l21_wq[3:2];
       lanes$21$w$2 = l21_wq[5:4];
@@ -10077,19 +10077,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$22$ps_clr = rst | (l22_en & l22_vlT);
       lanes$22$sc_take = l22_vlT;
       lanes$22$sc_mload = l22_nsT;
-      lanes$22$acc_we = l22_vlM;
-      lanes$22$rd_first = l22_kbfO;
-      lanes$22$out_load = l22_olM;
+      lanes$22$acc_we = l22_vlP;
+      lanes$22$rd_first = l22_kbfM;
+      lanes$22$out_load = l22_olP;
       lanes$22$w_addr$0 = l22_wa;
       lanes$22$r_addr$0 = l22_ra;
-      lanes$22$acc_addr$0 = l22_tM[0];
-      lanes$22$rd_addr$0 = l22_tO[0];
-      lanes$22$acc_addr$1 = l22_tM[1];
-      lanes$22$rd_addr$1 = l22_tO[1];
-      lanes$22$acc_addr$2 = l22_tM[2];
-      lanes$22$rd_addr$2 = l22_tO[2];
-      lanes$22$acc_addr$3 = l22_tM[3];
-      lanes$22$rd_addr$3 = l22_tO[3];
+      lanes$22$acc_addr$0 = l22_tP[0];
+      lanes$22$rd_addr$0 = l22_tM[0];
+      lanes$22$acc_addr$1 = l22_tP[1];
+      lanes$22$rd_addr$1 = l22_tM[1];
+      lanes$22$acc_addr$2 = l22_tP[2];
+      lanes$22$rd_addr$2 = l22_tM[2];
+      lanes$22$acc_addr$3 = l22_tP[3];
+      lanes$22$rd_addr$3 = l22_tM[3];
       lanes$22$w$0 = l22_wq[1:0];
       lanes$22$w$1 = l22_wq[3:2];
       lanes$22$w$2 = l22_wq[5:4];
@@ -10164,19 +10164,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$23$ps_clr = rst | (l23_en & l23_vlT);
       lanes$23$sc_take = l23_vlT;
       lanes$23$sc_mload = l23_nsT;
-      lanes$23$acc_we = l23_vlM;
-      lanes$23$rd_first = l23_kbfO;
-      lanes$23$out_load = l23_olM;
+      lanes$23$acc_we = l23_vlP;
+      lanes$23$rd_first = l23_kbfM;
+      lanes$23$out_load = l23_olP;
       lanes$23$w_addr$0 = l23_wa;
       lanes$23$r_addr$0 = l23_ra;
-      lanes$23$acc_addr$0 = l23_tM[0];
-      lanes$23$rd_addr$0 = l23_tO[0];
-      lanes$23$acc_addr$1 = l23_tM[1];
-      lanes$23$rd_addr$1 = l23_tO[1];
-      lanes$23$acc_addr$2 = l23_tM[2];
-      lanes$23$rd_addr$2 = l23_tO[2];
-      lanes$23$acc_addr$3 = l23_tM[3];
-      lanes$23$rd_addr$3 = l23_tO[3];
+      lanes$23$acc_addr$0 = l23_tP[0];
+      lanes$23$rd_addr$0 = l23_tM[0];
+      lanes$23$acc_addr$1 = l23_tP[1];
+      lanes$23$rd_addr$1 = l23_tM[1];
+      lanes$23$acc_addr$2 = l23_tP[2];
+      lanes$23$rd_addr$2 = l23_tM[2];
+      lanes$23$acc_addr$3 = l23_tP[3];
+      lanes$23$rd_addr$3 = l23_tM[3];
       lanes$23$w$0 = l23_wq[1:0];
       lanes$23$w$1 = l23_wq[3:2];
       lanes$23$w$2 = l23_wq[5:4];
@@ -10251,19 +10251,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$24$ps_clr = rst | (l24_en & l24_vlT);
       lanes$24$sc_take = l24_vlT;
       lanes$24$sc_mload = l24_nsT;
-      lanes$24$acc_we = l24_vlM;
-      lanes$24$rd_first = l24_kbfO;
-      lanes$24$out_load = l24_olM;
+      lanes$24$acc_we = l24_vlP;
+      lanes$24$rd_first = l24_kbfM;
+      lanes$24$out_load = l24_olP;
       lanes$24$w_addr$0 = l24_wa;
       lanes$24$r_addr$0 = l24_ra;
-      lanes$24$acc_addr$0 = l24_tM[0];
-      lanes$24$rd_addr$0 = l24_tO[0];
-      lanes$24$acc_addr$1 = l24_tM[1];
-      lanes$24$rd_addr$1 = l24_tO[1];
-      lanes$24$acc_addr$2 = l24_tM[2];
-      lanes$24$rd_addr$2 = l24_tO[2];
-      lanes$24$acc_addr$3 = l24_tM[3];
-      lanes$24$rd_addr$3 = l24_tO[3];
+      lanes$24$acc_addr$0 = l24_tP[0];
+      lanes$24$rd_addr$0 = l24_tM[0];
+      lanes$24$acc_addr$1 = l24_tP[1];
+      lanes$24$rd_addr$1 = l24_tM[1];
+      lanes$24$acc_addr$2 = l24_tP[2];
+      lanes$24$rd_addr$2 = l24_tM[2];
+      lanes$24$acc_addr$3 = l24_tP[3];
+      lanes$24$rd_addr$3 = l24_tM[3];
       lanes$24$w$0 = l24_wq[1:0];
       lanes$24$w$1 = l24_wq[3:2];
       lanes$24$w$2 = l24_wq[5:4];
@@ -10338,19 +10338,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$25$ps_clr = rst | (l25_en & l25_vlT);
       lanes$25$sc_take = l25_vlT;
       lanes$25$sc_mload = l25_nsT;
-      lanes$25$acc_we = l25_vlM;
-      lanes$25$rd_first = l25_kbfO;
-      lanes$25$out_load = l25_olM;
+      lanes$25$acc_we = l25_vlP;
+      lanes$25$rd_first = l25_kbfM;
+      lanes$25$out_load = l25_olP;
       lanes$25$w_addr$0 = l25_wa;
       lanes$25$r_addr$0 = l25_ra;
-      lanes$25$acc_addr$0 = l25_tM[0];
-      lanes$25$rd_addr$0 = l25_tO[0];
-      lanes$25$acc_addr$1 = l25_tM[1];
-      lanes$25$rd_addr$1 = l25_tO[1];
-      lanes$25$acc_addr$2 = l25_tM[2];
-      lanes$25$rd_addr$2 = l25_tO[2];
-      lanes$25$acc_addr$3 = l25_tM[3];
-      lanes$25$rd_addr$3 = l25_tO[3];
+      lanes$25$acc_addr$0 = l25_tP[0];
+      lanes$25$rd_addr$0 = l25_tM[0];
+      lanes$25$acc_addr$1 = l25_tP[1];
+      lanes$25$rd_addr$1 = l25_tM[1];
+      lanes$25$acc_addr$2 = l25_tP[2];
+      lanes$25$rd_addr$2 = l25_tM[2];
+      lanes$25$acc_addr$3 = l25_tP[3];
+      lanes$25$rd_addr$3 = l25_tM[3];
       lanes$25$w$0 = l25_wq[1:0];
       lanes$25$w$1 = l25_wq[3:2];
       lanes$25$w$2 = l25_wq[5:4];
@@ -10425,19 +10425,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$26$ps_clr = rst | (l26_en & l26_vlT);
       lanes$26$sc_take = l26_vlT;
       lanes$26$sc_mload = l26_nsT;
-      lanes$26$acc_we = l26_vlM;
-      lanes$26$rd_first = l26_kbfO;
-      lanes$26$out_load = l26_olM;
+      lanes$26$acc_we = l26_vlP;
+      lanes$26$rd_first = l26_kbfM;
+      lanes$26$out_load = l26_olP;
       lanes$26$w_addr$0 = l26_wa;
       lanes$26$r_addr$0 = l26_ra;
-      lanes$26$acc_addr$0 = l26_tM[0];
-      lanes$26$rd_addr$0 = l26_tO[0];
-      lanes$26$acc_addr$1 = l26_tM[1];
-      lanes$26$rd_addr$1 = l26_tO[1];
-      lanes$26$acc_addr$2 = l26_tM[2];
-      lanes$26$rd_addr$2 = l26_tO[2];
-      lanes$26$acc_addr$3 = l26_tM[3];
-      lanes$26$rd_addr$3 = l26_tO[3];
+      lanes$26$acc_addr$0 = l26_tP[0];
+      lanes$26$rd_addr$0 = l26_tM[0];
+      lanes$26$acc_addr$1 = l26_tP[1];
+      lanes$26$rd_addr$1 = l26_tM[1];
+      lanes$26$acc_addr$2 = l26_tP[2];
+      lanes$26$rd_addr$2 = l26_tM[2];
+      lanes$26$acc_addr$3 = l26_tP[3];
+      lanes$26$rd_addr$3 = l26_tM[3];
       lanes$26$w$0 = l26_wq[1:0];
       lanes$26$w$1 = l26_wq[3:2];
       lanes$26$w$2 = l26_wq[5:4];
@@ -10512,19 +10512,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$27$ps_clr = rst | (l27_en & l27_vlT);
       lanes$27$sc_take = l27_vlT;
       lanes$27$sc_mload = l27_nsT;
-      lanes$27$acc_we = l27_vlM;
-      lanes$27$rd_first = l27_kbfO;
-      lanes$27$out_load = l27_olM;
+      lanes$27$acc_we = l27_vlP;
+      lanes$27$rd_first = l27_kbfM;
+      lanes$27$out_load = l27_olP;
       lanes$27$w_addr$0 = l27_wa;
       lanes$27$r_addr$0 = l27_ra;
-      lanes$27$acc_addr$0 = l27_tM[0];
-      lanes$27$rd_addr$0 = l27_tO[0];
-      lanes$27$acc_addr$1 = l27_tM[1];
-      lanes$27$rd_addr$1 = l27_tO[1];
-      lanes$27$acc_addr$2 = l27_tM[2];
-      lanes$27$rd_addr$2 = l27_tO[2];
-      lanes$27$acc_addr$3 = l27_tM[3];
-      lanes$27$rd_addr$3 = l27_tO[3];
+      lanes$27$acc_addr$0 = l27_tP[0];
+      lanes$27$rd_addr$0 = l27_tM[0];
+      lanes$27$acc_addr$1 = l27_tP[1];
+      lanes$27$rd_addr$1 = l27_tM[1];
+      lanes$27$acc_addr$2 = l27_tP[2];
+      lanes$27$rd_addr$2 = l27_tM[2];
+      lanes$27$acc_addr$3 = l27_tP[3];
+      lanes$27$rd_addr$3 = l27_tM[3];
       lanes$27$w$0 = l27_wq[1:0];
       lanes$27$w$1 = l27_wq[3:2];
       lanes$27$w$2 = l27_wq[5:4];
@@ -10599,19 +10599,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$28$ps_clr = rst | (l28_en & l28_vlT);
       lanes$28$sc_take = l28_vlT;
       lanes$28$sc_mload = l28_nsT;
-      lanes$28$acc_we = l28_vlM;
-      lanes$28$rd_first = l28_kbfO;
-      lanes$28$out_load = l28_olM;
+      lanes$28$acc_we = l28_vlP;
+      lanes$28$rd_first = l28_kbfM;
+      lanes$28$out_load = l28_olP;
       lanes$28$w_addr$0 = l28_wa;
       lanes$28$r_addr$0 = l28_ra;
-      lanes$28$acc_addr$0 = l28_tM[0];
-      lanes$28$rd_addr$0 = l28_tO[0];
-      lanes$28$acc_addr$1 = l28_tM[1];
-      lanes$28$rd_addr$1 = l28_tO[1];
-      lanes$28$acc_addr$2 = l28_tM[2];
-      lanes$28$rd_addr$2 = l28_tO[2];
-      lanes$28$acc_addr$3 = l28_tM[3];
-      lanes$28$rd_addr$3 = l28_tO[3];
+      lanes$28$acc_addr$0 = l28_tP[0];
+      lanes$28$rd_addr$0 = l28_tM[0];
+      lanes$28$acc_addr$1 = l28_tP[1];
+      lanes$28$rd_addr$1 = l28_tM[1];
+      lanes$28$acc_addr$2 = l28_tP[2];
+      lanes$28$rd_addr$2 = l28_tM[2];
+      lanes$28$acc_addr$3 = l28_tP[3];
+      lanes$28$rd_addr$3 = l28_tM[3];
       lanes$28$w$0 = l28_wq[1:0];
       lanes$28$w$1 = l28_wq[3:2];
       lanes$28$w$2 = l28_wq[5:4];
@@ -10686,19 +10686,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$29$ps_clr = rst | (l29_en & l29_vlT);
       lanes$29$sc_take = l29_vlT;
       lanes$29$sc_mload = l29_nsT;
-      lanes$29$acc_we = l29_vlM;
-      lanes$29$rd_first = l29_kbfO;
-      lanes$29$out_load = l29_olM;
+      lanes$29$acc_we = l29_vlP;
+      lanes$29$rd_first = l29_kbfM;
+      lanes$29$out_load = l29_olP;
       lanes$29$w_addr$0 = l29_wa;
       lanes$29$r_addr$0 = l29_ra;
-      lanes$29$acc_addr$0 = l29_tM[0];
-      lanes$29$rd_addr$0 = l29_tO[0];
-      lanes$29$acc_addr$1 = l29_tM[1];
-      lanes$29$rd_addr$1 = l29_tO[1];
-      lanes$29$acc_addr$2 = l29_tM[2];
-      lanes$29$rd_addr$2 = l29_tO[2];
-      lanes$29$acc_addr$3 = l29_tM[3];
-      lanes$29$rd_addr$3 = l29_tO[3];
+      lanes$29$acc_addr$0 = l29_tP[0];
+      lanes$29$rd_addr$0 = l29_tM[0];
+      lanes$29$acc_addr$1 = l29_tP[1];
+      lanes$29$rd_addr$1 = l29_tM[1];
+      lanes$29$acc_addr$2 = l29_tP[2];
+      lanes$29$rd_addr$2 = l29_tM[2];
+      lanes$29$acc_addr$3 = l29_tP[3];
+      lanes$29$rd_addr$3 = l29_tM[3];
       lanes$29$w$0 = l29_wq[1:0];
       lanes$29$w$1 = l29_wq[3:2];
       lanes$29$w$2 = l29_wq[5:4];
@@ -10773,19 +10773,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$30$ps_clr = rst | (l30_en & l30_vlT);
       lanes$30$sc_take = l30_vlT;
       lanes$30$sc_mload = l30_nsT;
-      lanes$30$acc_we = l30_vlM;
-      lanes$30$rd_first = l30_kbfO;
-      lanes$30$out_load = l30_olM;
+      lanes$30$acc_we = l30_vlP;
+      lanes$30$rd_first = l30_kbfM;
+      lanes$30$out_load = l30_olP;
       lanes$30$w_addr$0 = l30_wa;
       lanes$30$r_addr$0 = l30_ra;
-      lanes$30$acc_addr$0 = l30_tM[0];
-      lanes$30$rd_addr$0 = l30_tO[0];
-      lanes$30$acc_addr$1 = l30_tM[1];
-      lanes$30$rd_addr$1 = l30_tO[1];
-      lanes$30$acc_addr$2 = l30_tM[2];
-      lanes$30$rd_addr$2 = l30_tO[2];
-      lanes$30$acc_addr$3 = l30_tM[3];
-      lanes$30$rd_addr$3 = l30_tO[3];
+      lanes$30$acc_addr$0 = l30_tP[0];
+      lanes$30$rd_addr$0 = l30_tM[0];
+      lanes$30$acc_addr$1 = l30_tP[1];
+      lanes$30$rd_addr$1 = l30_tM[1];
+      lanes$30$acc_addr$2 = l30_tP[2];
+      lanes$30$rd_addr$2 = l30_tM[2];
+      lanes$30$acc_addr$3 = l30_tP[3];
+      lanes$30$rd_addr$3 = l30_tM[3];
       lanes$30$w$0 = l30_wq[1:0];
       lanes$30$w$1 = l30_wq[3:2];
       lanes$30$w$2 = l30_wq[5:4];
@@ -10860,19 +10860,19 @@ module tern_large_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$31$ps_clr = rst | (l31_en & l31_vlT);
       lanes$31$sc_take = l31_vlT;
       lanes$31$sc_mload = l31_nsT;
-      lanes$31$acc_we = l31_vlM;
-      lanes$31$rd_first = l31_kbfO;
-      lanes$31$out_load = l31_olM;
+      lanes$31$acc_we = l31_vlP;
+      lanes$31$rd_first = l31_kbfM;
+      lanes$31$out_load = l31_olP;
       lanes$31$w_addr$0 = l31_wa;
       lanes$31$r_addr$0 = l31_ra;
-      lanes$31$acc_addr$0 = l31_tM[0];
-      lanes$31$rd_addr$0 = l31_tO[0];
-      lanes$31$acc_addr$1 = l31_tM[1];
-      lanes$31$rd_addr$1 = l31_tO[1];
-      lanes$31$acc_addr$2 = l31_tM[2];
-      lanes$31$rd_addr$2 = l31_tO[2];
-      lanes$31$acc_addr$3 = l31_tM[3];
-      lanes$31$rd_addr$3 = l31_tO[3];
+      lanes$31$acc_addr$0 = l31_tP[0];
+      lanes$31$rd_addr$0 = l31_tM[0];
+      lanes$31$acc_addr$1 = l31_tP[1];
+      lanes$31$rd_addr$1 = l31_tM[1];
+      lanes$31$acc_addr$2 = l31_tP[2];
+      lanes$31$rd_addr$2 = l31_tM[2];
+      lanes$31$acc_addr$3 = l31_tP[3];
+      lanes$31$rd_addr$3 = l31_tM[3];
       lanes$31$w$0 = l31_wq[1:0];
       lanes$31$w$1 = l31_wq[3:2];
       lanes$31$w$2 = l31_wq[5:4];
@@ -11008,12 +11008,13 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg sc_full_q;
     // mantissa vectors owed to the prefetch register: issued block ends (first token) not yet matched by an accepted scale beat
     reg [3:0] sc_owed;
-    // single-bit copies for go's next value: owed_nz = (sc_owed != 0), ns_p/ns_t = mantissa needed before/at the root stage, vk_o/vk_m = vlO & kblO, vlM & kblM
+    // single-bit copies for go's next value: owed_nz = (sc_owed != 0), ns_p/ns_t = mantissa needed before/at the root stage, vk_o/vk_m/vk_p = a tile's vector (vl & kbl) in the operand/multiplier/product stage
     reg owed_nz;
     reg ns_p;
     reg ns_t;
     reg vk_o;
     reg vk_m;
+    reg vk_p;
     // block-end lookahead: kbl_q = (kbrem <= block.k), more_q[j] = (kbrem > (j+1)*cols); registered with kbrem
     reg kbl_q;
     reg more_q;
@@ -11027,7 +11028,7 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg pad_q;
     reg tz_q;
     reg tl_q;
-    // beat flags: issue (0), ring write (r), lead registers (l), 5 tree stage(s), scaler capture (S), operands (O), multiplier (M)
+    // beat flags: issue (0), ring write (r), lead registers (l), 5 tree stage(s), scaler capture (S), operands (O), multiplier (M), product (P)
     reg v0;
     reg last0;
     reg kbf0;
@@ -11097,12 +11098,17 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg tlS;
     reg [3:0] tS;
     reg vlO;
+    reg kbfO;
     reg nlO;
     reg tlO;
     reg [3:0] tO;
+    reg vlM;
     reg nlM;
     reg tlM;
     reg [3:0] tM;
+    reg nlP;
+    reg tlP;
+    reg [3:0] tP;
     // output register (the lanes hold the data); out_nv is the vector's output index: out_nbase, or 0 when out_n0_q (set by a good start, cleared when the first tile's last vector is taken)
     reg out_n0_q;
     reg out_valid_q;
@@ -11126,8 +11132,8 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     wire sc_acc = sc_ready & scale_valid;
     // next state of the registers go depends on: output register full, a vector at the multiplier stage, a mantissa needed at the root, the prefetch register full
     wire sc_full_n = ~rst & (sc_acc | (sc_full_q & ~take));
-    wire ov_n = ~rst & ((go & vk_m) | (out_valid_q & ~out_ready));
-    wire ld_n = ~rst & (go ? vk_o : vk_m);
+    wire ov_n = ~rst & ((go & vk_p) | (out_valid_q & ~out_ready));
+    wire ld_n = ~rst & (go ? vk_m : vk_p);
     wire ns_n = ~rst & (go ? pns_w : need_scale);
     wire en_n = ~(ov_n & ld_n) & ~(ns_n & ~sc_full_n);
     (* keep *) always @(posedge clock) begin
@@ -11181,10 +11187,12 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
         err_q <= 1'b0;
         vlS <= 1'b0;
         vlO <= 1'b0;
+        vlM <= 1'b0;
         ns_p <= 1'b0;
         ns_t <= 1'b0;
         vk_o <= 1'b0;
         vk_m <= 1'b0;
+        vk_p <= 1'b0;
         out_valid_q <= 1'b0;
         v0 <= 1'b0;
         vr <= 1'b0;
@@ -11301,23 +11309,29 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           ns_t <= ns_p;
           vk_o <= vlS & kblS;
           vk_m <= vk_o;
+          vk_p <= vk_m;
           kbfS <= kbfd5;
           kblS <= kbld5;
           nlS <= nld5;
           tlS <= tld5;
           tS <= td5;
           vlO <= vlS;
+          kbfO <= kbfS;
           nlO <= nlS;
           tlO <= tlS;
           tO <= tS;
+          vlM <= vlO;
           nlM <= nlO;
           tlM <= tlO;
           tM <= tO;
-          if (vk_m) begin
+          nlP <= nlM;
+          tlP <= tlM;
+          tP <= tM;
+          if (vk_p) begin
             out_valid_q <= 1'b1;
-            out_tok_q <= tM;
-            out_tl_q <= tlM;
-            out_last_q <= tlM & nlM;
+            out_tok_q <= tP;
+            out_tl_q <= tlP;
+            out_last_q <= tlP & nlP;
           end else if (out_ready) out_valid_q <= 1'b0;
         end else if (out_ready) out_valid_q <= 1'b0;
         // the tile's last vector taken: the next vector is the next tile's
@@ -11380,17 +11394,17 @@ module tern_large_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
       pv = vd4;
       pvl = vd4 & lastd4;
       pns = pns_w;
-      svl = vlO;
-      sol = vk_o;
-      st$0 = tO[0];
-      st$1 = tO[1];
-      st$2 = tO[2];
-      st$3 = tO[3];
-      rkbf = kbfS;
-      rt$0 = tS[0];
-      rt$1 = tS[1];
-      rt$2 = tS[2];
-      rt$3 = tS[3];
+      svl = vlM;
+      sol = vk_m;
+      st$0 = tM[0];
+      st$1 = tM[1];
+      st$2 = tM[2];
+      st$3 = tM[3];
+      rkbf = kbfO;
+      rt$0 = tO[0];
+      rt$1 = tO[1];
+      rt$2 = tO[2];
+      rt$3 = tO[3];
       out_valid = out_valid_q;
       out_token = {{12{1'b0}}, out_tok_q};
       out_n = {{13{1'b0}}, out_nv};
@@ -12241,14 +12255,19 @@ module tern_large_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -13105,14 +13124,19 @@ module tern_large_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -13969,14 +13993,19 @@ module tern_large_core$lanes$10$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -14833,14 +14862,19 @@ module tern_large_core$lanes$11$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -15697,14 +15731,19 @@ module tern_large_core$lanes$12$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -16561,14 +16600,19 @@ module tern_large_core$lanes$13$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -17425,14 +17469,19 @@ module tern_large_core$lanes$14$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -18289,14 +18338,19 @@ module tern_large_core$lanes$15$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -19153,14 +19207,19 @@ module tern_large_core$lanes$16$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -20017,14 +20076,19 @@ module tern_large_core$lanes$17$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -20881,14 +20945,19 @@ module tern_large_core$lanes$18$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -21745,14 +21814,19 @@ module tern_large_core$lanes$19$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -22609,14 +22683,19 @@ module tern_large_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -23473,14 +23552,19 @@ module tern_large_core$lanes$20$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -24337,14 +24421,19 @@ module tern_large_core$lanes$21$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -25201,14 +25290,19 @@ module tern_large_core$lanes$22$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -26065,14 +26159,19 @@ module tern_large_core$lanes$23$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -26929,14 +27028,19 @@ module tern_large_core$lanes$24$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -27793,14 +27897,19 @@ module tern_large_core$lanes$25$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -28657,14 +28766,19 @@ module tern_large_core$lanes$26$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -29521,14 +29635,19 @@ module tern_large_core$lanes$27$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -30385,14 +30504,19 @@ module tern_large_core$lanes$28$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -31249,14 +31373,19 @@ module tern_large_core$lanes$29$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -32113,14 +32242,19 @@ module tern_large_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -32977,14 +33111,19 @@ module tern_large_core$lanes$30$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -33841,14 +33980,19 @@ module tern_large_core$lanes$31$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -34705,14 +34849,19 @@ module tern_large_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -35569,14 +35718,19 @@ module tern_large_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -36433,14 +36587,19 @@ module tern_large_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -37297,14 +37456,19 @@ module tern_large_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -38161,14 +38325,19 @@ module tern_large_core$lanes$8$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -39025,14 +39194,19 @@ module tern_large_core$lanes$9$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [3:0] acc_a = {acc_addr$3, acc_addr$2, acc_addr$1, acc_addr$0};
     wire [3:0] rd_a = {rd_addr$3, rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:31];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 32; acc_i = acc_i + 1) acc_mem[acc_i[4:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;

@@ -877,20 +877,20 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     always @(posedge clock) begin
       if (en_x) x_f <= {x_2[63:56], x_2[47:40], x_2[31:24], x_2[15:8]};
     end
-    // per lane, registered copies of the lane-wide controls (kept apart so that each fans out inside its lane): the clock enable, the scale prefetch flag, the issued beat's ring write (enable, index, trit codes) and ring read index, the root-stage and multiplier-stage flags; and the lane's scale prefetch register
+    // per lane, registered copies of the lane-wide controls (kept apart so that each fans out inside its lane): the clock enable, the scale prefetch flag, the issued beat's ring write (enable, index, trit codes) and ring read index, the root-stage, multiplier-stage and product-stage flags; and the lane's scale prefetch register
     reg l0_en;
     reg l0_scf;
     reg l0_wwe;
     reg l0_vT;
     reg l0_vlT;
     reg l0_nsT;
-    reg l0_kbfO;
-    reg l0_vlM;
-    reg l0_olM;
+    reg l0_kbfM;
+    reg l0_vlP;
+    reg l0_olP;
     reg [2:0] l0_wa;
     reg [2:0] l0_ra;
-    reg [2:0] l0_tO;
     reg [2:0] l0_tM;
+    reg [2:0] l0_tP;
     reg [15:0] l0_wq;
     reg [15:0] l0_scn;
     (* keep *) always @(posedge clock) begin
@@ -901,8 +901,8 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l0_vT <= 1'b0;
         l0_vlT <= 1'b0;
         l0_nsT <= 1'b0;
-        l0_vlM <= 1'b0;
-        l0_olM <= 1'b0;
+        l0_vlP <= 1'b0;
+        l0_olP <= 1'b0;
       end else if (l0_en) begin
         l0_wwe <= ctrl$w_we;
         l0_wa <= {ctrl$w_addr$2, ctrl$w_addr$1, ctrl$w_addr$0};
@@ -911,11 +911,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l0_vT <= ctrl$pv;
         l0_vlT <= ctrl$pvl;
         l0_nsT <= ctrl$pns;
-        l0_kbfO <= ctrl$rkbf;
-        l0_vlM <= ctrl$svl;
-        l0_olM <= ctrl$sol;
-        l0_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l0_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l0_kbfM <= ctrl$rkbf;
+        l0_vlP <= ctrl$svl;
+        l0_olP <= ctrl$sol;
+        l0_tM <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l0_tP <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l0_scf | (l0_en & l0_nsT)) l0_scn <= scale$0;
     end
@@ -925,13 +925,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l1_vT;
     reg l1_vlT;
     reg l1_nsT;
-    reg l1_kbfO;
-    reg l1_vlM;
-    reg l1_olM;
+    reg l1_kbfM;
+    reg l1_vlP;
+    reg l1_olP;
     reg [2:0] l1_wa;
     reg [2:0] l1_ra;
-    reg [2:0] l1_tO;
     reg [2:0] l1_tM;
+    reg [2:0] l1_tP;
     reg [15:0] l1_wq;
     reg [15:0] l1_scn;
     (* keep *) always @(posedge clock) begin
@@ -942,8 +942,8 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l1_vT <= 1'b0;
         l1_vlT <= 1'b0;
         l1_nsT <= 1'b0;
-        l1_vlM <= 1'b0;
-        l1_olM <= 1'b0;
+        l1_vlP <= 1'b0;
+        l1_olP <= 1'b0;
       end else if (l1_en) begin
         l1_wwe <= ctrl$w_we;
         l1_wa <= {ctrl$w_addr$2, ctrl$w_addr$1, ctrl$w_addr$0};
@@ -952,11 +952,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l1_vT <= ctrl$pv;
         l1_vlT <= ctrl$pvl;
         l1_nsT <= ctrl$pns;
-        l1_kbfO <= ctrl$rkbf;
-        l1_vlM <= ctrl$svl;
-        l1_olM <= ctrl$sol;
-        l1_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l1_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l1_kbfM <= ctrl$rkbf;
+        l1_vlP <= ctrl$svl;
+        l1_olP <= ctrl$sol;
+        l1_tM <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l1_tP <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l1_scf | (l1_en & l1_nsT)) l1_scn <= scale$1;
     end
@@ -966,13 +966,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l2_vT;
     reg l2_vlT;
     reg l2_nsT;
-    reg l2_kbfO;
-    reg l2_vlM;
-    reg l2_olM;
+    reg l2_kbfM;
+    reg l2_vlP;
+    reg l2_olP;
     reg [2:0] l2_wa;
     reg [2:0] l2_ra;
-    reg [2:0] l2_tO;
     reg [2:0] l2_tM;
+    reg [2:0] l2_tP;
     reg [15:0] l2_wq;
     reg [15:0] l2_scn;
     (* keep *) always @(posedge clock) begin
@@ -983,8 +983,8 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l2_vT <= 1'b0;
         l2_vlT <= 1'b0;
         l2_nsT <= 1'b0;
-        l2_vlM <= 1'b0;
-        l2_olM <= 1'b0;
+        l2_vlP <= 1'b0;
+        l2_olP <= 1'b0;
       end else if (l2_en) begin
         l2_wwe <= ctrl$w_we;
         l2_wa <= {ctrl$w_addr$2, ctrl$w_addr$1, ctrl$w_addr$0};
@@ -993,11 +993,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l2_vT <= ctrl$pv;
         l2_vlT <= ctrl$pvl;
         l2_nsT <= ctrl$pns;
-        l2_kbfO <= ctrl$rkbf;
-        l2_vlM <= ctrl$svl;
-        l2_olM <= ctrl$sol;
-        l2_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l2_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l2_kbfM <= ctrl$rkbf;
+        l2_vlP <= ctrl$svl;
+        l2_olP <= ctrl$sol;
+        l2_tM <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l2_tP <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l2_scf | (l2_en & l2_nsT)) l2_scn <= scale$2;
     end
@@ -1007,13 +1007,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l3_vT;
     reg l3_vlT;
     reg l3_nsT;
-    reg l3_kbfO;
-    reg l3_vlM;
-    reg l3_olM;
+    reg l3_kbfM;
+    reg l3_vlP;
+    reg l3_olP;
     reg [2:0] l3_wa;
     reg [2:0] l3_ra;
-    reg [2:0] l3_tO;
     reg [2:0] l3_tM;
+    reg [2:0] l3_tP;
     reg [15:0] l3_wq;
     reg [15:0] l3_scn;
     (* keep *) always @(posedge clock) begin
@@ -1024,8 +1024,8 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l3_vT <= 1'b0;
         l3_vlT <= 1'b0;
         l3_nsT <= 1'b0;
-        l3_vlM <= 1'b0;
-        l3_olM <= 1'b0;
+        l3_vlP <= 1'b0;
+        l3_olP <= 1'b0;
       end else if (l3_en) begin
         l3_wwe <= ctrl$w_we;
         l3_wa <= {ctrl$w_addr$2, ctrl$w_addr$1, ctrl$w_addr$0};
@@ -1034,11 +1034,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l3_vT <= ctrl$pv;
         l3_vlT <= ctrl$pvl;
         l3_nsT <= ctrl$pns;
-        l3_kbfO <= ctrl$rkbf;
-        l3_vlM <= ctrl$svl;
-        l3_olM <= ctrl$sol;
-        l3_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l3_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l3_kbfM <= ctrl$rkbf;
+        l3_vlP <= ctrl$svl;
+        l3_olP <= ctrl$sol;
+        l3_tM <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l3_tP <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l3_scf | (l3_en & l3_nsT)) l3_scn <= scale$3;
     end
@@ -1048,13 +1048,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l4_vT;
     reg l4_vlT;
     reg l4_nsT;
-    reg l4_kbfO;
-    reg l4_vlM;
-    reg l4_olM;
+    reg l4_kbfM;
+    reg l4_vlP;
+    reg l4_olP;
     reg [2:0] l4_wa;
     reg [2:0] l4_ra;
-    reg [2:0] l4_tO;
     reg [2:0] l4_tM;
+    reg [2:0] l4_tP;
     reg [15:0] l4_wq;
     reg [15:0] l4_scn;
     (* keep *) always @(posedge clock) begin
@@ -1065,8 +1065,8 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l4_vT <= 1'b0;
         l4_vlT <= 1'b0;
         l4_nsT <= 1'b0;
-        l4_vlM <= 1'b0;
-        l4_olM <= 1'b0;
+        l4_vlP <= 1'b0;
+        l4_olP <= 1'b0;
       end else if (l4_en) begin
         l4_wwe <= ctrl$w_we;
         l4_wa <= {ctrl$w_addr$2, ctrl$w_addr$1, ctrl$w_addr$0};
@@ -1075,11 +1075,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l4_vT <= ctrl$pv;
         l4_vlT <= ctrl$pvl;
         l4_nsT <= ctrl$pns;
-        l4_kbfO <= ctrl$rkbf;
-        l4_vlM <= ctrl$svl;
-        l4_olM <= ctrl$sol;
-        l4_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l4_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l4_kbfM <= ctrl$rkbf;
+        l4_vlP <= ctrl$svl;
+        l4_olP <= ctrl$sol;
+        l4_tM <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l4_tP <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l4_scf | (l4_en & l4_nsT)) l4_scn <= scale$4;
     end
@@ -1089,13 +1089,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l5_vT;
     reg l5_vlT;
     reg l5_nsT;
-    reg l5_kbfO;
-    reg l5_vlM;
-    reg l5_olM;
+    reg l5_kbfM;
+    reg l5_vlP;
+    reg l5_olP;
     reg [2:0] l5_wa;
     reg [2:0] l5_ra;
-    reg [2:0] l5_tO;
     reg [2:0] l5_tM;
+    reg [2:0] l5_tP;
     reg [15:0] l5_wq;
     reg [15:0] l5_scn;
     (* keep *) always @(posedge clock) begin
@@ -1106,8 +1106,8 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l5_vT <= 1'b0;
         l5_vlT <= 1'b0;
         l5_nsT <= 1'b0;
-        l5_vlM <= 1'b0;
-        l5_olM <= 1'b0;
+        l5_vlP <= 1'b0;
+        l5_olP <= 1'b0;
       end else if (l5_en) begin
         l5_wwe <= ctrl$w_we;
         l5_wa <= {ctrl$w_addr$2, ctrl$w_addr$1, ctrl$w_addr$0};
@@ -1116,11 +1116,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l5_vT <= ctrl$pv;
         l5_vlT <= ctrl$pvl;
         l5_nsT <= ctrl$pns;
-        l5_kbfO <= ctrl$rkbf;
-        l5_vlM <= ctrl$svl;
-        l5_olM <= ctrl$sol;
-        l5_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l5_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l5_kbfM <= ctrl$rkbf;
+        l5_vlP <= ctrl$svl;
+        l5_olP <= ctrl$sol;
+        l5_tM <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l5_tP <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l5_scf | (l5_en & l5_nsT)) l5_scn <= scale$5;
     end
@@ -1130,13 +1130,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l6_vT;
     reg l6_vlT;
     reg l6_nsT;
-    reg l6_kbfO;
-    reg l6_vlM;
-    reg l6_olM;
+    reg l6_kbfM;
+    reg l6_vlP;
+    reg l6_olP;
     reg [2:0] l6_wa;
     reg [2:0] l6_ra;
-    reg [2:0] l6_tO;
     reg [2:0] l6_tM;
+    reg [2:0] l6_tP;
     reg [15:0] l6_wq;
     reg [15:0] l6_scn;
     (* keep *) always @(posedge clock) begin
@@ -1147,8 +1147,8 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l6_vT <= 1'b0;
         l6_vlT <= 1'b0;
         l6_nsT <= 1'b0;
-        l6_vlM <= 1'b0;
-        l6_olM <= 1'b0;
+        l6_vlP <= 1'b0;
+        l6_olP <= 1'b0;
       end else if (l6_en) begin
         l6_wwe <= ctrl$w_we;
         l6_wa <= {ctrl$w_addr$2, ctrl$w_addr$1, ctrl$w_addr$0};
@@ -1157,11 +1157,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l6_vT <= ctrl$pv;
         l6_vlT <= ctrl$pvl;
         l6_nsT <= ctrl$pns;
-        l6_kbfO <= ctrl$rkbf;
-        l6_vlM <= ctrl$svl;
-        l6_olM <= ctrl$sol;
-        l6_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l6_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l6_kbfM <= ctrl$rkbf;
+        l6_vlP <= ctrl$svl;
+        l6_olP <= ctrl$sol;
+        l6_tM <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l6_tP <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l6_scf | (l6_en & l6_nsT)) l6_scn <= scale$6;
     end
@@ -1171,13 +1171,13 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
     reg l7_vT;
     reg l7_vlT;
     reg l7_nsT;
-    reg l7_kbfO;
-    reg l7_vlM;
-    reg l7_olM;
+    reg l7_kbfM;
+    reg l7_vlP;
+    reg l7_olP;
     reg [2:0] l7_wa;
     reg [2:0] l7_ra;
-    reg [2:0] l7_tO;
     reg [2:0] l7_tM;
+    reg [2:0] l7_tP;
     reg [15:0] l7_wq;
     reg [15:0] l7_scn;
     (* keep *) always @(posedge clock) begin
@@ -1188,8 +1188,8 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l7_vT <= 1'b0;
         l7_vlT <= 1'b0;
         l7_nsT <= 1'b0;
-        l7_vlM <= 1'b0;
-        l7_olM <= 1'b0;
+        l7_vlP <= 1'b0;
+        l7_olP <= 1'b0;
       end else if (l7_en) begin
         l7_wwe <= ctrl$w_we;
         l7_wa <= {ctrl$w_addr$2, ctrl$w_addr$1, ctrl$w_addr$0};
@@ -1198,11 +1198,11 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
         l7_vT <= ctrl$pv;
         l7_vlT <= ctrl$pvl;
         l7_nsT <= ctrl$pns;
-        l7_kbfO <= ctrl$rkbf;
-        l7_vlM <= ctrl$svl;
-        l7_olM <= ctrl$sol;
-        l7_tO <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
-        l7_tM <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
+        l7_kbfM <= ctrl$rkbf;
+        l7_vlP <= ctrl$svl;
+        l7_olP <= ctrl$sol;
+        l7_tM <= {ctrl$rt$2, ctrl$rt$1, ctrl$rt$0};
+        l7_tP <= {ctrl$st$2, ctrl$st$1, ctrl$st$0};
       end
       if (~l7_scf | (l7_en & l7_nsT)) l7_scn <= scale$7;
     end
@@ -1235,21 +1235,21 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$0$ps_clr = rst | (l0_en & l0_vlT);
       lanes$0$sc_take = l0_vlT;
       lanes$0$sc_mload = l0_nsT;
-      lanes$0$acc_we = l0_vlM;
-      lanes$0$rd_first = l0_kbfO;
-      lanes$0$out_load = l0_olM;
+      lanes$0$acc_we = l0_vlP;
+      lanes$0$rd_first = l0_kbfM;
+      lanes$0$out_load = l0_olP;
       lanes$0$w_addr$0 = l0_wa[0];
       lanes$0$r_addr$0 = l0_ra[0];
       lanes$0$w_addr$1 = l0_wa[1];
       lanes$0$r_addr$1 = l0_ra[1];
       lanes$0$w_addr$2 = l0_wa[2];
       lanes$0$r_addr$2 = l0_ra[2];
-      lanes$0$acc_addr$0 = l0_tM[0];
-      lanes$0$rd_addr$0 = l0_tO[0];
-      lanes$0$acc_addr$1 = l0_tM[1];
-      lanes$0$rd_addr$1 = l0_tO[1];
-      lanes$0$acc_addr$2 = l0_tM[2];
-      lanes$0$rd_addr$2 = l0_tO[2];
+      lanes$0$acc_addr$0 = l0_tP[0];
+      lanes$0$rd_addr$0 = l0_tM[0];
+      lanes$0$acc_addr$1 = l0_tP[1];
+      lanes$0$rd_addr$1 = l0_tM[1];
+      lanes$0$acc_addr$2 = l0_tP[2];
+      lanes$0$rd_addr$2 = l0_tM[2];
       lanes$0$w$0 = l0_wq[1:0];
       lanes$0$w$1 = l0_wq[3:2];
       lanes$0$w$2 = l0_wq[5:4];
@@ -1276,21 +1276,21 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$1$ps_clr = rst | (l1_en & l1_vlT);
       lanes$1$sc_take = l1_vlT;
       lanes$1$sc_mload = l1_nsT;
-      lanes$1$acc_we = l1_vlM;
-      lanes$1$rd_first = l1_kbfO;
-      lanes$1$out_load = l1_olM;
+      lanes$1$acc_we = l1_vlP;
+      lanes$1$rd_first = l1_kbfM;
+      lanes$1$out_load = l1_olP;
       lanes$1$w_addr$0 = l1_wa[0];
       lanes$1$r_addr$0 = l1_ra[0];
       lanes$1$w_addr$1 = l1_wa[1];
       lanes$1$r_addr$1 = l1_ra[1];
       lanes$1$w_addr$2 = l1_wa[2];
       lanes$1$r_addr$2 = l1_ra[2];
-      lanes$1$acc_addr$0 = l1_tM[0];
-      lanes$1$rd_addr$0 = l1_tO[0];
-      lanes$1$acc_addr$1 = l1_tM[1];
-      lanes$1$rd_addr$1 = l1_tO[1];
-      lanes$1$acc_addr$2 = l1_tM[2];
-      lanes$1$rd_addr$2 = l1_tO[2];
+      lanes$1$acc_addr$0 = l1_tP[0];
+      lanes$1$rd_addr$0 = l1_tM[0];
+      lanes$1$acc_addr$1 = l1_tP[1];
+      lanes$1$rd_addr$1 = l1_tM[1];
+      lanes$1$acc_addr$2 = l1_tP[2];
+      lanes$1$rd_addr$2 = l1_tM[2];
       lanes$1$w$0 = l1_wq[1:0];
       lanes$1$w$1 = l1_wq[3:2];
       lanes$1$w$2 = l1_wq[5:4];
@@ -1317,21 +1317,21 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$2$ps_clr = rst | (l2_en & l2_vlT);
       lanes$2$sc_take = l2_vlT;
       lanes$2$sc_mload = l2_nsT;
-      lanes$2$acc_we = l2_vlM;
-      lanes$2$rd_first = l2_kbfO;
-      lanes$2$out_load = l2_olM;
+      lanes$2$acc_we = l2_vlP;
+      lanes$2$rd_first = l2_kbfM;
+      lanes$2$out_load = l2_olP;
       lanes$2$w_addr$0 = l2_wa[0];
       lanes$2$r_addr$0 = l2_ra[0];
       lanes$2$w_addr$1 = l2_wa[1];
       lanes$2$r_addr$1 = l2_ra[1];
       lanes$2$w_addr$2 = l2_wa[2];
       lanes$2$r_addr$2 = l2_ra[2];
-      lanes$2$acc_addr$0 = l2_tM[0];
-      lanes$2$rd_addr$0 = l2_tO[0];
-      lanes$2$acc_addr$1 = l2_tM[1];
-      lanes$2$rd_addr$1 = l2_tO[1];
-      lanes$2$acc_addr$2 = l2_tM[2];
-      lanes$2$rd_addr$2 = l2_tO[2];
+      lanes$2$acc_addr$0 = l2_tP[0];
+      lanes$2$rd_addr$0 = l2_tM[0];
+      lanes$2$acc_addr$1 = l2_tP[1];
+      lanes$2$rd_addr$1 = l2_tM[1];
+      lanes$2$acc_addr$2 = l2_tP[2];
+      lanes$2$rd_addr$2 = l2_tM[2];
       lanes$2$w$0 = l2_wq[1:0];
       lanes$2$w$1 = l2_wq[3:2];
       lanes$2$w$2 = l2_wq[5:4];
@@ -1358,21 +1358,21 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$3$ps_clr = rst | (l3_en & l3_vlT);
       lanes$3$sc_take = l3_vlT;
       lanes$3$sc_mload = l3_nsT;
-      lanes$3$acc_we = l3_vlM;
-      lanes$3$rd_first = l3_kbfO;
-      lanes$3$out_load = l3_olM;
+      lanes$3$acc_we = l3_vlP;
+      lanes$3$rd_first = l3_kbfM;
+      lanes$3$out_load = l3_olP;
       lanes$3$w_addr$0 = l3_wa[0];
       lanes$3$r_addr$0 = l3_ra[0];
       lanes$3$w_addr$1 = l3_wa[1];
       lanes$3$r_addr$1 = l3_ra[1];
       lanes$3$w_addr$2 = l3_wa[2];
       lanes$3$r_addr$2 = l3_ra[2];
-      lanes$3$acc_addr$0 = l3_tM[0];
-      lanes$3$rd_addr$0 = l3_tO[0];
-      lanes$3$acc_addr$1 = l3_tM[1];
-      lanes$3$rd_addr$1 = l3_tO[1];
-      lanes$3$acc_addr$2 = l3_tM[2];
-      lanes$3$rd_addr$2 = l3_tO[2];
+      lanes$3$acc_addr$0 = l3_tP[0];
+      lanes$3$rd_addr$0 = l3_tM[0];
+      lanes$3$acc_addr$1 = l3_tP[1];
+      lanes$3$rd_addr$1 = l3_tM[1];
+      lanes$3$acc_addr$2 = l3_tP[2];
+      lanes$3$rd_addr$2 = l3_tM[2];
       lanes$3$w$0 = l3_wq[1:0];
       lanes$3$w$1 = l3_wq[3:2];
       lanes$3$w$2 = l3_wq[5:4];
@@ -1399,21 +1399,21 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$4$ps_clr = rst | (l4_en & l4_vlT);
       lanes$4$sc_take = l4_vlT;
       lanes$4$sc_mload = l4_nsT;
-      lanes$4$acc_we = l4_vlM;
-      lanes$4$rd_first = l4_kbfO;
-      lanes$4$out_load = l4_olM;
+      lanes$4$acc_we = l4_vlP;
+      lanes$4$rd_first = l4_kbfM;
+      lanes$4$out_load = l4_olP;
       lanes$4$w_addr$0 = l4_wa[0];
       lanes$4$r_addr$0 = l4_ra[0];
       lanes$4$w_addr$1 = l4_wa[1];
       lanes$4$r_addr$1 = l4_ra[1];
       lanes$4$w_addr$2 = l4_wa[2];
       lanes$4$r_addr$2 = l4_ra[2];
-      lanes$4$acc_addr$0 = l4_tM[0];
-      lanes$4$rd_addr$0 = l4_tO[0];
-      lanes$4$acc_addr$1 = l4_tM[1];
-      lanes$4$rd_addr$1 = l4_tO[1];
-      lanes$4$acc_addr$2 = l4_tM[2];
-      lanes$4$rd_addr$2 = l4_tO[2];
+      lanes$4$acc_addr$0 = l4_tP[0];
+      lanes$4$rd_addr$0 = l4_tM[0];
+      lanes$4$acc_addr$1 = l4_tP[1];
+      lanes$4$rd_addr$1 = l4_tM[1];
+      lanes$4$acc_addr$2 = l4_tP[2];
+      lanes$4$rd_addr$2 = l4_tM[2];
       lanes$4$w$0 = l4_wq[1:0];
       lanes$4$w$1 = l4_wq[3:2];
       lanes$4$w$2 = l4_wq[5:4];
@@ -1440,21 +1440,21 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$5$ps_clr = rst | (l5_en & l5_vlT);
       lanes$5$sc_take = l5_vlT;
       lanes$5$sc_mload = l5_nsT;
-      lanes$5$acc_we = l5_vlM;
-      lanes$5$rd_first = l5_kbfO;
-      lanes$5$out_load = l5_olM;
+      lanes$5$acc_we = l5_vlP;
+      lanes$5$rd_first = l5_kbfM;
+      lanes$5$out_load = l5_olP;
       lanes$5$w_addr$0 = l5_wa[0];
       lanes$5$r_addr$0 = l5_ra[0];
       lanes$5$w_addr$1 = l5_wa[1];
       lanes$5$r_addr$1 = l5_ra[1];
       lanes$5$w_addr$2 = l5_wa[2];
       lanes$5$r_addr$2 = l5_ra[2];
-      lanes$5$acc_addr$0 = l5_tM[0];
-      lanes$5$rd_addr$0 = l5_tO[0];
-      lanes$5$acc_addr$1 = l5_tM[1];
-      lanes$5$rd_addr$1 = l5_tO[1];
-      lanes$5$acc_addr$2 = l5_tM[2];
-      lanes$5$rd_addr$2 = l5_tO[2];
+      lanes$5$acc_addr$0 = l5_tP[0];
+      lanes$5$rd_addr$0 = l5_tM[0];
+      lanes$5$acc_addr$1 = l5_tP[1];
+      lanes$5$rd_addr$1 = l5_tM[1];
+      lanes$5$acc_addr$2 = l5_tP[2];
+      lanes$5$rd_addr$2 = l5_tM[2];
       lanes$5$w$0 = l5_wq[1:0];
       lanes$5$w$1 = l5_wq[3:2];
       lanes$5$w$2 = l5_wq[5:4];
@@ -1481,21 +1481,21 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$6$ps_clr = rst | (l6_en & l6_vlT);
       lanes$6$sc_take = l6_vlT;
       lanes$6$sc_mload = l6_nsT;
-      lanes$6$acc_we = l6_vlM;
-      lanes$6$rd_first = l6_kbfO;
-      lanes$6$out_load = l6_olM;
+      lanes$6$acc_we = l6_vlP;
+      lanes$6$rd_first = l6_kbfM;
+      lanes$6$out_load = l6_olP;
       lanes$6$w_addr$0 = l6_wa[0];
       lanes$6$r_addr$0 = l6_ra[0];
       lanes$6$w_addr$1 = l6_wa[1];
       lanes$6$r_addr$1 = l6_ra[1];
       lanes$6$w_addr$2 = l6_wa[2];
       lanes$6$r_addr$2 = l6_ra[2];
-      lanes$6$acc_addr$0 = l6_tM[0];
-      lanes$6$rd_addr$0 = l6_tO[0];
-      lanes$6$acc_addr$1 = l6_tM[1];
-      lanes$6$rd_addr$1 = l6_tO[1];
-      lanes$6$acc_addr$2 = l6_tM[2];
-      lanes$6$rd_addr$2 = l6_tO[2];
+      lanes$6$acc_addr$0 = l6_tP[0];
+      lanes$6$rd_addr$0 = l6_tM[0];
+      lanes$6$acc_addr$1 = l6_tP[1];
+      lanes$6$rd_addr$1 = l6_tM[1];
+      lanes$6$acc_addr$2 = l6_tP[2];
+      lanes$6$rd_addr$2 = l6_tM[2];
       lanes$6$w$0 = l6_wq[1:0];
       lanes$6$w$1 = l6_wq[3:2];
       lanes$6$w$2 = l6_wq[5:4];
@@ -1522,21 +1522,21 @@ module tern_small_core(clock,rst,start,cmd_k,cmd_n,cmd_m,busy,done,err,w_valid,w
       lanes$7$ps_clr = rst | (l7_en & l7_vlT);
       lanes$7$sc_take = l7_vlT;
       lanes$7$sc_mload = l7_nsT;
-      lanes$7$acc_we = l7_vlM;
-      lanes$7$rd_first = l7_kbfO;
-      lanes$7$out_load = l7_olM;
+      lanes$7$acc_we = l7_vlP;
+      lanes$7$rd_first = l7_kbfM;
+      lanes$7$out_load = l7_olP;
       lanes$7$w_addr$0 = l7_wa[0];
       lanes$7$r_addr$0 = l7_ra[0];
       lanes$7$w_addr$1 = l7_wa[1];
       lanes$7$r_addr$1 = l7_ra[1];
       lanes$7$w_addr$2 = l7_wa[2];
       lanes$7$r_addr$2 = l7_ra[2];
-      lanes$7$acc_addr$0 = l7_tM[0];
-      lanes$7$rd_addr$0 = l7_tO[0];
-      lanes$7$acc_addr$1 = l7_tM[1];
-      lanes$7$rd_addr$1 = l7_tO[1];
-      lanes$7$acc_addr$2 = l7_tM[2];
-      lanes$7$rd_addr$2 = l7_tO[2];
+      lanes$7$acc_addr$0 = l7_tP[0];
+      lanes$7$rd_addr$0 = l7_tM[0];
+      lanes$7$acc_addr$1 = l7_tP[1];
+      lanes$7$rd_addr$1 = l7_tM[1];
+      lanes$7$acc_addr$2 = l7_tP[2];
+      lanes$7$rd_addr$2 = l7_tM[2];
       lanes$7$w$0 = l7_wq[1:0];
       lanes$7$w$1 = l7_wq[3:2];
       lanes$7$w$2 = l7_wq[5:4];
@@ -1624,12 +1624,13 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg sc_full_q;
     // mantissa vectors owed to the prefetch register: issued block ends (first token) not yet matched by an accepted scale beat
     reg [3:0] sc_owed;
-    // single-bit copies for go's next value: owed_nz = (sc_owed != 0), ns_p/ns_t = mantissa needed before/at the root stage, vk_o/vk_m = vlO & kblO, vlM & kblM
+    // single-bit copies for go's next value: owed_nz = (sc_owed != 0), ns_p/ns_t = mantissa needed before/at the root stage, vk_o/vk_m/vk_p = a tile's vector (vl & kbl) in the operand/multiplier/product stage
     reg owed_nz;
     reg ns_p;
     reg ns_t;
     reg vk_o;
     reg vk_m;
+    reg vk_p;
     // block-end lookahead: kbl_q = (kbrem <= block.k), more_q[j] = (kbrem > (j+1)*cols); registered with kbrem
     reg kbl_q;
     reg [6:0] more_q;
@@ -1643,7 +1644,7 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg pad_q;
     reg tz_q;
     reg tl_q;
-    // beat flags: issue (0), ring write (r), lead registers (l), 3 tree stage(s), scaler capture (S), operands (O), multiplier (M)
+    // beat flags: issue (0), ring write (r), lead registers (l), 3 tree stage(s), scaler capture (S), operands (O), multiplier (M), product (P)
     reg v0;
     reg last0;
     reg kbf0;
@@ -1697,12 +1698,17 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     reg tlS;
     reg [2:0] tS;
     reg vlO;
+    reg kbfO;
     reg nlO;
     reg tlO;
     reg [2:0] tO;
+    reg vlM;
     reg nlM;
     reg tlM;
     reg [2:0] tM;
+    reg nlP;
+    reg tlP;
+    reg [2:0] tP;
     // output register (the lanes hold the data); out_nv is the vector's output index: out_nbase, or 0 when out_n0_q (set by a good start, cleared when the first tile's last vector is taken)
     reg out_n0_q;
     reg out_valid_q;
@@ -1726,8 +1732,8 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
     wire sc_acc = sc_ready & scale_valid;
     // next state of the registers go depends on: output register full, a vector at the multiplier stage, a mantissa needed at the root, the prefetch register full
     wire sc_full_n = ~rst & (sc_acc | (sc_full_q & ~take));
-    wire ov_n = ~rst & ((go & vk_m) | (out_valid_q & ~out_ready));
-    wire ld_n = ~rst & (go ? vk_o : vk_m);
+    wire ov_n = ~rst & ((go & vk_p) | (out_valid_q & ~out_ready));
+    wire ld_n = ~rst & (go ? vk_m : vk_p);
     wire ns_n = ~rst & (go ? pns_w : need_scale);
     wire en_n = ~(ov_n & ld_n) & ~(ns_n & ~sc_full_n);
     (* keep *) always @(posedge clock) begin
@@ -1782,10 +1788,12 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
         err_q <= 1'b0;
         vlS <= 1'b0;
         vlO <= 1'b0;
+        vlM <= 1'b0;
         ns_p <= 1'b0;
         ns_t <= 1'b0;
         vk_o <= 1'b0;
         vk_m <= 1'b0;
+        vk_p <= 1'b0;
         out_valid_q <= 1'b0;
         v0 <= 1'b0;
         vr <= 1'b0;
@@ -1884,23 +1892,29 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
           ns_t <= ns_p;
           vk_o <= vlS & kblS;
           vk_m <= vk_o;
+          vk_p <= vk_m;
           kbfS <= kbfd3;
           kblS <= kbld3;
           nlS <= nld3;
           tlS <= tld3;
           tS <= td3;
           vlO <= vlS;
+          kbfO <= kbfS;
           nlO <= nlS;
           tlO <= tlS;
           tO <= tS;
+          vlM <= vlO;
           nlM <= nlO;
           tlM <= tlO;
           tM <= tO;
-          if (vk_m) begin
+          nlP <= nlM;
+          tlP <= tlM;
+          tP <= tM;
+          if (vk_p) begin
             out_valid_q <= 1'b1;
-            out_tok_q <= tM;
-            out_tl_q <= tlM;
-            out_last_q <= tlM & nlM;
+            out_tok_q <= tP;
+            out_tl_q <= tlP;
+            out_last_q <= tlP & nlP;
           end else if (out_ready) out_valid_q <= 1'b0;
         end else if (out_ready) out_valid_q <= 1'b0;
         // the tile's last vector taken: the next vector is the next tile's
@@ -1965,15 +1979,15 @@ module tern_small_core$ctrl(clock,rst,start,cmd_k,cmd_n,cmd_m,w_valid,act_valid,
       pv = vd2;
       pvl = vd2 & lastd2;
       pns = pns_w;
-      svl = vlO;
-      sol = vk_o;
-      st$0 = tO[0];
-      st$1 = tO[1];
-      st$2 = tO[2];
-      rkbf = kbfS;
-      rt$0 = tS[0];
-      rt$1 = tS[1];
-      rt$2 = tS[2];
+      svl = vlM;
+      sol = vk_m;
+      st$0 = tM[0];
+      st$1 = tM[1];
+      st$2 = tM[2];
+      rkbf = kbfO;
+      rt$0 = tO[0];
+      rt$1 = tO[1];
+      rt$2 = tO[2];
       out_valid = out_valid_q;
       out_token = {{13{1'b0}}, out_tok_q};
       out_n = {{13{1'b0}}, out_nv};
@@ -2352,14 +2366,19 @@ module tern_small_core$lanes$0$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -2744,14 +2763,19 @@ module tern_small_core$lanes$1$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -3136,14 +3160,19 @@ module tern_small_core$lanes$2$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -3528,14 +3557,19 @@ module tern_small_core$lanes$3$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -3920,14 +3954,19 @@ module tern_small_core$lanes$4$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -4312,14 +4351,19 @@ module tern_small_core$lanes$5$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -4704,14 +4748,19 @@ module tern_small_core$lanes$6$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
@@ -5096,14 +5145,19 @@ module tern_small_core$lanes$7$scaler(clock,en,take,mload,psum$0,psum$1,psum$2,p
     always @(posedge clock) begin
       if (en) prod <= $signed({{16{op_a[14]}}, op_a}) * $signed({{15{1'b0}}, op_m});
     end
-    // 4. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
+    // 4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)
+    reg [39:0] prod_q;
+    always @(posedge clock) begin
+      if (en) prod_q <= {{9{prod[30]}}, prod};
+    end
+    // 5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)
     wire [2:0] acc_a = {acc_addr$2, acc_addr$1, acc_addr$0};
     wire [2:0] rd_a = {rd_addr$2, rd_addr$1, rd_addr$0};
     reg [39:0] acc_mem [0:15];
     integer acc_i;
     initial for (acc_i = 0; acc_i < 16; acc_i = acc_i + 1) acc_mem[acc_i[3:0]] = {40{1'b0}};
     reg [39:0] acc_rd;
-    wire [39:0] acc_new = acc_rd + {{9{prod[30]}}, prod};
+    wire [39:0] acc_new = acc_rd + prod_q;
     // the word being read is written now: take the new sum (one-beat blocks back to back)
     wire acc_fwd = acc_we & ~rd_first & (rd_a == acc_a);
     reg [39:0] out_q;
