@@ -26,8 +26,10 @@
 //!
 //! Without `ScalerShape::read_ahead` (`HdlOptions::acc_read_ahead`, off in the Xilinx flow,
 //! where the adder is the DSP48's post-adder and the LUT RAM reads straight into it), the
-//! accumulate stage reads and writes the word itself: `acc_new = prod_q + acc[{first_q,
-//! acc_addr}]`, `first_q` being `rd_first` one stage on. Same values, same cycles
+//! accumulate stage reads and writes the word itself: `acc_new = prod + acc[{first_q,
+//! acc_addr}]`, `first_q` being `rd_first` one stage on, and the product register's stage is
+//! a second operand register instead (`pre_a`, `pre_m`: the DSP48's AREG = BREG = 2), so that
+//! the adder stays the DSP's post-adder. Same values, same cycles
 //! (`no_read_ahead_variant_matches_default` under Verilator).
 //!
 //! With `ScalerShape::ecp5_dsp`, the operand registers `op_a`, `op_m` and the product
@@ -233,15 +235,15 @@ impl ScalerModel {
 /// (`op_a`), input register B (`op_m`) and output register (`prod`), clock `clock`, clock
 /// enable `en` (CE0); 18-bit signed operands (the psum sign-extended, the mantissa
 /// zero-extended). Writes the wire `dsp_p` (36 bits).
-fn ecp5_multiply(t: &mut Text, s: ScalerShape) {
+fn ecp5_multiply(t: &mut Text, s: ScalerShape, (a, m): (&str, &str)) {
     let (p, mb) = (s.psum_bits, s.mant_bits);
     let (pa, pb) = ECP5_DSP_MAX_BITS;
     assert!(
         p <= pa && mb <= pb,
         "MULT18X18D operands: psum {p}, mantissa {mb}"
     );
-    t.line(wire_eq(18, "dsp_a", &sext("sc_a", p, 18)));
-    t.line(wire_eq(18, "dsp_b", &zext("sc_m", mb, 18)));
+    t.line(wire_eq(18, "dsp_a", &sext(a, p, 18)));
+    t.line(wire_eq(18, "dsp_b", &zext(m, mb, 18)));
     t.line("/* verilator lint_off UNUSEDSIGNAL */");
     t.line(decl("wire", 36, "dsp_p"));
     t.line("/* verilator lint_on UNUSEDSIGNAL */");
@@ -304,16 +306,33 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
     t.line("if (en & take) sc_a <= psum_in;");
     t.line("if (en & mload) sc_m <= scale;");
     t.close("end");
+    // Without the read-ahead (Xilinx), the pipeline's extra stage is a second operand
+    // register (the DSP48's AREG = BREG = 2) instead of the product register, so that the
+    // accumulator's adder stays the DSP's post-adder: same number of stages, same cycles.
+    let src = if s.read_ahead {
+        ("sc_a", "sc_m")
+    } else {
+        t.comment("2a. operand pre-registers (no read-ahead: they stand for the product register, so that the accumulator's adder can be the DSP's post-adder)");
+        t.line(decl("reg", p, "pre_a"));
+        t.line(decl("reg", mb, "pre_m"));
+        t.open("always @(posedge clock) begin");
+        t.open("if (en) begin");
+        t.line("pre_a <= sc_a;");
+        t.line("pre_m <= sc_m;");
+        t.close("end");
+        t.close("end");
+        ("pre_a", "pre_m")
+    };
     t.comment("2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)");
     if s.ecp5_dsp {
-        ecp5_multiply(&mut t, s);
+        ecp5_multiply(&mut t, s, src);
     } else {
         t.line(decl("reg", p, "op_a"));
         t.line(decl("reg", mb, "op_m"));
         t.open("always @(posedge clock) begin");
         t.open("if (en) begin");
-        t.line("op_a <= sc_a;");
-        t.line("op_m <= sc_m;");
+        t.line(format!("op_a <= {};", src.0));
+        t.line(format!("op_m <= {};", src.1));
         t.close("end");
         t.close("end");
     }
@@ -350,11 +369,16 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
     } else {
         sext("prod", pw, acc)
     };
-    t.comment("4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)");
-    t.line(decl("reg", acc, "prod_q"));
-    t.open("always @(posedge clock) begin");
-    t.line(format!("if (en) prod_q <= {prod_acc};"));
-    t.close("end");
+    let addend = if s.read_ahead {
+        t.comment("4. product register beside the accumulator (the route back from the DSP gets a cycle of its own)");
+        t.line(decl("reg", acc, "prod_q"));
+        t.open("always @(posedge clock) begin");
+        t.line(format!("if (en) prod_q <= {prod_acc};"));
+        t.close("end");
+        "prod_q".to_string()
+    } else {
+        prod_acc
+    };
     t.comment("5. accumulate into the token's output accumulator (read-modify-write, the word read one stage ahead)");
     // acc_mem: the token's words in the lower half; the upper half is never written and keeps
     // its initial zeros, so the first block of a row reads 0 through the index bit rd_first
@@ -402,7 +426,7 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
         t.line(wire_eq(
             acc,
             "acc_new",
-            &format!("prod_q + acc_mem[{rd_now}]"),
+            &format!("{addend} + acc_mem[{rd_now}]"),
         ));
     }
     t.line(decl("reg", acc, "out_q"));
@@ -688,11 +712,13 @@ mod tests {
             ..SHAPE
         });
         assert!(
-            rmw.contains("wire [39:0] acc_new = prod_q + acc_mem[{first_q, acc_a}];"),
+            rmw.contains(
+                "wire [39:0] acc_new = {{9{prod[30]}}, prod} + acc_mem[{first_q, acc_a}];"
+            ),
             "{rmw}"
         );
         assert!(
-            rmw.contains("if (en) prod_q <= {{9{prod[30]}}, prod};"),
+            rmw.contains("op_a <= pre_a;") && !rmw.contains("prod_q"),
             "{rmw}"
         );
         assert!(rmw.contains("if (en) first_q <= rd_first;"));
