@@ -854,7 +854,8 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
     t.comment("mantissa vectors owed to the prefetch register: issued block ends (first token) not yet matched by an accepted scale beat");
     t.line(decl("reg", ow, "sc_owed"));
     // Single-bit copies of what go's next value reads, so that it is two LUT levels from its
-    // registers (each is registered with what it stands for, under the same enables):
+    // registers in the RTL (yosys' abc9 maps it to three or four: docs/hdl-controller.md);
+    // each is registered with what it stands for, under the same enables:
     //   owed_nz = (sc_owed != 0), ns_p / ns_t = a mantissa is needed by the beat in the stage
     //   before the root / at the root, vk_o / vk_m / vk_p = a tile's vector (vl & kbl) in the
     //   operand / multiplier / product stage
