@@ -997,7 +997,7 @@ pub fn ctrl_verilog(s: &CtrlShape) -> String {
             format!("v{st} & last{st}")
         }
     };
-    let pps = stage_names[stage_names.len() - 3].clone();
+    let pps = stage_names[nst - 3].clone();
     t.line(wire_eq(1, "need_scale", "ns_t"));
     t.line(wire_eq(1, "pns_w", "ns_p"));
     t.line(wire_eq(1, "go", "en_q"));

@@ -293,6 +293,18 @@ fn ecp5_multiply(t: &mut Text, s: ScalerShape, (a, m): (&str, &str)) {
     t.line(format!("    {});", pins.join(", ")));
 }
 
+/// A psum / mantissa register pair `(a, m)` loaded from `(sa, sm)` every enabled cycle.
+fn operand_regs(t: &mut Text, s: ScalerShape, (a, m): (&str, &str), (sa, sm): (&str, &str)) {
+    t.line(decl("reg", s.psum_bits, a));
+    t.line(decl("reg", s.mant_bits, m));
+    t.open("always @(posedge clock) begin");
+    t.open("if (en) begin");
+    t.line(format!("{a} <= {sa};"));
+    t.line(format!("{m} <= {sm};"));
+    t.close("end");
+    t.close("end");
+}
+
 /// The scaler's Verilog body. Port names: `psum$i`, `scale`, `acc_addr$i`, `out`, controls.
 pub fn scaler_verilog(s: ScalerShape) -> String {
     let (p, mb, acc, pw) = (s.psum_bits, s.mant_bits, s.acc_bits, s.prod_bits());
@@ -313,28 +325,14 @@ pub fn scaler_verilog(s: ScalerShape) -> String {
         ("sc_a", "sc_m")
     } else {
         t.comment("2a. operand pre-registers (no read-ahead: they stand for the product register, so that the accumulator's adder can be the DSP's post-adder)");
-        t.line(decl("reg", p, "pre_a"));
-        t.line(decl("reg", mb, "pre_m"));
-        t.open("always @(posedge clock) begin");
-        t.open("if (en) begin");
-        t.line("pre_a <= sc_a;");
-        t.line("pre_m <= sc_m;");
-        t.close("end");
-        t.close("end");
+        operand_regs(&mut t, s, ("pre_a", "pre_m"), ("sc_a", "sc_m"));
         ("pre_a", "pre_m")
     };
     t.comment("2. operands: the multiplier's input registers (the route to the DSP gets a cycle of its own)");
     if s.ecp5_dsp {
         ecp5_multiply(&mut t, s, src);
     } else {
-        t.line(decl("reg", p, "op_a"));
-        t.line(decl("reg", mb, "op_m"));
-        t.open("always @(posedge clock) begin");
-        t.open("if (en) begin");
-        t.line(format!("op_a <= {};", src.0));
-        t.line(format!("op_m <= {};", src.1));
-        t.close("end");
-        t.close("end");
+        operand_regs(&mut t, s, ("op_a", "op_m"), src);
     }
     t.comment(format!(
         "3. multiply: signed {p}-bit psum x unsigned {mb}-bit mantissa -> {pw}-bit signed product (exact)"
